@@ -1,0 +1,79 @@
+"""The one exception hierarchy. The CLI turns these into messages and exit codes."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ABORTED = 3
+EXIT_INTERRUPTED = 130
+
+
+class RevokerError(Exception):
+    """Base of every expected failure; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(RevokerError):
+    """Bad options or settings: nothing was sent."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(UsageError):
+    """A bad input row; names the source and line."""
+
+    def __init__(self, source: str, line: int, reason: str) -> None:
+        self.source = source
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{source}:{line}: {reason}")
+
+
+class InputErrors(UsageError):
+    """Several bad input rows, reported together."""
+
+    def __init__(self, errors: list[InputError], more: int = 0) -> None:
+        self.errors = errors
+        self.more = more
+        lines = [str(e) for e in errors]
+        if more:
+            lines.append(f"... and {more} more invalid rows")
+        super().__init__("\n".join(lines))
+
+
+class CredentialsError(UsageError):
+    """Credentials missing, or a credentials file that is unsafe or unreadable."""
+
+
+class AuditLogError(RevokerError):
+    """The audit log cannot be opened, read or written."""
+
+    exit_code = EXIT_USAGE
+
+
+class AuditWriteError(AuditLogError):
+    """A write to the audit log failed mid-run; sending stopped."""
+
+    exit_code = EXIT_FAILED
+
+
+class TransportFailure(RevokerError):
+    """A request got no HTTP response (connect, timeout, reset, protocol).
+
+    ``connect`` is true when the connection was never established (DNS or
+    refused), which is when a fallback host is worth trying.
+    """
+
+    def __init__(self, kind: str, host: str, connect: bool) -> None:
+        self.kind = kind
+        self.host = host
+        self.connect = connect
+        super().__init__(f"{kind} talking to {host}")
+
+
+class AuthRejected(RevokerError):
+    """The API answered 401: the credentials are wrong. The run stopped."""
+
+    exit_code = EXIT_ABORTED

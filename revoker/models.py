@@ -1,0 +1,98 @@
+"""Plain data shared by every stage: regions, tasks, outcomes, results."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+REGIONS: tuple[str, ...] = ("na", "eu", "ap", "cn")
+
+
+class Outcome(StrEnum):
+    """What happened to one (app_id, region, key) task."""
+
+    REVOKED = "revoked"
+    ABSENT = "absent"
+    PRESENT = "present"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not_attempted"
+    DISCONNECTED = "disconnected"
+    SKIPPED = "skipped"
+
+
+DONE_OUTCOMES = frozenset({Outcome.REVOKED, Outcome.ABSENT})
+
+
+def key_id(key: str) -> str:
+    """Stable, non-reversible identifier of a key for logs: ``sha256:`` + 32 hex."""
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def key_hint(key: str) -> str:
+    """First 4 and last 3 characters; ``***`` for keys shorter than 12."""
+    if len(key) < 12:
+        return "***"
+    return f"{key[:4]}...{key[-3:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One request to make: a key in one region of one app."""
+
+    app_id: str
+    region: str
+    key: str
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key)
+
+    @property
+    def key_hint(self) -> str:
+        return key_hint(self.key)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One HTTP attempt of a task."""
+
+    request_id: str
+    host: str
+    status: int | None = None
+    error: str | None = None
+    ms: int = 0
+    server_request_id: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"request_id": self.request_id, "host": self.host}
+        if self.status is not None:
+            record["status"] = self.status
+        if self.error is not None:
+            record["error"] = self.error
+        record["ms"] = self.ms
+        if self.server_request_id is not None:
+            record["server_request_id"] = self.server_request_id
+        return record
+
+
+@dataclass(slots=True)
+class TaskResult:
+    """The end of one task: its outcome and every attempt that led there."""
+
+    task: Task
+    outcome: Outcome
+    attempts: list[Attempt] = field(default_factory=list)
+    duration_ms: int = 0
+    message: str | None = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def last(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def http_status(self) -> int | None:
+        last = self.last
+        return last.status if last else None
