@@ -1,0 +1,445 @@
+"""The emulator's ASGI app: the Media Gateway streaming-key and online-stream endpoints.
+
+Order of checks for every API request (admin endpoints under ``/_emulator/`` skip all):
+
+1. ``latency_ms`` sleep;
+2. authentication (401, no ``X-Request-ID``);
+3. injected faults, decided before any state change: reset (connection dropped),
+   5xx error, 429 throttle;
+4. routing: unknown path or region → 404, known path with the wrong method → 405;
+5. forbidden app → 403;
+6. per-app rate limit (token bucket per DELETE / GET / POST) → 429 with ``Retry-After``;
+7. the operation itself.
+
+Keys and SIDs arrive percent-encoded as one path segment, so the router splits the
+*raw* path on ``/`` and unquotes each segment; the decoded path is never used.
+
+A reset under uvicorn aborts the TCP transport, so the client sees the connection
+drop with no response. Without a transport (``httpx.ASGITransport``) the app raises
+:class:`ConnectionReset` instead, which the transport re-raises to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qs, unquote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from revoker.auth import Credentials
+from revoker.emulator.authcheck import AuthVerifier
+from revoker.emulator.faults import FaultInjector, RateLimiter
+from revoker.emulator.state import EmulatorState, LiveStream, new_sid
+from revoker.models import REGIONS
+
+MSG_AUTH = "Invalid authentication credentials."
+MSG_NOT_FOUND = "Resource not found and destroyed."
+MSG_FORBIDDEN = "Media Gateway is not enabled for this project."
+MSG_WRONG_APP = "Stream does not belong to this app ID."
+MSG_RATE = "Request rate limit exceeded."
+MSG_SETTINGS = "Invalid settings."
+MSG_METHOD = "Method not allowed."
+
+_REGIONS = frozenset(REGIONS)
+
+
+class ConnectionReset(Exception):
+    """Raised by the app for an injected reset when no TCP transport can be aborted."""
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything that shapes the emulator's behaviour. Rates are fractions 0..1."""
+
+    credentials: Credentials
+    default_app_id: str | None = None
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    reset_rate: float = 0.0
+    throttle_rate: float = 0.0
+    delete_rps: float = 50.0
+    get_rps: float = 100.0
+    create_rps: float = 50.0
+    forbidden_apps: frozenset[str] = field(default_factory=frozenset)
+    journal: Path | None = None
+    seed: int | None = None
+    state_path: Path | None = None
+    reconnect: bool = True
+    """Force-disconnecting a stream whose key still exists makes the encoder reconnect
+    at once under a new SID (as the real service does); False turns that off."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRoute:
+    """A parsed API path: ``kind`` is "keys" or "streams"; ``item`` the key or SID."""
+
+    region: str
+    app_id: str
+    kind: str
+    item: str | None
+
+
+def parse_path(raw_path: str) -> ApiRoute | None:
+    """Split a raw path on "/" and unquote each segment; None if it is no API path.
+
+    The region is *not* validated here (case-sensitive check by the caller).
+    """
+    parts = raw_path.split("/")
+    n = len(parts)
+    if n not in (8, 9) or parts[0] or parts[2] != "v1" or parts[3] != "projects":
+        return None
+    if parts[5] != "rtls" or parts[6] != "ingress":
+        return None
+    if parts[7] == "streamkeys":
+        kind = "keys"
+    elif parts[7] == "online-streams":
+        kind = "streams"
+    else:
+        return None
+    item = unquote(parts[8]) if n == 9 else None
+    if item == "":
+        return None
+    return ApiRoute(unquote(parts[1]), unquote(parts[4]), kind, item)
+
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SUCCESS = b'{"status":"success"}'
+
+
+def _error(message: str) -> bytes:
+    return json.dumps({"status": "error", "message": message}).encode()
+
+
+class Emulator:
+    """Holds the config, the state and the counters; handles API requests as raw ASGI."""
+
+    def __init__(self, config: EmulatorConfig, state: EmulatorState) -> None:
+        self.config = config
+        self.state = state
+        self.auth = AuthVerifier(config.credentials)
+        self.faults = FaultInjector(
+            reset_rate=config.reset_rate,
+            error_rate=config.error_rate,
+            throttle_rate=config.throttle_rate,
+            seed=config.seed,
+        )
+        self.limiter = RateLimiter(
+            {"DELETE": config.delete_rps, "GET": config.get_rps, "POST": config.create_rps}
+        )
+        self.stats: Counter[tuple[str, str]] = Counter()
+        self.fault_stats: Counter[str] = Counter()
+        self.journal: IO[str] | None = None
+        if config.journal is not None:
+            self.journal = open(config.journal, "a", encoding="utf-8")  # noqa: SIM115
+
+    def close(self) -> None:
+        """Close the journal and save the state file (if configured)."""
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+        if self.config.state_path is not None:
+            self.state.save(self.config.state_path)
+
+    # ASGI entry point -----------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        raw_path = raw.split(b"?", 1)[0].decode("latin-1")
+        query: bytes = scope.get("query_string", b"")
+        headers = dict(scope["headers"])
+        body = await _read_body(receive) if method in ("POST", "PUT", "PATCH") else b""
+        rid_in = headers.get(b"x-request-id")
+        route = parse_path(raw_path)
+
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+
+        status, payload, fault, retry_after = self._handle(
+            method, raw_path, query, headers, body, route
+        )
+        rid_out = None if status == 401 else (rid_in or str(uuid.uuid4()).encode())
+        self.stats[(method, str(status) if status is not None else "reset")] += 1
+        if fault is not None:
+            self.fault_stats[fault] += 1
+        if self.journal is not None:
+            self._journal(method, raw_path, query, route, rid_in, rid_out, status, fault)
+
+        if status is None:
+            await _reset(send)
+            return
+        out = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+        if rid_out is not None:
+            out.append((b"x-request-id", rid_out))
+        if retry_after:
+            out.append((b"retry-after", str(retry_after).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": payload})
+
+    # decision -------------------------------------------------------------
+
+    def _handle(
+        self,
+        method: str,
+        raw_path: str,
+        query: bytes,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        route: ApiRoute | None,
+    ) -> tuple[int | None, bytes, str | None, int]:
+        """Returns (status or None for a reset, body, fault, Retry-After seconds)."""
+        target = raw_path + ("?" + query.decode("latin-1") if query else "")
+        date = headers.get(b"date")
+        digest = headers.get(b"digest")
+        if not self.auth.check(
+            headers.get(b"authorization"),
+            method=method,
+            target=target,
+            host=headers.get(b"host", b"").decode("latin-1"),
+            date=date.decode("latin-1") if date is not None else None,
+            digest=digest.decode("latin-1") if digest is not None else None,
+            body=body,
+        ):
+            return 401, _error(MSG_AUTH), "auth", 0
+
+        fault = self.faults.draw()
+        if fault is not None:
+            if fault.kind == "reset":
+                return None, b"", "reset", 0
+            assert fault.status is not None
+            return fault.status, _error(fault.message), fault.kind, 1 if fault.status == 429 else 0
+
+        if route is None or route.region not in _REGIONS:
+            return 404, _error(MSG_NOT_FOUND), None, 0
+        allowed = _ALLOWED[(route.kind, route.item is not None)]
+        if method not in allowed:
+            return 405, _error(MSG_METHOD), None, 0
+        if route.app_id in self.config.forbidden_apps:
+            return 403, _error(MSG_FORBIDDEN), None, 0
+        wait = self.limiter.take(route.app_id, method, time.monotonic())
+        if wait:
+            return 429, _error(MSG_RATE), "rate_limit", wait
+
+        status, payload = self._operate(method, route, query, body)
+        return status, payload, None, 0
+
+    def _operate(
+        self, method: str, route: ApiRoute, query: bytes, body: bytes
+    ) -> tuple[int, bytes]:
+        state, region, app_id, item = self.state, route.region, route.app_id, route.item
+        if route.kind == "keys":
+            if item is None:  # POST: create
+                settings = _parse_settings(body)
+                if settings is None:
+                    return 400, _error(MSG_SETTINGS)
+                key = state.create_key(region, app_id, **settings)
+                return 200, _success_data(key.to_api())
+            if method == "GET":
+                found = state.get_key(region, app_id, item)
+                if found is None:
+                    return 404, _error(MSG_NOT_FOUND)
+                return 200, _success_data(found.to_api())
+            if not state.delete_key(region, app_id, item):
+                return 404, _error(MSG_NOT_FOUND)
+            return 200, _SUCCESS
+        if item is None:  # GET online-streams
+            channel = None
+            if query:
+                values = parse_qs(query.decode("latin-1")).get("channel")
+                channel = values[0] if values else None
+            streams = state.list_streams(region, app_id, channel)
+            return 200, _success_data([s.to_api() for s in streams])
+        return self._disconnect(region, app_id, item)
+
+    def _disconnect(self, region: str, app_id: str, sid: str) -> tuple[int, bytes]:
+        stream = self.state.streams.get(sid)
+        if stream is None or stream.region != region:
+            return 404, _error(MSG_NOT_FOUND)
+        if stream.app_id != app_id:
+            return 403, _error(MSG_WRONG_APP)
+        del self.state.streams[sid]
+        if self.config.reconnect and self.state.get_key(region, app_id, stream.stream_key):
+            self.state.add_stream(
+                LiveStream(
+                    new_sid(),
+                    app_id,
+                    region,
+                    stream.stream_key,
+                    stream.channel,
+                    stream.uid,
+                    begin_at=int(time.time()),
+                )
+            )
+        return 200, _SUCCESS
+
+    # journal and admin ----------------------------------------------------
+
+    def _journal(
+        self,
+        method: str,
+        raw_path: str,
+        query: bytes,
+        route: ApiRoute | None,
+        rid_in: bytes | None,
+        rid_out: bytes | None,
+        status: int | None,
+        fault: str | None,
+    ) -> None:
+        assert self.journal is not None
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "method": method,
+            "path": raw_path + ("?" + query.decode("latin-1") if query else ""),
+            "region": route.region if route else None,
+            "app_id": route.app_id if route else None,
+            "key": route.item if route and route.kind == "keys" else None,
+            "sid": route.item if route and route.kind == "streams" else None,
+            "request_id": rid_in.decode("latin-1") if rid_in is not None else None,
+            "response_request_id": rid_out.decode("latin-1") if rid_out is not None else None,
+            "status": status,
+            "fault": fault,
+        }
+        self.journal.write(json.dumps(record) + "\n")
+        self.journal.flush()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every key and live stream, for ``GET /_emulator/state``."""
+        keys = [
+            {
+                "region": region,
+                "app_id": app_id,
+                "key": key.stream_key,
+                "channel": key.channel,
+                "uid": key.uid,
+                "expiresAfter": key.expires_after,
+                "createdAt": str(key.created_at),
+            }
+            for region, app_id, key in self.state.iter_keys()
+        ]
+        streams = [
+            {"app_id": s.app_id, "region": s.region, "stream_key": s.stream_key, **s.to_api()}
+            for s in self.state.streams.values()
+        ]
+        return {"keys": keys, "streams": streams}
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """Request counts per method and status, for ``GET /_emulator/stats``."""
+        by_method: Counter[str] = Counter()
+        by_status: Counter[str] = Counter()
+        nested: dict[str, dict[str, int]] = {}
+        for (method, status), count in sorted(self.stats.items()):
+            by_method[method] += count
+            by_status[status] += count
+            nested.setdefault(method, {})[status] = count
+        return {
+            "total": sum(self.stats.values()),
+            "by_method": dict(by_method),
+            "by_status": dict(by_status),
+            "by_method_status": nested,
+            "faults": dict(self.fault_stats),
+        }
+
+
+_ALLOWED: dict[tuple[str, bool], tuple[str, ...]] = {
+    ("keys", False): ("POST",),
+    ("keys", True): ("GET", "DELETE"),
+    ("streams", False): ("GET",),
+    ("streams", True): ("DELETE",),
+}
+
+
+def _success_data(data: Any) -> bytes:
+    return json.dumps({"status": "success", "data": data}).encode()
+
+
+def _parse_settings(body: bytes) -> dict[str, Any] | None:
+    """The create-key ``settings`` as keyword arguments, or None if invalid."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    settings = doc.get("settings") if isinstance(doc, dict) else None
+    if not isinstance(settings, dict):
+        return None
+    channel, uid = settings.get("channel", ""), settings.get("uid", "")
+    expires = settings.get("expiresAfter", 0)
+    template = settings.get("templateId")
+    if not isinstance(channel, str) or len(channel.encode()) >= 64:
+        return None
+    if not isinstance(uid, str) or (template is not None and not isinstance(template, str)):
+        return None
+    if not isinstance(expires, int) or isinstance(expires, bool) or expires < 0:
+        return None
+    return {"channel": channel, "uid": uid, "expires_after": expires}
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _reset(send: Send) -> None:
+    """Drop the connection without a response (see the module docstring)."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ConnectionReset("injected connection reset (no transport to abort)")
+    transport.abort()
+    cycle.disconnected = True  # type: ignore[union-attr]  # uvicorn: no 500 after we return
+    await asyncio.sleep(0)
+
+
+class EmulatorApp(Starlette):
+    """Starlette app for the admin routes; API requests go straight to :class:`Emulator`.
+
+    Bypassing Starlette's router keeps the hot path lean, keeps the server's own
+    ``send`` (needed to abort the transport on a reset) and never matches on the
+    decoded path (a key may hold "%0A", which a route regex would not match).
+    """
+
+    emulator: Emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/_emulator/"):
+            await self.emulator(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(config: EmulatorConfig, state: EmulatorState | None = None) -> EmulatorApp:
+    """Build the emulator app; ``app.emulator`` exposes its state, counters and ``close()``."""
+    emulator = Emulator(config, state if state is not None else EmulatorState())
+
+    async def admin_state(request: Request) -> JSONResponse:
+        return JSONResponse(emulator.snapshot())
+
+    async def admin_stats(request: Request) -> JSONResponse:
+        return JSONResponse(emulator.stats_snapshot())
+
+    app = EmulatorApp(
+        routes=[
+            Route("/_emulator/state", admin_state, methods=["GET"]),
+            Route("/_emulator/stats", admin_stats, methods=["GET"]),
+        ]
+    )
+    app.emulator = emulator
+    return app

@@ -1,0 +1,340 @@
+"""In-memory state of the emulator: streaming keys and live streams per (region, app ID).
+
+Seed files (CSV, UTF-8, header row required):
+
+* keys (``--seed-keys``): ``stream_key`` plus optional ``app_id`` (default: the
+  configured default app ID), ``regions`` (``na;eu``, case-insensitive, default all
+  four), ``channel``, ``uid``, ``expires_after`` (int seconds, 0 = never, default 0),
+  ``created_at`` (Unix seconds, default now). A file without a ``stream_key`` header
+  is read as plain text: one key per line, ``#`` comments and blank lines ignored.
+* live streams (``--live-streams``): ``stream_key``, ``app_id``, ``region`` (required),
+  optional ``channel``, ``uid``, ``sid`` (generated when empty).
+
+State file (``--state``): JSON ``{"version": 1, "keys": [...], "streams": [...]}``,
+read at start if it exists and written atomically (tmp file + ``os.replace``) at exit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from revoker.models import REGIONS
+
+STATE_VERSION = 1
+
+
+class SeedError(ValueError):
+    """A seed or state file is malformed; ``str()`` names ``file:line``."""
+
+    def __init__(self, path: str | os.PathLike[str], line: int, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        super().__init__(f"{self.path}:{line}: {message}")
+
+
+@dataclass(slots=True)
+class StreamKey:
+    """One streaming key stored in one region of one app."""
+
+    stream_key: str
+    channel: str = ""
+    uid: str = ""
+    expires_after: int = 0
+    created_at: int = 0
+
+    def to_api(self) -> dict[str, Any]:
+        """The ``data`` object of a create/query response (``createdAt`` is a string)."""
+        return {
+            "streamKey": self.stream_key,
+            "channel": self.channel,
+            "uid": self.uid,
+            "expiresAfter": self.expires_after,
+            "createdAt": str(self.created_at),
+        }
+
+
+@dataclass(slots=True)
+class LiveStream:
+    """One stream currently pushed to a region of an app with a streaming key."""
+
+    sid: str
+    app_id: str
+    region: str
+    stream_key: str
+    channel: str = ""
+    uid: str = ""
+    status: str = "Running"
+    begin_at: int = 0
+    bitrate: int = 2500
+    video: dict[str, int] = field(default_factory=lambda: {"width": 1280, "height": 720, "fps": 30})
+    audio: dict[str, int] = field(default_factory=lambda: {"channels": 2, "sampleRate": 48000})
+
+    @property
+    def url(self) -> str:
+        return f"rtmp://{self.region}.emulator.invalid/live/{self.stream_key}"
+
+    def to_api(self) -> dict[str, Any]:
+        """One element of the online-streams ``data`` list."""
+        return {
+            "sid": self.sid,
+            "channel": self.channel,
+            "uid": self.uid,
+            "url": self.url,
+            "status": self.status,
+            "beginAt": self.begin_at,
+            "bitrate": self.bitrate,
+            "video": dict(self.video),
+            "audio": dict(self.audio),
+        }
+
+
+def new_sid() -> str:
+    return uuid.uuid4().hex.upper()
+
+
+def new_stream_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class EmulatorState:
+    """Keys by ``(region, app_id)`` and live streams by SID. Not thread-safe (one event loop)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[str, str], dict[str, StreamKey]] = {}
+        self.streams: dict[str, LiveStream] = {}
+
+    # keys -----------------------------------------------------------------
+
+    def add_key(self, region: str, app_id: str, key: StreamKey) -> None:
+        self.keys.setdefault((region, app_id), {})[key.stream_key] = key
+
+    def get_key(self, region: str, app_id: str, stream_key: str) -> StreamKey | None:
+        bucket = self.keys.get((region, app_id))
+        return bucket.get(stream_key) if bucket else None
+
+    def delete_key(self, region: str, app_id: str, stream_key: str) -> bool:
+        bucket = self.keys.get((region, app_id))
+        if bucket is None or bucket.pop(stream_key, None) is None:
+            return False
+        if not bucket:
+            del self.keys[(region, app_id)]
+        return True
+
+    def create_key(
+        self, region: str, app_id: str, *, channel: str, uid: str, expires_after: int
+    ) -> StreamKey:
+        key = StreamKey(new_stream_key(), channel, uid, expires_after, int(time.time()))
+        self.add_key(region, app_id, key)
+        return key
+
+    def iter_keys(self) -> Iterator[tuple[str, str, StreamKey]]:
+        """Every ``(region, app_id, key)``, sorted for stable output."""
+        for (region, app_id), bucket in sorted(self.keys.items()):
+            for name in sorted(bucket):
+                yield region, app_id, bucket[name]
+
+    def key_count(self) -> int:
+        return sum(len(bucket) for bucket in self.keys.values())
+
+    # streams --------------------------------------------------------------
+
+    def add_stream(self, stream: LiveStream) -> None:
+        self.streams[stream.sid] = stream
+
+    def list_streams(
+        self, region: str, app_id: str, channel: str | None = None
+    ) -> list[LiveStream]:
+        return [
+            s
+            for s in self.streams.values()
+            if s.region == region
+            and s.app_id == app_id
+            and (channel is None or s.channel == channel)
+        ]
+
+    # persistence ----------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "keys": [
+                {"region": region, "app_id": app_id, **asdict(key)}
+                for region, app_id, key in self.iter_keys()
+            ],
+            "streams": [asdict(s) for s in self.streams.values()],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EmulatorState:
+        state = cls()
+        for item in data.get("keys", []):
+            item = dict(item)
+            region, app_id = item.pop("region"), item.pop("app_id")
+            state.add_key(region, app_id, StreamKey(**item))
+        for item in data.get("streams", []):
+            state.add_stream(LiveStream(**item))
+        return state
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the state as JSON atomically: a temporary file, then ``os.replace``."""
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.to_json(), fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> EmulatorState:
+        """Read a state file written by :meth:`save`; :class:`SeedError` if it is malformed."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise SeedError(path, 1, f"not a version {STATE_VERSION} emulator state file")
+            return cls.from_json(data)
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SeedError(path, 1, f"invalid state file: {exc}") from exc
+
+
+# seed files ---------------------------------------------------------------
+
+
+def parse_regions(value: str) -> tuple[str, ...]:
+    """``"na;EU"`` → ``("na", "eu")``; empty → all regions. ValueError on an unknown one."""
+    parts = [p.strip().lower() for p in value.replace(",", ";").split(";") if p.strip()]
+    if not parts:
+        return REGIONS
+    unknown = [p for p in parts if p not in REGIONS]
+    if unknown:
+        raise ValueError(f"unknown region {unknown[0]!r} (expected {', '.join(REGIONS)})")
+    return tuple(dict.fromkeys(parts))
+
+
+def _int_field(row: dict[str, str], name: str, default: int) -> int:
+    raw = (row.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _rows(path: str | os.PathLike[str], text: str) -> Iterable[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        if all(not (v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue
+        if None in row:
+            raise SeedError(path, reader.line_num, "more fields than the header")
+        yield reader.line_num, {k.strip(): (v or "") for k, v in row.items() if k is not None}
+
+
+def _read(path: str | os.PathLike[str]) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SeedError(path, 0, f"cannot read: {exc}") from exc
+
+
+def _header(text: str) -> list[str]:
+    first = next(csv.reader(io.StringIO(text)), [])
+    return [h.strip() for h in first]
+
+
+def load_seed_keys(
+    state: EmulatorState,
+    path: str | os.PathLike[str],
+    default_app_id: str | None,
+    *,
+    now: int | None = None,
+) -> int:
+    """Add the keys of a seed file to ``state``; returns how many (key, region) pairs."""
+    text = _read(path)
+    created_default = int(time.time()) if now is None else now
+    count = 0
+    if "stream_key" not in _header(text):
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            key = line.strip()
+            if not key or key.startswith("#"):
+                continue
+            if not default_app_id:
+                raise SeedError(path, lineno, "no app ID: pass --app-id")
+            for region in REGIONS:
+                state.add_key(region, default_app_id, StreamKey(key, "", "", 0, created_default))
+                count += 1
+        return count
+    for lineno, row in _rows(path, text):
+        try:
+            key = row.get("stream_key", "")
+            if not key.strip():
+                raise ValueError("empty stream_key")
+            app_id = row.get("app_id", "").strip() or default_app_id
+            if not app_id:
+                raise ValueError("no app_id in the row and no --app-id")
+            regions = parse_regions(row.get("regions", ""))
+            expires_after = _int_field(row, "expires_after", 0)
+            created_at = _int_field(row, "created_at", created_default)
+        except ValueError as exc:
+            raise SeedError(path, lineno, str(exc)) from None
+        for region in regions:
+            item = StreamKey(
+                key, row.get("channel", ""), row.get("uid", ""), expires_after, created_at
+            )
+            state.add_key(region, app_id, item)
+            count += 1
+    return count
+
+
+def load_live_streams(
+    state: EmulatorState,
+    path: str | os.PathLike[str],
+    *,
+    now: int | None = None,
+) -> int:
+    """Add the live streams of a CSV file to ``state``; returns how many."""
+    text = _read(path)
+    header = _header(text)
+    missing = [h for h in ("stream_key", "app_id", "region") if h not in header]
+    if missing:
+        raise SeedError(path, 1, f"missing column(s): {', '.join(missing)}")
+    begin = int(time.time()) if now is None else now
+    count = 0
+    for lineno, row in _rows(path, text):
+        key, app_id = row["stream_key"], row["app_id"].strip()
+        region = row["region"].strip().lower()
+        if not key.strip():
+            raise SeedError(path, lineno, "empty stream_key")
+        if not app_id:
+            raise SeedError(path, lineno, "empty app_id")
+        if region not in REGIONS:
+            raise SeedError(path, lineno, f"unknown region {region!r}")
+        sid = row.get("sid", "").strip() or new_sid()
+        if sid in state.streams:
+            raise SeedError(path, lineno, f"duplicate sid {sid!r}")
+        channel = row.get("channel", "")
+        state.add_stream(
+            LiveStream(sid, app_id, region, key, channel, row.get("uid", ""), begin_at=begin)
+        )
+        count += 1
+    return count
