@@ -1,6 +1,6 @@
 """``python -m revoker``."""
 
-from revoker.cli import main
+from revoker.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -66,10 +66,12 @@ class TransportFailure(RevokerError):
     refused), which is when a fallback host is worth trying.
     """
 
-    def __init__(self, kind: str, host: str, connect: bool) -> None:
+    def __init__(self, kind: str, host: str, connect: bool, request_id: str, ms: int) -> None:
         self.kind = kind
         self.host = host
         self.connect = connect
+        self.request_id = request_id
+        self.ms = ms
         super().__init__(f"{kind} talking to {host}")
 
 

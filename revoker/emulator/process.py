@@ -43,7 +43,7 @@ class EmulatorProcess:
         self,
         *args: str,
         customer_id: str = "emu-test-id",
-        customer_secret: str = "emu-test-secret",
+        customer_secret: str = "emu-test-secret",  # noqa: S107 - a test credential
         env: Mapping[str, str] | None = None,
         timeout: float = 15.0,
         cwd: str | os.PathLike[str] | None = None,
@@ -89,7 +89,8 @@ class EmulatorProcess:
             env=self._environment(),
             cwd=self.cwd,
         )
-        assert self._proc.stdout is not None and self._proc.stderr is not None
+        assert self._proc.stdout is not None
+        assert self._proc.stderr is not None
         self._drain(self._proc.stdout, self.output, self._lines)
         self._drain(self._proc.stderr, self.errors, None)
         try:

@@ -1,0 +1,41 @@
+# revoker: `make test` and `make demo` work on a fresh clone with only Python 3.11+ and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install test lint demo bench clean
+
+help:
+	@echo "make test   - set up .venv and run the whole test suite"
+	@echo "make lint   - ruff check, ruff format --check, mypy --strict, bandit"
+	@echo "make demo   - start the emulator, revoke examples/keys.csv everywhere, verify"
+	@echo "make bench  - benchmarks against the emulator (prints a table)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[emulator,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check revoker tests bench
+	$(BIN)/ruff format --check revoker tests bench
+	$(BIN)/mypy --strict revoker
+	$(BIN)/bandit -q -c pyproject.toml -r revoker
+
+demo: $(STAMP)
+	@$(BIN)/python examples/demo.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench

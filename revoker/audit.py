@@ -1,0 +1,196 @@
+"""The append-only JSONL audit log: writing it safely, reading it back.
+
+Every line is one ``os.write`` on an ``O_APPEND`` file, made as soon as its
+task ends, so a killed process loses nothing it has logged; ``fsync`` runs
+in groups. Readers skip a torn line (a crash mid-write) and count it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from revoker import __version__
+from revoker.errors import AuditLogError, AuditWriteError
+from revoker.models import DONE_OUTCOMES, Outcome, TaskResult
+
+# Fields of GET data worth keeping (never streamKey: the key is masked).
+DATA_FIELDS = {
+    "channel": "channel",
+    "uid": "uid",
+    "expiresAfter": "expires_after",
+    "createdAt": "created_at",
+}
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class AuditLog:
+    """Writer of one run's records. Open with :meth:`open`; close at the end."""
+
+    def __init__(
+        self, path: Path, fd: int, run_id: str, reveal_keys: bool, fsync_interval: float
+    ) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.reveal_keys = reveal_keys
+        self._fd: int | None = fd
+        self._fsync_interval = fsync_interval
+        self._last_sync = time.monotonic()
+        self.records = 0
+
+    @classmethod
+    def open(
+        cls, path: Path, run_id: str, *, reveal_keys: bool = False, fsync_interval: float = 0.25
+    ) -> AuditLog:
+        """Create (mode 0600) or append to ``path``; AuditLogError (exit 2) if it cannot."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AuditLogError(f"{path}: cannot open audit log ({exc.strerror})") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                os.write(fd, b"\n")  # end a line torn by a crash before appending
+        except OSError as exc:
+            os.close(fd)
+            raise AuditLogError(f"{path}: cannot write audit log ({exc.strerror})") from None
+        return cls(path, fd, run_id, reveal_keys, fsync_interval)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as one line; AuditWriteError if the disk says no."""
+        if self._fd is None:
+            raise AuditWriteError(f"{self.path}: audit log is closed")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        data = line.encode("utf-8")
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # a short write: finish the same line
+                written += os.write(self._fd, data[written:])
+            self.records += 1
+            now = time.monotonic()
+            if now - self._last_sync >= self._fsync_interval:
+                os.fsync(self._fd)
+                self._last_sync = now
+        except OSError as exc:
+            raise AuditWriteError(f"{self.path}: audit write failed ({exc.strerror})") from None
+
+    def event(self, event: str, **fields: Any) -> None:
+        self.write({"event": event, "ts": now_rfc3339(), "run_id": self.run_id, **fields})
+
+    def run_started(self, command: str, options: dict[str, Any], counts: dict[str, Any]) -> None:
+        self.event(
+            "run_started",
+            command=command,
+            version=__version__,
+            options=options,
+            counts=counts,
+            pid=os.getpid(),
+        )
+
+    def task(self, event: str, result: TaskResult, **extra: Any) -> None:
+        self.write(task_record(event, result, self.run_id, self.reveal_keys, **extra))
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise AuditWriteError(f"{self.path}: audit fsync failed ({exc.strerror})") from None
+        finally:
+            os.close(fd)
+
+
+def task_record(
+    event: str, result: TaskResult, run_id: str, reveal_keys: bool, **extra: Any
+) -> dict[str, Any]:
+    """The JSON object of one task line (DESIGN.md, "Audit log")."""
+    task = result.task
+    last = result.last
+    record: dict[str, Any] = {
+        "event": event,
+        "ts": now_rfc3339(),
+        "run_id": run_id,
+        "app_id": task.app_id,
+        "region": task.region,
+        "key_id": task.key_id,
+        "key_hint": task.key_hint,
+    }
+    if reveal_keys:
+        record["key"] = task.key
+    record.update(
+        outcome=str(result.outcome),
+        http_status=result.http_status,
+        request_id=last.request_id if last else None,
+        server_request_id=last.server_request_id if last else None,
+        host=last.host if last else None,
+        attempts=[a.to_record() for a in result.attempts],
+        duration_ms=result.duration_ms,
+        message=result.message,
+    )
+    if isinstance(result.data, dict):
+        for name, field in DATA_FIELDS.items():
+            if name in result.data:
+                record[field] = result.data[name]
+    record.update(extra)
+    return record
+
+
+@dataclass
+class ReadStats:
+    lines: int = 0
+    torn: int = 0
+
+
+def iter_records(path: Path, stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
+    """Every record of an audit log; torn or unparseable lines are skipped and counted."""
+    stats = stats if stats is not None else ReadStats()
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise AuditLogError(f"{path}: cannot read audit log ({exc.strerror})") from None
+    with handle:
+        for raw in handle:
+            stats.lines += 1
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                stats.torn += 1
+                continue
+            if isinstance(record, dict) and "event" in record:
+                yield record
+            else:
+                stats.torn += 1
+
+
+def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[tuple[str, str, str]]:
+    """(app_id, region, key_id) of tasks whose latest outcome is revoked or absent."""
+    latest: dict[tuple[str, str, str], bool] = {}
+    if not path.exists():
+        return set()
+    done_values = {str(o) for o in DONE_OUTCOMES}
+    for record in iter_records(path):
+        if record.get("event") not in events:
+            continue
+        try:
+            task = (str(record["app_id"]), str(record["region"]), str(record["key_id"]))
+        except KeyError:
+            continue
+        latest[task] = record.get("outcome") in done_values
+    return {task for task, done in latest.items() if done}
+
+
+def is_done(outcome: str | Outcome) -> bool:
+    return str(outcome) in {str(o) for o in DONE_OUTCOMES}

@@ -1,0 +1,384 @@
+"""The command line: parse options into settings, call the core, print, exit.
+
+This is the only place where errors become messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from revoker import __version__
+from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
+from revoker.models import Outcome, TaskResult
+from revoker.settings import (
+    ClientSettings,
+    InputSettings,
+    RetrySettings,
+    RunSettings,
+    Shard,
+    check_base_url,
+    default_fallback,
+    load_credentials,
+    parse_regions,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RevokerGroup(click.Group):
+    """Turns every RevokerError into a one-line message and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RevokerError as exc:
+            click.echo(f"revoker: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("revoker: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=RevokerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="revoker")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    envvar="REVOKER_LOG_FORMAT",
+    show_default=True,
+    help="Logs on stderr: console on a TTY, JSON otherwise.",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.pass_context
+def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool) -> None:
+    """Revoke Agora Media Gateway streaming keys in every region, with an audit trail."""
+    from revoker.logs import configure
+
+    secrets = [os.environ.get("AGORA_CUSTOMER_SECRET", "")]
+    configure(log_format, -1 if quiet else verbose, secrets=secrets)
+    ctx.obj = {"quiet": quiet}
+
+
+def input_options(f: F) -> F:
+    """Where keys come from and which regions/apps/shard they apply to."""
+    decorators = [
+        click.argument("sources", nargs=-1, metavar="[KEYS]..."),
+        click.option(
+            "--key",
+            "keys",
+            multiple=True,
+            metavar="K",
+            help="A stream key (repeatable); prefer files or stdin, argv is visible.",
+        ),
+        click.option("--app-id", envvar="AGORA_APP_ID", help="App ID for rows without one."),
+        click.option(
+            "--regions",
+            envvar="AGORA_REGIONS",
+            default="na,eu,ap,cn",
+            show_default=True,
+            help="Subset of regions, comma-separated.",
+        ),
+        click.option(
+            "--shard",
+            "shard_spec",
+            metavar="I/N",
+            help="Only shard I of N (0-based, stable hash of the key).",
+        ),
+        click.option(
+            "--shard-count",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="N shards, I from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job).",
+        ),
+        click.option(
+            "--skip-invalid",
+            is_flag=True,
+            help="Skip bad rows (reported) instead of refusing the run.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def client_options(f: F) -> F:
+    """How to reach the API and how hard to push it."""
+    decorators = [
+        click.option(
+            "--base-url",
+            envvar="AGORA_BASE_URL",
+            default="https://api.agora.io",
+            show_default=True,
+            help="API base URL (http only for loopback).",
+        ),
+        click.option(
+            "--fallback-url",
+            envvar="AGORA_FALLBACK_BASE_URL",
+            help="Alternate base URL on DNS/connect failure "
+            "(default: api.sd-rtn.com <-> api.agora.io).",
+        ),
+        click.option(
+            "--auth",
+            type=click.Choice(["basic", "hmac"]),
+            envvar="AGORA_AUTH",
+            default="basic",
+            show_default=True,
+            help="How requests are signed.",
+        ),
+        click.option(
+            "--credentials-file",
+            type=click.Path(path_type=Path),
+            envvar="REVOKER_CREDENTIALS_FILE",
+            help="File with AGORA_CUSTOMER_ID=... and AGORA_CUSTOMER_SECRET=... "
+            "(mode 0600). Default: the environment.",
+        ),
+        click.option(
+            "--audit-log",
+            type=click.Path(path_type=Path),
+            envvar="REVOKER_AUDIT_LOG",
+            default="revoker-audit.jsonl",
+            show_default=True,
+            help="Append-only JSONL audit log.",
+        ),
+        click.option("--resume", is_flag=True, help="Skip tasks already done in the audit log."),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 1024),
+            default=32,
+            show_default=True,
+            help="Requests in flight.",
+        ),
+        click.option(
+            "--max-rps",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Requests/s per app ID (default: Agora's limit, 50 DELETE, "
+            "100 GET; 0 = no cap). Slows down on 429.",
+        ),
+        click.option(
+            "--max-attempts",
+            type=click.IntRange(1, 100),
+            default=6,
+            show_default=True,
+            help="Attempts per task.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0.1),
+            default=10.0,
+            show_default=True,
+            help="Seconds per request.",
+        ),
+        click.option("--dry-run", is_flag=True, help="Print the plan; send nothing."),
+        click.option("--reveal-keys", is_flag=True, help="Write plain keys into the audit log."),
+        click.option(
+            "--output",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="Summary format on stdout.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def _shard(spec: str | None, count: int | None) -> Shard | None:
+    if spec and count:
+        raise UsageError("give --shard I/N or --shard-count N, not both")
+    if spec:
+        return Shard.parse(spec)
+    if count:
+        index = os.environ.get("JOB_COMPLETION_INDEX")
+        if index is None:
+            raise UsageError("--shard-count needs $JOB_COMPLETION_INDEX (or use --shard I/N)")
+        return Shard.parse(f"{index}/{count}")
+    return None
+
+
+def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
+    """Options (as click parsed them) -> a typed, checked RunSettings."""
+    base_url = check_base_url(opts["base_url"])
+    fallback = opts.get("fallback_url")
+    fallback = check_base_url(fallback) if fallback else default_fallback(base_url)
+    inputs = InputSettings(
+        sources=tuple(opts["sources"]),
+        keys=tuple(opts["keys"]),
+        app_id=opts.get("app_id") or None,
+        regions=parse_regions(opts.get("regions")),
+        skip_invalid=opts.get("skip_invalid", False),
+        shard=_shard(opts.get("shard_spec"), opts.get("shard_count")),
+    )
+    client = ClientSettings(
+        base_url=base_url,
+        fallback_url=fallback,
+        auth=opts["auth"],
+        timeout=opts["timeout"],
+        concurrency=opts["concurrency"],
+    )
+    return RunSettings(
+        inputs=inputs,
+        client=client,
+        retry=RetrySettings(max_attempts=opts["max_attempts"]),
+        max_rps=opts["max_rps"],
+        audit_log=opts["audit_log"],
+        resume=opts["resume"],
+        dry_run=opts["dry_run"],
+        reveal_keys=opts["reveal_keys"],
+        **overrides,
+    )
+
+
+class Progress:
+    """A one-line progress display on stderr (only when stderr is a TTY)."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = total
+        self.label = label
+        self.done = 0
+        self.bad = 0
+        self._last = 0.0
+
+    def __call__(self, result: TaskResult) -> None:
+        self.done += 1
+        if result.outcome in (Outcome.FAILED, Outcome.PRESENT):
+            self.bad += 1
+        now = time.monotonic()
+        if now - self._last >= 0.1 or self.done >= self.total:
+            self._last = now
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            click.echo(
+                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{self.done}/{self.total} problems={self.bad}",
+                err=True,
+                nl=self.done >= self.total,
+            )
+
+
+def _progress(ctx: click.Context, total: int, label: str) -> Progress | None:
+    if ctx.obj.get("quiet") or not sys.stderr.isatty():
+        return None
+    return Progress(total, label)
+
+
+def _finish(report: Any, output: str) -> None:
+    from revoker.summary import render
+
+    click.echo(render(report, output))
+    if report.unrecorded:
+        click.echo(
+            f"revoker: error: {len(report.unrecorded)} completed tasks could not be written "
+            "to the audit log (listed in the summary above)",
+            err=True,
+        )
+    sys.exit(report.exit_code)
+
+
+def _run(
+    ctx: click.Context,
+    command: str,
+    settings: RunSettings,
+    resume_events: tuple[str, ...],
+    passes_for: Callable[[RunSettings, Any], list[Any]],
+    output: str,
+    credentials_file: Path | None,
+) -> None:
+    from revoker.service import RunReport, execute, prepare
+
+    credentials = None if settings.dry_run else load_credentials(credentials_file=credentials_file)
+    stdin = sys.stdin
+    plan = prepare(settings, stdin, resume_events=resume_events)
+    for error in plan.stats.invalid:
+        click.echo(f"revoker: skipped invalid row: {error}", err=True)
+    if settings.dry_run or credentials is None:
+        plan.close()
+        _finish(RunReport(command, "-", None, plan.stats, dry_run=True), output)
+        return
+    passes = passes_for(settings, plan)
+    total = plan.stats.tasks * len(passes)
+    report = execute(
+        command, settings, plan, credentials, passes, on_result=_progress(ctx, total, command)
+    )
+    _finish(report, output)
+
+
+@main.command()
+@input_options
+@client_options
+@click.option("--verify", is_flag=True, help="Afterwards, GET every pair to confirm it is gone.")
+@click.option(
+    "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."
+)
+@click.pass_context
+def revoke(ctx: click.Context, /, verify: bool, disconnect: bool, **opts: Any) -> None:
+    """Delete every key in every region (one DELETE per key and region).
+
+    KEYS are CSV files (header stream_key[,app_id,regions]) or text files
+    (one key per line, # comments); '-' reads stdin.
+    """
+    from revoker.service import revoke_passes
+
+    settings = build_settings(opts, verify=verify, disconnect=disconnect)
+    _run(
+        ctx,
+        "revoke",
+        settings,
+        ("revoke",),
+        revoke_passes,
+        opts["output"],
+        opts["credentials_file"],
+    )
+
+
+@main.command()
+@input_options
+@client_options
+@click.pass_context
+def verify(ctx: click.Context, /, **opts: Any) -> None:
+    """GET every key in every region: exit 0 only if every pair is absent."""
+    from revoker.service import verify_pass
+
+    settings = build_settings(opts)
+    _run(
+        ctx,
+        "verify",
+        settings,
+        (),
+        lambda s, plan: [verify_pass(plan)],
+        opts["output"],
+        opts["credentials_file"],
+    )
+
+
+def _register_emulator() -> None:
+    from revoker.emulator.command import emulator
+
+    main.add_command(emulator)
+
+
+_register_emulator()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        main(prog_name="revoker")
+    except KeyboardInterrupt:  # pragma: no cover - outside click's handling
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
+
+__all__ = ["EXIT_USAGE", "main", "run"]

@@ -1,0 +1,206 @@
+"""The Agora Media Gateway API over one ``httpx.AsyncClient``.
+
+One call here is one HTTP attempt: a fresh ``X-Request-ID``, auth headers,
+and the answer as an :class:`ApiResponse`. httpx errors never leave this
+module: they become :class:`~revoker.errors.TransportFailure`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from revoker import __version__
+from revoker.auth import Credentials, basic_header, hmac_headers
+from revoker.errors import TransportFailure, UsageError
+from revoker.settings import ClientSettings
+
+KEYS_PATH = "/{region}/v1/projects/{app}/rtls/ingress/streamkeys/{key}"
+STREAMS_PATH = "/{region}/v1/projects/{app}/rtls/ingress/online-streams"
+
+
+def segment(value: str) -> str:
+    """Percent-encode ``value`` as exactly one path segment.
+
+    ``quote(safe="")`` leaves ``.`` alone, so a segment made only of dots
+    (``.``, ``..``) is encoded as ``%2E`` too: no key can climb the path.
+    """
+    encoded = quote(value, safe="")
+    if encoded and set(encoded) == {"."}:
+        encoded = "%2E" * len(encoded)
+    return encoded
+
+
+def key_path(region: str, app_id: str, key: str) -> str:
+    return KEYS_PATH.format(region=segment(region), app=segment(app_id), key=segment(key))
+
+
+def streams_path(region: str, app_id: str, sid: str | None = None) -> str:
+    path = STREAMS_PATH.format(region=segment(region), app=segment(app_id))
+    return path if sid is None else f"{path}/{segment(sid)}"
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds (delta or HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass(slots=True)
+class ApiResponse:
+    """One HTTP answer, reduced to what revoker records and decides on."""
+
+    status: int
+    request_id: str
+    server_request_id: str | None
+    host: str
+    ms: int
+    message: str | None = None
+    data: Any = None
+    retry_after: float | None = None
+
+
+def _error_kind(exc: httpx.TransportError) -> str:
+    name = type(exc).__name__
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _host_header(url: httpx.URL) -> str:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    host = url.host if ":" not in url.host else f"[{url.host}]"
+    return host if url.port in (None, default) else f"{host}:{url.port}"
+
+
+class AgoraClient:
+    """Media Gateway calls. Use as ``async with AgoraClient(...) as client``."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        credentials: Credentials,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if settings.auth not in ("basic", "hmac"):
+            raise UsageError(f"unknown auth scheme {settings.auth!r} (basic or hmac)")
+        self.settings = settings
+        self._credentials = credentials
+        self._basic = basic_header(credentials)
+        self._bases = settings.base_urls
+        self._active = 0
+        limits = httpx.Limits(
+            max_connections=max(settings.concurrency, 1),
+            max_keepalive_connections=max(settings.concurrency, 1),
+        )
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.timeout),
+            limits=limits,
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": f"revoker/{__version__}", "Accept": "application/json"},
+        )
+
+    async def __aenter__(self) -> AgoraClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def has_fallback(self) -> bool:
+        return len(self._bases) > 1
+
+    @property
+    def active_host(self) -> str:
+        return urlsplit(self._bases[self._active]).netloc
+
+    def _note_connect_failure(self, index: int) -> None:
+        """Move to the other host after a DNS/connect failure on the active one."""
+        if index == self._active and self.has_fallback:
+            self._active = (index + 1) % len(self._bases)
+
+    async def request(self, method: str, path: str, *, query: str = "") -> ApiResponse:
+        """One attempt of ``method path`` on the active host."""
+        index = self._active
+        url = httpx.URL(self._bases[index] + path + (f"?{query}" if query else ""))
+        host = _host_header(url)
+        request_id = str(uuid.uuid4())
+        headers = {"X-Request-ID": request_id, "Host": host}
+        if self.settings.auth == "hmac":
+            raw_path = url.raw_path.decode("ascii")
+            headers.update(hmac_headers(self._credentials, host=host, method=method, path=raw_path))
+        else:
+            headers["Authorization"] = self._basic
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(method, url, headers=headers)
+        except httpx.TransportError as exc:
+            ms = int((time.perf_counter() - started) * 1000)
+            connect = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            if connect:
+                self._note_connect_failure(index)
+            raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
+        ms = int((time.perf_counter() - started) * 1000)
+        return _to_api_response(response, request_id, host, ms)
+
+    async def delete_key(self, region: str, app_id: str, key: str) -> ApiResponse:
+        return await self.request("DELETE", key_path(region, app_id, key))
+
+    async def get_key(self, region: str, app_id: str, key: str) -> ApiResponse:
+        return await self.request("GET", key_path(region, app_id, key))
+
+    async def list_streams(self, region: str, app_id: str, channel: str) -> ApiResponse:
+        return await self.request(
+            "GET", streams_path(region, app_id), query="channel=" + quote(channel, safe="")
+        )
+
+    async def disconnect_stream(self, region: str, app_id: str, sid: str) -> ApiResponse:
+        return await self.request("DELETE", streams_path(region, app_id, sid))
+
+
+def _to_api_response(response: httpx.Response, request_id: str, host: str, ms: int) -> ApiResponse:
+    body: Any = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message: str | None = None
+    data: Any = None
+    if isinstance(body, dict):
+        data = body.get("data")
+        if response.status_code != 200:
+            raw = body.get("message")
+            message = str(raw)[:500] if raw is not None else None
+    if response.status_code != 200 and message is None:
+        text = response.text.strip()
+        message = text[:200] if text else response.reason_phrase or None
+    return ApiResponse(
+        status=response.status_code,
+        request_id=request_id,
+        server_request_id=response.headers.get("X-Request-ID"),
+        host=host,
+        ms=ms,
+        message=message,
+        data=data,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )

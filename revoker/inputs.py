@@ -1,0 +1,220 @@
+"""Read stream keys from CSV files, text files, stdin and ``--key``.
+
+Rows are streamed, never loaded whole. :func:`iter_rows` yields a
+:class:`KeyRow` for every valid row and an :class:`~revoker.errors.InputError`
+for every bad one, so callers can validate everything before the first
+request and then read the sources again to plan.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from revoker.errors import InputError
+from revoker.models import REGIONS
+
+MAX_KEY_LENGTH = 1024
+_APP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_FORBIDDEN_IN_KEY = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+_REGION_SET = frozenset(REGIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """One valid input row."""
+
+    key: str
+    app_id: str
+    regions: tuple[str, ...]
+    source: str
+    line: int
+
+
+class Source:
+    """One input: a file path, ``-`` (stdin, spooled so it can be read twice) or --key values."""
+
+    def __init__(self, name: str, *, keys: tuple[str, ...] = (), stdin: IO[str] | None = None):
+        self.name = name
+        self._keys = keys
+        self._spool: IO[str] | None = None
+        if name == "-":
+            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+            shutil.copyfileobj(stdin if stdin is not None else sys.stdin, self._spool)
+
+    @property
+    def label(self) -> str:
+        return "<stdin>" if self.name == "-" else self.name
+
+    def open(self) -> IO[str]:
+        if self._spool is not None:
+            self._spool.seek(0)
+            return self._spool
+        return open(self.name, encoding="utf-8-sig", newline="")
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
+def check_key(key: str) -> str | None:
+    """Why ``key`` cannot be a stream key, or None if it can."""
+    if not key:
+        return "empty stream key"
+    bad = _FORBIDDEN_IN_KEY.search(key)
+    if bad:
+        what = "whitespace" if bad.group().isspace() else "a control character"
+        return f"stream key contains {what} at position {bad.start() + 1}"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"stream key longer than {MAX_KEY_LENGTH} characters"
+    return None
+
+
+def check_app_id(app_id: str) -> str | None:
+    if not _APP_ID.fullmatch(app_id):
+        return f"invalid app ID {app_id[:40]!r} (letters, digits, '-' and '_' only)"
+    return None
+
+
+def parse_row_regions(cell: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """``na;EU`` -> (("na", "eu"), None); an empty cell -> (None, None); bad -> (None, reason)."""
+    parts = [p.strip().lower() for p in re.split(r"[;,|]", cell) if p.strip()]
+    if not parts:
+        return None, None
+    unknown = [p for p in parts if p not in _REGION_SET]
+    if unknown:
+        return None, f"unknown region {unknown[0]!r} (expected {', '.join(REGIONS)})"
+    return tuple(r for r in REGIONS if r in parts), None
+
+
+def _make_row(
+    label: str, line: int, key: str, app_id: str | None, regions_cell: str, default_app: str | None
+) -> KeyRow | InputError:
+    reason = check_key(key)
+    if reason:
+        return InputError(label, line, reason)
+    app = app_id or default_app
+    if not app:
+        return InputError(label, line, "no app ID: add an app_id column or give --app-id")
+    reason = check_app_id(app)
+    if reason:
+        return InputError(label, line, reason)
+    regions, reason = parse_row_regions(regions_cell)
+    if reason:
+        return InputError(label, line, reason)
+    return KeyRow(key, app, regions or REGIONS, label, line)
+
+
+def _iter_csv(
+    label: str, stream: IO[str], default_app: str | None
+) -> Iterator[KeyRow | InputError]:
+    reader = csv.reader(stream, strict=True)
+    header: list[str] | None = None
+    start = 1
+    try:
+        for record in reader:
+            line = start
+            start = reader.line_num + 1
+            if header is None:
+                header = [h.strip().lower() for h in record]
+                if "stream_key" not in header:
+                    yield InputError(label, line, "CSV header has no 'stream_key' column")
+                    return
+                key_col = header.index("stream_key")
+                app_col = header.index("app_id") if "app_id" in header else None
+                reg_col = header.index("regions") if "regions" in header else None
+                continue
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if len(record) > len(header):
+                yield InputError(
+                    label, line, f"{len(record)} fields but the header has {len(header)}"
+                )
+                continue
+            record += [""] * (len(header) - len(record))
+            yield _make_row(
+                label,
+                line,
+                record[key_col].strip(),
+                record[app_col].strip() if app_col is not None else None,
+                record[reg_col] if reg_col is not None else "",
+                default_app,
+            )
+    except csv.Error as exc:
+        yield InputError(label, start, f"malformed CSV ({exc})")
+    if header is None:
+        yield InputError(label, 1, "empty file: no CSV header")
+
+
+def _iter_text(
+    label: str, lines: Iterator[str], first_line: int, default_app: str | None
+) -> Iterator[KeyRow | InputError]:
+    for number, raw in enumerate(lines, start=first_line):
+        text = raw.rstrip("\r\n").strip()
+        if not text or text.startswith("#"):
+            continue
+        yield _make_row(label, number, text, None, "", default_app)
+
+
+def _looks_like_csv_header(line: str) -> bool:
+    return "stream_key" in [c.strip().strip('"').lower() for c in line.split(",")]
+
+
+def iter_source(source: Source, default_app: str | None) -> Iterator[KeyRow | InputError]:
+    """Rows of one source; I/O and encoding errors become InputErrors with the line."""
+    label = source.label
+    if source.name == "--key":
+        for index, key in enumerate(source._keys, start=1):
+            yield _make_row("--key", index, key, None, "", default_app)
+        return
+    line = 1
+    try:
+        stream = source.open()
+    except OSError as exc:
+        yield InputError(label, 1, f"cannot read file ({exc.strerror or exc})")
+        return
+    try:
+        first = stream.readline()
+        if _looks_like_csv_header(first) or (label.lower().endswith(".csv") and first.strip()):
+            stream.seek(0)
+            for row in _iter_csv(label, stream, default_app):
+                line = row.line
+                yield row
+        else:
+
+            def lines() -> Iterator[str]:
+                yield first
+                yield from stream
+
+            for row in _iter_text(label, lines(), 1, default_app):
+                line = row.line
+                yield row
+    except UnicodeDecodeError:
+        yield InputError(label, line + 1, "not valid UTF-8")
+    except OSError as exc:
+        yield InputError(label, line + 1, f"cannot read file ({exc.strerror or exc})")
+    finally:
+        if source.name != "-":
+            stream.close()
+
+
+def iter_rows(sources: list[Source], default_app: str | None) -> Iterator[KeyRow | InputError]:
+    """Rows of every source in order."""
+    for source in sources:
+        yield from iter_source(source, default_app)
+
+
+def open_sources(
+    paths: tuple[str, ...], keys: tuple[str, ...], stdin: IO[str] | None = None
+) -> list[Source]:
+    """Sources for the given paths (``-`` = stdin) and ``--key`` values."""
+    sources = [Source(p, stdin=stdin) for p in paths]
+    if keys:
+        sources.append(Source("--key", keys=keys))
+    return sources

@@ -1,0 +1,181 @@
+"""Turn key rows into tasks: key x region, deduplicated, sharded, resume-filtered.
+
+Planning streams: the sources are read once to validate and count
+(:func:`build_plan`), then again to yield tasks (:meth:`Plan.tasks`). Only a
+16-byte digest per distinct (app ID, key) is held for deduplication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from revoker.errors import InputError, InputErrors, UsageError
+from revoker.inputs import KeyRow, Source, iter_rows
+from revoker.models import REGIONS, Task, key_hint, key_id
+from revoker.settings import InputSettings, Shard
+
+MAX_ERRORS_SHOWN = 20
+SAMPLE_SIZE = 5
+_REGION_BIT = {region: 1 << i for i, region in enumerate(REGIONS)}
+
+# (app_id, region, key_id) of tasks already done, from an audit log.
+DoneSet = set[tuple[str, str, str]]
+
+
+def shard_of(key: str, count: int) -> int:
+    """Stable shard of a key: the same on every machine, every run, every Python."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def _pair_digest(app_id: str, key: str) -> int:
+    data = app_id.encode("utf-8") + b"\x00" + key.encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+
+
+@dataclass
+class PlanStats:
+    """What a plan holds, counted in the validation pass."""
+
+    rows: int = 0
+    keys: int = 0
+    tasks: int = 0
+    duplicates: int = 0
+    out_of_shard: int = 0
+    already_done: int = 0
+    per_app_region: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sample: list[Task] = field(default_factory=list)
+    invalid: list[InputError] = field(default_factory=list)
+    invalid_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        per_app: dict[str, dict[str, int]] = {}
+        for (app, region), count in sorted(self.per_app_region.items()):
+            per_app.setdefault(app, {})[region] = count
+        return {
+            "rows": self.rows,
+            "keys": self.keys,
+            "tasks": self.tasks,
+            "duplicates_skipped": self.duplicates,
+            "out_of_shard": self.out_of_shard,
+            "already_done": self.already_done,
+            "invalid_rows": self.invalid_count,
+            "per_app_region": per_app,
+            "sample": [
+                {"app_id": t.app_id, "region": t.region, "key_hint": key_hint(t.key)}
+                for t in self.sample
+            ],
+        }
+
+
+class Plan:
+    """A validated plan whose tasks are produced lazily, as often as asked."""
+
+    def __init__(
+        self,
+        sources: list[Source],
+        settings: InputSettings,
+        stats: PlanStats,
+        done: DoneSet | None,
+    ) -> None:
+        self.sources = sources
+        self.settings = settings
+        self.stats = stats
+        self.done = done
+
+    def tasks(self, *, include_done: bool = False) -> Iterator[Task]:
+        """Every task of the plan, in input order (resume-filtered unless include_done)."""
+        done = None if include_done else self.done
+        for item in _iter_tasks(self.sources, self.settings, done, None):
+            if isinstance(item, Task):
+                yield item
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
+
+
+RowHook = Callable[[KeyRow | InputError, str, int], None]
+
+
+def _iter_tasks(
+    sources: list[Source],
+    settings: InputSettings,
+    done: DoneSet | None,
+    on_row: RowHook | None,
+) -> Iterator[Task | InputError]:
+    """Core loop shared by both passes.
+
+    ``on_row(row, status, already_done)`` sees every row; status is one of
+    ``invalid``, ``out_of_shard``, ``duplicate``, ``new`` or ``more_regions``.
+    """
+    seen: dict[int, int] = {}
+    wanted = 0
+    for region in settings.regions:
+        wanted |= _REGION_BIT[region]
+    shard: Shard | None = settings.shard
+    for row in iter_rows(sources, settings.app_id):
+        if isinstance(row, InputError):
+            if on_row:
+                on_row(row, "invalid", 0)
+            yield row
+            continue
+        if shard is not None and shard_of(row.key, shard.count) != shard.index:
+            if on_row:
+                on_row(row, "out_of_shard", 0)
+            continue
+        mask = 0
+        for region in row.regions:
+            mask |= _REGION_BIT[region]
+        mask &= wanted
+        digest = _pair_digest(row.app_id, row.key)
+        previous = seen.get(digest, 0)
+        new = mask & ~previous
+        seen[digest] = previous | mask
+        skipped = 0
+        kid = key_id(row.key) if done else ""
+        for region in REGIONS:
+            if new & _REGION_BIT[region]:
+                if done and (row.app_id, region, kid) in done:
+                    skipped += 1
+                    continue
+                yield Task(row.app_id, region, row.key)
+        if on_row:
+            status = "new" if not previous else "more_regions" if new else "duplicate"
+            on_row(row, status, skipped)
+
+
+def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | None = None) -> Plan:
+    """Validate every row and count the plan. Raises InputErrors unless skip_invalid."""
+    stats = PlanStats()
+
+    def on_row(row: KeyRow | InputError, status: str, skipped: int) -> None:
+        if isinstance(row, InputError):
+            stats.invalid_count += 1
+            if len(stats.invalid) < MAX_ERRORS_SHOWN:
+                stats.invalid.append(row)
+            return
+        stats.rows += 1
+        stats.already_done += skipped
+        if status == "out_of_shard":
+            stats.out_of_shard += 1
+        elif status == "duplicate":
+            stats.duplicates += 1
+        elif status == "new":
+            stats.keys += 1
+
+    for item in _iter_tasks(sources, settings, done, on_row):
+        if isinstance(item, Task):
+            stats.tasks += 1
+            stats.per_app_region[(item.app_id, item.region)] += 1
+            if len(stats.sample) < SAMPLE_SIZE:
+                stats.sample.append(item)
+    if stats.invalid_count and not settings.skip_invalid:
+        raise InputErrors(stats.invalid, stats.invalid_count - len(stats.invalid))
+    if not stats.rows and not stats.invalid_count:
+        raise UsageError("no stream keys given: pass files, '-' for stdin, or --key")
+    return Plan(sources, settings, stats, done)

@@ -1,0 +1,215 @@
+"""Typed settings, built by the CLI (or a test) and handed to the core."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from revoker.auth import Credentials
+from revoker.errors import CredentialsError, UsageError
+from revoker.models import REGIONS
+
+DEFAULT_BASE_URL = "https://api.agora.io"
+# Agora's reliability guide: on DNS or connect failure, the other domain.
+FALLBACK_HOSTS = {"api.agora.io": "api.sd-rtn.com", "api.sd-rtn.com": "api.agora.io"}
+DELETE_RPS = 50.0
+GET_RPS = 100.0
+
+
+def parse_regions(value: str | None) -> tuple[str, ...]:
+    """``na,eu`` (or ``na;eu``, any case) -> ``("na", "eu")`` in canonical order."""
+    if value is None or not value.strip():
+        return REGIONS
+    wanted = {part.strip().lower() for part in value.replace(";", ",").split(",") if part.strip()}
+    unknown = sorted(wanted - set(REGIONS))
+    if unknown:
+        raise UsageError(f"unknown region {', '.join(unknown)} (expected {', '.join(REGIONS)})")
+    return tuple(r for r in REGIONS if r in wanted)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    """Refuse anything but https, or plain http to a loopback host. Returns the URL sans '/'."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"base URL must be https://host[:port] (got {url!r})")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise UsageError(f"plain http is refused for non-loopback host {host!r}; use https")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise UsageError("base URL must not carry credentials, a query or a fragment")
+    return url.rstrip("/")
+
+
+def default_fallback(base_url: str) -> str | None:
+    parts = urlsplit(base_url)
+    alt = FALLBACK_HOSTS.get(parts.hostname or "")
+    if alt is None or parts.port is not None:
+        return None
+    return f"{parts.scheme}://{alt}{parts.path}".rstrip("/")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How to reach the API."""
+
+    base_url: str = DEFAULT_BASE_URL
+    fallback_url: str | None = None
+    auth: str = "basic"
+    timeout: float = 10.0
+    concurrency: int = 32
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        return (self.base_url,) if self.fallback_url is None else (self.base_url, self.fallback_url)
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Per-task retry policy."""
+
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_cap: float = 60.0
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (0-based)."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, value: str) -> Shard:
+        index, sep, count = value.partition("/")
+        try:
+            shard = cls(int(index), int(count))
+        except ValueError:
+            raise UsageError(f"--shard must be I/N, e.g. 0/3 (got {value!r})") from None
+        if not sep or shard.count < 1 or not 0 <= shard.index < shard.count:
+            raise UsageError(f"--shard must be I/N with 0 <= I < N (got {value!r})")
+        return shard
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """Where keys come from and how rows are read."""
+
+    sources: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    app_id: str | None = None
+    regions: tuple[str, ...] = REGIONS
+    skip_invalid: bool = False
+    shard: Shard | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything one run of revoke / verify / prune needs."""
+
+    inputs: InputSettings = field(default_factory=InputSettings)
+    client: ClientSettings = field(default_factory=ClientSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    max_rps: float | None = None  # None: Agora's published limit for the method; 0: no cap
+    audit_log: Path = Path("revoker-audit.jsonl")
+    resume: bool = False
+    dry_run: bool = False
+    verify: bool = False
+    disconnect: bool = False
+    reveal_keys: bool = False
+
+    def rps_for(self, method: str) -> float:
+        """Requests/s per app ID for ``method``; 0 means no cap."""
+        if self.max_rps is not None:
+            return self.max_rps
+        return GET_RPS if method == "GET" else DELETE_RPS
+
+    def public_options(self) -> dict[str, object]:
+        """The options worth recording in ``run_started`` (no secret, no key)."""
+        return {
+            "regions": list(self.inputs.regions),
+            "app_id": self.inputs.app_id,
+            "sources": list(self.inputs.sources),
+            "keys_on_command_line": len(self.inputs.keys),
+            "shard": str(self.inputs.shard) if self.inputs.shard else None,
+            "skip_invalid": self.inputs.skip_invalid,
+            "base_url": self.client.base_url,
+            "fallback_url": self.client.fallback_url,
+            "auth": self.client.auth,
+            "timeout": self.client.timeout,
+            "concurrency": self.client.concurrency,
+            "max_rps": self.max_rps,
+            "max_attempts": self.retry.max_attempts,
+            "resume": self.resume,
+            "dry_run": self.dry_run,
+            "verify": self.verify,
+            "disconnect": self.disconnect,
+            "reveal_keys": self.reveal_keys,
+        }
+
+
+def load_credentials(
+    env: Mapping[str, str] | None = None, credentials_file: Path | None = None
+) -> Credentials:
+    """Credentials from a 0600 file (``KEY=value`` lines) or the environment.
+
+    Never from argv. Error messages name variables and paths, never values.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, str] = {}
+    if credentials_file is not None:
+        values = _read_credentials_file(credentials_file)
+    customer_id = values.get("AGORA_CUSTOMER_ID") or env.get("AGORA_CUSTOMER_ID", "")
+    secret = values.get("AGORA_CUSTOMER_SECRET") or env.get("AGORA_CUSTOMER_SECRET", "")
+    missing = [
+        name
+        for name, value in (("AGORA_CUSTOMER_ID", customer_id), ("AGORA_CUSTOMER_SECRET", secret))
+        if not value
+    ]
+    if missing:
+        raise CredentialsError(
+            f"missing credentials: set {' and '.join(missing)} in the environment "
+            "(or give --credentials-file)"
+        )
+    return Credentials(customer_id, secret)
+
+
+def _read_credentials_file(path: Path) -> dict[str, str]:
+    try:
+        info = path.stat()
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise CredentialsError(
+                f"{path}: credentials file must not be readable by others "
+                f"(mode {stat.S_IMODE(info.st_mode):o}; run chmod 600 {path})"
+            )
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CredentialsError(f"{path}: cannot read credentials file ({exc.strerror})") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.removeprefix("export ").partition("=")
+        if not sep:
+            raise CredentialsError(f"{path}:{number}: expected NAME=value")
+        values[name.strip()] = value.strip().strip("'\"")
+    return values
