@@ -13,7 +13,16 @@ from revoker.auth import Credentials, basic_header, hmac_headers, http_date
 from revoker.emulator.app import ConnectionReset, parse_path
 from revoker.emulator.state import EmulatorState, LiveStream
 
-from .conftest import APP_ID, CREDS, call, key_path, make_app, seeded_state, streams_path, with_client
+from .conftest import (
+    APP_ID,
+    CREDS,
+    call,
+    key_path,
+    make_app,
+    seeded_state,
+    streams_path,
+    with_client,
+)
 
 AUTH_ERROR = {"status": "error", "message": "Invalid authentication credentials."}
 NOT_FOUND = {"status": "error", "message": "Resource not found and destroyed."}
@@ -171,7 +180,9 @@ def test_bad_basic_auth_is_401_without_request_id(authorization: str) -> None:
 
 def test_basic_auth_scheme_is_case_insensitive() -> None:
     header = basic_header(CREDS).replace("Basic", "basic")
-    response = call(make_app(seeded_state("k1")), "GET", key_path("k1"), headers={"Authorization": header})
+    response = call(
+        make_app(seeded_state("k1")), "GET", key_path("k1"), headers={"Authorization": header}
+    )
     assert response.status_code == 200
 
 
