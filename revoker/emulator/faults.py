@@ -16,18 +16,19 @@ SERVER_ERRORS: tuple[tuple[int, str], ...] = (
 
 
 class TokenBucket:
-    """Capacity ``rate`` tokens, refilled at ``rate`` per second; one token per request."""
+    """Capacity ``rate`` tokens (at least 1), refilled at ``rate`` per second; one per request."""
 
-    __slots__ = ("rate", "stamp", "tokens")
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float, now: float) -> None:
         self.rate = rate
-        self.tokens = rate
+        self.capacity = max(rate, 1.0)
+        self.tokens = self.capacity
         self.stamp = now
 
     def take(self, now: float) -> int:
         """Take a token: 0 if allowed, else the whole seconds to wait (at least 1)."""
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0

@@ -70,7 +70,8 @@ def test_create_key_stores_it_and_returns_its_data() -> None:
     assert response.status_code == 200
     data = response.json()["data"]
     assert {k: data[k] for k in ("channel", "uid", "expiresAfter")} == settings
-    assert isinstance(data["createdAt"], str) and data["createdAt"].isdigit()
+    assert isinstance(data["createdAt"], str)
+    assert data["createdAt"].isdigit()
     fetched = call(app, "GET", key_path(data["streamKey"], "eu"))
     assert fetched.json()["data"] == data
     assert call(app, "GET", key_path(data["streamKey"], "na")).status_code == 404
