@@ -1,0 +1,77 @@
+"""The click command: option errors, seed errors, lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from revoker.auth import Credentials
+from revoker.emulator.app import EmulatorConfig
+from revoker.emulator.command import emulator
+from revoker.emulator.server import UnsafeHostError, base_url_for, is_loopback, serve
+
+
+def test_bad_seed_file_exits_2_naming_file_and_line(tmp_path: Path) -> None:
+    seed = tmp_path / "keys.csv"
+    seed.write_text("stream_key,regions\nk1,na\nk2,atlantis\n")
+    result = CliRunner().invoke(
+        emulator, ["--seed-keys", str(seed), "--app-id", "a", "--port", "0"]
+    )
+    assert result.exit_code == 2
+    assert f"{seed}:3: unknown region 'atlantis'" in result.output
+
+
+def test_bad_live_streams_file_exits_2(tmp_path: Path) -> None:
+    live = tmp_path / "live.csv"
+    live.write_text("stream_key,app_id\nk1,a\n")
+    result = CliRunner().invoke(emulator, ["--live-streams", str(live), "--port", "0"])
+    assert result.exit_code == 2
+    assert f"{live}:1: missing column(s): region" in result.output
+
+
+def test_customer_id_without_secret_is_a_usage_error() -> None:
+    result = CliRunner().invoke(emulator, ["--customer-id", "x"], env={"AGORA_CUSTOMER_SECRET": ""})
+    assert result.exit_code == 2
+    assert "both --customer-id and --customer-secret" in result.output
+
+
+def test_rates_outside_0_to_1_are_rejected() -> None:
+    result = CliRunner().invoke(emulator, ["--error-rate", "1.5"])
+    assert result.exit_code == 2
+
+
+def test_importing_command_does_not_import_starlette_or_uvicorn() -> None:
+    code = (
+        "import sys, revoker.emulator.command; "
+        "bad = [m for m in ('starlette', 'uvicorn') if m in sys.modules]; "
+        "sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_serve_refuses_non_loopback_host_unless_explicit() -> None:
+    config = EmulatorConfig(credentials=Credentials("a", "b"))
+    lines: list[str] = []
+    with pytest.raises(UnsafeHostError):
+        serve(config, "0.0.0.0", 0, announce=lines.append)
+    assert lines == []
+
+
+def test_loopback_detection() -> None:
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("127.1.2.3")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("10.0.0.1")
+    assert not is_loopback("example.com")
+
+
+def test_base_url_shows_a_connectable_address() -> None:
+    assert base_url_for("127.0.0.1", 8080) == "http://127.0.0.1:8080"
+    assert base_url_for("0.0.0.0", 81) == "http://127.0.0.1:81"
+    assert base_url_for("::1", 82) == "http://[::1]:82"
