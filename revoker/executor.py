@@ -246,6 +246,8 @@ class Totals:
     failures: list[dict[str, Any]] = field(default_factory=list)
     unrecorded: list[TaskResult] = field(default_factory=list)
     extra: Counter[str] = field(default_factory=Counter)
+    # Totals of the follow-up lines (TaskResult.follow_ups) of this pass, by event.
+    related: dict[str, Totals] = field(default_factory=dict)
 
     MAX_FAILURES = 100
 
@@ -308,13 +310,17 @@ async def run_tasks(
             totals.unrecorded.append(result)
             return
         try:
-            audit.task(event, result)
+            audit.task(event, result, **result.audit_fields)
+            for note in result.follow_ups:
+                audit.task(note.event, note.result, **note.fields)
         except AuditWriteError as exc:
             log.error("audit log write failed; stopping", error=str(exc))
             ctx.halt.trip(HALT_AUDIT)
             totals.unrecorded.append(result)
             return
         totals.add(result)
+        for note in result.follow_ups:
+            totals.related.setdefault(note.event, Totals(note.event)).add(note.result)
         if on_result is not None:
             on_result(result)
 

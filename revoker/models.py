@@ -87,6 +87,10 @@ class TaskResult:
     duration_ms: int = 0
     message: str | None = None
     data: dict[str, Any] | None = None
+    # Extra fields for this task's own audit line (e.g. prune's ``matched``).
+    audit_fields: dict[str, Any] = field(default_factory=dict)
+    # Further audit lines the task produced (e.g. ``disconnect`` per SID), written after it.
+    follow_ups: list[FollowUp] = field(default_factory=list)
 
     @property
     def last(self) -> Attempt | None:
@@ -96,3 +100,12 @@ class TaskResult:
     def http_status(self) -> int | None:
         last = self.last
         return last.status if last else None
+
+
+@dataclass(slots=True)
+class FollowUp:
+    """One more audit line a task produced: ``event``, its own result and extra fields."""
+
+    event: str
+    result: TaskResult
+    fields: dict[str, Any] = field(default_factory=dict)

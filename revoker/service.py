@@ -20,6 +20,7 @@ import structlog
 from revoker.audit import AuditLog, load_done
 from revoker.auth import Credentials
 from revoker.client import AgoraClient
+from revoker.disconnect import disconnect_note, revoke_and_disconnect
 from revoker.errors import (
     EXIT_ABORTED,
     EXIT_FAILED,
@@ -55,6 +56,8 @@ STREAMS_NOTE = (
 OK_OUTCOMES = {
     "revoke": {str(Outcome.REVOKED), str(Outcome.ABSENT)},
     "verify": {str(Outcome.ABSENT)},
+    "query": {str(Outcome.PRESENT), str(Outcome.ABSENT)},
+    "disconnect": {str(Outcome.DISCONNECTED), str(Outcome.ABSENT)},
 }
 
 
@@ -106,7 +109,7 @@ class RunReport:
 
 def verdict(report: RunReport) -> str:
     if report.dry_run:
-        return "dry run: nothing sent"
+        return "dry run: queried, nothing deleted" if report.passes else "dry run: nothing sent"
     if report.halt_reason == HALT_AUTH:
         return "aborted: credentials rejected (401); the rest is not_attempted"
     if report.halt_reason == HALT_INTERRUPTED:
@@ -117,10 +120,12 @@ def verdict(report: RunReport) -> str:
         return {
             "revoke": "every key revoked or absent in every region",
             "verify": "every key absent in every region",
+            "prune": "every matching pair deleted",
         }.get(report.command, "done")
     return {
         "revoke": "some keys were NOT revoked",
         "verify": "some keys are still present (or could not be checked)",
+        "prune": "some pairs could NOT be checked or deleted",
     }.get(report.command, "failures")
 
 
@@ -201,6 +206,8 @@ def execute(
         revoked = report.pass_for("revoke")
         if revoked and revoked.counts.get(str(Outcome.REVOKED)) and not settings.disconnect:
             report.notes.append(STREAMS_NOTE)
+        elif revoked and settings.disconnect and command == "revoke":
+            report.notes.append(disconnect_note(report.pass_for("disconnect")))
         if report.halt_reason != HALT_AUDIT:
             audit.event(
                 "run_finished",
@@ -261,6 +268,7 @@ async def _run_passes(
                 )
                 totals.extra["throttled_429"] = limits["DELETE"].throttles + limits["GET"].throttles
                 report.passes.append(totals)
+                report.passes.extend(totals.related.values())
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
@@ -278,6 +286,8 @@ def _on_signal(loop: asyncio.AbstractEventLoop, halt: Halt, sig: signal.Signals)
 def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
     """The passes of ``revoke``: DELETE every pair, then (with --verify) GET every pair."""
     passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t))]
+    if settings.disconnect:
+        passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_and_disconnect(ctx, t))]
     if settings.verify:
         passes.append(verify_pass(plan, include_done=True))
     return passes

@@ -15,6 +15,7 @@ COLUMNS = {
     "revoke": ["revoked", "absent", "failed", "not_attempted"],
     "verify": ["absent", "present", "failed", "not_attempted"],
     "query": ["present", "absent", "failed", "not_attempted"],
+    "disconnect": ["disconnected", "absent", "failed", "not_attempted"],
 }
 
 
@@ -88,7 +89,7 @@ def totals_lines(totals: Totals) -> list[str]:
 
 def render_text(report: RunReport) -> str:
     lines = [f"revoker {report.command}: {verdict(report)}"]
-    if not report.dry_run:
+    if report.audit_log is not None:
         lines.append(f"  run {report.run_id}, audit log {report.audit_log}")
     lines += plan_lines(report.plan)
     for totals in report.passes:
