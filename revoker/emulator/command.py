@@ -69,7 +69,7 @@ def emulator(
 ) -> None:
     """Local Agora Media Gateway on 127.0.0.1, with fault injection.
 
-    Prints ``base_url=http://127.0.0.1:PORT`` as its first line, then the variables
+    Prints base_url=http://127.0.0.1:PORT as its first line, then the variables
     to export. Stops on Ctrl-C or SIGTERM, saving --state.
     """
     from revoker.auth import Credentials
