@@ -1,0 +1,298 @@
+"""``revoker report``: merge audit logs (shards, resumed runs) into one verdict.
+
+For every task (app ID, region, key ID, event; plus the SID for
+``disconnect`` lines) the latest record wins: latest by ``ts``, then by the
+order the logs were given and the line order. Counts per event, region and
+outcome; every problem with its request IDs and the server's message.
+Problems: a latest outcome ``failed`` or ``not_attempted``, and a ``verify``
+that still found the key ``present``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from revoker.audit import ReadStats, iter_records
+from revoker.errors import EXIT_FAILED, EXIT_OK
+from revoker.models import REGIONS
+
+TASK_EVENTS = ("revoke", "verify", "query", "disconnect")
+PROBLEM_OUTCOMES = frozenset({"failed", "not_attempted"})
+OUTCOME_ORDER = (
+    "revoked",
+    "disconnected",
+    "present",
+    "absent",
+    "failed",
+    "not_attempted",
+)
+MAX_PROBLEMS_SHOWN = 200
+
+TaskKey = tuple[str, str, str, str, str]
+
+
+def is_problem(record: dict[str, Any]) -> bool:
+    outcome = record.get("outcome")
+    return outcome in PROBLEM_OUTCOMES or (record.get("event") == "verify" and outcome == "present")
+
+
+@dataclass
+class LogInfo:
+    path: str
+    lines: int = 0
+    torn: int = 0
+    records: int = 0
+
+
+@dataclass
+class AuditReport:
+    """The merged state of one or more audit logs."""
+
+    logs: list[LogInfo] = field(default_factory=list)
+    latest: dict[TaskKey, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    superseded: int = 0
+
+    @property
+    def torn(self) -> int:
+        return sum(log.torn for log in self.logs)
+
+    def counts(self) -> dict[str, dict[str, Counter[str]]]:
+        """event -> region -> outcome -> count (latest outcome per task)."""
+        out: dict[str, dict[str, Counter[str]]] = {}
+        for (event, _app, region, _kid, _sid), record in self.latest.items():
+            outcome = str(record.get("outcome"))
+            out.setdefault(event, {}).setdefault(region, Counter())[outcome] += 1
+        return out
+
+    def totals(self) -> dict[str, Counter[str]]:
+        return {event: sum(regions.values(), Counter()) for event, regions in self.counts().items()}
+
+    def problems(self) -> list[dict[str, Any]]:
+        return [r for r in self.latest.values() if is_problem(r)]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAILED if any(is_problem(r) for r in self.latest.values()) else EXIT_OK
+
+    def verdict(self) -> str:
+        tasks = len(self.latest)
+        if not tasks:
+            return "no task records found"
+        problems = len(self.problems())
+        if problems:
+            return f"{problems} of {tasks} tasks NOT done (failed, not attempted, or still present)"
+        return f"all {tasks} tasks done"
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = self.counts()
+        return {
+            "verdict": self.verdict(),
+            "exit_code": self.exit_code,
+            "tasks": len(self.latest),
+            "superseded_records": self.superseded,
+            "torn_lines": self.torn,
+            "logs": [vars(log) for log in self.logs],
+            "runs": list(self.runs.values()),
+            "counts": {
+                event: {
+                    "total": dict(sorted(self.totals()[event].items())),
+                    "per_region": {
+                        r: dict(sorted(c.items())) for r, c in _region_sorted(regions).items()
+                    },
+                }
+                for event, regions in sorted(counts.items(), key=lambda kv: _event_rank(kv[0]))
+            },
+            "problems": [_problem(r) for r in self.problems()],
+        }
+
+
+def _event_rank(event: str) -> int:
+    return TASK_EVENTS.index(event) if event in TASK_EVENTS else len(TASK_EVENTS)
+
+
+def _region_sorted(regions: dict[str, Counter[str]]) -> dict[str, Counter[str]]:
+    def rank(region: str) -> tuple[int, str]:
+        return (REGIONS.index(region) if region in REGIONS else len(REGIONS), region)
+
+    return {r: regions[r] for r in sorted(regions, key=rank)}
+
+
+def _outcomes(counts: dict[str, Counter[str]]) -> list[str]:
+    seen = {o for c in counts.values() for o in c}
+    return [o for o in OUTCOME_ORDER if o in seen] + sorted(seen - set(OUTCOME_ORDER))
+
+
+def _problem(record: dict[str, Any]) -> dict[str, Any]:
+    attempts = record.get("attempts") or []
+    request_ids = [a.get("request_id") for a in attempts if isinstance(a, dict)]
+    server_ids = [
+        a.get("server_request_id")
+        for a in attempts
+        if isinstance(a, dict) and a.get("server_request_id")
+    ]
+    return {
+        "event": record.get("event"),
+        "app_id": record.get("app_id"),
+        "region": record.get("region"),
+        "key_id": record.get("key_id"),
+        "key_hint": record.get("key_hint"),
+        "sid": record.get("sid"),
+        "outcome": record.get("outcome"),
+        "http_status": record.get("http_status"),
+        "message": record.get("message"),
+        "request_ids": request_ids or ([record["request_id"]] if record.get("request_id") else []),
+        "server_request_ids": server_ids,
+        "ts": record.get("ts"),
+        "run_id": record.get("run_id"),
+    }
+
+
+def build_report(paths: list[Path]) -> AuditReport:
+    """Read every log (AuditLogError, exit 2, if one cannot be read) and merge them."""
+    report = AuditReport()
+    order: dict[TaskKey, tuple[str, int, int]] = {}
+    for index, path in enumerate(paths):
+        stats = ReadStats()
+        info = LogInfo(str(path))
+        for line, record in enumerate(iter_records(path, stats)):
+            info.records += 1
+            event = record.get("event")
+            if event in ("run_started", "run_finished"):
+                _note_run(report, record, str(path))
+                continue
+            if event not in TASK_EVENTS:
+                continue
+            key: TaskKey = (
+                str(event),
+                str(record.get("app_id")),
+                str(record.get("region")),
+                str(record.get("key_id")),
+                str(record.get("sid") or "") if event == "disconnect" else "",
+            )
+            rank = (str(record.get("ts", "")), index, line)
+            if key in order:
+                report.superseded += 1
+                if rank < order[key]:
+                    continue
+            order[key] = rank
+            report.latest[key] = record
+        info.lines, info.torn = stats.lines, stats.torn
+        report.logs.append(info)
+    return report
+
+
+def _note_run(report: AuditReport, record: dict[str, Any], path: str) -> None:
+    run_id = str(record.get("run_id"))
+    run = report.runs.setdefault(run_id, {"run_id": run_id, "log": path})
+    if record["event"] == "run_started":
+        options = record.get("options") or {}
+        run.update(
+            command=record.get("command"),
+            started=record.get("ts"),
+            shard=options.get("shard") if isinstance(options, dict) else None,
+        )
+    else:
+        run.update(finished=record.get("ts"), exit_code=record.get("exit_code"))
+
+
+# rendering -----------------------------------------------------------------
+
+
+def render_report(report: AuditReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report.to_dict(), indent=2)
+    if fmt == "markdown":
+        return render_markdown(report)
+    return render_text(report)
+
+
+def _count_rows(regions: dict[str, Counter[str]]) -> tuple[list[str], list[list[str]]]:
+    outcomes = _outcomes(regions)
+    rows = []
+    total: Counter[str] = Counter()
+    for region, counts in _region_sorted(regions).items():
+        rows.append([region, *(str(counts.get(o, 0)) for o in outcomes)])
+        total.update(counts)
+    rows.append(["total", *(str(total.get(o, 0)) for o in outcomes)])
+    return outcomes, rows
+
+
+def render_text(report: AuditReport) -> str:
+    from revoker.summary import table
+
+    lines = [f"revoker report: {report.verdict()}"]
+    lines.append(
+        f"  {len(report.logs)} logs, {len(report.runs)} runs, {len(report.latest)} tasks"
+        + (f", {report.superseded} older records superseded" if report.superseded else "")
+        + (f", {report.torn} torn lines skipped" if report.torn else "")
+    )
+    counts = report.counts()
+    for event in sorted(counts, key=_event_rank):
+        outcomes, rows = _count_rows(counts[event])
+        lines.append(f"{event}:")
+        lines += ["  " + line for line in table([["region", *outcomes], *rows])]
+    problems = report.problems()
+    if problems:
+        lines.append(f"problems ({len(problems)}):")
+        for p in (_problem(r) for r in problems[:MAX_PROBLEMS_SHOWN]):
+            lines.append(
+                f"  {p['event']} {p['region']} {p['app_id']} {p['key_hint']} {p['key_id']}"
+                + (f" sid={p['sid']}" if p["sid"] else "")
+                + f": {p['outcome']} HTTP {p['http_status']} {p['message'] or ''} "
+                f"request_ids={','.join(p['request_ids'][-3:]) or '-'}"
+            )
+    lines.append(f"exit code {report.exit_code}")
+    return "\n".join(lines)
+
+
+def _md(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def render_markdown(report: AuditReport) -> str:
+    """A GitHub-flavoured summary: heading, verdict, region x outcome tables, problems."""
+    mark = "❌" if report.exit_code else "✅"
+    lines = ["## revoker audit report", "", f"**{mark} {_md(report.verdict())}**", ""]
+    lines.append(
+        f"{len(report.logs)} audit logs, {len(report.runs)} runs, {len(report.latest)} tasks"
+        + (f", {report.superseded} older records superseded" if report.superseded else "")
+        + (f", **{report.torn} torn lines skipped**" if report.torn else "")
+        + "."
+    )
+    counts = report.counts()
+    for event in sorted(counts, key=_event_rank):
+        outcomes, rows = _count_rows(counts[event])
+        lines += ["", f"### {event}", ""]
+        lines.append("| region | " + " | ".join(outcomes) + " |")
+        lines.append("|---|" + "---:|" * len(outcomes))
+        for row in rows:
+            cells = [f"**{c}**" if row[0] == "total" else c for c in row]
+            lines.append("| " + " | ".join(cells) + " |")
+    problems = report.problems()
+    if problems:
+        lines += ["", f"### Problems ({len(problems)})", ""]
+        lines.append(
+            "| event | region | app_id | key | outcome | HTTP | message "
+            "| request IDs (sent / echoed) |"
+        )
+        lines.append("|---|---|---|---|---|---:|---|---|")
+        for p in (_problem(r) for r in problems[:MAX_PROBLEMS_SHOWN]):
+            key = f"`{_md(p['key_hint'])}` {_md(p['key_id'])}"
+            if p["sid"]:
+                key += f" sid `{_md(p['sid'])}`"
+            ids = ", ".join(p["request_ids"][-3:]) or "-"
+            echoed = ", ".join(p["server_request_ids"][-3:]) or "-"
+            lines.append(
+                f"| {_md(p['event'])} | {_md(p['region'])} | {_md(p['app_id'])} | {key} | "
+                f"{_md(p['outcome'])} | {_md(p['http_status'])} | {_md(p['message'])} | "
+                f"{_md(ids)} / {_md(echoed)} |"
+            )
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"\n... and {len(problems) - MAX_PROBLEMS_SHOWN} more (see --format json)")
+    return "\n".join(lines) + "\n"
