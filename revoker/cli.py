@@ -370,6 +370,16 @@ def _register_emulator() -> None:
 _register_emulator()
 
 
+def _register_operations() -> None:
+    from revoker.opscommands import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_operations()
+
+
 def run() -> None:
     """Console-script entry point."""
     try:
