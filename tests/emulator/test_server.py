@@ -30,7 +30,6 @@ def test_process_serves_seeded_keys_and_admin_endpoints(tmp_path: Path) -> None:
     with EmulatorProcess("--seed-keys", str(_seed(tmp_path)), "--app-id", "app1") as emu:
         assert emu.base_url.startswith("http://127.0.0.1:")
         assert emu.output[0].startswith("base_url=")
-        assert any("export AGORA_BASE_URL=" in line for line in emu.output)
         rid = str(uuid.uuid4())
         url = emu.base_url + KEY_PATH.format(region="eu", key="k%252F1")
         response = httpx.get(url, auth=_auth(emu), headers={"X-Request-ID": rid})
@@ -41,6 +40,9 @@ def test_process_serves_seeded_keys_and_admin_endpoints(tmp_path: Path) -> None:
         assert emu.stats()["by_method_status"] == {"GET": {"200": 1}}
         assert emu.client_env()["AGORA_BASE_URL"] == emu.base_url
     assert emu.returncode == 0
+    # .output is complete once stop() has joined the reader threads
+    export = f"export AGORA_BASE_URL={emu.base_url} AGORA_CUSTOMER_ID=emu-test-id "
+    assert any(export in line for line in emu.output)
 
 
 def test_state_file_is_saved_on_sigterm_and_reloaded(tmp_path: Path) -> None:
