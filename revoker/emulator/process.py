@@ -12,7 +12,8 @@ The process runs ``python -m revoker.emulator --port 0 ARGS...``; the constructo
 ``with``) waits for the ``base_url=`` line (``RuntimeError`` with the process's stderr
 if it exits or stays silent for ``timeout`` seconds). Exiting the ``with`` block sends
 SIGTERM (the emulator saves ``--state`` and exits 0) and kills it after 5 s.
-stdout and stderr are drained in background threads, kept in ``.output``/``.errors``.
+stdout and stderr are drained in background threads into ``.output``/``.errors``
+(lines after ``base_url=`` may arrive later; both are complete after ``stop()``).
 """
 
 from __future__ import annotations
