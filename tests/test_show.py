@@ -1,0 +1,100 @@
+"""revoker show KEY: one key in every region, as a table or JSON; exit 0 / 1 / 3 / 2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import respx
+from click.testing import CliRunner
+
+from revoker.cli import main
+
+BASE = "https://agora.test"
+APP = "app1"
+KEY = "showMeKey-0000001"
+
+
+def url(region: str) -> str:
+    return f"/{region}/v1/projects/{APP}/rtls/ingress/streamkeys/{KEY}"
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[respx.MockRouter]:
+    monkeypatch.setenv("AGORA_CUSTOMER_ID", "cid")
+    monkeypatch.setenv("AGORA_CUSTOMER_SECRET", "secret")
+    monkeypatch.setenv("AGORA_BASE_URL", BASE)
+    monkeypatch.delenv("AGORA_APP_ID", raising=False)
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+def present(expires_after: int) -> httpx.Response:
+    data = {"streamKey": KEY, "channel": "room", "uid": "7", "createdAt": "1686820170",
+            "expiresAfter": expires_after}  # fmt: skip
+    return httpx.Response(200, json={"status": "success", "data": data})
+
+
+def missing() -> httpx.Response:
+    return httpx.Response(404, json={"status": "error", "message": "Resource not found"})
+
+
+def show(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["show", KEY, "--app-id", APP, "--max-attempts", "1", *args])
+    return result.exit_code, result.output
+
+
+def test_table_shows_each_region_with_iso_times(api: respx.MockRouter) -> None:
+    api.get(url("na")).mock(return_value=present(0))
+    api.get(url("eu")).mock(return_value=present(3600))
+    api.get(url("ap")).mock(return_value=missing())
+    api.get(url("cn")).mock(return_value=missing())
+    code, out = show()
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("key show...001 (sha256:")
+    assert KEY not in out
+    assert lines[2].split() == ["na", "yes", "room", "7", "2023-06-15T09:09:30Z", "never"]
+    assert lines[3].split()[-1] == "2023-06-15T10:09:30Z"
+    assert lines[4].split() == ["ap", "no", "-", "-", "-", "-"]
+
+
+def test_json_output_and_region_subset(api: respx.MockRouter) -> None:
+    api.get(url("eu")).mock(return_value=present(60))
+    code, out = show("--regions", "eu", "--output", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert [r["region"] for r in data["regions"]] == ["eu"]
+    assert data["regions"][0]["present"] is True
+    assert data["regions"][0]["expires"] == "2023-06-15T09:10:30Z"
+    assert data["regions"][0]["request_id"]
+
+
+def test_a_region_that_fails_to_answer_exits_1_with_its_request_id(
+    api: respx.MockRouter,
+) -> None:
+    api.get(url("na")).mock(return_value=present(0))
+    api.get(url("eu")).mock(
+        return_value=httpx.Response(403, json={"status": "error", "message": "not enabled"})
+    )
+    code, out = show("--regions", "na,eu")
+    assert code == 1, out
+    assert "eu: failed HTTP 403 not enabled request_id=" in out
+
+
+def test_rejected_credentials_exit_3(api: respx.MockRouter) -> None:
+    api.get(url("na")).mock(return_value=httpx.Response(401, json={"message": "bad"}))
+    code, _ = show("--regions", "na")
+    assert code == 3
+
+
+@pytest.mark.parametrize(
+    "args", [["--regions", "xx"], ["--app-id", ""]], ids=["bad-region", "no-app-id"]
+)
+def test_usage_errors_exit_2_and_send_nothing(api: respx.MockRouter, args: list[str]) -> None:
+    route = api.route()
+    code, _ = show(*args)
+    assert code == 2
+    assert not route.called
