@@ -53,7 +53,7 @@ class AuditLog:
     ) -> AuditLog:
         """Create (mode 0600) or append to ``path``; AuditLogError (exit 2) if it cannot."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise AuditLogError(f"{path}: cannot open audit log ({exc.strerror})") from None
         try:

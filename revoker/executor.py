@@ -330,13 +330,16 @@ async def run_tasks(
                 if ctx.halt.reason == HALT_AUDIT:
                     return
                 record(TaskResult(task, Outcome.NOT_ATTEMPTED, message=ctx.halt.reason))
-                continue
-            try:
-                result = await runner(task)
-            except Exception as exc:  # a bug must not lose the record of a task
-                log.exception("internal error in task", region=task.region, key=task.key_hint)
-                result = TaskResult(task, Outcome.FAILED, message=f"internal error: {exc!r}")
-            record(result)
+            else:
+                try:
+                    result = await runner(task)
+                except Exception as exc:  # a bug must not lose the record of a task
+                    log.exception("internal error in task", region=task.region, key=task.key_hint)
+                    result = TaskResult(task, Outcome.FAILED, message=f"internal error: {exc!r}")
+                record(result)
+            # Let the loop breathe between tasks (signals, other workers), even when a
+            # transport answers without ever suspending.
+            await asyncio.sleep(0)
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     return totals

@@ -1,0 +1,52 @@
+"""Shared fixtures: recognisable credentials, a respx-mocked API, key files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import respx
+
+BASE = "https://agora.test"
+APP = "9d2498880e934632b38b0a68fa2f1622"
+CUSTOMER_ID = "cid-RECOGNISABLE-7f3a"
+SECRET = "sec-RECOGNISABLE-91b2e"  # searched for in every output by the secrets tests
+KEY_PATTERN = r"^/(na|eu|ap|cn)/v1/projects/[^/]+/rtls/ingress/streamkeys/[^/]+$"
+
+
+@pytest.fixture
+def creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials in the environment, as in production."""
+    monkeypatch.setenv("AGORA_CUSTOMER_ID", CUSTOMER_ID)
+    monkeypatch.setenv("AGORA_CUSTOMER_SECRET", SECRET)
+    for name in (
+        "AGORA_APP_ID",
+        "AGORA_BASE_URL",
+        "AGORA_REGIONS",
+        "AGORA_AUTH",
+        "REVOKER_AUDIT_LOG",
+        "JOB_COMPLETION_INDEX",
+        "AGORA_FALLBACK_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """The Agora API mocked by respx; unmatched requests fail the test."""
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def keys_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.csv"
+    path.write_text(
+        "stream_key,app_id,regions\n"
+        f"key-aaaa-0000001,{APP},\n"
+        f"key-bbbb-0000002,{APP},NA;eu\n"
+        "key-cccc-0000003,otherapp,cn\n",
+        encoding="utf-8",
+    )
+    return path

@@ -1,0 +1,352 @@
+"""The CLI end to end in-process (CliRunner) against a respx-mocked API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from click.testing import CliRunner, Result
+
+from revoker.cli import main
+from tests.conftest import APP, BASE, CUSTOMER_ID, SECRET
+
+pytestmark = pytest.mark.usefixtures("creds")
+
+
+def invoke(tmp_path: Path, *args: str, stdin: str | None = None, verbose: bool = False) -> Result:
+    audit = tmp_path / "audit.jsonl"
+    return CliRunner().invoke(
+        main,
+        [
+            "--log-format",
+            "json",
+            *(["-v"] if verbose else []),
+            *args[:1],
+            "--base-url",
+            BASE,
+            "--audit-log",
+            str(audit),
+            "--max-rps",
+            "0",
+            *args[1:],
+        ],
+        input=stdin,
+        catch_exceptions=False,
+    )
+
+
+def audit_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+
+
+def ok(status: int = 200) -> httpx.Response:
+    return httpx.Response(
+        status,
+        json={"status": "success"}
+        if status == 200
+        else {"status": "error", "message": "Resource not found and destroyed."},
+    )
+
+
+def test_revoke_deletes_every_key_in_every_region_and_exits_0(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path
+) -> None:
+    route = api.delete(url__regex=".*").mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", str(keys_csv))
+    assert result.exit_code == 0, result.output
+    sent = sorted(c.request.url.path for c in route.calls)
+    assert sent == sorted(
+        [
+            f"/{r}/v1/projects/{APP}/rtls/ingress/streamkeys/key-aaaa-0000001"
+            for r in ("na", "eu", "ap", "cn")
+        ]
+        + [f"/{r}/v1/projects/{APP}/rtls/ingress/streamkeys/key-bbbb-0000002" for r in ("na", "eu")]
+        + ["/cn/v1/projects/otherapp/rtls/ingress/streamkeys/key-cccc-0000003"]
+    )
+    assert "every key revoked or absent in every region" in result.stdout
+    assert "does not stop a stream already running" in result.stdout
+    events = [line["event"] for line in audit_lines(tmp_path)]
+    assert events == ["run_started"] + ["revoke"] * 7 + ["run_finished"]
+
+
+def test_audit_log_is_created_with_mode_0600(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path
+) -> None:
+    api.delete(url__regex=".*").mock(return_value=ok())
+    invoke(tmp_path, "revoke", str(keys_csv))
+    assert stat.S_IMODE((tmp_path / "audit.jsonl").stat().st_mode) == 0o600
+
+
+def test_json_summary_is_machine_readable(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path
+) -> None:
+    api.delete(url__regex=".*").mock(return_value=ok(404))
+    result = invoke(tmp_path, "revoke", str(keys_csv), "--output", "json")
+    summary = json.loads(result.stdout)
+    assert summary["exit_code"] == 0
+    assert summary["revoke"]["counts"] == {"absent": 7}
+    assert summary["revoke"]["per_region"]["cn"] == {"absent": 2}
+    assert summary["audit_log"] == str(tmp_path / "audit.jsonl")
+
+
+def test_a_failed_task_exits_1_and_lists_the_failure(tmp_path: Path, api: respx.MockRouter) -> None:
+    api.delete(url__regex=".*").respond(
+        403,
+        json={"status": "error", "message": "Stream does not belong to this app ID."},
+        headers={"X-Request-ID": "srv-1"},
+    )
+    result = invoke(
+        tmp_path, "revoke", "--key", "key-xyz-12345", "--app-id", APP, "--regions", "eu"
+    )
+    assert result.exit_code == 1
+    assert "Stream does not belong to this app ID." in result.stdout
+    assert "some keys were NOT revoked" in result.stdout
+
+
+def test_wrong_credentials_exit_3_and_record_the_rest_not_attempted(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    api.delete(url__regex=".*").respond(
+        401, json={"status": "error", "message": "Invalid authentication credentials."}
+    )
+    keys = [f"--key=k-{i:04d}" for i in range(50)]
+    result = invoke(tmp_path, "revoke", *keys, "--app-id", APP, "--concurrency", "2")
+    assert result.exit_code == 3
+    assert "credentials rejected" in result.stdout
+    outcomes = [r["outcome"] for r in audit_lines(tmp_path) if r["event"] == "revoke"]
+    assert len(outcomes) == 200
+    assert outcomes.count("not_attempted") >= 198
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ("stream_key,app_id\nk1,a\n,a\n", "keys.csv:3: empty stream key"),
+        ("stream_key,app_id,regions\nk1,a,na;moon\n", "keys.csv:2: unknown region 'moon'"),
+        ('stream_key\nk1\n"k2\n', "keys.csv:3: malformed CSV"),
+        ("stream_key,app_id\nk1,\n", "keys.csv:2: no app ID"),
+    ],
+)
+def test_bad_input_exits_2_naming_file_and_line_and_sends_nothing(
+    tmp_path: Path, api: respx.MockRouter, content: str, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("keys.csv").write_text(content)
+    route = api.route().mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", "keys.csv")
+    assert result.exit_code == 2
+    assert where in result.stderr
+    assert "Traceback" not in result.output
+    assert route.call_count == 0
+    assert not (tmp_path / "audit.jsonl").exists()
+
+
+def test_unreadable_file_exits_2_and_sends_nothing(tmp_path: Path, api: respx.MockRouter) -> None:
+    route = api.route().mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", str(tmp_path / "nope.csv"), "--app-id", APP)
+    assert result.exit_code == 2
+    assert "nope.csv:1: cannot read file" in result.stderr
+    assert route.call_count == 0
+
+
+def test_missing_credentials_exit_2_naming_the_variable(
+    tmp_path: Path, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AGORA_CUSTOMER_SECRET")
+    route = api.route().mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", "--key", "k1", "--app-id", APP)
+    assert result.exit_code == 2
+    assert "AGORA_CUSTOMER_SECRET" in result.stderr
+    assert route.call_count == 0
+
+
+def test_unopenable_audit_log_exits_2_before_any_request(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.route().mock(return_value=ok())
+    result = CliRunner().invoke(
+        main,
+        [
+            "revoke",
+            "--key",
+            "k1",
+            "--app-id",
+            APP,
+            "--base-url",
+            BASE,
+            "--audit-log",
+            str(tmp_path / "no-such-dir" / "audit.jsonl"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "cannot open audit log" in result.stderr
+    assert route.call_count == 0
+
+
+def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path, api: respx.MockRouter) -> None:
+    result = CliRunner().invoke(
+        main, ["revoke", "--key", "k1", "--app-id", APP, "--base-url", "http://api.agora.io"]
+    )
+    assert result.exit_code == 2
+    assert "plain http is refused" in result.stderr
+
+
+def test_dry_run_prints_the_plan_and_sends_nothing(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path
+) -> None:
+    route = api.route().mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", str(keys_csv), "--dry-run")
+    assert result.exit_code == 0
+    assert "plan: 3 keys, 7 tasks" in result.stdout
+    assert route.call_count == 0
+    assert not (tmp_path / "audit.jsonl").exists()
+
+
+def test_keys_are_read_from_stdin(tmp_path: Path, api: respx.MockRouter) -> None:
+    route = api.delete(url__regex=".*").mock(return_value=ok())
+    result = invoke(
+        tmp_path,
+        "revoke",
+        "-",
+        "--app-id",
+        APP,
+        "--regions",
+        "na",
+        stdin="# from the incident ticket\nkey-one\nkey-two\nkey-one\n",
+    )
+    assert result.exit_code == 0
+    assert route.call_count == 2
+
+
+def test_resume_skips_pairs_already_done(tmp_path: Path, api: respx.MockRouter) -> None:
+    statuses = iter([200, 503, 503, 503])
+    api.delete(url__regex=".*").mock(side_effect=lambda _: ok(next(statuses, 200)))
+    first = invoke(
+        tmp_path,
+        "revoke",
+        "--key",
+        "key-one",
+        "--key",
+        "key-two",
+        "--app-id",
+        APP,
+        "--regions",
+        "na",
+        "--concurrency",
+        "1",
+        "--max-attempts",
+        "3",
+    )
+    assert first.exit_code == 1
+    api.reset()
+    route = api.delete(url__regex=".*").mock(return_value=ok())
+    second = invoke(
+        tmp_path,
+        "revoke",
+        "--key",
+        "key-one",
+        "--key",
+        "key-two",
+        "--app-id",
+        APP,
+        "--regions",
+        "na",
+        "--resume",
+    )
+    assert second.exit_code == 0, second.stderr
+    assert route.call_count == 1
+    assert route.calls.last.request.url.path.endswith("/key-two")
+    assert "1 already done (resume)" in second.stdout
+
+
+def test_verify_exits_0_when_every_pair_is_absent(tmp_path: Path, api: respx.MockRouter) -> None:
+    api.get(url__regex=".*").mock(return_value=ok(404))
+    result = invoke(tmp_path, "verify", "--key", "key-one", "--app-id", APP)
+    assert result.exit_code == 0
+    assert "every key absent in every region" in result.stdout
+    assert [r["outcome"] for r in audit_lines(tmp_path) if r["event"] == "verify"] == ["absent"] * 4
+
+
+def test_verify_exits_1_when_a_key_is_still_present(tmp_path: Path, api: respx.MockRouter) -> None:
+    api.get(url__regex=r"^https://agora.test/(na|eu|ap)/.*").mock(return_value=ok(404))
+    api.get(url__regex=r"^https://agora.test/cn/.*").respond(
+        200,
+        json={
+            "status": "success",
+            "data": {
+                "streamKey": "key-one",
+                "channel": "c",
+                "uid": "1",
+                "expiresAfter": 0,
+                "createdAt": "1686820170",
+            },
+        },
+    )
+    result = invoke(tmp_path, "verify", "--key", "key-one", "--app-id", APP)
+    assert result.exit_code == 1
+    assert "still present" in result.stdout
+
+
+def test_sigint_exits_130_after_in_flight_requests_are_recorded(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    def interrupt(request: httpx.Request) -> httpx.Response:
+        os.kill(os.getpid(), signal.SIGINT)
+        return ok()
+
+    route = api.delete(url__regex=".*").mock(side_effect=interrupt)
+    keys = [f"--key=key-{i:03d}" for i in range(10)]
+    result = invoke(tmp_path, "revoke", *keys, "--app-id", APP, "--concurrency", "1")
+    assert result.exit_code == 130
+    outcomes = [r["outcome"] for r in audit_lines(tmp_path) if r["event"] == "revoke"]
+    assert len(outcomes) == 40, "every task is recorded"
+    assert outcomes.count("revoked") == route.call_count, "every request sent is recorded"
+    assert outcomes.count("not_attempted") >= 36
+    assert audit_lines(tmp_path)[-1]["exit_code"] == 130
+    assert "interrupted" in result.stdout
+
+
+def test_shard_count_takes_the_index_from_the_job_completion_index(
+    tmp_path: Path, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    keys = [f"--key=key-{i:03d}" for i in range(30)]
+    result = invoke(
+        tmp_path,
+        "revoke",
+        *keys,
+        "--app-id",
+        APP,
+        "--shard-count",
+        "3",
+        "--dry-run",
+        "--output",
+        "json",
+    )
+    plan = json.loads(result.stdout)["plan"]
+    assert 0 < plan["keys"] < 30
+    assert plan["out_of_shard"] == 30 - plan["keys"]
+
+
+def test_no_credential_value_appears_in_any_output(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path
+) -> None:
+    api.delete(url__regex=".*").mock(side_effect=[ok(503), *[ok()] * 20])
+    api.get(url__regex=".*").respond(401, json={"message": f"bad secret {SECRET}"})
+    result = invoke(tmp_path, "revoke", str(keys_csv), "--verify", verbose=True)
+    everything = result.stdout + result.stderr + (tmp_path / "audit.jsonl").read_text()
+    assert SECRET not in everything
+    assert CUSTOMER_ID not in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_version_and_help_work_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGORA_CUSTOMER_SECRET")
+    assert CliRunner().invoke(main, ["--version"]).exit_code == 0
+    assert "revoke" in CliRunner().invoke(main, ["--help"]).stdout

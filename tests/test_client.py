@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from email.utils import formatdate
+from urllib.parse import unquote
+
+import httpx
+import pytest
+import respx
+
+from revoker.auth import Credentials, hmac_headers
+from revoker.client import AgoraClient, ApiResponse, key_path, parse_retry_after, segment
+from revoker.errors import TransportFailure, UsageError
+from revoker.settings import ClientSettings, check_base_url, default_fallback
+
+BASE = "https://agora.test"
+CREDS = Credentials("cid", "secret-value")
+
+
+def call(settings: ClientSettings, method: str, *args: str) -> ApiResponse:
+    async def go() -> ApiResponse:
+        async with AgoraClient(settings, CREDS) as client:
+            result: ApiResponse = await getattr(client, method)(*args)
+            return result
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("key", "encoded"),
+    [
+        ("a/../b?x#y", "a%2F..%2Fb%3Fx%23y"),
+        ("..", "%2E%2E"),
+        (".", "%2E"),
+        ("100%", "100%25"),
+        ("k+y=", "k%2By%3D"),
+        ("ключ", "%D0%BA%D0%BB%D1%8E%D1%87"),
+    ],
+)
+def test_hostile_keys_are_one_encoded_path_segment(key: str, encoded: str) -> None:
+    assert segment(key) == encoded
+    path = key_path("na", "app", key)
+    assert path == f"/na/v1/projects/app/rtls/ingress/streamkeys/{encoded}"
+    assert unquote(path.rsplit("/", 1)[1]) == key
+
+
+def test_hostile_key_reaches_the_streamkeys_endpoint_on_the_wire() -> None:
+    with respx.mock(base_url=BASE) as api:
+        route = api.delete(url__regex=r".*").respond(404)
+        call(ClientSettings(base_url=BASE), "delete_key", "eu", "app", "a/../b?x#y")
+    sent = route.calls.last.request.url
+    assert sent.raw_path == b"/eu/v1/projects/app/rtls/ingress/streamkeys/a%2F..%2Fb%3Fx%23y"
+    assert sent.query == b""
+
+
+def test_each_request_sends_a_fresh_uuid_and_records_the_echo() -> None:
+    with respx.mock(base_url=BASE) as api:
+        route = api.delete(url__regex=r".*").mock(
+            side_effect=lambda request: httpx.Response(
+                200,
+                json={"status": "success"},
+                headers={"X-Request-ID": "srv-" + request.headers["X-Request-ID"]},
+            )
+        )
+        first = call(ClientSettings(base_url=BASE), "delete_key", "na", "app", "k1")
+        second = call(ClientSettings(base_url=BASE), "delete_key", "na", "app", "k1")
+    sent = [c.request.headers["X-Request-ID"] for c in route.calls]
+    assert len(set(sent)) == 2
+    assert all(uuid.UUID(s).version == 4 for s in sent)
+    assert first.request_id == sent[0]
+    assert first.server_request_id == "srv-" + sent[0]
+    assert second.request_id == sent[1]
+
+
+def test_basic_auth_header_is_sent_by_default() -> None:
+    with respx.mock(base_url=BASE) as api:
+        route = api.get(url__regex=r".*").respond(404)
+        call(ClientSettings(base_url=BASE), "get_key", "na", "app", "k1")
+    assert route.calls.last.request.headers["Authorization"] == "Basic Y2lkOnNlY3JldC12YWx1ZQ=="
+
+
+def test_hmac_auth_signs_host_date_request_line_and_digest() -> None:
+    with respx.mock(base_url=BASE) as api:
+        route = api.delete(url__regex=r".*").respond(200, json={"status": "success"})
+        call(ClientSettings(base_url=BASE, auth="hmac"), "delete_key", "na", "app", "a/b")
+    request = route.calls.last.request
+    expected = hmac_headers(
+        CREDS,
+        host="agora.test",
+        method="DELETE",
+        path="/na/v1/projects/app/rtls/ingress/streamkeys/a%2Fb",
+        date=request.headers["Date"],
+    )
+    assert request.headers["Authorization"] == expected["Authorization"]
+    assert request.headers["Digest"] == expected["Digest"]
+    assert request.headers["Host"] == "agora.test"
+
+
+def test_error_body_message_and_data_are_parsed() -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.get(url__regex=r".*").respond(
+            403, json={"status": "error", "message": "Stream does not belong to this app ID."}
+        )
+        response = call(ClientSettings(base_url=BASE), "get_key", "na", "app", "k")
+    assert response.status == 403
+    assert response.message == "Stream does not belong to this app ID."
+
+
+def test_transport_errors_become_transport_failures_with_the_request_id() -> None:
+    with respx.mock(base_url=BASE) as api:
+        route = api.delete(url__regex=r".*").mock(side_effect=httpx.ReadTimeout("slow"))
+        with pytest.raises(TransportFailure) as info:
+            call(ClientSettings(base_url=BASE), "delete_key", "na", "app", "k")
+    assert info.value.kind == "read_timeout"
+    assert not info.value.connect
+    assert info.value.request_id == route.calls.last.request.headers["X-Request-ID"]
+
+
+def test_connect_failure_switches_to_the_fallback_host() -> None:
+    settings = ClientSettings(base_url=BASE, fallback_url="https://fallback.test")
+    with respx.mock() as api:
+        api.delete(url__startswith=BASE).mock(side_effect=httpx.ConnectError("refused"))
+        backup = api.delete(url__startswith="https://fallback.test").respond(200, json={})
+
+        async def go() -> ApiResponse:
+            async with AgoraClient(settings, CREDS) as client:
+                with pytest.raises(TransportFailure) as info:
+                    await client.delete_key("na", "app", "k")
+                assert info.value.connect
+                return await client.delete_key("na", "app", "k")
+
+        response = asyncio.run(go())
+    assert response.host == "fallback.test"
+    assert backup.called
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(formatdate(1000.0 + 30, usegmt=True), now=1000.0) == 30.0
+    assert parse_retry_after(formatdate(900.0, usegmt=True), now=1000.0) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["http://api.agora.io", "ftp://127.0.0.1", "https://u:p@api.agora.io", "nonsense"]
+)
+def test_unsafe_base_urls_are_refused(url: str) -> None:
+    with pytest.raises(UsageError):
+        check_base_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"])
+def test_plain_http_is_allowed_for_loopback_only(url: str) -> None:
+    assert check_base_url(url) == url
+
+
+def test_agora_hosts_fall_back_to_each_other() -> None:
+    assert default_fallback("https://api.agora.io") == "https://api.sd-rtn.com"
+    assert default_fallback("https://api.sd-rtn.com") == "https://api.agora.io"
+    assert default_fallback("http://127.0.0.1:8080") is None

@@ -1,0 +1,230 @@
+"""Retries, Retry-After, the circuit breaker and outcomes, through service.execute + respx."""
+
+from __future__ import annotations
+
+import json
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from revoker.auth import Credentials
+from revoker.executor import Halt
+from revoker.service import RunReport, execute, prepare, revoke_passes
+from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
+
+BASE = "https://agora.test"
+CREDS = Credentials("cid", "sec")
+
+
+def run(
+    tmp_path: Path,
+    keys: list[str],
+    *,
+    regions: tuple[str, ...] = ("na",),
+    concurrency: int = 4,
+    max_attempts: int = 6,
+    verify: bool = False,
+) -> RunReport:
+    settings = RunSettings(
+        inputs=InputSettings(keys=tuple(keys), app_id="app", regions=regions),
+        client=ClientSettings(base_url=BASE, concurrency=concurrency),
+        retry=RetrySettings(max_attempts=max_attempts, backoff_base=0.01, backoff_max=0.05),
+        max_rps=0,
+        audit_log=tmp_path / "audit.jsonl",
+        verify=verify,
+    )
+    plan = prepare(settings)
+    return execute(
+        "revoke",
+        settings,
+        plan,
+        CREDS,
+        revoke_passes(settings, plan),
+        install_signal_handlers=False,
+    )
+
+
+def records(tmp_path: Path, event: str = "revoke") -> list[dict[str, Any]]:
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record every backoff the executor asks for, without waiting."""
+    asked: list[float] = []
+
+    async def fake_sleep(self: Halt, seconds: float) -> None:
+        asked.append(seconds)
+
+    monkeypatch.setattr(Halt, "sleep", fake_sleep)
+    return asked
+
+
+def echo(status: int, **headers: str) -> Any:
+    def respond(request: httpx.Request) -> httpx.Response:
+        body = (
+            {"status": "success"} if status == 200 else {"status": "error", "message": f"m{status}"}
+        )
+        return httpx.Response(
+            status,
+            json=body,
+            headers={"X-Request-ID": request.headers.get("X-Request-ID", "-"), **headers},
+        )
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "exit_code"),
+    [(200, "revoked", 0), (404, "absent", 0), (403, "failed", 1), (400, "failed", 1)],
+)
+def test_each_status_maps_to_its_outcome(
+    tmp_path: Path, status: int, outcome: str, exit_code: int
+) -> None:
+    with respx.mock(base_url=BASE) as api:
+        route = api.delete(url__regex=".*").mock(side_effect=echo(status))
+        report = run(tmp_path, ["key-one"])
+    assert report.exit_code == exit_code
+    (record,) = records(tmp_path)
+    assert record["outcome"] == outcome
+    assert record["http_status"] == status
+    assert route.call_count == 1, "4xx other than 409/429 is never retried"
+
+
+def test_retry_sequence_ends_revoked_with_every_request_id(
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    answers: list[Any] = [
+        echo(503),
+        httpx.RemoteProtocolError("connection reset"),
+        echo(429, **{"Retry-After": "2"}),
+        echo(200),
+    ]
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        response: httpx.Response = answer(request)
+        return response
+
+    with respx.mock(base_url=BASE) as api:
+        route = api.delete(url__regex=".*").mock(side_effect=respond)
+        report = run(tmp_path, ["key-one"])
+    assert report.exit_code == 0
+    (record,) = records(tmp_path)
+    sent = [c.request.headers["X-Request-ID"] for c in route.calls]
+    assert len(set(sent)) == 4
+    assert record["outcome"] == "revoked"
+    assert [a["request_id"] for a in record["attempts"]] == sent
+    assert [a.get("status") for a in record["attempts"]] == [503, None, 429, 200]
+    assert record["attempts"][1]["error"] == "remote_protocol_error"
+    assert record["request_id"] == sent[-1]
+    assert record["server_request_id"] == sent[-1]
+    assert sleeps[2] == 2.0, "Retry-After in seconds is honoured"
+
+
+def test_retry_after_http_date_is_honoured_and_capped(tmp_path: Path, sleeps: list[float]) -> None:
+    import time
+
+    later = formatdate(time.time() + 30, usegmt=True)
+    much_later = formatdate(time.time() + 3600, usegmt=True)
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(
+            side_effect=[
+                echo(429, **{"Retry-After": later})(httpx.Request("DELETE", BASE)),
+                echo(503, **{"Retry-After": much_later})(httpx.Request("DELETE", BASE)),
+                httpx.Response(200, json={"status": "success"}),
+            ]
+        )
+        report = run(tmp_path, ["key-one"])
+    assert report.exit_code == 0
+    assert 28 <= sleeps[0] <= 30
+    assert sleeps[1] == 60.0, "Retry-After is capped at 60 s"
+
+
+def test_backoff_without_retry_after_is_bounded_full_jitter(
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(side_effect=echo(500))
+        report = run(tmp_path, ["key-one"], max_attempts=5)
+    assert report.exit_code == 1
+    (record,) = records(tmp_path)
+    assert record["outcome"] == "failed"
+    assert len(record["attempts"]) == 5
+    assert "after 5 attempts" in record["message"]
+    assert len(sleeps) == 4
+    assert all(0 <= s <= 0.05 for s in sleeps)
+
+
+@pytest.mark.parametrize("status", [409, 502, 504])
+def test_transient_statuses_are_retried(tmp_path: Path, sleeps: list[float], status: int) -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(
+            side_effect=[echo(status)(httpx.Request("DELETE", BASE)), httpx.Response(200, json={})]
+        )
+        report = run(tmp_path, ["key-one"])
+    assert report.exit_code == 0
+    assert [a["status"] for a in records(tmp_path)[0]["attempts"]] == [status, 200]
+
+
+def test_401_opens_the_circuit_breaker(tmp_path: Path) -> None:
+    keys = [f"key-{i:05d}" for i in range(200)]
+    with respx.mock(base_url=BASE) as api:
+        route = api.delete(url__regex=".*").respond(
+            401, json={"status": "error", "message": "Invalid authentication credentials."}
+        )
+        report = run(tmp_path, keys, concurrency=4)
+    assert report.exit_code == 3
+    assert route.call_count <= 4, "no request starts after the first 401"
+    lines = records(tmp_path)
+    assert len(lines) == 200, "every task is recorded"
+    outcomes = [r["outcome"] for r in lines]
+    assert outcomes.count("not_attempted") >= 196
+    assert set(outcomes) == {"failed", "not_attempted"}
+    finished = records(tmp_path, "run_finished")[0]
+    assert finished["exit_code"] == 3
+    assert finished["halt_reason"] == "auth_rejected"
+
+
+def test_verify_after_revoke_reports_present_keys(tmp_path: Path) -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").respond(200, json={"status": "success"})
+        api.get(url__regex=".*").respond(
+            200,
+            json={
+                "status": "success",
+                "data": {
+                    "streamKey": "key-one",
+                    "channel": "ch",
+                    "uid": "1",
+                    "expiresAfter": 0,
+                    "createdAt": "1686820170",
+                },
+            },
+        )
+        report = run(tmp_path, ["key-one"], verify=True)
+    assert report.exit_code == 1
+    (line,) = records(tmp_path, "verify")
+    assert line["outcome"] == "present"
+    assert line["channel"] == "ch"
+    assert "streamKey" not in json.dumps(line)
+    assert "key-one" not in json.dumps(line)
+
+
+def test_audit_lines_never_hold_the_plain_key(tmp_path: Path) -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").respond(200, json={"status": "success"})
+        run(tmp_path, ["very-secret-stream-key-123"])
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert "very-secret-stream-key-123" not in text
+    record = records(tmp_path)[0]
+    assert record["key_hint"] == "very...123"
+    assert record["key_id"].startswith("sha256:")
+    assert len(record["key_id"]) == 39

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from revoker.errors import InputError
+from revoker.inputs import KeyRow, Source, iter_rows, open_sources
+
+APP = "app1"
+
+
+def rows_of(tmp_path: Path, name: str, text: str, app: str | None = APP) -> list[object]:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return list(iter_rows(open_sources((str(path),), ()), app))
+
+
+def test_csv_rows_carry_key_app_regions_and_line(tmp_path: Path) -> None:
+    rows = rows_of(tmp_path, "k.csv", "stream_key,app_id,regions\nk1,appA,na;EU\nk2,,\n")
+    assert rows == [
+        KeyRow("k1", "appA", ("na", "eu"), str(tmp_path / "k.csv"), 2),
+        KeyRow("k2", APP, ("na", "eu", "ap", "cn"), str(tmp_path / "k.csv"), 3),
+    ]
+
+
+def test_csv_columns_may_come_in_any_order_and_extra_columns_are_ignored(
+    tmp_path: Path,
+) -> None:
+    rows = rows_of(tmp_path, "k.csv", "note,regions,stream_key\nhello,cn,k1\n")
+    assert rows == [KeyRow("k1", APP, ("cn",), str(tmp_path / "k.csv"), 2)]
+
+
+def test_text_file_skips_comments_and_blank_lines(tmp_path: Path) -> None:
+    rows = rows_of(tmp_path, "k.txt", "# leaked 2026-11-23\n\nk1\n   \nk2\r\n")
+    assert [(r.key, r.line) for r in rows if isinstance(r, KeyRow)] == [("k1", 3), ("k2", 5)]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("stream_key,app_id\nok,a\n,app1\n", 3, "empty stream key"),
+        ("stream_key\nab cd\n", 2, "whitespace"),
+        ("stream_key,regions\nk1,na;mars\n", 2, "unknown region 'mars'"),
+        ('stream_key\nk1\n"unterminated\n', 3, "malformed CSV"),
+        ("stream_key,app_id\nk1,a,b,c\n", 2, "fields but the header has"),
+        ("key,region\nk1,na\n", 1, "no 'stream_key' column"),
+        ("stream_key\nk\x01ey\n", 2, "control character"),
+    ],
+)
+def test_bad_csv_rows_name_the_line_and_the_reason(
+    tmp_path: Path, text: str, line: int, reason: str
+) -> None:
+    errors = [r for r in rows_of(tmp_path, "k.csv", text) if isinstance(r, InputError)]
+    assert errors, "expected an input error"
+    assert errors[0].line == line
+    assert reason in errors[0].reason
+    assert str(errors[0]).startswith(f"{tmp_path / 'k.csv'}:{line}: ")
+
+
+def test_missing_app_id_is_an_error_when_no_default(tmp_path: Path) -> None:
+    rows = rows_of(tmp_path, "k.txt", "k1\n", app=None)
+    assert isinstance(rows[0], InputError)
+    assert "no app ID" in rows[0].reason
+
+
+def test_unreadable_file_is_an_input_error_naming_the_file(tmp_path: Path) -> None:
+    rows = list(iter_rows(open_sources((str(tmp_path / "missing.csv"),), ()), APP))
+    assert len(rows) == 1
+    assert isinstance(rows[0], InputError)
+    assert "missing.csv:1: cannot read file" in str(rows[0])
+
+
+def test_invalid_utf8_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "k.txt"
+    path.write_bytes(b"k1\n\xff\xfe\n")
+    rows = list(iter_rows(open_sources((str(path),), ()), APP))
+    assert isinstance(rows[-1], InputError)
+    assert "UTF-8" in rows[-1].reason
+
+
+def test_stdin_is_spooled_and_can_be_read_twice() -> None:
+    sources = [Source("-", stdin=io.StringIO("k1\nk2\n"))]
+    first = [r.key for r in iter_rows(sources, APP) if isinstance(r, KeyRow)]
+    second = [r.key for r in iter_rows(sources, APP) if isinstance(r, KeyRow)]
+    assert first == second == ["k1", "k2"]
+    assert all(r.source == "<stdin>" for r in iter_rows(sources, APP) if isinstance(r, KeyRow))
+
+
+def test_key_options_become_rows_named_dash_dash_key() -> None:
+    rows = list(iter_rows(open_sources((), ("k1", "")), APP))
+    assert isinstance(rows[0], KeyRow)
+    assert isinstance(rows[1], InputError)
+    assert str(rows[1]) == "--key:2: empty stream key"
+
+
+def test_hostile_key_characters_are_accepted_as_data(tmp_path: Path) -> None:
+    rows = rows_of(tmp_path, "k.txt", "a/../b?x#y\n..\n%2F\n")
+    assert [r.key for r in rows if isinstance(r, KeyRow)] == ["a/../b?x#y", "..", "%2F"]
