@@ -1,0 +1,138 @@
+"""revoker report: merge audit logs, latest outcome per task, text/json/markdown, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from revoker.cli import main
+from revoker.report import build_report
+
+
+def line(event: str, region: str, key: str, outcome: str, ts: str, **extra: Any) -> str:
+    record = {
+        "event": event, "ts": ts, "run_id": "r1", "app_id": "app1", "region": region,
+        "key_id": f"sha256:{key}", "key_hint": "***", "outcome": outcome,
+        "http_status": {"revoked": 200, "absent": 404, "failed": 503}.get(outcome),
+        "request_id": f"req-{key}-{region}",
+        "attempts": [{"request_id": f"req-{key}-{region}", "status": 503,
+                      "server_request_id": f"srv-{key}-{region}"}],
+        "message": "Service overload" if outcome == "failed" else None, **extra,
+    }  # fmt: skip
+    return json.dumps(record) + "\n"
+
+
+def write(path: Path, *lines: str) -> Path:
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["report", *args])
+    return result.exit_code, result.output
+
+
+def test_latest_outcome_wins_across_logs_and_order_of_arguments(tmp_path: Path) -> None:
+    first = write(
+        tmp_path / "first.jsonl",
+        line("revoke", "na", "a", "failed", "2026-01-01T00:00:00.000Z"),
+        line("revoke", "eu", "a", "revoked", "2026-01-01T00:00:00.000Z"),
+    )
+    resumed = write(
+        tmp_path / "resumed.jsonl",
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:05:00.000Z"),
+    )
+    for order in ((first, resumed), (resumed, first)):
+        report = build_report(list(order))
+        assert report.totals()["revoke"] == {"revoked": 2}
+        assert report.superseded == 1
+        assert report.exit_code == 0
+    code, out = run(str(resumed), str(first))
+    assert code == 0
+    assert "all 2 tasks done" in out
+
+
+def test_failures_are_listed_with_request_ids_and_exit_1(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("revoke", "na", "a", "failed", "2026-01-01T00:00:00.000Z"),
+        line("revoke", "eu", "a", "not_attempted", "2026-01-01T00:00:00.000Z"),
+        line("revoke", "ap", "a", "absent", "2026-01-01T00:00:00.000Z"),
+    )
+    code, out = run(str(log), "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["counts"]["revoke"]["per_region"]["na"] == {"failed": 1}
+    (failed,) = (p for p in data["problems"] if p["outcome"] == "failed")
+    assert failed["request_ids"] == ["req-a-na"]
+    assert failed["server_request_ids"] == ["srv-a-na"]
+    assert failed["message"] == "Service overload"
+    assert {p["outcome"] for p in data["problems"]} == {"failed", "not_attempted"}
+
+
+def test_verify_present_is_a_problem_but_query_present_is_not(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("query", "na", "a", "present", "2026-01-01T00:00:00.000Z", matched=False),
+    )
+    assert run(str(log))[0] == 0
+    write(log, line("verify", "na", "a", "present", "2026-01-01T00:00:00.000Z"))
+    assert run(str(log))[0] == 1
+
+
+def test_disconnect_lines_are_separate_tasks_per_sid(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("disconnect", "na", "a", "disconnected", "2026-01-01T00:00:00.000Z", sid="S1"),
+        line("disconnect", "na", "a", "disconnected", "2026-01-01T00:00:00.000Z", sid="S2"),
+    )
+    assert build_report([log]).totals()["disconnect"] == {"disconnected": 2}
+
+
+def test_torn_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:00.000Z"),
+        '{"event":"revoke","ts":"2026-01-01T00:00:01',  # killed mid-write
+    )
+    code, out = run(str(log))
+    assert code == 0
+    assert "1 torn lines skipped" in out
+    assert json.loads(run(str(log), "--format", "json")[1])["torn_lines"] == 1
+
+
+def test_markdown_has_heading_verdict_region_table_and_problems(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:00.000Z"),
+        line("revoke", "eu", "a", "failed", "2026-01-01T00:00:00.000Z", message="bad | pipe"),
+    )
+    code, out = run(str(log), "--format", "markdown")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == "## revoker audit report"
+    assert lines[2].startswith("**❌ 1 of 2 tasks NOT done")
+    assert "| region | revoked | failed |" in lines
+    assert "| na | 1 | 0 |" in lines
+    assert "| **total** | **1** | **1** |" in lines
+    problem = next(x for x in lines if x.startswith("| revoke | eu |"))
+    assert "bad \\| pipe" in problem
+    assert problem.count(" | ") == 7  # 8 columns: the escaped pipe does not split a cell
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_unreadable_log_exits_2(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "nope.jsonl"
+    if kind == "directory":
+        path.mkdir()
+    code, out = run(str(path))
+    assert code == 2
+    assert "cannot read audit log" in out
+
+
+def test_no_argument_is_a_usage_error() -> None:
+    assert run()[0] == 2
