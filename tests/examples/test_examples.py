@@ -1,0 +1,187 @@
+"""The files in examples/: they parse, they hang together, and their commands work.
+
+The GitHub Actions workflow's ``run:`` scripts are extracted from the YAML and
+run verbatim with bash (as Actions does: ``bash -eo pipefail``) against the
+emulator; only the job's ``env:`` block, whose values are ``${{ }}``
+expressions, is mirrored by the test (secrets -> the emulator's credentials).
+The Kubernetes Job's container command is extracted and run once per index
+with ``JOB_COMPLETION_INDEX`` set, /keys and /audit pointed at temp dirs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+BIN = str(Path(sys.executable).parent)
+APP = "app1"
+
+yaml = pytest.importorskip("yaml")
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def workflow() -> dict[str, Any]:
+    data: dict[str, Any] = load(EXAMPLES / "github-actions" / "revoke.yml")
+    return data
+
+
+def test_workflow_is_dispatched_by_hand_with_keys_and_uses_secrets_via_env() -> None:
+    wf = workflow()
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` as true
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert {"keys", "keys_artifact", "regions", "disconnect"} <= set(inputs)
+    job = wf["jobs"]["revoke"]
+    assert job["env"]["AGORA_CUSTOMER_SECRET"] == "${{ secrets.AGORA_CUSTOMER_SECRET }}"
+    assert job["env"]["AGORA_CUSTOMER_ID"] == "${{ secrets.AGORA_CUSTOMER_ID }}"
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "secrets." not in runs  # secrets only through env, never on a command line
+    assert "revoker revoke" in runs
+    assert "--output json" in runs
+    assert '--format markdown >> "$GITHUB_STEP_SUMMARY"' in runs
+    uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-")]
+    assert uploads
+    assert "revoker-audit.jsonl" in uploads[0]["with"]["path"]
+    assert uploads[0]["if"] == "${{ always() }}"
+
+
+@pytest.mark.integration
+def test_workflow_run_steps_revoke_against_the_emulator(tmp_path: Path) -> None:
+    from revoker.emulator.process import EmulatorProcess
+
+    job = workflow()["jobs"]["revoke"]
+    scripts = [
+        (step["name"], step["run"])
+        for step in job["steps"]
+        if "run" in step and "pip install" not in step["run"]
+    ]
+    assert [name for name, _ in scripts] == ["Collect the keys", "Revoke", "Job summary"]
+    seed = tmp_path / "seed.csv"
+    seed.write_text("stream_key,channel\nleakedKey-00000001,c\nleakedKey-00000002,c\n")
+    live = tmp_path / "live.csv"
+    live.write_text(f"stream_key,app_id,region,channel\nleakedKey-00000001,{APP},eu,c\n")
+    summary_md = tmp_path / "step-summary.md"
+    with EmulatorProcess(
+        "--seed-keys", str(seed), "--live-streams", str(live), "--app-id", APP
+    ) as emu:
+        env = {
+            "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "GITHUB_STEP_SUMMARY": str(summary_md),
+            **emu.client_env(),
+            # job.env, with its ${{ }} expressions evaluated for this dispatch:
+            "AGORA_APP_ID": APP,
+            "AGORA_REGIONS": "na,eu,ap,cn",
+            "REVOKER_AUDIT_LOG": job["env"]["REVOKER_AUDIT_LOG"],
+            "REVOKER_LOG_FORMAT": job["env"]["REVOKER_LOG_FORMAT"],
+            "KEYS_INPUT": "leakedKey-00000001\nleakedKey-00000002\n",
+            "DISCONNECT": "--disconnect",
+        }
+        for name, script in scripts:
+            assert "${{" not in script, name  # runs verbatim
+            result = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, (name, result.stderr)
+            assert "leakedKey-00000001" not in result.stderr  # logs name keys by hint only
+        state = emu.state()
+    assert state["keys"] == []
+    assert state["streams"] == []
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["exit_code"] == 0
+    assert summary["revoke"]["counts"] == {"revoked": 8}
+    assert summary["verify"]["counts"] == {"absent": 8}
+    assert summary["disconnect"]["counts"] == {"disconnected": 1}
+    markdown = summary_md.read_text()
+    assert markdown.startswith("## revoker audit report\n")
+    assert "| **total** |" in markdown
+    assert (tmp_path / "revoker-audit.jsonl").stat().st_mode & 0o077 == 0
+
+
+def k8s_job() -> dict[str, Any]:
+    data: dict[str, Any] = load(EXAMPLES / "kubernetes" / "revoke-indexed-job.yaml")
+    return data
+
+
+def test_indexed_job_shard_count_matches_completions_and_logs_per_pod() -> None:
+    job = k8s_job()
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    container = spec["template"]["spec"]["containers"][0]
+    command = " ".join(container["args"])
+    assert f"--shard-count {spec['completions']}" in command
+    assert "${JOB_COMPLETION_INDEX}" in command
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    log = re.search(r"--audit-log \"?(\S+?)\"?(\s|$)", command)
+    assert log is not None
+    assert "/" + log.group(1).split("/")[1] in mounts
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    assert "persistentVolumeClaim" in volumes[mounts["/audit"]]
+    env = {e["name"]: e for e in container["env"]}
+    assert "secretKeyRef" in env["AGORA_CUSTOMER_SECRET"]["valueFrom"]
+
+
+@pytest.mark.integration
+def test_indexed_job_pods_together_revoke_everything(tmp_path: Path) -> None:
+    from revoker.emulator.process import EmulatorProcess
+
+    job = k8s_job()
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["sh", "-c"]
+    script = container["args"][0].replace("/keys/", f"{tmp_path}/keys/")
+    script = script.replace("/audit/", f"{tmp_path}/audit/")
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "audit").mkdir()
+    keys = [f"podKey-{i:05d}-abc" for i in range(30)]
+    (tmp_path / "keys" / "keys.csv").write_text("stream_key\n" + "\n".join(keys) + "\n")
+    seed = tmp_path / "seed.csv"
+    seed.write_text("stream_key\n" + "\n".join(keys) + "\n")
+    with EmulatorProcess("--seed-keys", str(seed), "--app-id", APP) as emu:
+        for index in range(job["spec"]["completions"]):
+            env = {**os.environ, **emu.client_env(), "AGORA_APP_ID": APP,
+                   "JOB_COMPLETION_INDEX": str(index)}  # fmt: skip
+            result = subprocess.run(
+                ["sh", "-c", script.replace("exec revoker", shlex.quote(f"{BIN}/revoker"))],
+                env=env, capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+        assert emu.state()["keys"] == []
+    logs = sorted((tmp_path / "audit").glob("revoke-*.jsonl"))
+    assert [p.name for p in logs] == [f"revoke-{i}.jsonl" for i in range(4)]
+    report = subprocess.run(
+        [f"{BIN}/revoker", "report", "--format", "json", *map(str, logs)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert report.returncode == 0
+    assert json.loads(report.stdout)["counts"]["revoke"]["total"] == {"revoked": 120}
+
+
+def test_cron_line_uses_flock_an_env_file_and_prune() -> None:
+    lines = [
+        line
+        for line in (EXAMPLES / "cron" / "revoker-prune.cron").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert len(lines) == 1
+    fields = lines[0].split(None, 6)
+    assert len(fields) == 7  # m h dom mon dow user command (/etc/cron.d format)
+    assert all(re.fullmatch(r"[\d*/,-]+", f) for f in fields[:5])
+    command = fields[6]
+    assert command.startswith("flock -n ")
+    assert ". /etc/revoker/env" in command
+    assert "revoker -q prune --expired --resume" in command
+    assert re.search(r"(?<!\\)%", command) is None  # a bare % ends the command in cron
