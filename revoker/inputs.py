@@ -23,6 +23,8 @@ from revoker.models import REGIONS
 MAX_KEY_LENGTH = 1024
 _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _FORBIDDEN_IN_KEY = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+# Lone surrogates: argv bytes that are not UTF-8 (surrogateescape); unencodable.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _REGION_SET = frozenset(REGIONS)
 
 
@@ -71,6 +73,9 @@ def check_key(key: str) -> str | None:
     if bad:
         what = "whitespace" if bad.group().isspace() else "a control character"
         return f"stream key contains {what} at position {bad.start() + 1}"
+    bad = _SURROGATE.search(key)
+    if bad:
+        return f"stream key is not valid UTF-8 at position {bad.start() + 1}"
     if len(key) > MAX_KEY_LENGTH:
         return f"stream key longer than {MAX_KEY_LENGTH} characters"
     return None
