@@ -151,14 +151,12 @@ def wait_for(
 
 
 def count_lines(path: Path, needle: bytes = b"") -> int:
-    """Lines of ``path`` containing ``needle`` (0 if the file does not exist yet)."""
+    """Occurrences of ``needle`` (default: lines) in ``path``; 0 if it does not exist yet."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return 0
-    if not needle:
-        return data.count(b"\n")
-    return sum(1 for line in data.split(b"\n") if needle in line)
+    return data.count(needle or b"\n")
 
 
 def wait_until_stable(path: Path, quiet: float = 0.3, timeout: float = 10.0) -> int:
