@@ -78,6 +78,10 @@ def check_key(key: str) -> str | None:
         return f"stream key is not valid UTF-8 at position {bad.start() + 1}"
     if len(key) > MAX_KEY_LENGTH:
         return f"stream key longer than {MAX_KEY_LENGTH} characters"
+    if key in (".", ".."):
+        # A dot segment: HTTP stacks (yarl, proxies) may normalise even its encoded
+        # form (%2E%2E) away, and the request would land on another endpoint.
+        return f"stream key {key!r} is a path dot segment, never a valid key"
     return None
 
 

@@ -96,5 +96,12 @@ def test_key_options_become_rows_named_dash_dash_key() -> None:
 
 
 def test_hostile_key_characters_are_accepted_as_data(tmp_path: Path) -> None:
-    rows = rows_of(tmp_path, "k.txt", "a/../b?x#y\n..\n%2F\n")
-    assert [r.key for r in rows if isinstance(r, KeyRow)] == ["a/../b?x#y", "..", "%2F"]
+    rows = rows_of(tmp_path, "k.txt", "a/../b?x#y\n...\n%2F\n")
+    assert [r.key for r in rows if isinstance(r, KeyRow)] == ["a/../b?x#y", "...", "%2F"]
+
+
+@pytest.mark.parametrize("key", [".", ".."])
+def test_dot_segment_keys_are_refused_before_any_request(tmp_path: Path, key: str) -> None:
+    (row,) = rows_of(tmp_path, "k.txt", f"{key}\n")
+    assert isinstance(row, InputError)
+    assert "dot segment" in row.reason

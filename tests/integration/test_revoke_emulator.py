@@ -27,15 +27,31 @@ def seed(tmp_path: Path, keys: list[str], app: str = APP) -> Path:
     return path
 
 
-def revoker(emu: EmulatorProcess, tmp_path: Path, *args: str,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def revoker(
+    emu: EmulatorProcess, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "REVOKER_"))}
     environment.update(emu.client_env())
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "revoker", "--log-format", "json", "revoke",
-         "--audit-log", str(tmp_path / "audit.jsonl"), "--output", "json", *args],
-        capture_output=True, text=True, env=environment, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "revoker",
+            "--log-format",
+            "json",
+            "revoke",
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            "--output",
+            "json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
     )
 
 
@@ -51,8 +67,9 @@ def keys() -> list[str]:
 
 @pytest.fixture
 def emulator(tmp_path: Path, keys: list[str]) -> Iterator[EmulatorProcess]:
-    with EmulatorProcess("--seed-keys", str(seed(tmp_path, keys)),
-                         "--forbidden-app", FORBIDDEN_APP) as emu:
+    with EmulatorProcess(
+        "--seed-keys", str(seed(tmp_path, keys)), "--forbidden-app", FORBIDDEN_APP
+    ) as emu:
         yield emu
 
 
@@ -65,8 +82,10 @@ def keys_file(tmp_path: Path, rows: list[tuple[str, str]]) -> Path:
 def test_every_outcome_against_the_emulator(
     tmp_path: Path, emulator: EmulatorProcess, keys: list[str]
 ) -> None:
-    path = keys_file(tmp_path, [(keys[0], APP), ("never-seeded-key-1", APP),
-                                ("some-key-forbidden", FORBIDDEN_APP)])
+    path = keys_file(
+        tmp_path,
+        [(keys[0], APP), ("never-seeded-key-1", APP), ("some-key-forbidden", FORBIDDEN_APP)],
+    )
     result = revoker(emulator, tmp_path, str(path), "--verify")
     assert result.returncode == 1, result.stderr
     by_key = {(r["key_hint"], r["region"]): r["outcome"] for r in lines(tmp_path)}
@@ -99,8 +118,14 @@ def test_wrong_credentials_exit_3_with_the_rest_not_attempted(
     tmp_path: Path, emulator: EmulatorProcess, keys: list[str]
 ) -> None:
     path = keys_file(tmp_path, [(k, APP) for k in keys])
-    result = revoker(emulator, tmp_path, str(path), "--concurrency", "4",
-                     env={"AGORA_CUSTOMER_SECRET": "wrong-secret"})
+    result = revoker(
+        emulator,
+        tmp_path,
+        str(path),
+        "--concurrency",
+        "4",
+        env={"AGORA_CUSTOMER_SECRET": "wrong-secret"},
+    )
     assert result.returncode == 3
     outcomes = Counter(r["outcome"] for r in lines(tmp_path))
     assert sum(outcomes.values()) == 100
@@ -115,8 +140,9 @@ def test_wrong_credentials_exit_3_with_the_rest_not_attempted(
 def test_rate_limited_requests_wait_for_retry_after_and_end_revoked(
     tmp_path: Path, keys: list[str]
 ) -> None:
-    with EmulatorProcess("--seed-keys", str(seed(tmp_path, keys[:10])),
-                         "--delete-rps", "10") as emu:
+    with EmulatorProcess(
+        "--seed-keys", str(seed(tmp_path, keys[:10])), "--delete-rps", "10"
+    ) as emu:
         path = keys_file(tmp_path, [(k, APP) for k in keys[:10]])
         result = revoker(emu, tmp_path, str(path), "--max-rps", "0")
         assert result.returncode == 0, result.stdout
@@ -130,8 +156,18 @@ def test_rate_limited_requests_wait_for_retry_after_and_end_revoked(
 def test_injected_5xx_and_resets_still_end_every_pair_revoked(
     tmp_path: Path, keys: list[str]
 ) -> None:
-    with EmulatorProcess("--seed-keys", str(seed(tmp_path, keys)), "--error-rate", "0.3",
-                         "--reset-rate", "0.1", "--seed", "7", "--delete-rps", "0") as emu:
+    with EmulatorProcess(
+        "--seed-keys",
+        str(seed(tmp_path, keys)),
+        "--error-rate",
+        "0.3",
+        "--reset-rate",
+        "0.1",
+        "--seed",
+        "7",
+        "--delete-rps",
+        "0",
+    ) as emu:
         path = keys_file(tmp_path, [(k, APP) for k in keys])
         result = revoker(emu, tmp_path, str(path), "--max-rps", "0", "--max-attempts", "12")
         assert result.returncode == 0, result.stdout
