@@ -1,0 +1,69 @@
+"""Auth circuit breaker: wrong credentials stop the run after a handful of requests."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from revoker.emulator.process import EmulatorProcess
+
+from .helpers import (
+    make_keys,
+    pair,
+    pairs_of,
+    read_audit,
+    read_journal,
+    revoker_env,
+    run_revoker,
+    task_records,
+    write_keys_csv,
+)
+
+PAIRS = 10_000
+CONCURRENCY = 32
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.parametrize("auth", ["basic", "hmac"])
+def test_wrong_credentials_stop_10000_pairs_after_fewer_than_two_rounds_of_requests(
+    tmp_path: Path, auth: str
+) -> None:
+    keys = make_keys(PAIRS // 4)
+    keys_csv = write_keys_csv(tmp_path / "keys.csv", keys)
+    journal = tmp_path / "journal.jsonl"
+    audit = tmp_path / "audit.jsonl"
+    with EmulatorProcess("--journal", str(journal), "--delete-rps", "0") as emulator:
+        env = revoker_env(emulator.client_env())
+        env["AGORA_CUSTOMER_SECRET"] = "not-the-secret"
+        result = run_revoker(
+            "revoke", str(keys_csv), "--audit-log", str(audit), "--auth", auth,
+            "--max-rps", "0", "--concurrency", str(CONCURRENCY), "--output", "json",
+            env=env, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert json.loads(result.stdout)["halt_reason"] == "auth_rejected"
+
+    entries = read_journal(journal)
+    assert 1 <= len(entries) < 2 * CONCURRENCY
+    assert {e["status"] for e in entries} == {401}
+
+    read = read_audit(audit)
+    assert read.bad_lines == []
+    records = task_records(read.records)
+    assert Counter(pair(r) for r in records) == Counter(pairs_of(keys))
+    outcomes = Counter(r["outcome"] for r in records)
+    sent = [r for r in records if r["attempts"]]
+    assert outcomes["not_attempted"] == PAIRS - len(sent)
+    assert outcomes["not_attempted"] > PAIRS - 2 * CONCURRENCY
+    # The tasks that did send got their 401 recorded, one attempt each (never retried).
+    assert all(r["outcome"] == "failed" and r["http_status"] == 401 for r in sent)
+    assert all(len(r["attempts"]) == 1 for r in sent)
+    assert {a["request_id"] for r in sent for a in r["attempts"]} == {
+        e["request_id"] for e in entries
+    }
+    assert read.records[-1]["event"] == "run_finished"
+    assert read.records[-1]["exit_code"] == 3
