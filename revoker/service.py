@@ -252,7 +252,10 @@ async def _run_passes(
                 pass
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET")}
     try:
-        async with AgoraClient(settings.client, credentials, transport=transport) as client:
+        expected = plan.stats.tasks * len(passes)
+        async with AgoraClient(
+            settings.client, credentials, transport=transport, expected_requests=expected
+        ) as client:
             ctx = Context(client, settings.retry, limits, halt)
             for sweep in passes:
                 if halt.is_set:
