@@ -1,0 +1,467 @@
+"""``make bench``: revoker against the emulator over loopback; prints figures beside targets.
+
+Sections (issue 5): 1 rate fidelity, 2 throughput with the cap lifted (with three
+baselines), 3 scale (dry run over 1,000,000 keys; memory per key of a real run),
+4 start-up, 5 audit-log throughput. Every load loop is bounded; everything is on
+127.0.0.1; generated files go to ``.bench/`` (not committed). Results are also
+written to ``.bench/results.json``. Exit code 0 even when a target is missed (the
+table says so); 1 only if a run itself broke.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    CUSTOMER_ID,
+    CUSTOMER_SECRET,
+    DATA,
+    REGIONS,
+    REVOKER,
+    ChildResult,
+    client_env,
+    journal_time,
+    make_keys,
+    median,
+    read_journal,
+    revoke_argv,
+    run_child,
+    write_seed_csv,
+    write_text_keys,
+)
+from revoker.emulator.process import EmulatorProcess
+
+PY = sys.executable
+BENCH = Path(__file__).resolve().parent
+
+
+@dataclass
+class Row:
+    section: str
+    metric: str
+    value: float
+    unit: str
+    target: str
+    ok: bool | None  # None: informative, no target
+    ratio: str = ""
+
+
+ROWS: list[Row] = []
+BROKEN: list[str] = []
+
+
+def row(
+    section: str,
+    metric: str,
+    value: float,
+    unit: str,
+    target: str = "",
+    ok: bool | None = None,
+    ratio: str = "",
+) -> None:
+    ROWS.append(Row(section, metric, value, unit, target, ok, ratio))
+    mark = "" if ok is None else (" ok" if ok else " MISSED")
+    print(f"  {metric}: {value:,.3f} {unit} {target}{mark}", flush=True)
+
+
+def emulator(*args: str) -> EmulatorProcess:
+    return EmulatorProcess(
+        *args, customer_id=CUSTOMER_ID, customer_secret=CUSTOMER_SECRET, timeout=60
+    )
+
+
+def fresh(name: str) -> Path:
+    path = DATA / name
+    path.unlink(missing_ok=True)
+    return path
+
+
+def revoke(base_url: str, *args: str, audit: str) -> ChildResult:
+    result = run_child(
+        revoke_argv(*args, "--audit-log", str(fresh(audit))), env=client_env(base_url)
+    )
+    if result.code not in (0, 1):
+        BROKEN.append(f"revoke {args[:4]}... exit {result.code}: {result.stderr[-400:]}")
+    return result
+
+
+def counts(result: ChildResult) -> Counter[str]:
+    try:
+        return Counter(result.json()["revoke"]["counts"])
+    except (ValueError, KeyError):
+        return Counter()
+
+
+# 1. rate fidelity ------------------------------------------------------------
+
+
+def rate_fidelity() -> None:
+    print("1. rate fidelity (emulator: 50 DELETE/s per app; 1,000 pairs, default options)")
+    keys = make_keys(250, "rate")
+    seed = write_seed_csv(
+        DATA / "rate-seed.csv",
+        iter(
+            [(k, "rate-one") for k in keys]
+            + [(k, "rate-a" if i % 2 else "rate-b") for i, k in enumerate(keys)]
+        ),
+    )
+    one = DATA / "rate-one.csv"
+    one.write_text("stream_key,app_id\n" + "".join(f"{k},rate-one\n" for k in keys))
+    two = DATA / "rate-two.csv"
+    two.write_text(
+        "stream_key,app_id\n"
+        + "".join(f"{k},{'rate-a' if i % 2 else 'rate-b'}\n" for i, k in enumerate(keys))
+    )
+    journal = fresh("rate-journal.jsonl")
+    with emulator("--seed-keys", str(seed), "--journal", str(journal)) as emu:
+        single = revoke(emu.base_url, str(one), audit="rate-one.jsonl")
+        double = revoke(emu.base_url, str(two), audit="rate-two.jsonl")
+    records = [r for r in read_journal(journal) if r["method"] == "DELETE"]
+
+    def achieved(apps: set[str]) -> tuple[float, int, int]:
+        mine = [r for r in records if r["app_id"] in apps]
+        ok = sorted(journal_time(r) for r in mine if r["status"] == 200)
+        throttled = sum(1 for r in mine if r["status"] == 429)
+        span = ok[-1] - ok[0] if len(ok) > 1 else float("inf")
+        return (len(ok) - 1) / span, throttled, len(mine)
+
+    rate, throttled, sent = achieved({"rate-one"})
+    failed = counts(single)["failed"]
+    row(
+        "1",
+        "one app: achieved DELETE rate",
+        rate,
+        "req/s",
+        ">= 47.5 (95% of 50)",
+        rate >= 47.5,
+        f"{rate / 50:.1%} of cap",
+    )
+    row(
+        "1",
+        "one app: answered 429",
+        100 * throttled / max(sent, 1),
+        "%",
+        "<= 1%",
+        throttled <= 0.01 * sent,
+    )
+    row("1", "one app: failures", failed, "tasks", "= 0", failed == 0)
+    row("1", "one app: wall time (1,000 pairs)", single.wall, "s", "ideal 20.0", None)
+    for app in ("rate-a", "rate-b"):
+        rate_app, _, _ = achieved({app})
+        row(
+            "1",
+            f"two apps: {app} rate",
+            rate_app,
+            "req/s",
+            ">= 47.5",
+            rate_app >= 47.5,
+            f"{rate_app / 50:.1%} of cap",
+        )
+    rate2, throttled2, sent2 = achieved({"rate-a", "rate-b"})
+    failed2 = counts(double)["failed"]
+    row(
+        "1",
+        "two apps: combined rate",
+        rate2,
+        "req/s",
+        ">= 95 (95% of 2x50)",
+        rate2 >= 95,
+        f"{rate2 / 100:.1%} of caps",
+    )
+    row(
+        "1",
+        "two apps: answered 429",
+        100 * throttled2 / max(sent2, 1),
+        "%",
+        "<= 1%",
+        throttled2 <= 0.01 * sent2,
+    )
+    row("1", "two apps: failures", failed2, "tasks", "= 0", failed2 == 0)
+    row("1", "two apps: wall time (1,000 pairs)", double.wall, "s", "ideal 10.0", None)
+
+
+# 2. throughput -----------------------------------------------------------------
+
+
+def curl_run(base_url: str, app: str, keys: list[str], parallel: int) -> float:
+    """``xargs -P 32 curl``: one curl process per request, as a shell script would."""
+    urls = DATA / "curl-urls.txt"
+    urls.write_text(
+        "".join(
+            f"{base_url}/{region}/v1/projects/{app}/rtls/ingress/streamkeys/{key}\n"
+            for key in keys
+            for region in REGIONS
+        )
+    )
+    auth = base64.b64encode(f"{CUSTOMER_ID}:{CUSTOMER_SECRET}".encode()).decode()
+    script = (
+        f"xargs -P {parallel} -n 1 curl -s -o /dev/null -X DELETE "
+        f"-H 'Authorization: Basic {auth}' < {urls}"
+    )
+    result = run_child(["sh", "-c", script], timeout=120)
+    if result.code != 0:
+        BROKEN.append(f"curl baseline exit {result.code}: {result.stderr[-300:]}")
+    return len(keys) * len(REGIONS) / result.wall
+
+
+def baseline(script: str, base_url: str, app: str, keys_file: Path, concurrency: int) -> float:
+    result = run_child([PY, str(BENCH / script), base_url, app, str(keys_file), str(concurrency)])
+    if result.code != 0:
+        BROKEN.append(f"{script} exit {result.code}: {result.stderr[-300:]}")
+        return float("nan")
+    data = result.json()
+    if data["statuses"] != {"200": data["requests"]}:
+        BROKEN.append(f"{script}: statuses {data['statuses']}")
+    return float(data["rps"])
+
+
+def throughput() -> None:
+    print("2. throughput (--max-rps 0, concurrency 64, emulator latency 20 ms, no rate limits)")
+    concurrency, latency = 64, 0.020
+    keys = make_keys(1000, "thr")
+    small = keys[:250]  # the slow baselines send 1,000 pairs, not 4,000 (bounded time)
+    apps = ("thr-revoker", "thr-aiohttp", "thr-httpx", "thr-curl", "thr-revoker2")
+    seed = write_seed_csv(DATA / "thr-seed.csv", ((k, a) for a in apps for k in keys))
+    keys_file = write_text_keys(DATA / "thr-keys.txt", keys)
+    small_file = write_text_keys(DATA / "thr-keys-small.txt", small)
+    args = ("--latency-ms", "20", "--delete-rps", "0", "--get-rps", "0")
+    with emulator("--seed-keys", str(seed), *args) as emu:
+        aio = baseline("baseline_aiohttp.py", emu.base_url, "thr-aiohttp", keys_file, concurrency)
+        runs = []
+        for app in ("thr-revoker", "thr-revoker2"):
+            result = revoke(
+                emu.base_url,
+                str(keys_file),
+                "--app-id",
+                app,
+                "--max-rps",
+                "0",
+                "--concurrency",
+                str(concurrency),
+                audit=f"{app}.jsonl",
+            )
+            runs.append(result)
+            if counts(result)["revoked"] != 4000:
+                BROKEN.append(f"throughput run {app}: {dict(counts(result))}")
+        hx = baseline("baseline_httpx.py", emu.base_url, "thr-httpx", small_file, concurrency)
+        curl = curl_run(emu.base_url, "thr-curl", small, 32)
+    best = min(runs, key=lambda r: r.wall)
+    rps = 4000 / best.wall
+    ideal = concurrency / latency
+    row(
+        "2",
+        "revoker (best of 2, 4,000 pairs)",
+        rps,
+        "req/s",
+        "",
+        None,
+        f"{rps / ideal:.0%} of ideal",
+    )
+    row("2", "revoker CPU per request", 1000 * best.cpu / 4000, "ms", "", None)
+    row("2", "baseline asyncio+aiohttp loop", aio, "req/s", "", None)
+    row("2", "baseline asyncio+httpx loop (1,000 pairs)", hx, "req/s", "", None)
+    row("2", "baseline xargs -P 32 curl (1,000 pairs)", curl, "req/s", "", None)
+    row("2", "ideal bound concurrency/latency", ideal, "req/s", "", None)
+    row("2", "revoker / aiohttp loop", 100 * rps / aio, "%", ">= 70%", rps >= 0.7 * aio)
+    row("2", "revoker / xargs curl", rps / curl, "x", ">= 5x", rps >= 5 * curl)
+    row("2", "revoker / httpx loop", rps / hx, "x", "", None)
+    with emulator("--delete-rps", "0", "--get-rps", "0") as emu:
+        ceiling = baseline("baseline_aiohttp.py", emu.base_url, "thr-ceiling", keys_file, 64)
+    row("2", "emulator ceiling (aiohttp loop, 0 ms latency, 404s)", ceiling, "req/s", "", None)
+
+
+# 3. scale ----------------------------------------------------------------------
+
+
+def scale() -> None:
+    print("3. scale (dry run over 1,000,000 keys; memory per key of a real run)")
+    million = DATA / "keys-1m.txt"
+    if not million.exists() or million.stat().st_size < 30_000_000:
+        write_text_keys(million, make_keys(1_000_000, "m"))
+    dry = run_child(
+        [
+            REVOKER,
+            "-q",
+            "revoke",
+            str(million),
+            "--app-id",
+            "scale",
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+        env=client_env("http://127.0.0.1:9"),
+    )
+    tasks = dry.json()["plan"]["tasks"] if dry.code == 0 else 0
+    if tasks != 4_000_000:
+        BROKEN.append(f"dry run: exit {dry.code}, tasks {tasks}: {dry.stderr[-300:]}")
+    row("3", "dry run 1M keys (4M pairs): wall", dry.wall, "s", "<= 30 s", dry.wall <= 30)
+    row("3", "dry run 1M keys: peak RSS", dry.max_rss_mb, "MB", "<= 150 MB", dry.max_rss_mb <= 150)
+    peaks = {}
+    with emulator("--delete-rps", "0", "--get-rps", "0") as emu:
+        for n in (10_000, 100_000):
+            keys_file = write_text_keys(DATA / f"mem-{n}.txt", make_keys(n, f"mem{n}-"))
+            result = revoke(
+                emu.base_url,
+                str(keys_file),
+                "--app-id",
+                "mem",
+                "--regions",
+                "na",
+                "--max-rps",
+                "0",
+                "--concurrency",
+                "64",
+                audit=f"mem-{n}.jsonl",
+            )
+            if sum(counts(result).values()) != n:
+                BROKEN.append(f"memory run {n}: {dict(counts(result))}")
+            peaks[n] = result.max_rss_mb
+            row(
+                "3",
+                f"real run {n:,} keys (region na): peak RSS",
+                result.max_rss_mb,
+                "MB",
+                f"{n / result.wall:,.0f} req/s",
+                None,
+            )
+    per_key = (peaks[100_000] - peaks[10_000]) * 1024 * 1024 / 90_000
+    row("3", "real run: memory growth per key", per_key, "bytes", "< 200", per_key < 200)
+
+
+# 4. start-up -------------------------------------------------------------------
+
+
+def startup() -> None:
+    print("4. start-up")
+    walls = [run_child([REVOKER, "--help"]).wall for _ in range(10)]
+    helped = median(walls)
+    row("4", "revoker --help (median of 10)", helped, "s", "<= 0.25 s", helped <= 0.25)
+    journal = fresh("start-journal.jsonl")
+    delays = []
+    with emulator("--journal", str(journal)) as emu:
+        for i in range(7):
+            key = f"startup-key-{i:04d}-xxxxxxxx"
+            result = revoke(emu.base_url, "--key", key, "--app-id", "start", audit="start.jsonl")
+            mine = [journal_time(r) for r in read_journal(journal) if r["key"] == key]
+            if mine:
+                delays.append(min(mine) - result.started)
+            else:
+                BROKEN.append(f"start-up run {i}: no request reached the emulator")
+    first = median(delays) if delays else float("nan")
+    row("4", "first DELETE after start (median of 7)", first, "s", "<= 0.5 s", first <= 0.5)
+
+
+# 5. audit ----------------------------------------------------------------------
+
+
+def audit_throughput() -> None:
+    print("5. audit writer")
+    from revoker.audit import AuditLog
+    from revoker.models import Attempt, Outcome, Task, TaskResult
+
+    n = 50_000
+    results = [
+        TaskResult(
+            Task("9d2498880e934632b38b0a68fa2f1622", REGIONS[i % 4], f"audit-key-{i:08d}-xyz"),
+            Outcome.REVOKED,
+            [
+                Attempt(
+                    "6f1c3c1e-5b7e-4b8e-9d1a-0c2b3d4e5f60",
+                    "api.agora.io",
+                    status=200,
+                    ms=42,
+                    server_request_id="6f1c3c1e-5b7e-4b8e-9d1a-0c2b3d4e5f60",
+                )
+            ],
+        )
+        for i in range(n)
+    ]
+    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+        audit = AuditLog.open(Path(tmp) / "audit.jsonl", "run-id", fsync_interval=0.25)
+        started = time.perf_counter()
+        for result in results:
+            audit.task("revoke", result)
+        audit.close()
+        seconds = time.perf_counter() - started
+        size = (Path(tmp) / "audit.jsonl").stat().st_size
+    rate = n / seconds
+    row("5", "audit records/s (fsync every 0.25 s)", rate, "rec/s", ">= 20,000", rate >= 20_000)
+    row("5", "audit record size", size / n, "bytes", "", None)
+
+
+# table -------------------------------------------------------------------------
+
+
+def table() -> str:
+    lines = [
+        "| # | figure | value | target | result |",
+        "|---|---|---:|---|---|",
+    ]
+    for r in ROWS:
+        value = f"{r.value:,.0f}" if abs(r.value) >= 1000 else f"{r.value:,.3g}"
+        result = "" if r.ok is None else ("met" if r.ok else "**MISSED**")
+        if r.ratio:
+            result = f"{result} ({r.ratio})" if result else r.ratio
+        lines.append(f"| {r.section} | {r.metric} | {value} {r.unit} | {r.target} | {result} |")
+    return "\n".join(lines)
+
+
+SECTIONS: dict[str, Callable[[], None]] = {
+    "rate": rate_fidelity,
+    "throughput": throughput,
+    "scale": scale,
+    "startup": startup,
+    "audit": audit_throughput,
+}
+
+
+def main(argv: list[str]) -> int:
+    wanted = argv or list(SECTIONS)
+    DATA.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    machine = f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
+    print(f"revoker benchmarks on {machine}, Python {platform.python_version()}", flush=True)
+    for name in wanted:
+        SECTIONS[name]()
+    total = time.perf_counter() - started
+    print()
+    print(table())
+    missed = [r for r in ROWS if r.ok is False]
+    print(
+        f"\n{len(ROWS) - len(missed)} figures, {len(missed)} target(s) missed; "
+        f"bench took {total:.0f} s on {machine} (load average "
+        f"{os.getloadavg()[0]:.1f} at the end)"
+    )
+    (DATA / "results.json").write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "seconds": total,
+                "rows": [r.__dict__ for r in ROWS],
+                "broken": BROKEN,
+            },
+            indent=2,
+        )
+    )
+    for problem in BROKEN:
+        print(f"BROKEN: {problem}", file=sys.stderr)
+    shutil.rmtree(DATA / "tmp", ignore_errors=True)
+    return 1 if BROKEN else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
