@@ -45,7 +45,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def base_url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "localhost") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "localhost") else host  # nosec B104
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
