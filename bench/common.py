@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,10 +25,14 @@ CUSTOMER_SECRET = "bench-secret"
 
 def make_keys(n: int, prefix: str = "k") -> list[str]:
     """``n`` distinct, valid-looking stream keys (deterministic)."""
-    return [f"{prefix}{i:011d}{'x' * 20}" for i in range(n)]
+    return list(iter_keys(n, prefix))
 
 
-def write_text_keys(path: Path, keys: Sequence[str]) -> Path:
+def iter_keys(n: int, prefix: str = "k") -> Iterator[str]:
+    return (f"{prefix}{i:011d}{'x' * 20}" for i in range(n))
+
+
+def write_text_keys(path: Path, keys: Iterable[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
         for key in keys:
@@ -85,7 +89,9 @@ def run_child(
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=ROOT)
         deadline = time.monotonic() + timeout
+        hwm = 0
         while True:
+            hwm = max(hwm, _peak_rss_kb(proc.pid))
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -101,7 +107,27 @@ def run_child(
     out_path.unlink()
     err_path.unlink()
     cpu = usage.ru_utime + usage.ru_stime
-    return ChildResult(proc.returncode, wall, usage.ru_maxrss / 1024, stdout, stderr, started, cpu)
+    return ChildResult(proc.returncode, wall, hwm / 1024, stdout, stderr, started, cpu)
+
+
+_OWN_CMDLINE = Path("/proc/self/cmdline").read_bytes()
+
+
+def _peak_rss_kb(pid: int) -> int:
+    """VmHWM of ``pid`` once it has exec'ed (0 before, or once it is gone).
+
+    Not wait4's ru_maxrss: Linux carries the parent's RSS at fork into it, so a
+    child of a big parent (this one, holding a million keys) reports that size.
+    """
+    try:
+        if Path(f"/proc/{pid}/cmdline").read_bytes() == _OWN_CMDLINE:
+            return 0
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def revoke_argv(*args: str) -> list[str]:

@@ -33,6 +33,7 @@ from bench.common import (
     REVOKER,
     ChildResult,
     client_env,
+    iter_keys,
     journal_time,
     make_keys,
     median,
@@ -290,7 +291,7 @@ def scale() -> None:
     print("3. scale (dry run over 1,000,000 keys; memory per key of a real run)")
     million = DATA / "keys-1m.txt"
     if not million.exists() or million.stat().st_size < 30_000_000:
-        write_text_keys(million, make_keys(1_000_000, "m"))
+        write_text_keys(million, iter_keys(1_000_000, "m"))
     dry = run_child(
         [
             REVOKER,
