@@ -97,6 +97,13 @@ def _respx_active() -> bool:
     return not getattr(handler, "__module__", "httpcore").startswith("httpcore")
 
 
+def _as_encoded_url(url: object) -> Any:
+    """A yarl URL taken as already percent-encoded: no requoting, no dot segments removed."""
+    from yarl import URL
+
+    return url if isinstance(url, URL) else URL(str(url), encoded=True)
+
+
 SMALL_RUN = 256  # requests: below this, httpx's own pool (importing aiohttp costs ~0.2 s)
 
 
@@ -126,6 +133,10 @@ def make_transport(
             # does not. Every retry is ours (tenacity), with its own X-Request-ID.
             session = super().get_client()
             session._retry_connection = False
+            # aiohttp re-parses the URL string with yarl, which decodes "%40" to "@" (and
+            # the like) after the HMAC signature covered the encoded path: a 401 for every
+            # key with such a character. Send the path exactly as httpx encoded it.
+            object.__setattr__(session, "_build_url", _as_encoded_url)
             return session
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -159,7 +159,9 @@ def test_valid_key_arrives_at_the_server_as_exactly_that_key(
     before = journal.stat().st_size if journal.exists() else 0
 
     async def send() -> int:
-        client_settings = ClientSettings(base_url=emulator.base_url, concurrency=1, timeout=10)
+        client_settings = ClientSettings(
+            base_url=emulator.base_url, auth="hmac", concurrency=1, timeout=10
+        )
         creds = Credentials(emulator.credentials.customer_id, emulator.credentials.customer_secret)
         async with AgoraClient(client_settings, creds) as client:
             response = await client.delete_key("eu", APP, key)
