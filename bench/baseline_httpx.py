@@ -1,7 +1,9 @@
 """Baseline: a minimal asyncio + httpx loop (httpx's default transport and pool).
 
 Same requests as baseline_aiohttp.py; no retries, no audit log, no rate limit.
-Usage: baseline_httpx.py BASE_URL APP_ID KEYS_FILE CONCURRENCY
+With ``aiohttp`` as a fifth argument, httpx runs over httpx-aiohttp's transport
+(the stack revoker uses), to separate revoker's own cost from the stack's.
+Usage: baseline_httpx.py BASE_URL APP_ID KEYS_FILE CONCURRENCY [aiohttp]
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ import httpx
 from baseline_aiohttp import urls
 
 
-async def main(base: str, app: str, keys_file: Path, concurrency: int) -> dict[str, object]:
+async def main(
+    base: str, app: str, keys_file: Path, concurrency: int, over_aiohttp: bool = False
+) -> dict[str, object]:
     todo = urls(base, app, keys_file)
     statuses: Counter[int] = Counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport = None
+    if over_aiohttp:
+        from httpx_aiohttp import AiohttpTransport
+
+        transport = AiohttpTransport(limits=limits, trust_env=False)
     async with httpx.AsyncClient(
-        auth=("bench-id", "bench-secret"), limits=limits, trust_env=False
+        auth=("bench-id", "bench-secret"), limits=limits, trust_env=False, transport=transport
     ) as client:
         it: Iterator[str] = iter(todo)
 
@@ -46,4 +55,5 @@ async def main(base: str, app: str, keys_file: Path, concurrency: int) -> dict[s
 
 if __name__ == "__main__":
     base, app, keys, conc = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
-    print(json.dumps(asyncio.run(main(base, app, keys, conc))))
+    over_aiohttp = sys.argv[5:6] == ["aiohttp"]
+    print(json.dumps(asyncio.run(main(base, app, keys, conc, over_aiohttp))))
