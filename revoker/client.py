@@ -255,7 +255,10 @@ class AgoraClient:
                 self._note_connect_failure(index)
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
-        return _to_api_response(response, request_id, host, ms)
+        result = _to_api_response(response, request_id, host, ms)
+        if result.message and self._credentials.customer_secret in result.message:
+            result.message = result.message.replace(self._credentials.customer_secret, "***")
+        return result
 
     async def delete_key(self, region: str, app_id: str, key: str) -> ApiResponse:
         return await self.request("DELETE", key_path(region, app_id, key))
