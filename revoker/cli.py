@@ -272,7 +272,8 @@ def _progress(ctx: click.Context, total: int, label: str) -> Progress | None:
     return Progress(total, label)
 
 
-def _finish(report: Any, output: str) -> None:
+def finish(report: Any, output: str) -> None:
+    """Print the summary (and any unrecorded tasks), then exit with the report's code."""
     from revoker.summary import render
 
     click.echo(render(report, output))
@@ -303,14 +304,14 @@ def _run(
         click.echo(f"revoker: skipped invalid row: {error}", err=True)
     if settings.dry_run or credentials is None:
         plan.close()
-        _finish(RunReport(command, "-", None, plan.stats, dry_run=True), output)
+        finish(RunReport(command, "-", None, plan.stats, dry_run=True), output)
         return
     passes = passes_for(settings, plan)
     total = plan.stats.tasks * len(passes)
     report = execute(
         command, settings, plan, credentials, passes, on_result=_progress(ctx, total, command)
     )
-    _finish(report, output)
+    finish(report, output)
 
 
 @main.command()

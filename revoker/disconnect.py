@@ -21,22 +21,20 @@ had already ended, or ``failed``) attached to the task as a
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from revoker.client import ApiResponse, streams_path
-from revoker.errors import TransportFailure
 from revoker.executor import (
     Context,
-    Halted,
     Totals,
-    call_api,
+    call_task,
+    classifier,
     classify_get,
     query_task,
     revoke_task,
 )
-from revoker.models import DONE_OUTCOMES, Attempt, FollowUp, Outcome, Task, TaskResult
+from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult
 
 DISCONNECT = "disconnect"
 
@@ -49,39 +47,7 @@ def pushed_with(stream: Any, key: str) -> bool:
     return isinstance(url, str) and url.endswith("/live/" + key)
 
 
-def classify_disconnect(response: ApiResponse) -> Outcome:
-    if response.status == 200:
-        return Outcome.DISCONNECTED
-    if response.status == 404:
-        return Outcome.ABSENT
-    return Outcome.FAILED
-
-
-async def _call(
-    ctx: Context,
-    task: Task,
-    method: str,
-    send: Callable[[], Awaitable[ApiResponse]],
-    classify: Callable[[ApiResponse], Outcome],
-) -> tuple[TaskResult, ApiResponse | None]:
-    """One API call as a TaskResult (like run_call), plus the response itself."""
-    attempts: list[Attempt] = []
-    started = time.perf_counter()
-    result = TaskResult(task, Outcome.NOT_ATTEMPTED, attempts)
-    response: ApiResponse | None = None
-    try:
-        response = await call_api(ctx, method, task.app_id, send, attempts)
-    except Halted:
-        result.outcome = Outcome.FAILED if attempts else Outcome.NOT_ATTEMPTED
-        result.message = f"stopped ({ctx.halt.reason})"
-    except TransportFailure as exc:
-        result.outcome = Outcome.FAILED
-        result.message = f"no response: {exc.kind} ({len(attempts)} attempts)"
-    else:
-        result.outcome = classify(response)
-        result.message = response.message
-    result.duration_ms = int((time.perf_counter() - started) * 1000)
-    return result, response
+classify_disconnect = classifier(Outcome.DISCONNECTED)
 
 
 def _lookup_record(lookup: TaskResult) -> dict[str, Any]:
@@ -113,7 +79,7 @@ async def revoke_and_disconnect(ctx: Context, task: Task) -> TaskResult:
             return ctx.client.list_streams(task.region, task.app_id, channel)
         return ctx.client.request("GET", streams_path(task.region, task.app_id))
 
-    listing, response = await _call(ctx, task, "GET", send_list, classify_get)
+    listing, response = await call_task(ctx, task, "GET", send_list, classify_get)
     list_ids = {"list_request_id": listing.last.request_id if listing.last else None}
     if response is None or response.status != 200 or not isinstance(response.data, list):
         listing.outcome = (
@@ -129,7 +95,7 @@ async def revoke_and_disconnect(ctx: Context, task: Task) -> TaskResult:
         def send_cut(sid: str = sid) -> Awaitable[ApiResponse]:
             return ctx.client.disconnect_stream(task.region, task.app_id, sid)
 
-        cut, _ = await _call(ctx, task, "DELETE", send_cut, classify_disconnect)
+        cut, _ = await call_task(ctx, task, "DELETE", send_cut, classify_disconnect)
         fields = {
             "sid": sid,
             "channel": stream.get("channel", channel),

@@ -187,17 +187,18 @@ async def call_api(
     return result
 
 
-async def run_call(
+async def call_task(
     ctx: Context,
     task: Task,
     method: str,
     send: Callable[[], Awaitable[ApiResponse]],
     classify: Callable[[ApiResponse], Outcome],
-) -> TaskResult:
-    """A task made of one API call, turned into a TaskResult with its outcome."""
+) -> tuple[TaskResult, ApiResponse | None]:
+    """One API call (with retries) as a TaskResult, plus the last response if any."""
     attempts: list[Attempt] = []
     started = time.perf_counter()
     result = TaskResult(task, Outcome.NOT_ATTEMPTED, attempts)
+    response: ApiResponse | None = None
     try:
         response = await call_api(ctx, method, task.app_id, send, attempts)
     except Halted:
@@ -218,23 +219,36 @@ async def run_call(
                 f"{response.message or response.status} (after {len(attempts)} attempts)"
             )
     result.duration_ms = int((time.perf_counter() - started) * 1000)
+    return result, response
+
+
+async def run_call(
+    ctx: Context,
+    task: Task,
+    method: str,
+    send: Callable[[], Awaitable[ApiResponse]],
+    classify: Callable[[ApiResponse], Outcome],
+) -> TaskResult:
+    """A task made of one API call, turned into a TaskResult with its outcome."""
+    result, _ = await call_task(ctx, task, method, send, classify)
     return result
 
 
-def classify_delete(response: ApiResponse) -> Outcome:
-    if response.status == 200:
-        return Outcome.REVOKED
-    if response.status == 404:
-        return Outcome.ABSENT
-    return Outcome.FAILED
+def classifier(success: Outcome) -> Callable[[ApiResponse], Outcome]:
+    """200 -> ``success``, 404 -> absent, anything else -> failed."""
+
+    def classify(response: ApiResponse) -> Outcome:
+        if response.status == 200:
+            return success
+        if response.status == 404:
+            return Outcome.ABSENT
+        return Outcome.FAILED
+
+    return classify
 
 
-def classify_get(response: ApiResponse) -> Outcome:
-    if response.status == 200:
-        return Outcome.PRESENT
-    if response.status == 404:
-        return Outcome.ABSENT
-    return Outcome.FAILED
+classify_delete = classifier(Outcome.REVOKED)
+classify_get = classifier(Outcome.PRESENT)
 
 
 async def revoke_task(ctx: Context, task: Task) -> TaskResult:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from revoker.cli import _progress, build_settings, client_options, input_options
+from revoker.cli import _progress, build_settings, client_options, finish, input_options
 from revoker.errors import UsageError
 from revoker.settings import (
     ClientSettings,
@@ -135,7 +135,6 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
     from revoker.durations import parse_duration
     from revoker.prune import PRUNE_RESUME_EVENTS, Pruner, Rule
     from revoker.service import execute, prepare
-    from revoker.summary import render
 
     if expired == (older_than is not None):
         raise UsageError("give exactly one of --expired or --older-than DURATION")
@@ -156,14 +155,7 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
     )
     report.dry_run = settings.dry_run
     report.notes += pruner.notes()
-    click.echo(render(report, opts["output"]))
-    if report.unrecorded:
-        click.echo(
-            f"revoker: error: {len(report.unrecorded)} completed tasks could not be written "
-            "to the audit log (listed in the summary above)",
-            err=True,
-        )
-    sys.exit(report.exit_code)
+    finish(report, opts["output"])
 
 
 @click.command()
