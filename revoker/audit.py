@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from revoker import __version__
 from revoker.errors import AuditLogError, AuditWriteError
 from revoker.models import DONE_OUTCOMES, Outcome, TaskResult
+
+log = structlog.get_logger("revoker")
 
 # Fields of GET data worth keeping (never streamKey: the key is masked).
 DATA_FIELDS = {
@@ -57,7 +62,11 @@ class AuditLog:
         except OSError as exc:
             raise AuditLogError(f"{path}: cannot open audit log ({exc.strerror})") from None
         try:
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+                os.fchmod(fd, 0o600)  # an existing log others could read: tighten it
+                log.warning("audit log was readable by others; mode set to 0600", path=str(path))
+            size = info.st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 os.write(fd, b"\n")  # end a line torn by a crash before appending
         except OSError as exc:

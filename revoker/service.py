@@ -187,6 +187,13 @@ def execute(
     try:
         try:
             audit.run_started(command, settings.public_options(), plan.stats.to_dict())
+            log.info(
+                "run started",
+                command=command,
+                run_id=run_id,
+                tasks=plan.stats.tasks,
+                audit_log=str(settings.audit_log),
+            )
         except AuditWriteError as exc:
             raise AuditLogError(str(exc)) from None
         asyncio.run(
@@ -216,6 +223,14 @@ def execute(
                 halt_reason=report.halt_reason,
                 **{p.event: p.to_dict() for p in report.passes},
             )
+        log.info(
+            "run finished",
+            command=command,
+            run_id=run_id,
+            exit_code=report.exit_code,
+            halt_reason=report.halt_reason,
+            **{p.event: dict(p.counts) for p in report.passes},
+        )
     except AuditWriteError:
         report.halt_reason = HALT_AUDIT
         report.exit_code = EXIT_FAILED

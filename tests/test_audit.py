@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from revoker.audit import AuditLog, ReadStats, iter_records, load_done, task_record
+from revoker.models import Attempt, Outcome, Task, TaskResult, key_id
+
+TASK = Task("app1", "eu", "stream-key-0123456789")
+
+
+def result(outcome: Outcome, status: int | None = 200) -> TaskResult:
+    attempts = [
+        Attempt("rid-1", "api.agora.io", status=503, ms=5, server_request_id="rid-1"),
+        Attempt("rid-2", "api.agora.io", status=status, ms=7, server_request_id="rid-2"),
+    ]
+    return TaskResult(TASK, outcome, attempts, duration_ms=12, message=None)
+
+
+def test_new_log_is_created_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    AuditLog.open(path, "run-1").close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_existing_log_readable_by_others_is_tightened_to_0600(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text("")
+    path.chmod(0o644)
+    AuditLog.open(path, "run-1").close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_task_record_has_every_contract_field_and_no_plain_key(tmp_path: Path) -> None:
+    record = task_record("revoke", result(Outcome.REVOKED), "run-1", reveal_keys=False)
+    assert set(record) >= {
+        "event",
+        "ts",
+        "run_id",
+        "app_id",
+        "region",
+        "key_id",
+        "key_hint",
+        "outcome",
+        "http_status",
+        "request_id",
+        "server_request_id",
+        "attempts",
+        "duration_ms",
+        "message",
+    }
+    assert record["key_id"] == key_id(TASK.key)
+    assert record["key_hint"] == "stre...789"
+    assert record["request_id"] == "rid-2"
+    assert [a["status"] for a in record["attempts"]] == [503, 200]
+    assert TASK.key not in json.dumps(record)
+    assert record["ts"].endswith("Z")
+
+
+def test_reveal_keys_writes_the_plain_key() -> None:
+    record = task_record("revoke", result(Outcome.REVOKED), "run-1", reveal_keys=True)
+    assert record["key"] == TASK.key
+
+
+def test_each_record_is_one_line_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog.open(path, "run-1")
+    log.task("revoke", result(Outcome.REVOKED))
+    assert path.read_text().count("\n") == 1, "on disk before close"
+    log.task("revoke", result(Outcome.FAILED, 503))
+    log.close()
+    assert [r["outcome"] for r in iter_records(path)] == ["revoked", "failed"]
+
+
+def test_a_torn_last_line_is_skipped_and_ended_before_appending(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    line = json.dumps(task_record("revoke", result(Outcome.REVOKED), "r", False))
+    path.write_text(line + "\n" + line[: len(line) // 2])
+    stats = ReadStats()
+    assert len(list(iter_records(path, stats))) == 1
+    assert stats.torn == 1
+    log = AuditLog.open(path, "run-2")
+    log.event("run_started")
+    log.close()
+    records = list(iter_records(path))
+    assert [r["event"] for r in records] == ["revoke", "run_started"], "the new line stays whole"
+
+
+def test_load_done_takes_the_latest_outcome_of_each_task(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog.open(path, "run-1")
+    other = Task("app1", "na", "another-key-000000")
+    log.task("revoke", result(Outcome.FAILED, 503))
+    log.task("revoke", result(Outcome.REVOKED))
+    log.task("revoke", TaskResult(other, Outcome.ABSENT))
+    log.task("revoke", TaskResult(other, Outcome.FAILED))
+    log.task("verify", TaskResult(Task("app1", "cn", "k"), Outcome.ABSENT))
+    log.close()
+    assert load_done(path) == {("app1", "eu", key_id(TASK.key))}
+
+
+def test_load_done_of_a_missing_log_is_empty(tmp_path: Path) -> None:
+    assert load_done(tmp_path / "none.jsonl") == set()
+
+
+def test_umask_cannot_widen_the_mode(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        AuditLog.open(tmp_path / "a.jsonl", "r").close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o600
