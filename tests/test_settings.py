@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from revoker.errors import CredentialsError, UsageError
+from revoker.settings import RunSettings, load_credentials, parse_regions
+
+SECRET = "s3cr3t-value-xyz"
+
+
+def test_regions_are_normalised_to_lower_case_in_canonical_order() -> None:
+    assert parse_regions("CN, na") == ("na", "cn")
+    assert parse_regions("eu;ap") == ("eu", "ap")
+    assert parse_regions(None) == ("na", "eu", "ap", "cn")
+
+
+def test_an_unknown_region_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown region us"):
+        parse_regions("na,us")
+
+
+def test_credentials_come_from_the_environment() -> None:
+    creds = load_credentials({"AGORA_CUSTOMER_ID": "id", "AGORA_CUSTOMER_SECRET": SECRET})
+    assert creds.customer_id == "id"
+    assert creds.customer_secret == SECRET
+
+
+def test_missing_credentials_name_the_variables_not_values() -> None:
+    with pytest.raises(CredentialsError) as info:
+        load_credentials({"AGORA_CUSTOMER_ID": "id"})
+    assert "AGORA_CUSTOMER_SECRET" in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_a_0600_credentials_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "agora.env"
+    path.write_text(f"# ops vault\nexport AGORA_CUSTOMER_ID=id\nAGORA_CUSTOMER_SECRET='{SECRET}'\n")
+    path.chmod(0o600)
+    assert load_credentials({}, path).customer_secret == SECRET
+
+
+def test_a_credentials_file_others_can_read_is_refused_without_its_content(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "agora.env"
+    path.write_text(f"AGORA_CUSTOMER_ID=id\nAGORA_CUSTOMER_SECRET={SECRET}\n")
+    path.chmod(0o644)
+    with pytest.raises(CredentialsError) as info:
+        load_credentials({}, path)
+    assert "chmod 600" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_agora_published_limits_are_the_defaults_and_max_rps_overrides_both() -> None:
+    assert RunSettings().rps_for("DELETE") == 50
+    assert RunSettings().rps_for("GET") == 100
+    assert RunSettings(max_rps=0).rps_for("GET") == 0
+
+
+def test_public_options_hold_no_secret_and_no_key() -> None:
+    from revoker.settings import InputSettings
+
+    options = RunSettings(inputs=InputSettings(keys=("leaked-key-123456",))).public_options()
+    assert "leaked-key-123456" not in repr(options)
+    assert options["keys_on_command_line"] == 1
