@@ -9,13 +9,16 @@ request and then read the sources again to plan.
 from __future__ import annotations
 
 import csv
+import io
+import os
 import re
+import stat
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 
 from revoker.errors import InputError
 from revoker.models import REGIONS
@@ -40,29 +43,59 @@ class KeyRow:
 
 
 class Source:
-    """One input: a file path, ``-`` (stdin, spooled so it can be read twice) or --key values."""
+    """One input: a file path, ``-`` (stdin) or --key values.
 
-    def __init__(self, name: str, *, keys: tuple[str, ...] = (), stdin: IO[str] | None = None):
+    stdin and anything that is not a regular file (a pipe, ``<(...)``) are
+    spooled to a private temporary file as bytes, so they can be read twice
+    (validation, then planning) and decoded strictly like any file.
+    """
+
+    def __init__(
+        self, name: str, *, keys: tuple[str, ...] = (), stdin: IO[str] | None = None
+    ) -> None:
         self.name = name
         self._keys = keys
-        self._spool: IO[str] | None = None
+        self._spool: IO[bytes] | None = None
+        self._error: OSError | None = None
         if name == "-":
-            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
-            shutil.copyfileobj(stdin if stdin is not None else sys.stdin, self._spool)
+            self._spool_from(_binary(stdin if stdin is not None else sys.stdin))
+        elif name != "--key":
+            try:
+                if not stat.S_ISREG(os.stat(name).st_mode):
+                    with open(name, "rb") as stream:
+                        self._spool_from(stream)
+            except OSError as exc:
+                self._error = exc
+
+    def _spool_from(self, stream: IO[bytes]) -> None:
+        self._spool = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - closed by close()
+        shutil.copyfileobj(stream, self._spool)
 
     @property
     def label(self) -> str:
         return "<stdin>" if self.name == "-" else self.name
 
     def open(self) -> IO[str]:
+        """A fresh text stream over the whole input (UTF-8, a BOM skipped, strict)."""
+        if self._error is not None:
+            raise self._error
         if self._spool is not None:
             self._spool.seek(0)
-            return self._spool
+            fd = os.dup(self._spool.fileno())
+            return open(fd, encoding="utf-8-sig", newline="")
         return open(self.name, encoding="utf-8-sig", newline="")
 
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
+
+
+def _binary(stream: IO[str]) -> IO[bytes]:
+    """The bytes under a text stream (or the text re-encoded, for an in-memory one)."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        return cast(IO[bytes], buffer)
+    return io.BytesIO(stream.read().encode("utf-8", "surrogateescape"))
 
 
 def check_key(key: str) -> str | None:
@@ -131,6 +164,8 @@ def _iter_csv(
             line = start
             start = reader.line_num + 1
             if header is None:
+                if not any(cell.strip() for cell in record):
+                    continue  # blank lines before the header
                 header = [h.strip().lower() for h in record]
                 if "stream_key" not in header:
                     yield InputError(label, line, "CSV header has no 'stream_key' column")
@@ -168,6 +203,11 @@ def _iter_text(
         text = raw.rstrip("\r\n").strip()
         if not text or text.startswith("#"):
             continue
+        if "," in text:
+            yield InputError(
+                label, number, "a comma in a plain-text key: a CSV file needs a stream_key header"
+            )
+            continue
         yield _make_row(label, number, text, None, "", default_app)
 
 
@@ -189,19 +229,18 @@ def iter_source(source: Source, default_app: str | None) -> Iterator[KeyRow | In
         yield InputError(label, 1, f"cannot read file ({exc.strerror or exc})")
         return
     try:
-        first = stream.readline()
+        first = ""
+        for first in stream:  # the first non-blank line decides: CSV header or text
+            if first.strip():
+                break
         if _looks_like_csv_header(first) or (label.lower().endswith(".csv") and first.strip()):
             stream.seek(0)
             for row in _iter_csv(label, stream, default_app):
                 line = row.line
                 yield row
         else:
-
-            def lines() -> Iterator[str]:
-                yield first
-                yield from stream
-
-            for row in _iter_text(label, lines(), 1, default_app):
+            stream.seek(0)
+            for row in _iter_text(label, stream, 1, default_app):
                 line = row.line
                 yield row
     except UnicodeDecodeError:
@@ -209,8 +248,7 @@ def iter_source(source: Source, default_app: str | None) -> Iterator[KeyRow | In
     except OSError as exc:
         yield InputError(label, line + 1, f"cannot read file ({exc.strerror or exc})")
     finally:
-        if source.name != "-":
-            stream.close()
+        stream.close()
 
 
 def iter_rows(sources: list[Source], default_app: str | None) -> Iterator[KeyRow | InputError]:

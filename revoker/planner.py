@@ -86,13 +86,28 @@ class Plan:
         self.settings = settings
         self.stats = stats
         self.done = done
+        self.changed: str | None = None
 
     def tasks(self, *, include_done: bool = False) -> Iterator[Task]:
-        """Every task of the plan, in input order (resume-filtered unless include_done)."""
+        """Every task of the plan, in input order (resume-filtered unless include_done).
+
+        The inputs are read again; if they no longer match what was validated
+        (a file changed in between), ``self.changed`` says how.
+        """
         done = None if include_done else self.done
+        expected = self.stats.tasks + (self.stats.already_done if include_done else 0)
+        produced = errors = 0
         for item in _iter_tasks(self.sources, self.settings, done, None):
             if isinstance(item, Task):
+                produced += 1
                 yield item
+            else:
+                errors += 1
+        if produced != expected or errors > self.stats.invalid_count:
+            self.changed = (
+                f"the input changed after it was validated: {expected} tasks planned, "
+                f"{produced} read back"
+            )
 
     def close(self) -> None:
         for source in self.sources:
@@ -176,6 +191,10 @@ def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | N
                 stats.sample.append(item)
     if stats.invalid_count and not settings.skip_invalid:
         raise InputErrors(stats.invalid, stats.invalid_count - len(stats.invalid))
-    if not stats.rows and not stats.invalid_count:
+    if not stats.rows:
+        if stats.invalid_count:
+            raise UsageError(f"no valid stream key: all {stats.invalid_count} rows are invalid")
         raise UsageError("no stream keys given: pass files, '-' for stdin, or --key")
+    if not (stats.tasks or stats.already_done or stats.out_of_shard):
+        raise UsageError("nothing to do: no key is planned in the selected regions")
     return Plan(sources, settings, stats, done)

@@ -210,6 +210,10 @@ def execute(
             )
         )
         report.exit_code = exit_code_for(report.halt_reason, report.passes)
+        if plan.changed and report.halt_reason is None:
+            log.error("input changed during the run", detail=plan.changed)
+            report.notes.append(f"ERROR: {plan.changed}; run again to be sure")
+            report.exit_code = EXIT_FAILED
         revoked = report.pass_for("revoke")
         if revoked and revoked.counts.get(str(Outcome.REVOKED)) and not settings.disconnect:
             report.notes.append(STREAMS_NOTE)

@@ -26,6 +26,8 @@ def parse_regions(value: str | None) -> tuple[str, ...]:
     if value is None or not value.strip():
         return REGIONS
     wanted = {part.strip().lower() for part in value.replace(";", ",").split(",") if part.strip()}
+    if not wanted:
+        raise UsageError(f"no region given in {value!r} (expected some of {', '.join(REGIONS)})")
     unknown = sorted(wanted - set(REGIONS))
     if unknown:
         raise UsageError(f"unknown region {', '.join(unknown)} (expected {', '.join(REGIONS)})")

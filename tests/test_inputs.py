@@ -105,3 +105,46 @@ def test_dot_segment_keys_are_refused_before_any_request(tmp_path: Path, key: st
     (row,) = rows_of(tmp_path, "k.txt", f"{key}\n")
     assert isinstance(row, InputError)
     assert "dot segment" in row.reason
+
+
+def test_csv_on_stdin_with_a_utf8_bom_is_read_as_csv() -> None:
+    data = "\ufeffstream_key,app_id,regions\nleaked-key-1,appZ,na\n".encode()
+    stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    (row,) = list(iter_rows([Source("-", stdin=stdin)], APP))
+    assert row == KeyRow("leaked-key-1", "appZ", ("na",), "<stdin>", 2)
+
+
+def test_csv_header_after_blank_lines_is_still_a_csv_header(tmp_path: Path) -> None:
+    rows = rows_of(tmp_path, "k.txt", "\n\nstream_key,regions\nk1,eu\n")
+    assert rows == [KeyRow("k1", APP, ("eu",), str(tmp_path / "k.txt"), 4)]
+
+
+def test_a_comma_in_a_text_key_is_refused_as_a_headerless_csv(tmp_path: Path) -> None:
+    (row,) = rows_of(tmp_path, "k.txt", "leaked-key-1,app1,na\n")
+    assert isinstance(row, InputError)
+    assert "stream_key header" in row.reason
+
+
+def test_invalid_utf8_on_stdin_is_an_input_error_with_the_line() -> None:
+    stdin = io.TextIOWrapper(
+        io.BytesIO(b"good-key\nbad-\xff-key\n"), encoding="utf-8", errors="surrogateescape"
+    )
+    rows = list(iter_rows([Source("-", stdin=stdin)], APP))
+    assert isinstance(rows[-1], InputError)
+    assert str(rows[-1]).startswith("<stdin>:")
+    assert "UTF-8" in rows[-1].reason
+
+
+def test_a_pipe_is_spooled_so_both_passes_see_every_row(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "keys.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("k1\nk2\n"))
+    writer.start()
+    sources = open_sources((str(fifo),), ())
+    writer.join(timeout=5)
+    first = [r.key for r in iter_rows(sources, APP) if isinstance(r, KeyRow)]
+    second = [r.key for r in iter_rows(sources, APP) if isinstance(r, KeyRow)]
+    assert first == second == ["k1", "k2"]

@@ -111,3 +111,36 @@ def test_shard_of_is_stable_across_runs() -> None:
 def test_bad_shard_specs_are_usage_errors(spec: str) -> None:
     with pytest.raises(UsageError):
         Shard.parse(spec)
+
+
+def test_a_file_changed_after_validation_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_text("k1\nk2\n")
+    opts = InputSettings(sources=(str(path),), app_id="a")
+    plan = build_plan(open_sources(opts.sources, ()), opts)
+    path.write_text("k1\n")
+    assert len(list(plan.tasks())) == 4
+    assert plan.changed is not None
+    assert "8 tasks planned, 4 read back" in plan.changed
+
+
+def test_an_unchanged_file_is_not_reported_as_changed(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_text("k1\nk2\n")
+    opts = InputSettings(sources=(str(path),), app_id="a")
+    plan = build_plan(open_sources(opts.sources, ()), opts)
+    assert len(list(plan.tasks())) == 8
+    assert plan.changed is None
+
+
+def test_skip_invalid_with_no_valid_row_left_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="all 2 rows are invalid"):
+        plan_for(tmp_path, "bad key\nworse key\n", skip_invalid=True)
+
+
+def test_rows_outside_the_selected_regions_leave_nothing_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "keys.csv"
+    path.write_text("stream_key,app_id,regions\nk1,a,na\n")
+    opts = InputSettings(sources=(str(path),), regions=("cn",))
+    with pytest.raises(UsageError, match="nothing to do"):
+        build_plan(open_sources(opts.sources, ()), opts)

@@ -65,3 +65,9 @@ def test_public_options_hold_no_secret_and_no_key() -> None:
     options = RunSettings(inputs=InputSettings(keys=("leaked-key-123456",))).public_options()
     assert "leaked-key-123456" not in repr(options)
     assert options["keys_on_command_line"] == 1
+
+
+@pytest.mark.parametrize("value", [",", " ; "])
+def test_a_regions_option_naming_no_region_is_a_usage_error(value: str) -> None:
+    with pytest.raises(UsageError, match="no region given"):
+        parse_regions(value)
