@@ -12,8 +12,8 @@ import csv
 import io
 import os
 import re
-import stat
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
