@@ -178,10 +178,23 @@ def iter_records(path: Path, stats: ReadStats | None = None) -> Iterator[dict[st
             except ValueError:
                 stats.torn += 1
                 continue
-            if isinstance(record, dict) and "event" in record:
+            if _well_formed(record):
                 yield record
             else:
                 stats.torn += 1
+
+
+_STRING_FIELDS = ("event", "ts", "outcome", "app_id", "region", "key_id", "key_hint", "run_id")
+
+
+def _well_formed(record: Any) -> bool:
+    """A dict with an event, whose contract fields have the contract's types."""
+    if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+        return False
+    if any(name in record and not isinstance(record[name], str) for name in _STRING_FIELDS):
+        return False
+    attempts = record.get("attempts", [])
+    return isinstance(attempts, list) and all(isinstance(a, dict) for a in attempts)
 
 
 def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[tuple[str, str, str]]:

@@ -64,7 +64,9 @@ def _lookup_record(lookup: TaskResult) -> dict[str, Any]:
 async def revoke_and_disconnect(ctx: Context, task: Task) -> TaskResult:
     """GET, DELETE, then list and force-disconnect the key's streams in ``task.region``."""
     lookup = await query_task(ctx, task)
-    data = lookup.data if lookup.outcome is Outcome.PRESENT and lookup.data else {}
+    data = (
+        lookup.data if lookup.outcome is Outcome.PRESENT and isinstance(lookup.data, dict) else {}
+    )
     channel = data.get("channel") if isinstance(data.get("channel"), str) else None
     result = await revoke_task(ctx, task)
     result.audit_fields["lookup"] = _lookup_record(lookup)
@@ -90,7 +92,13 @@ async def revoke_and_disconnect(ctx: Context, task: Task) -> TaskResult:
         return result
     streams = [s for s in response.data if pushed_with(s, task.key)]
     for stream in streams:
-        sid = str(stream.get("sid", ""))
+        sid = stream.get("sid")
+        if not isinstance(sid, str) or not sid.strip(".") or "/" in sid:
+            # Never DELETE .../online-streams/ or a dot segment on a server's say-so.
+            bad = TaskResult(task, Outcome.FAILED, message=f"unusable stream SID {sid!r}")
+            fields = {"sid": None, "channel": stream.get("channel", channel), **list_ids}
+            result.follow_ups.append(FollowUp(DISCONNECT, bad, fields))
+            continue
 
         def send_cut(sid: str = sid) -> Awaitable[ApiResponse]:
             return ctx.client.disconnect_stream(task.region, task.app_id, sid)

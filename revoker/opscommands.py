@@ -85,12 +85,14 @@ def show(
     (keeps it out of the process list). Exit 0 if every region answered,
     1 if one did not, 3 if the credentials were rejected.
     """
+    from revoker.inputs import check_key
     from revoker.show import render_show, show_key
 
     if key == "-":
         key = sys.stdin.readline().strip()
-    if not key or any(c.isspace() for c in key):
-        raise UsageError("KEY must be one stream key without spaces")
+    reason = check_key(key)
+    if reason:
+        raise UsageError(f"KEY: {reason}")
     if not app_id:
         raise UsageError("give --app-id (or set AGORA_APP_ID)")
     base = check_base_url(base_url)

@@ -56,7 +56,7 @@ class Rule:
         try:
             created = int(str(data.get("createdAt")))
             expires_after = int(data.get("expiresAfter") or 0)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return False, "createdAt/expiresAfter unreadable"
         now = time.time() if self.now is None else self.now
         if self.expired:

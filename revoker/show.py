@@ -63,7 +63,7 @@ class RegionView:
             try:
                 after = int(data.get("expiresAfter") or 0)
                 created = int(str(data.get("createdAt")))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 view.expires = None
             else:
                 view.expires = "never" if after <= 0 else iso(created + after)

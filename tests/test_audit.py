@@ -112,3 +112,15 @@ def test_umask_cannot_widen_the_mode(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o600
+
+
+def test_lines_with_wrongly_typed_fields_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    good = task_record("revoke", result(Outcome.REVOKED), "r", False)
+    bad_outcome = {**good, "outcome": ["failed"]}
+    bad_attempts = {**good, "attempts": 5}
+    path.write_text("\n".join(json.dumps(r) for r in (bad_outcome, good, bad_attempts)) + "\n")
+    stats = ReadStats()
+    assert [r["outcome"] for r in iter_records(path, stats)] == ["revoked"]
+    assert stats.torn == 2
+    assert load_done(path) == {("app1", "eu", key_id(TASK.key))}

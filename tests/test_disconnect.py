@@ -202,3 +202,29 @@ def test_cli_disconnect_against_emulator_cuts_only_the_revoked_keys_streams(
         if json.loads(line)["event"] == "disconnect"
     )
     assert sids == ["SA1", "SA2", "SA3", "SD1"]
+
+
+def test_odd_lookup_data_still_deletes_the_key(tmp_path: Path) -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.get(KEYS_URL).respond(200, json={"status": "success", "data": "oops"})
+        delete = api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([]))
+        report, records = run(tmp_path)
+    assert delete.call_count == 1
+    assert report.exit_code == 0
+    assert next(r for r in records if r["event"] == "revoke")["outcome"] == "revoked"
+
+
+@pytest.mark.parametrize("sid", ["", "..", None, "a/b"])
+def test_an_unusable_sid_from_the_server_is_never_sent(tmp_path: Path, sid: Any) -> None:
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream(sid, KEY)]))
+        cuts = api.delete(url__startswith=f"{BASE}{STREAMS_URL}").mock(return_value=ok())
+        report, records = run(tmp_path)
+    assert cuts.call_count == 0
+    assert report.exit_code == 1
+    (line,) = (r for r in records if r["event"] == "disconnect")
+    assert line["outcome"] == "failed"
+    assert "unusable stream SID" in line["message"]

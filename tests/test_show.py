@@ -98,3 +98,22 @@ def test_usage_errors_exit_2_and_send_nothing(api: respx.MockRouter, args: list[
     code, _ = show(*args)
     assert code == 2
     assert not route.called
+
+
+def test_an_absurd_expiry_from_the_server_is_shown_as_unknown(api: respx.MockRouter) -> None:
+    data = {"streamKey": KEY, "channel": "room", "uid": "7", "createdAt": "1686820170"}
+    body = '{"status":"success","data":' + json.dumps(data)[:-1] + ',"expiresAfter":1e400}}'
+    api.get(url__regex=".*").mock(return_value=httpx.Response(200, text=body))
+    code, out = show("--regions", "na")
+    assert code == 0, out
+    assert "Traceback" not in out
+
+
+def test_a_key_with_a_control_character_is_refused_before_sending(
+    api: respx.MockRouter,
+) -> None:
+    route = api.route().mock(return_value=missing())
+    result = CliRunner().invoke(main, ["show", "bad\x01key-000000", "--app-id", APP])
+    assert result.exit_code == 2
+    assert "control character" in result.output
+    assert route.call_count == 0
