@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -90,6 +92,15 @@ class Context:
     halt: Halt
 
 
+def _where(exc: BaseException) -> str:
+    """``file.py:line in function`` of the innermost frame of a traceback."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{Path(last.filename).name}:{last.lineno} in {last.name}"
+
+
 def _wait(ctx: Context) -> Callable[[RetryCallState], float]:
     jitter = wait_random_exponential(multiplier=ctx.retry.backoff_base, max=ctx.retry.backoff_max)
 
@@ -99,8 +110,15 @@ def _wait(ctx: Context) -> Callable[[RetryCallState], float]:
             return 0.0
         if outcome.failed:
             exc = outcome.exception()
-            if isinstance(exc, TransportFailure) and exc.connect and ctx.client.has_fallback:
-                return 0.0  # the client switched hosts: try the other one at once
+            if (
+                isinstance(exc, TransportFailure)
+                and exc.connect
+                and ctx.client.has_fallback
+                and state.attempt_number % 2 == 1
+            ):
+                # The client switched hosts: try the other one at once; if that one
+                # cannot be reached either, back off as usual before switching back.
+                return 0.0
             return float(jitter(state))
         response: ApiResponse = outcome.result()
         if response.retry_after is not None:
@@ -129,7 +147,7 @@ async def call_api(
         if ctx.halt.is_set:
             raise Halted
         if limiter is not None:
-            await limiter.acquire()
+            await ctx.halt.sleep(limiter.reserve())  # wakes at once if the run halts
             if ctx.halt.is_set:
                 raise Halted
         try:
@@ -369,8 +387,21 @@ async def run_tasks(
                 try:
                     result = await runner(task)
                 except Exception as exc:  # a bug must not lose the record of a task
-                    log.exception("internal error in task", region=task.region, key=task.key_hint)
-                    result = TaskResult(task, Outcome.FAILED, message=f"internal error: {exc!r}")
+                    # Only the type and where: an exception's text may carry a URL (the
+                    # key) or request headers (the credentials).
+                    where = _where(exc)
+                    log.error(
+                        "internal error in task",
+                        error=type(exc).__name__,
+                        where=where,
+                        region=task.region,
+                        key=task.key_hint,
+                    )
+                    result = TaskResult(
+                        task,
+                        Outcome.FAILED,
+                        message=f"internal error: {type(exc).__name__} at {where}",
+                    )
                 record(result)
             # Let the loop breathe between tasks (signals, other workers), even when a
             # transport answers without ever suspending.

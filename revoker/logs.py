@@ -9,17 +9,26 @@ from typing import Any, TextIO
 
 import structlog
 
+_SECRETS: set[str] = set()
 
-def redactor(secrets: Iterable[str]) -> structlog.types.Processor:
-    """A processor that blanks any secret value wherever it appears in an event."""
-    values = [s for s in secrets if s]
+
+def add_secret(value: str) -> None:
+    """From now on, blank ``value`` wherever it appears in a log event."""
+    if value:
+        _SECRETS.add(value)
+
+
+def redactor(secrets: Iterable[str] = ()) -> structlog.types.Processor:
+    """A processor that blanks every registered secret wherever it appears in an event."""
+    for secret in secrets:
+        add_secret(secret)
 
     def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not values:
+        if not _SECRETS:
             return event
         for name, value in event.items():
             if isinstance(value, str):
-                for secret in values:
+                for secret in _SECRETS:
                     if secret in value:
                         value = value.replace(secret, "***")
                 event[name] = value

@@ -158,7 +158,7 @@ def prepare(
 ) -> Plan:
     """Read and validate every input row (raises InputErrors: exit 2, nothing sent)."""
     done = None
-    if settings.resume and resume_events and not settings.dry_run:
+    if settings.resume and resume_events:
         done = load_done(settings.audit_log, resume_events)
     sources = open_sources(settings.inputs.sources, settings.inputs.keys, stdin)
     try:

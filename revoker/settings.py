@@ -191,7 +191,13 @@ def load_credentials(
             f"missing credentials: set {' and '.join(missing)} in the environment "
             "(or give --credentials-file)"
         )
-    return Credentials(customer_id, secret)
+    from revoker.auth import basic_header
+    from revoker.logs import add_secret
+
+    credentials = Credentials(customer_id, secret)
+    add_secret(secret)
+    add_secret(basic_header(credentials).removeprefix("Basic "))
+    return credentials
 
 
 def _read_credentials_file(path: Path) -> dict[str, str]:

@@ -228,3 +228,31 @@ def test_audit_lines_never_hold_the_plain_key(tmp_path: Path) -> None:
     assert record["key_hint"] == "very...123"
     assert record["key_id"].startswith("sha256:")
     assert len(record["key_id"]) == 39
+
+
+def test_both_hosts_unreachable_switch_at_once_then_back_off(
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    settings = RunSettings(
+        inputs=InputSettings(keys=("key-one",), app_id="app", regions=("na",)),
+        client=ClientSettings(base_url=BASE, fallback_url="https://fallback.test"),
+        retry=RetrySettings(max_attempts=5, backoff_base=1.0, backoff_max=1.0),
+        max_rps=0,
+        audit_log=tmp_path / "audit.jsonl",
+    )
+    with respx.mock() as api:
+        api.delete(url__regex=".*").mock(side_effect=httpx.ConnectError("refused"))
+        plan = prepare(settings)
+        report = execute(
+            "revoke",
+            settings,
+            plan,
+            CREDS,
+            revoke_passes(settings, plan),
+            install_signal_handlers=False,
+        )
+    assert report.exit_code == 1
+    hosts = [a["host"] for a in records(tmp_path)[0]["attempts"]]
+    assert hosts == ["agora.test", "fallback.test", "agora.test", "fallback.test", "agora.test"]
+    assert sleeps[0] == sleeps[2] == 0.0, "the other host is tried at once"
+    assert len(sleeps) == 4

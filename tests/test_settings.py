@@ -71,3 +71,21 @@ def test_public_options_hold_no_secret_and_no_key() -> None:
 def test_a_regions_option_naming_no_region_is_a_usage_error(value: str) -> None:
     with pytest.raises(UsageError, match="no region given"):
         parse_regions(value)
+
+
+def test_a_secret_from_a_credentials_file_is_blanked_in_logs(tmp_path: Path) -> None:
+    import io
+
+    import structlog
+
+    from revoker.logs import configure
+
+    path = tmp_path / "agora.env"
+    path.write_text("AGORA_CUSTOMER_ID=id\nAGORA_CUSTOMER_SECRET=file-only-secret-42\n")
+    path.chmod(0o600)
+    stream = io.StringIO()
+    configure("json", stream=stream)  # type: ignore[arg-type]
+    load_credentials({}, path)
+    structlog.get_logger().warning("oops", detail="server said file-only-secret-42")
+    assert "file-only-secret-42" not in stream.getvalue()
+    assert "***" in stream.getvalue()
