@@ -113,51 +113,132 @@ SMALL_RUN = 256  # requests: below this, httpx's own pool (importing aiohttp cos
 def make_transport(
     limits: httpx.Limits, expected_requests: int | None = None
 ) -> httpx.AsyncBaseTransport | None:
-    """The production transport: httpx over aiohttp's connection pool.
+    """The production transport: aiohttp's connection pool under httpx's types.
 
     httpcore's pool slows down as concurrency rises (measured on loopback with
-    64 in flight: ~120 req/s, against ~1,300 over aiohttp; docs/benchmarks.md).
-    None (httpx's default transport) when httpx-aiohttp is missing or respx is
+    64 in flight: ~120 req/s, against ~1,300 over aiohttp; README, Benchmarks).
+    None (httpx's default transport) when aiohttp is missing or respx is
     mocking httpx in a test, or for a small run (``expected_requests`` below
-    SMALL_RUN: the first request leaves sooner). aiohttp's connection errors are
-    mapped by :class:`_AiohttpTransport`.
+    SMALL_RUN: the first request leaves sooner).
     """
     if _respx_active() or (expected_requests is not None and expected_requests < SMALL_RUN):
         return None
     try:
-        from httpx_aiohttp import AiohttpTransport
+        import aiohttp  # noqa: F401
     except ImportError:  # pragma: no cover - a dependency
         return None
+    return _AiohttpTransport(limits)
 
-    class _AiohttpTransport(AiohttpTransport):
-        def get_client(self) -> Any:
-            # aiohttp silently resends an idempotent request (DELETE, GET) once when a
-            # kept-alive connection drops; the server then sees an attempt the audit log
-            # does not. Every retry is ours (tenacity), with its own X-Request-ID.
-            session = super().get_client()
-            session._retry_connection = False
-            # aiohttp re-parses the URL string with yarl, which decodes "%40" to "@" (and
-            # the like) after the HMAC signature covered the encoded path: a 401 for every
-            # key with such a character. Send the path exactly as httpx encoded it.
-            object.__setattr__(session, "_build_url", _as_encoded_url)
-            return session
 
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+class _AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx requests sent over one ``aiohttp.ClientSession`` (HTTP/1.1, keep-alive pool).
+
+    What httpx-aiohttp's transport does, minus its per-request streaming wrappers
+    (the body is read here, in one piece), plus three fixes:
+
+    - aiohttp silently resends an idempotent request (DELETE, GET) once when a
+      kept-alive connection drops; the server then sees an attempt the audit log
+      does not. Every retry is ours (tenacity), with its own X-Request-ID.
+    - aiohttp re-parses a URL string with yarl, which decodes "%40" to "@" (and the
+      like) after the HMAC signature covered the encoded path: a 401 for every key
+      with such a character. The path is sent exactly as httpx encoded it.
+    - Only a failure to connect is a ConnectError/ConnectTimeout (which may switch
+      hosts); a connection dropped mid-response is a ReadError.
+    """
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._session: Any = None
+        self._timeouts: dict[tuple[float | None, ...], Any] = {}
+
+    def _open(self) -> Any:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(
+            limit=self._limits.max_connections or 0,
+            keepalive_timeout=self._limits.keepalive_expiry,
+            ssl=httpx.create_ssl_context(trust_env=False),
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # the API sets no cookies
+            auto_decompress=False,  # httpx's Response decodes Content-Encoding
+            trust_env=False,
+        )
+        session._retry_connection = False
+        object.__setattr__(session, "_build_url", _as_encoded_url)
+        self._session = session
+        return session
+
+    def _timeout(self, timeout: dict[str, float | None] | None) -> Any:
+        """httpx's timeout extension as aiohttp's ClientTimeout (as httpx-aiohttp maps it)."""
+        timeout = timeout or {}
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:
+            from aiohttp import ClientTimeout
+
+            found = ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
+            self._timeouts[key] = found
+        return found
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+
+        session = self._session if self._session is not None else self._open()
+        try:
+            response = await session.request(
+                request.method,
+                _as_encoded_url(str(request.url)),
+                headers=_str_headers(request.headers),
+                data=request.content or None,
+                allow_redirects=False,
+                compress=False,
+                timeout=self._timeout(request.extensions.get("timeout")),
+                server_hostname=request.extensions.get("sni_hostname"),
+            )
             try:
-                response: httpx.Response = await super().handle_async_request(request)
-            except httpx.ConnectTimeout as exc:
-                # httpx-aiohttp maps every aiohttp.ClientConnectionError (a reset or a
-                # server disconnect mid-response too) to ConnectTimeout; only a
-                # failure to connect may switch hosts.
-                import aiohttp
+                body = await response.read()
+            finally:
+                response.release()
+        except aiohttp.ClientError as exc:
+            raise _map_aiohttp_error(exc) from exc
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=httpx.ByteStream(body),
+            request=request,
+            extensions=extensions,
+        )
 
-                cause = exc.__cause__
-                if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ServerTimeoutError):
-                    raise
-                raise httpx.ReadError(str(exc)) from cause
-            return response
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
-    return _AiohttpTransport(limits=limits, trust_env=False)
+
+def _str_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """The headers as sent, names in their original case."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers.raw]
+
+
+def _map_aiohttp_error(exc: BaseException) -> httpx.TransportError:
+    import aiohttp
+
+    message = str(exc)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return httpx.ReadTimeout(message)
+    if isinstance(exc, aiohttp.ServerTimeoutError):  # connecting, or waiting for the pool
+        return httpx.ConnectTimeout(message)
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        return httpx.ReadError(message)  # reset or closed mid-response
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(message)
+    return httpx.TransportError(message)
 
 
 class AgoraClient:
