@@ -29,6 +29,12 @@ from bench.common import (
 )
 from revoker.emulator.process import EmulatorProcess
 
+# revoker's own aiohttp transport (revoker/client.py), counted apart from revoker.
+ADAPTER = "revoker's aiohttp transport (adapter)"
+ADAPTER_FUNCTIONS = frozenset(
+    {"handle_async_request", "_open", "_timeout", "_str_headers", "_map_aiohttp_error"}
+)
+
 LAYERS = (
     ("revoker/", "revoker (executor, client, audit, planner)"),
     ("tenacity/", "tenacity (retry loop)"),
@@ -44,8 +50,10 @@ LAYERS = (
 )
 
 
-def layer_of(path: str, caller: str) -> str:
+def layer_of(path: str, caller: str, function: str = "") -> str:
     """The layer of a frame's file; built-ins and other stdlib count for their caller."""
+    if path.endswith("revoker/client.py") and function in ADAPTER_FUNCTIONS:
+        return ADAPTER
     for needle, name in LAYERS:
         if needle in path:
             return name
@@ -80,7 +88,7 @@ def main() -> None:
     def walk(frame: Any, caller: str) -> None:
         # Own time: the frame's, plus its synthetic "[self]" children; never "[await]"
         # (time suspended in an await is waiting, not CPU).
-        layer = layer_of(frame.file_path or "", caller)
+        layer = layer_of(frame.file_path or "", caller, frame.function or "")
         own = frame.time - sum(c.time for c in frame.children if c.identifier != "[self]")
         totals[layer] += own
         for child in frame.children:
