@@ -23,7 +23,9 @@ install: $(STAMP)
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
+	exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check revoker tests bench
