@@ -54,7 +54,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -79,7 +79,7 @@ class ApiResponse:
     retry_after: float | None = None
 
 
-def _error_kind(exc: httpx.TransportError) -> str:
+def _error_kind(exc: httpx.HTTPError) -> str:
     name = type(exc).__name__
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
@@ -363,7 +363,7 @@ class AgoraClient:
                 await response.aread()
             finally:
                 await response.aclose()
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # transport errors, and a body that cannot be decoded
             ms = int((time.perf_counter() - started) * 1000)
             connect = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             if connect:
@@ -371,9 +371,16 @@ class AgoraClient:
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
         result = _to_api_response(response, request_id, host, ms)
-        if result.message and self._credentials.customer_secret in result.message:
-            result.message = result.message.replace(self._credentials.customer_secret, "***")
+        if result.message:
+            result.message = self._redact(result.message)
         return result
+
+    def _redact(self, text: str) -> str:
+        """Blank the secret and the Basic token wherever a server echoed them."""
+        for secret in (self._credentials.customer_secret, self._basic.removeprefix("Basic ")):
+            if secret and secret in text:
+                text = text.replace(secret, "***")
+        return text
 
     async def delete_key(self, region: str, app_id: str, key: str) -> ApiResponse:
         return await self.request("DELETE", key_path(region, app_id, key))

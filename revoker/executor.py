@@ -31,7 +31,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from revoker.audit import AuditLog
-from revoker.client import AgoraClient, ApiResponse
+from revoker.client import AgoraClient, ApiResponse, segment
 from revoker.errors import AuditWriteError, TransportFailure
 from revoker.models import Attempt, Outcome, Task, TaskResult
 from revoker.ratelimit import RateLimiter, RateLimits
@@ -230,7 +230,7 @@ async def call_task(
         result.message = f"no response: {exc.kind} ({len(attempts)} attempts)"
     else:
         result.outcome = classify(response)
-        result.message = response.message
+        result.message = _without_key(response.message, task.key)
         result.data = response.data
         if result.outcome is Outcome.FAILED and response.status in RETRYABLE_STATUS:
             result.message = (
@@ -250,6 +250,16 @@ async def run_call(
     """A task made of one API call, turned into a TaskResult with its outcome."""
     result, _ = await call_task(ctx, task, method, send, classify)
     return result
+
+
+def _without_key(message: str | None, key: str) -> str | None:
+    """A server's message with the plain key (as sent or decoded) blanked."""
+    if not message:
+        return message
+    for form in (key, segment(key)):
+        if len(form) >= 6:  # a 2-letter test key must not blank half the message
+            message = message.replace(form, "***")
+    return message
 
 
 def classifier(success: Outcome) -> Callable[[ApiResponse], Outcome]:

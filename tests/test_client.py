@@ -160,3 +160,33 @@ def test_agora_hosts_fall_back_to_each_other() -> None:
     assert default_fallback("https://api.agora.io") == "https://api.sd-rtn.com"
     assert default_fallback("https://api.sd-rtn.com") == "https://api.agora.io"
     assert default_fallback("http://127.0.0.1:8080") is None
+
+
+def test_a_non_ascii_digit_retry_after_is_ignored_not_a_crash() -> None:
+    assert parse_retry_after("²") is None
+    assert parse_retry_after("٣") is None
+
+
+def test_an_undecodable_body_is_a_transport_failure_not_a_crash() -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(
+            side_effect=lambda request: httpx.Response(
+                200,
+                stream=httpx.ByteStream(b"not gzip at all"),
+                headers={"Content-Encoding": "gzip"},
+            )
+        )
+        with pytest.raises(TransportFailure) as info:
+            call(ClientSettings(base_url=BASE), "delete_key", "na", "app", "k")
+    assert info.value.kind == "decoding_error"
+
+
+def test_a_server_echoing_the_secret_or_basic_token_is_redacted() -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(
+            side_effect=lambda request: httpx.Response(
+                400, json={"message": f"bad {request.headers['Authorization']} secret-value"}
+            )
+        )
+        response = call(ClientSettings(base_url=BASE), "delete_key", "na", "app", "k")
+    assert response.message == "bad Basic *** ***"

@@ -256,3 +256,18 @@ def test_both_hosts_unreachable_switch_at_once_then_back_off(
     assert hosts == ["agora.test", "fallback.test", "agora.test", "fallback.test", "agora.test"]
     assert sleeps[0] == sleeps[2] == 0.0, "the other host is tried at once"
     assert len(sleeps) == 4
+
+
+def test_a_server_message_echoing_the_key_is_recorded_without_it(tmp_path: Path) -> None:
+    key = "leaked/key+with-odd-chars"
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(
+            side_effect=lambda request: httpx.Response(
+                400, json={"message": f"bad key {key} at {request.url.raw_path.decode()}"}
+            )
+        )
+        run(tmp_path, [key])
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert key not in text
+    assert "leaked%2Fkey%2Bwith-odd-chars" not in text
+    assert records(tmp_path)[0]["message"].startswith("bad key *** at ")
