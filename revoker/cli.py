@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,92 +105,128 @@ def input_options(f: F) -> F:
             help="Skip bad rows (reported) instead of refusing the run.",
         ),
     ]
+    return _apply(f, decorators)
+
+
+def _apply(f: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
+    """Apply click decorators in reading order (the first one is outermost)."""
     for decorator in reversed(decorators):
         f = decorator(f)
     return f
+
+
+def connection_options(f: F) -> F:
+    """How to reach and authenticate to the API, and how hard to retry."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--base-url",
+                envvar="AGORA_BASE_URL",
+                default="https://api.agora.io",
+                show_default=True,
+                help="API base URL (http only for loopback).",
+            ),
+            click.option(
+                "--fallback-url",
+                envvar="AGORA_FALLBACK_BASE_URL",
+                help="Alternate base URL on DNS/connect failure "
+                "(default: api.sd-rtn.com <-> api.agora.io).",
+            ),
+            click.option(
+                "--auth",
+                type=click.Choice(["basic", "hmac"]),
+                envvar="AGORA_AUTH",
+                default="basic",
+                show_default=True,
+                help="How requests are signed.",
+            ),
+            click.option(
+                "--credentials-file",
+                type=click.Path(path_type=Path),
+                envvar="REVOKER_CREDENTIALS_FILE",
+                help="File with AGORA_CUSTOMER_ID=... and AGORA_CUSTOMER_SECRET=... "
+                "(mode 0600). Default: the environment.",
+            ),
+            click.option(
+                "--max-attempts",
+                type=click.IntRange(1, 100),
+                default=6,
+                show_default=True,
+                help="Attempts per request.",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.1),
+                default=10.0,
+                show_default=True,
+                help="Seconds per request.",
+            ),
+        ],
+    )
+
+
+def run_options(f: F) -> F:
+    """What a bulk run writes and how hard it pushes."""
+    return _apply(
+        f,
+        [
+            click.option(
+                "--audit-log",
+                type=click.Path(path_type=Path),
+                envvar="REVOKER_AUDIT_LOG",
+                default="revoker-audit.jsonl",
+                show_default=True,
+                help="Append-only JSONL audit log.",
+            ),
+            click.option(
+                "--resume", is_flag=True, help="Skip tasks already done in the audit log."
+            ),
+            click.option(
+                "--concurrency",
+                type=click.IntRange(1, 1024),
+                default=32,
+                show_default=True,
+                help="Requests in flight.",
+            ),
+            click.option(
+                "--max-rps",
+                type=click.FloatRange(min=0),
+                default=None,
+                help="Requests/s per app ID (default: Agora's limit, 50 DELETE, "
+                "100 GET; 0 = no cap). Slows down on 429.",
+            ),
+            click.option("--dry-run", is_flag=True, help="Print the plan; send nothing."),
+            click.option(
+                "--reveal-keys", is_flag=True, help="Write plain keys into the audit log."
+            ),
+            click.option(
+                "--output",
+                type=click.Choice(["text", "json"]),
+                default="text",
+                show_default=True,
+                help="Summary format on stdout.",
+            ),
+        ],
+    )
 
 
 def client_options(f: F) -> F:
-    """How to reach the API and how hard to push it."""
-    decorators = [
-        click.option(
-            "--base-url",
-            envvar="AGORA_BASE_URL",
-            default="https://api.agora.io",
-            show_default=True,
-            help="API base URL (http only for loopback).",
-        ),
-        click.option(
-            "--fallback-url",
-            envvar="AGORA_FALLBACK_BASE_URL",
-            help="Alternate base URL on DNS/connect failure "
-            "(default: api.sd-rtn.com <-> api.agora.io).",
-        ),
-        click.option(
-            "--auth",
-            type=click.Choice(["basic", "hmac"]),
-            envvar="AGORA_AUTH",
-            default="basic",
-            show_default=True,
-            help="How requests are signed.",
-        ),
-        click.option(
-            "--credentials-file",
-            type=click.Path(path_type=Path),
-            envvar="REVOKER_CREDENTIALS_FILE",
-            help="File with AGORA_CUSTOMER_ID=... and AGORA_CUSTOMER_SECRET=... "
-            "(mode 0600). Default: the environment.",
-        ),
-        click.option(
-            "--audit-log",
-            type=click.Path(path_type=Path),
-            envvar="REVOKER_AUDIT_LOG",
-            default="revoker-audit.jsonl",
-            show_default=True,
-            help="Append-only JSONL audit log.",
-        ),
-        click.option("--resume", is_flag=True, help="Skip tasks already done in the audit log."),
-        click.option(
-            "--concurrency",
-            type=click.IntRange(1, 1024),
-            default=32,
-            show_default=True,
-            help="Requests in flight.",
-        ),
-        click.option(
-            "--max-rps",
-            type=click.FloatRange(min=0),
-            default=None,
-            help="Requests/s per app ID (default: Agora's limit, 50 DELETE, "
-            "100 GET; 0 = no cap). Slows down on 429.",
-        ),
-        click.option(
-            "--max-attempts",
-            type=click.IntRange(1, 100),
-            default=6,
-            show_default=True,
-            help="Attempts per task.",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=0.1),
-            default=10.0,
-            show_default=True,
-            help="Seconds per request.",
-        ),
-        click.option("--dry-run", is_flag=True, help="Print the plan; send nothing."),
-        click.option("--reveal-keys", is_flag=True, help="Write plain keys into the audit log."),
-        click.option(
-            "--output",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-            help="Summary format on stdout.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        f = decorator(f)
-    return f
+    """Every option of a bulk run (revoke, verify, prune)."""
+    return connection_options(run_options(f))
+
+
+def client_settings(opts: dict[str, Any], concurrency: int) -> ClientSettings:
+    """The connection options -> checked ClientSettings."""
+    base_url = check_base_url(opts["base_url"])
+    fallback = opts.get("fallback_url")
+    return ClientSettings(
+        base_url=base_url,
+        fallback_url=check_base_url(fallback) if fallback else default_fallback(base_url),
+        auth=opts["auth"],
+        timeout=opts["timeout"],
+        concurrency=concurrency,
+    )
 
 
 def _shard(spec: str | None, count: int | None) -> Shard | None:
@@ -208,9 +244,6 @@ def _shard(spec: str | None, count: int | None) -> Shard | None:
 
 def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
     """Options (as click parsed them) -> a typed, checked RunSettings."""
-    base_url = check_base_url(opts["base_url"])
-    fallback = opts.get("fallback_url")
-    fallback = check_base_url(fallback) if fallback else default_fallback(base_url)
     inputs = InputSettings(
         sources=tuple(opts["sources"]),
         keys=tuple(opts["keys"]),
@@ -219,16 +252,9 @@ def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
         skip_invalid=opts.get("skip_invalid", False),
         shard=_shard(opts.get("shard_spec"), opts.get("shard_count")),
     )
-    client = ClientSettings(
-        base_url=base_url,
-        fallback_url=fallback,
-        auth=opts["auth"],
-        timeout=opts["timeout"],
-        concurrency=opts["concurrency"],
-    )
     return RunSettings(
         inputs=inputs,
-        client=client,
+        client=client_settings(opts, opts["concurrency"]),
         retry=RetrySettings(max_attempts=opts["max_attempts"]),
         max_rps=opts["max_rps"],
         audit_log=opts["audit_log"],

@@ -12,13 +12,18 @@ from typing import Any
 
 import click
 
-from revoker.cli import _progress, build_settings, client_options, finish, input_options
+from revoker.cli import (
+    _progress,
+    build_settings,
+    client_options,
+    client_settings,
+    connection_options,
+    finish,
+    input_options,
+)
 from revoker.errors import UsageError
 from revoker.settings import (
-    ClientSettings,
     RetrySettings,
-    check_base_url,
-    default_fallback,
     load_credentials,
     parse_regions,
 )
@@ -34,51 +39,9 @@ from revoker.settings import (
     show_default=True,
     help="Subset of regions, comma-separated.",
 )
-@click.option(
-    "--base-url",
-    envvar="AGORA_BASE_URL",
-    default="https://api.agora.io",
-    show_default=True,
-    help="API base URL (http only for loopback).",
-)
-@click.option("--fallback-url", envvar="AGORA_FALLBACK_BASE_URL", help="Alternate base URL.")
-@click.option(
-    "--auth",
-    type=click.Choice(["basic", "hmac"]),
-    envvar="AGORA_AUTH",
-    default="basic",
-    show_default=True,
-    help="How requests are signed.",
-)
-@click.option(
-    "--credentials-file",
-    type=click.Path(path_type=Path),
-    envvar="REVOKER_CREDENTIALS_FILE",
-    help="File with AGORA_CUSTOMER_ID=... and AGORA_CUSTOMER_SECRET=... (mode 0600).",
-)
-@click.option(
-    "--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds."
-)
-@click.option(
-    "--max-attempts",
-    type=click.IntRange(1, 100),
-    default=6,
-    show_default=True,
-    help="Attempts per region.",
-)
+@connection_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def show(
-    key: str,
-    app_id: str | None,
-    regions: str,
-    base_url: str,
-    fallback_url: str | None,
-    auth: str,
-    credentials_file: Path | None,
-    timeout: float,
-    max_attempts: int,
-    output: str,
-) -> None:
+def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -> None:
     """Query one key in every region: present, channel, uid, created, expires.
 
     Read-only; writes no audit log. Use '-' as KEY to read it from stdin
@@ -95,22 +58,15 @@ def show(
         raise UsageError(f"KEY: {reason}")
     if not app_id:
         raise UsageError("give --app-id (or set AGORA_APP_ID)")
-    base = check_base_url(base_url)
-    settings = ClientSettings(
-        base_url=base,
-        fallback_url=check_base_url(fallback_url) if fallback_url else default_fallback(base),
-        auth=auth,
-        timeout=timeout,
-        concurrency=4,
-    )
-    credentials = load_credentials(credentials_file=credentials_file)
+    settings = client_settings(opts, concurrency=4)
+    credentials = load_credentials(credentials_file=opts["credentials_file"])
     report = show_key(
         key,
         app_id,
         parse_regions(regions),
         settings,
         credentials,
-        retry=RetrySettings(max_attempts=max_attempts),
+        retry=RetrySettings(max_attempts=opts["max_attempts"]),
     )
     click.echo(render_show(report, output))
     sys.exit(report.exit_code)
