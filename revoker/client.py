@@ -85,8 +85,10 @@ def _error_kind(exc: httpx.HTTPError) -> str:
 
 
 def _host_header(url: httpx.URL) -> str:
+    """The Host header as sent (and HMAC-signed): ASCII (punycode), port if not default."""
     default = {"http": 80, "https": 443}.get(url.scheme)
-    host = url.host if ":" not in url.host else f"[{url.host}]"
+    raw = url.raw_host.decode("ascii")
+    host = raw if ":" not in raw else f"[{raw}]"
     return host if url.port in (None, default) else f"{host}:{url.port}"
 
 

@@ -90,6 +90,7 @@ class Context:
     retry: RetrySettings
     limits: dict[str, RateLimits]  # by HTTP method
     halt: Halt
+    throttled: int = 0  # 429 answers so far, with or without a rate limiter
 
 
 def _where(exc: BaseException) -> str:
@@ -164,8 +165,10 @@ async def call_api(
                 server_request_id=response.server_request_id,
             )
         )
-        if response.status == 429 and limiter is not None:
-            limiter.throttled()
+        if response.status == 429:
+            ctx.throttled += 1
+            if limiter is not None:
+                limiter.throttled()
         elif response.status == 401:
             ctx.halt.trip(HALT_AUTH)
         return response
@@ -369,22 +372,27 @@ async def run_tasks(
     totals = Totals(event)
 
     def record(result: TaskResult) -> None:
-        if ctx.halt.reason == HALT_AUDIT:
-            totals.unrecorded.append(result)
-            return
-        try:
-            audit.task(event, result, **result.audit_fields)
-            for note in result.follow_ups:
-                audit.task(note.event, note.result, **note.fields)
-        except AuditWriteError as exc:
-            log.error("audit log write failed; stopping", error=str(exc))
-            ctx.halt.trip(HALT_AUDIT)
-            totals.unrecorded.append(result)
-            return
-        totals.add(result)
-        for note in result.follow_ups:
-            totals.related.setdefault(note.event, Totals(note.event)).add(note.result)
-        if on_result is not None:
+        """Write the task's line, then its follow-up lines; whatever cannot be
+        written (and only that) goes to ``totals.unrecorded``."""
+        units = [(event, result, result.audit_fields)]
+        units += [(note.event, note.result, note.fields) for note in result.follow_ups]
+        written = 0
+        if ctx.halt.reason != HALT_AUDIT:
+            try:
+                for name, unit, fields in units:
+                    audit.task(name, unit, **fields)
+                    written += 1
+            except AuditWriteError as exc:
+                log.error("audit log write failed; stopping", error=str(exc))
+                ctx.halt.trip(HALT_AUDIT)
+        for index, (name, unit, _) in enumerate(units):
+            if index >= written:
+                totals.unrecorded.append(unit)
+            elif index == 0:
+                totals.add(unit)
+            else:
+                totals.related.setdefault(name, Totals(name)).add(unit)
+        if written == len(units) and on_result is not None:
             on_result(result)
 
     async def worker() -> None:

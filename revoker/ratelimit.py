@@ -74,7 +74,3 @@ class RateLimits:
         if limiter is None:
             limiter = self._limiters[app_id] = RateLimiter(self.rate)
         return limiter
-
-    @property
-    def throttles(self) -> int:
-        return sum(limiter.throttles for limiter in self._limiters.values())

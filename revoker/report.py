@@ -75,12 +75,39 @@ class AuditReport:
     def problems(self) -> list[dict[str, Any]]:
         return [r for r in self.latest.values() if is_problem(r)]
 
+    def unfinished_runs(self) -> list[dict[str, Any]]:
+        """Runs that started but never finished (killed) and that no later
+        ``--resume`` run in the same log went on with: their missing tasks
+        are in no log at all."""
+        unfinished = []
+        for run in self.runs.values():
+            if "started" not in run or "finished" in run:
+                continue
+            resumed = any(
+                later.get("log") == run["log"]
+                and later.get("resume")
+                and "finished" in later
+                and str(later.get("started", "")) > str(run["started"])
+                for later in self.runs.values()
+            )
+            if not resumed:
+                unfinished.append(run)
+        return unfinished
+
     @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if any(is_problem(r) for r in self.latest.values()) else EXIT_OK
+        if self.unfinished_runs() or any(is_problem(r) for r in self.latest.values()):
+            return EXIT_FAILED
+        return EXIT_OK
 
     def verdict(self) -> str:
         tasks = len(self.latest)
+        unfinished = len(self.unfinished_runs())
+        if unfinished:
+            return (
+                f"{unfinished} run(s) never finished (killed?) and were not resumed: "
+                "tasks may be missing from every log; run again with --resume"
+            )
         if not tasks:
             return "no task records found"
         problems = len(self.problems())
@@ -191,10 +218,13 @@ def _note_run(report: AuditReport, record: dict[str, Any], path: str) -> None:
     run = report.runs.setdefault(run_id, {"run_id": run_id, "log": path})
     if record["event"] == "run_started":
         options = record.get("options") or {}
+        counts = record.get("counts") or {}
         run.update(
             command=record.get("command"),
             started=record.get("ts"),
             shard=options.get("shard") if isinstance(options, dict) else None,
+            resume=bool(options.get("resume")) if isinstance(options, dict) else False,
+            planned=counts.get("tasks") if isinstance(counts, dict) else None,
         )
     else:
         run.update(finished=record.get("ts"), exit_code=record.get("exit_code"))

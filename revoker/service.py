@@ -279,6 +279,7 @@ async def _run_passes(
             for sweep in passes:
                 if halt.is_set:
                     break
+                throttled_before = ctx.throttled
                 totals = await run_tasks(
                     sweep.tasks(),
                     sweep.runner(ctx),
@@ -288,7 +289,7 @@ async def _run_passes(
                     concurrency=settings.client.concurrency,
                     on_result=on_result,
                 )
-                totals.extra["throttled_429"] = limits["DELETE"].throttles + limits["GET"].throttles
+                totals.extra["throttled_429"] = ctx.throttled - throttled_before
                 report.passes.append(totals)
                 report.passes.extend(totals.related.values())
     finally:

@@ -190,3 +190,17 @@ def test_a_server_echoing_the_secret_or_basic_token_is_redacted() -> None:
         )
         response = call(ClientSettings(base_url=BASE), "delete_key", "na", "app", "k")
     assert response.message == "bad Basic *** ***"
+
+
+def test_an_internationalised_host_is_sent_and_signed_as_punycode() -> None:
+    base = "https://bücher.example"
+    with respx.mock() as api:
+        route = api.delete(url__regex=".*").respond(200, json={"status": "success"})
+        call(ClientSettings(base_url=base, auth="hmac"), "delete_key", "na", "app", "k")
+    request = route.calls.last.request
+    assert request.headers["Host"] == "xn--bcher-kva.example"
+    expected = hmac_headers(
+        CREDS, host="xn--bcher-kva.example", method="DELETE",
+        path="/na/v1/projects/app/rtls/ingress/streamkeys/k", date=request.headers["Date"],
+    )  # fmt: skip
+    assert request.headers["Authorization"] == expected["Authorization"]

@@ -136,3 +136,35 @@ def test_unreadable_log_exits_2(tmp_path: Path, kind: str) -> None:
 
 def test_no_argument_is_a_usage_error() -> None:
     assert run()[0] == 2
+
+
+def run_event(event: str, run_id: str, ts: str, **extra: Any) -> str:
+    return json.dumps({"event": event, "ts": ts, "run_id": run_id, **extra}) + "\n"
+
+
+def test_a_killed_run_that_was_never_resumed_fails_the_report(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "audit.jsonl",
+        run_event("run_started", "r1", "2026-01-01T00:00:00.000Z", command="revoke",
+                  options={"resume": False}, counts={"tasks": 240}),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+    )  # fmt: skip
+    code, out = run(str(log))
+    assert code == 1
+    assert "never finished" in out
+
+
+def test_a_killed_run_resumed_to_the_end_in_the_same_log_passes(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "audit.jsonl",
+        run_event("run_started", "r1", "2026-01-01T00:00:00.000Z", command="revoke",
+                  options={"resume": False}, counts={"tasks": 2}),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+        run_event("run_started", "r2", "2026-01-01T00:10:00.000Z", command="revoke",
+                  options={"resume": True}, counts={"tasks": 1}),
+        line("revoke", "eu", "a", "revoked", "2026-01-01T00:10:01.000Z"),
+        run_event("run_finished", "r2", "2026-01-01T00:10:02.000Z", exit_code=0),
+    )  # fmt: skip
+    code, out = run(str(log))
+    assert code == 0, out
+    assert "all 2 tasks done" in out

@@ -104,9 +104,11 @@ def test_an_absurd_expiry_from_the_server_is_shown_as_unknown(api: respx.MockRou
     data = {"streamKey": KEY, "channel": "room", "uid": "7", "createdAt": "1686820170"}
     body = '{"status":"success","data":' + json.dumps(data)[:-1] + ',"expiresAfter":1e400}}'
     api.get(url__regex=".*").mock(return_value=httpx.Response(200, text=body))
-    code, out = show("--regions", "na")
+    code, out = show("--regions", "na", "--output", "json")
     assert code == 0, out
-    assert "Traceback" not in out
+    (region,) = json.loads(out)["regions"]
+    assert region["present"] is True
+    assert region["expires"] is None
 
 
 def test_a_key_with_a_control_character_is_refused_before_sending(
