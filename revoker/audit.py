@@ -21,7 +21,7 @@ import structlog
 
 from revoker import __version__
 from revoker.errors import AuditLogError, AuditWriteError
-from revoker.models import DONE_OUTCOMES, Outcome, TaskResult
+from revoker.models import DONE_OUTCOMES, TaskResult
 
 log = structlog.get_logger("revoker")
 
@@ -50,7 +50,6 @@ class AuditLog:
         self._fd: int | None = fd
         self._fsync_interval = fsync_interval
         self._last_sync = time.monotonic()
-        self.records = 0
 
     @classmethod
     def open(
@@ -84,7 +83,6 @@ class AuditLog:
             written = os.write(self._fd, data)
             while written < len(data):  # a short write: finish the same line
                 written += os.write(self._fd, data[written:])
-            self.records += 1
             now = time.monotonic()
             if now - self._last_sync >= self._fsync_interval:
                 os.fsync(self._fd)
@@ -212,7 +210,3 @@ def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[tuple[st
             continue
         latest[task] = record.get("outcome") in done_values
     return {task for task, done in latest.items() if done}
-
-
-def is_done(outcome: str | Outcome) -> bool:
-    return str(outcome) in {str(o) for o in DONE_OUTCOMES}

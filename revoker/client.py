@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -328,10 +328,6 @@ class AgoraClient:
     @property
     def has_fallback(self) -> bool:
         return len(self._bases) > 1
-
-    @property
-    def active_host(self) -> str:
-        return urlsplit(self._bases[self._active]).netloc
 
     def _note_connect_failure(self, index: int) -> None:
         """Move to the other host after a DNS/connect failure on the active one."""

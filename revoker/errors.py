@@ -73,9 +73,3 @@ class TransportFailure(RevokerError):
         self.request_id = request_id
         self.ms = ms
         super().__init__(f"{kind} talking to {host}")
-
-
-class AuthRejected(RevokerError):
-    """The API answered 401: the credentials are wrong. The run stopped."""
-
-    exit_code = EXIT_ABORTED

@@ -14,7 +14,7 @@ import contextlib
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,7 +349,6 @@ class Totals:
 
 
 TaskRunner = Callable[[Task], Awaitable[TaskResult]]
-AfterResult = Callable[[TaskResult], Iterable[dict[str, Any]]]
 
 
 async def run_tasks(

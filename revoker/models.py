@@ -19,7 +19,6 @@ class Outcome(StrEnum):
     FAILED = "failed"
     NOT_ATTEMPTED = "not_attempted"
     DISCONNECTED = "disconnected"
-    SKIPPED = "skipped"
 
 
 DONE_OUTCOMES = frozenset({Outcome.REVOKED, Outcome.ABSENT})

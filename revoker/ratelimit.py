@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
@@ -38,11 +37,6 @@ class RateLimiter:
         slot = max(now, self._next)
         self._next = slot + 1.0 / self.rate
         return slot - now
-
-    async def acquire(self) -> None:
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
 
     def throttled(self) -> None:
         """The API said 429: slow down."""
