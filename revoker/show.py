@@ -124,6 +124,8 @@ def show_key(
 
 
 def render_show(report: ShowReport, fmt: str) -> str:
+    from revoker.summary import table
+
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2)
     rows = [["region", "present", "channel", "uid", "created", "expires"]]
@@ -133,7 +135,7 @@ def render_show(report: ShowReport, fmt: str) -> str:
             [v.region, present, v.channel or "-", v.uid or "-", v.created or "-", v.expires or "-"]
         )
     lines = [f"key {key_hint(report.key)} ({key_id(report.key)}) in app {report.app_id}"]
-    lines += ["  " + line for line in _left_table(rows)]
+    lines += ["  " + line for line in table(rows, numeric=False)]
     for v in report.regions:
         if v.present is None:
             lines.append(
@@ -143,10 +145,3 @@ def render_show(report: ShowReport, fmt: str) -> str:
     if report.halt_reason == HALT_AUTH:
         lines.append("credentials rejected (401)")
     return "\n".join(lines)
-
-
-def _left_table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]

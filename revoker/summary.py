@@ -25,13 +25,13 @@ def render(report: RunReport, fmt: str) -> str:
     return render_text(report)
 
 
-def table(rows: Iterable[list[str]]) -> list[str]:
-    """Left-align the first column, right-align the rest."""
+def table(rows: Iterable[list[str]], *, numeric: bool = True) -> list[str]:
+    """Aligned columns: the first left, the rest right (``numeric``) or left."""
     rows = list(rows)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
         "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
+            cell.rjust(w) if numeric and i else cell.ljust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
         for row in rows
