@@ -194,7 +194,8 @@ def run_options(f: F) -> F:
                 type=click.FloatRange(min=0),
                 default=None,
                 help="Requests/s per app ID (default: Agora's limit, 50 DELETE, "
-                "100 GET; 0 = no cap). Slows down on 429.",
+                "100 GET, divided by N with --shard I/N or --shard-count N; "
+                "0 = no cap). Slows down on 429.",
             ),
             click.option("--dry-run", is_flag=True, help="Print the plan; send nothing."),
             click.option(

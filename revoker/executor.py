@@ -34,7 +34,7 @@ from revoker.audit import AuditLog
 from revoker.client import AgoraClient, ApiResponse, segment
 from revoker.errors import AuditWriteError, TransportFailure
 from revoker.models import Attempt, Outcome, Task, TaskResult
-from revoker.ratelimit import RateLimiter, RateLimits
+from revoker.ratelimit import Pacer, RateLimits
 from revoker.settings import RetrySettings
 
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
@@ -142,7 +142,7 @@ async def call_api(
     raises TransportFailure if the last attempt got no response, Halted if
     the run halted before an attempt was sent.
     """
-    limiter: RateLimiter | None = ctx.limits[method].get(app_id)
+    limiter: Pacer | None = ctx.limits[method].get(app_id)
 
     async def once() -> ApiResponse:
         if ctx.halt.is_set:

@@ -1,4 +1,14 @@
-"""Per-app pacing that backs off when the API answers 429."""
+"""Per-app pacing: even spacing just under the cap, a gentle cut on 429.
+
+Our own small pacer rather than aiolimiter or pyrate-limiter: aiolimiter's leaky
+bucket lets a burst as large as the cap through after any idle spell (a strict
+sliding-window server answers that burst 429), its rate cannot be changed at run
+time without touching private attributes, and it sleeps on its own, so the run's
+halt switch and a fake clock cannot drive it; pyrate-limiter models the server
+side (how many requests fit in a window), not even spacing on the client side.
+What we need is one slot booked per request, ``1/rate`` apart, and that is a few
+lines.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +18,45 @@ from collections.abc import Callable
 Clock = Callable[[], float]
 
 
-class RateLimiter:
-    """Spaces requests evenly at ``rate``/s (no bursts), and slows down on 429.
+class Pacer:
+    """Spaces requests evenly at ``TARGET`` x cap (no bursts) and backs off on 429.
 
-    On a 429 the rate drops to 70% (at most once a second, so one burst of
-    429s counts once); it climbs back by 5% of the cap per second after that.
+    Pacing a little under the cap keeps any one-second window (fixed or sliding,
+    as the server counts it after up to ~50 ms of network jitter) at or below the
+    cap: requests sent over 1.05 s can land in one server second. On a 429 the
+    rate is cut to ``CUT`` of itself, at most once per ``WINDOW`` (a burst of
+    429s from one window is one signal). Recovery waits for a whole window without
+    a cut, so 429s in every window keep lowering the rate (a cap lower than ours,
+    e.g. shared with another client); then it climbs by ``RECOVERY`` x cap per
+    second, up to the target and never above it. The cut is gentle because a
+    lone 429 is usually jitter, not a lower cap: each cut costs about
+    ``(1 - CUT)`` x cap requests.
     """
 
-    CUT = 0.7
-    RECOVERY = 0.05
+    TARGET = 0.955
+    CUT = 0.95
+    RECOVERY = 0.25
+    WINDOW = 1.0
 
-    def __init__(self, rate: float, *, floor: float = 1.0, clock: Clock = time.monotonic) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.cap = rate
-        self.rate = rate
-        self.floor = min(floor, rate)
+    def __init__(self, cap: float, *, floor: float = 1.0, clock: Clock = time.monotonic) -> None:
+        if cap <= 0:
+            raise ValueError("cap must be positive")
+        self.cap = cap
+        self.target = cap * self.TARGET
+        self.rate = self.target
+        self.floor = min(floor, self.target)
         self._clock = clock
-        self._next = 0.0
+        self._next = float("-inf")
         self._last_cut = float("-inf")
         self._last_seen = clock()
         self.throttles = 0
 
     def reserve(self) -> float:
-        """Book the next free slot; returns how long to wait for it."""
+        """Book the next free slot; returns how long to wait for it.
+
+        Every attempt books one, retries included, so they count against the
+        same budget as first attempts.
+        """
         now = self._clock()
         self._recover(now)
         slot = max(now, self._next)
@@ -39,32 +64,31 @@ class RateLimiter:
         return slot - now
 
     def throttled(self) -> None:
-        """The API said 429: slow down."""
+        """The API said 429: slow down (once per window however many 429s came)."""
         self.throttles += 1
         now = self._clock()
-        if now - self._last_cut >= 1.0:
+        if now - self._last_cut >= self.WINDOW:
             self.rate = max(self.floor, self.rate * self.CUT)
             self._last_cut = now
 
     def _recover(self, now: float) -> None:
-        if self.rate < self.cap and now - self._last_cut >= 1.0:
-            self.rate = min(
-                self.cap, self.rate + self.cap * self.RECOVERY * (now - self._last_seen)
-            )
+        if self.rate < self.target and now - self._last_cut >= self.WINDOW:
+            elapsed = now - max(self._last_seen, self._last_cut + self.WINDOW)
+            self.rate = min(self.target, self.rate + self.cap * self.RECOVERY * elapsed)
         self._last_seen = now
 
 
 class RateLimits:
-    """One limiter per app ID; ``rate`` 0 means no cap at all."""
+    """One pacer per app ID; ``rate`` (the cap) 0 means no cap at all."""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
-        self._limiters: dict[str, RateLimiter] = {}
+        self._pacers: dict[str, Pacer] = {}
 
-    def get(self, app_id: str) -> RateLimiter | None:
+    def get(self, app_id: str) -> Pacer | None:
         if self.rate <= 0:
             return None
-        limiter = self._limiters.get(app_id)
-        if limiter is None:
-            limiter = self._limiters[app_id] = RateLimiter(self.rate)
-        return limiter
+        pacer = self._pacers.get(app_id)
+        if pacer is None:
+            pacer = self._pacers[app_id] = Pacer(self.rate)
+        return pacer

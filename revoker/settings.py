@@ -139,10 +139,16 @@ class RunSettings:
     reveal_keys: bool = False
 
     def rps_for(self, method: str) -> float:
-        """Requests/s per app ID for ``method``; 0 means no cap."""
+        """Requests/s per app ID for ``method``; 0 means no cap.
+
+        Without ``max_rps``, Agora's limit divided by the shard count: the limit
+        is per app ID, so N shards running at once share it.
+        """
         if self.max_rps is not None:
             return self.max_rps
-        return GET_RPS if method == "GET" else DELETE_RPS
+        cap = GET_RPS if method == "GET" else DELETE_RPS
+        shard = self.inputs.shard
+        return cap / shard.count if shard is not None else cap
 
     def public_options(self) -> dict[str, object]:
         """The options worth recording in ``run_started`` (no secret, no key)."""

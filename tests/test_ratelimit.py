@@ -1,8 +1,15 @@
+"""The client pacer, with a fake clock; against the emulator's own limiters in simulation."""
+
 from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass
 
 import pytest
 
-from revoker.ratelimit import RateLimiter, RateLimits
+from revoker.emulator.limiters import ALGORITHMS
+from revoker.ratelimit import Pacer, RateLimits
 
 
 class Clock:
@@ -13,48 +20,135 @@ class Clock:
         return self.now
 
 
-def test_requests_are_spaced_evenly_at_the_rate_without_burst() -> None:
+def test_requests_are_spaced_evenly_just_under_the_cap_without_burst() -> None:
     clock = Clock()
-    limiter = RateLimiter(50, clock=clock)
-    waits = [limiter.reserve() for _ in range(5)]
-    assert waits == pytest.approx([0.0, 0.02, 0.04, 0.06, 0.08])
+    pacer = Pacer(50, clock=clock)
+    gap = 1 / (50 * Pacer.TARGET)
+    assert 0.95 <= Pacer.TARGET < 1.0
+    waits = [pacer.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, gap, 2 * gap, 3 * gap, 4 * gap])
 
 
-def test_an_idle_limiter_sends_the_next_request_at_once() -> None:
+def test_an_idle_pacer_sends_the_next_request_at_once() -> None:
     clock = Clock()
-    limiter = RateLimiter(10, clock=clock)
-    limiter.reserve()
+    pacer = Pacer(10, clock=clock)
+    pacer.reserve()
     clock.now += 5
-    assert limiter.reserve() == 0.0
+    assert pacer.reserve() == 0.0
 
 
-def test_a_429_cuts_the_rate_once_per_second_and_it_recovers() -> None:
+def test_a_429_cuts_the_rate_gently_once_per_window() -> None:
     clock = Clock()
-    limiter = RateLimiter(50, clock=clock)
-    limiter.throttled()
-    limiter.throttled()  # same burst: counted, not cut twice
-    assert limiter.rate == pytest.approx(35.0)
-    assert limiter.throttles == 2
-    clock.now += 1.5
-    limiter.throttled()
-    assert limiter.rate == pytest.approx(24.5)
-    for _ in range(40):  # 20 s without 429s
-        clock.now += 0.5
-        limiter.reserve()
-    assert limiter.rate == pytest.approx(50.0)
+    pacer = Pacer(50, clock=clock)
+    pacer.throttled()
+    pacer.throttled()  # same window: counted, not cut twice
+    assert pacer.rate == pytest.approx(pacer.target * Pacer.CUT)
+    assert 0.85 <= Pacer.CUT < 1.0
+    assert pacer.throttles == 2
+    clock.now += 1.0
+    pacer.throttled()
+    assert pacer.rate == pytest.approx(pacer.target * Pacer.CUT**2)
+
+
+def test_429s_in_every_window_keep_lowering_the_rate() -> None:
+    """A cap lower than ours (another client on the same app) is found, not fought."""
+    clock = Clock()
+    pacer = Pacer(50, clock=clock)
+    for _ in range(20):
+        pacer.throttled()
+        for _ in range(21):  # requests go on between the 429s, 1.05 s apart
+            clock.now += 0.05
+            pacer.reserve()
+    assert pacer.rate < 0.6 * pacer.target
+
+
+def test_after_a_quiet_window_the_rate_recovers_to_the_target_and_never_above() -> None:
+    clock = Clock()
+    pacer = Pacer(50, clock=clock)
+    pacer.throttled()
+    cut = pacer.rate
+    clock.now += 0.9
+    pacer.reserve()
+    assert pacer.rate == cut, "no recovery within the window of the cut"
+    for _ in range(100):  # 10 s without 429s
+        clock.now += 0.1
+        pacer.reserve()
+    assert pacer.rate == pytest.approx(50 * Pacer.TARGET)
+    assert pacer.rate < pacer.cap
 
 
 def test_the_rate_never_drops_below_the_floor() -> None:
     clock = Clock()
-    limiter = RateLimiter(2, floor=1.0, clock=clock)
-    for _ in range(10):
+    pacer = Pacer(2, floor=1.0, clock=clock)
+    for _ in range(30):
         clock.now += 1
-        limiter.throttled()
-    assert limiter.rate == pytest.approx(1.0)
+        pacer.throttled()
+    assert pacer.rate == pytest.approx(1.0)
 
 
-def test_each_app_id_has_its_own_limiter_and_zero_means_no_cap() -> None:
+def test_each_app_id_has_its_own_pacer_and_zero_means_no_cap() -> None:
     limits = RateLimits(50)
     assert limits.get("a") is limits.get("a")
     assert limits.get("a") is not limits.get("b")
     assert RateLimits(0).get("a") is None
+
+
+# Simulation: 32 workers send through one pacer to a server limiter (the emulator's
+# own), each request reaching it 0..50 ms late and its answer 0..50 ms after that.
+# A 429 costs the request a Retry-After wait, then it books a new slot (a retry).
+
+
+@dataclass
+class Fidelity:
+    ratio: float  # successful requests per second / cap
+    throttled: float  # share of sent requests answered 429
+
+
+def simulate(algorithm: str, cap: float, *, seed: int, successes: int = 2000) -> Fidelity:
+    rng = random.Random(seed)
+    clock = Clock()
+    pacer = Pacer(cap, clock=clock)
+    server = ALGORITHMS[algorithm](cap, clock.now)
+    events: list[tuple[float, int, str, int, int]] = []
+    order = 0
+
+    def at(when: float, what: str, worker: int, retry_after: int = 0) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (when, order, what, worker, retry_after))
+
+    for worker in range(32):
+        at(clock.now, "ready", worker)
+    sent = throttled = 0
+    done: list[float] = []
+    while len(done) < successes:
+        clock.now, _, what, worker, retry_after = heapq.heappop(events)
+        if what == "ready":
+            at(clock.now + pacer.reserve(), "send", worker)
+        elif what == "send":
+            sent += 1
+            at(clock.now + rng.uniform(0, 0.05), "arrive", worker)
+        elif what == "arrive":
+            wait = server.take(clock.now)
+            at(clock.now + rng.uniform(0, 0.05), "answer", worker, wait)
+        elif retry_after:
+            throttled += 1
+            pacer.throttled()
+            at(clock.now + retry_after, "ready", worker)
+        else:
+            done.append(clock.now)
+            at(clock.now, "ready", worker)
+    rate = (len(done) - 1) / (done[-1] - done[0])
+    return Fidelity(rate / cap, throttled / sent)
+
+
+@pytest.mark.parametrize("cap", [50, 100])
+@pytest.mark.parametrize("algorithm", ["token-bucket", "fixed-window", "sliding-window"])
+def test_the_pacer_holds_95_percent_of_the_cap_with_at_most_1_percent_429s(
+    algorithm: str, cap: float
+) -> None:
+    for seed in range(3):
+        fidelity = simulate(algorithm, cap, seed=seed)
+        assert fidelity.ratio >= 0.95, (seed, fidelity)
+        assert fidelity.ratio < 1.0, (seed, fidelity)
+        assert fidelity.throttled <= 0.01, (seed, fidelity)

@@ -59,6 +59,17 @@ def test_agora_published_limits_are_the_defaults_and_max_rps_overrides_both() ->
     assert RunSettings(max_rps=0).rps_for("GET") == 0
 
 
+def test_shards_share_the_app_cap_unless_max_rps_is_given() -> None:
+    from revoker.settings import InputSettings, Shard
+
+    sharded = InputSettings(shard=Shard(1, 4))
+    assert RunSettings(inputs=sharded).rps_for("DELETE") == 12.5
+    assert RunSettings(inputs=sharded).rps_for("GET") == 25
+    assert RunSettings(inputs=sharded, max_rps=30).rps_for("DELETE") == 30
+    assert RunSettings(inputs=sharded, max_rps=0).rps_for("GET") == 0
+    assert RunSettings(inputs=InputSettings(shard=Shard(0, 1))).rps_for("DELETE") == 50
+
+
 def test_public_options_hold_no_secret_and_no_key() -> None:
     from revoker.settings import InputSettings
 

@@ -2,13 +2,15 @@
 
 Order of checks for every API request (admin endpoints under ``/_emulator/`` skip all):
 
-1. ``latency_ms`` sleep;
+1. ``latency_ms`` sleep, plus a random 0..``jitter_ms`` (network jitter: requests
+   reach the rate limiter out of the rhythm they were sent in);
 2. authentication (401, no ``X-Request-ID``);
 3. injected faults, decided before any state change: reset (connection dropped),
    5xx error, 429 throttle;
 4. routing: unknown path or region → 404, known path with the wrong method → 405;
 5. forbidden app → 403;
-6. per-app rate limit (token bucket per DELETE / GET / POST) → 429 with ``Retry-After``;
+6. per-app rate limit (per DELETE / GET / POST; sliding window, fixed window or token
+   bucket) → 429 with ``Retry-After``;
 7. the operation itself.
 
 Keys and SIDs arrive percent-encoded as one path segment, so the router splits the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
 from collections import Counter
@@ -40,7 +43,8 @@ from starlette.types import Receive, Scope, Send
 
 from revoker.auth import Credentials
 from revoker.emulator.authcheck import AuthVerifier
-from revoker.emulator.faults import FaultInjector, RateLimiter
+from revoker.emulator.faults import FaultInjector
+from revoker.emulator.limiters import DEFAULT_ALGORITHM, AppLimiters
 from revoker.emulator.state import EmulatorState, LiveStream, new_sid
 from revoker.models import REGIONS
 
@@ -72,6 +76,8 @@ class EmulatorConfig:
     delete_rps: float = 50.0
     get_rps: float = 100.0
     create_rps: float = 50.0
+    rate_limit_algorithm: str = DEFAULT_ALGORITHM
+    jitter_ms: float = 0.0
     forbidden_apps: frozenset[str] = field(default_factory=frozenset)
     journal: Path | None = None
     seed: int | None = None
@@ -135,9 +141,12 @@ class Emulator:
             throttle_rate=config.throttle_rate,
             seed=config.seed,
         )
-        self.limiter = RateLimiter(
-            {"DELETE": config.delete_rps, "GET": config.get_rps, "POST": config.create_rps}
+        self.limiter = AppLimiters(
+            {"DELETE": config.delete_rps, "GET": config.get_rps, "POST": config.create_rps},
+            config.rate_limit_algorithm,
         )
+        # Its own generator, so jitter does not shift the seeded fault draws.
+        self.jitter = random.Random(config.seed)
         self.stats: Counter[tuple[str, str]] = Counter()
         self.fault_stats: Counter[str] = Counter()
         self.journal: IO[str] | None = None
@@ -164,8 +173,11 @@ class Emulator:
         rid_in = headers.get(b"x-request-id")
         route = parse_path(raw_path)
 
-        if self.config.latency_ms > 0:
-            await asyncio.sleep(self.config.latency_ms / 1000)
+        delay = self.config.latency_ms
+        if self.config.jitter_ms > 0:
+            delay += self.jitter.uniform(0.0, self.config.jitter_ms)
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
 
         status, payload, fault, retry_after = self._handle(
             method, raw_path, query, headers, body, route

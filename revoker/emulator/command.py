@@ -31,6 +31,20 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--delete-rps", type=_RPS, default=50.0, show_default=True, help="0 = unlimited.")
 @click.option("--get-rps", type=_RPS, default=100.0, show_default=True, help="0 = unlimited.")
 @click.option("--create-rps", type=_RPS, default=50.0, show_default=True, help="0 = unlimited.")
+@click.option(
+    "--rate-limit-algorithm",
+    type=click.Choice(["sliding-window", "fixed-window", "token-bucket"]),
+    default="sliding-window",
+    show_default=True,
+    help="How the per-app rate limits count: any trailing second, calendar seconds, "
+    "or a bucket that allows a burst of one second's worth.",
+)
+@click.option(
+    "--jitter-ms",
+    type=_RPS,
+    default=0.0,
+    help="Random 0..N ms added to every request's delay (network jitter).",
+)
 @click.option("--forbidden-app", multiple=True, help="App ID answered 403 (repeatable).")
 @click.option("--seed-keys", type=_FILE, help="CSV of keys present at start.")
 @click.option("--live-streams", type=_FILE, help="CSV of streams running at start.")
@@ -59,6 +73,8 @@ def emulator(
     delete_rps: float,
     get_rps: float,
     create_rps: float,
+    rate_limit_algorithm: str,
+    jitter_ms: float,
     forbidden_app: tuple[str, ...],
     seed_keys: Path | None,
     live_streams: Path | None,
@@ -111,6 +127,8 @@ def emulator(
         delete_rps=delete_rps,
         get_rps=get_rps,
         create_rps=create_rps,
+        rate_limit_algorithm=rate_limit_algorithm,
+        jitter_ms=jitter_ms,
         forbidden_apps=frozenset(forbidden_app),
         journal=journal,
         seed=seed,

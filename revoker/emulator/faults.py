@@ -1,8 +1,7 @@
-"""Rate limiting and fault injection for the emulator: token buckets and random faults."""
+"""Fault injection for the emulator: random resets, 5xx errors and 429s."""
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
@@ -13,47 +12,6 @@ SERVER_ERRORS: tuple[tuple[int, str], ...] = (
     (503, "Service unavailable temporarily"),
     (504, "Gateway timeout"),
 )
-
-
-class TokenBucket:
-    """Capacity ``rate`` tokens (at least 1), refilled at ``rate`` per second; one per request."""
-
-    __slots__ = ("capacity", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        self.capacity = max(rate, 1.0)
-        self.tokens = self.capacity
-        self.stamp = now
-
-    def take(self, now: float) -> int:
-        """Take a token: 0 if allowed, else the whole seconds to wait (at least 1)."""
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0
-        return max(1, math.ceil((1.0 - self.tokens) / self.rate))
-
-
-class RateLimiter:
-    """One token bucket per (app ID, method class); a rate of 0 means unlimited."""
-
-    __slots__ = ("buckets", "rates")
-
-    def __init__(self, rates: dict[str, float]) -> None:
-        self.rates = rates
-        self.buckets: dict[tuple[str, str], TokenBucket] = {}
-
-    def take(self, app_id: str, kind: str, now: float) -> int:
-        """0 if the request may go on, else the ``Retry-After`` seconds."""
-        rate = self.rates.get(kind, 0)
-        if rate <= 0:
-            return 0
-        bucket = self.buckets.get((app_id, kind))
-        if bucket is None:
-            bucket = self.buckets[(app_id, kind)] = TokenBucket(rate, now)
-        return bucket.take(now)
 
 
 @dataclass(frozen=True, slots=True)

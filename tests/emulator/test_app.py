@@ -514,3 +514,33 @@ def test_admin_stats_counts_requests_per_method_and_status() -> None:
         "GET": {"200": 1, "404": 1},
     }
     assert stats["faults"] == {"auth": 1}
+
+
+def test_the_default_rate_limit_algorithm_is_the_sliding_window() -> None:
+    app = make_app(seeded_state("k1"), delete_rps=2)
+    assert app.emulator.limiter.algorithm.__name__ == "SlidingWindow"
+    assert make_app(rate_limit_algorithm="fixed-window").emulator.limiter.algorithm.__name__ == (
+        "FixedWindow"
+    )
+
+
+def test_jitter_delays_each_request_by_a_random_0_to_n_ms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import revoker.emulator.app as app_module
+
+    delays: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr(app_module.asyncio, "sleep", fake_sleep)
+    app = make_app(seeded_state("k1"), jitter_ms=50, latency_ms=10)
+
+    async def many(client: httpx.AsyncClient) -> list[int]:
+        return [(await client.get(key_path("k1"))).status_code for _ in range(20)]
+
+    assert with_client(app, many) == [200] * 20
+    assert len(delays) == 20
+    assert all(0.010 <= d <= 0.060 for d in delays)
+    assert len(set(delays)) > 10, "each request draws its own delay"

@@ -75,3 +75,24 @@ def test_base_url_shows_a_connectable_address() -> None:
     assert base_url_for("127.0.0.1", 8080) == "http://127.0.0.1:8080"
     assert base_url_for("0.0.0.0", 81) == "http://127.0.0.1:81"
     assert base_url_for("::1", 82) == "http://[::1]:82"
+
+
+def test_rate_limit_algorithm_and_jitter_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import revoker.emulator.server as server
+
+    seen: list[EmulatorConfig] = []
+    monkeypatch.setattr(server, "serve", lambda config, *a, **k: seen.append(config))
+    runner = CliRunner()
+    assert runner.invoke(emulator, ["--port", "0"]).exit_code == 0
+    args = ["--port", "0", "--rate-limit-algorithm", "token-bucket", "--jitter-ms", "50"]
+    assert runner.invoke(emulator, args).exit_code == 0
+    assert [(c.rate_limit_algorithm, c.jitter_ms) for c in seen] == [
+        ("sliding-window", 0.0),
+        ("token-bucket", 50.0),
+    ]
+
+
+def test_unknown_rate_limit_algorithm_is_a_usage_error() -> None:
+    result = CliRunner().invoke(emulator, ["--rate-limit-algorithm", "leaky-bucket"])
+    assert result.exit_code == 2
+    assert "leaky-bucket" in result.output
