@@ -17,6 +17,7 @@ import click
 from revoker import __version__
 from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
 from revoker.models import Outcome, TaskResult
+from revoker.scanners import SCANNERS
 from revoker.settings import (
     ClientSettings,
     InputSettings,
@@ -103,6 +104,19 @@ def input_options(f: F) -> F:
             "--skip-invalid",
             is_flag=True,
             help="Skip bad rows (reported) instead of refusing the run.",
+        ),
+        click.option(
+            "--from",
+            "scanner",
+            type=click.Choice(SCANNERS),
+            help="KEYS are this secret scanner's reports (gitleaks JSON, TruffleHog --json).",
+        ),
+        click.option(
+            "--rule",
+            "rules",
+            multiple=True,
+            metavar="ID",
+            help="With --from: only findings of this rule / detector (repeatable).",
         ),
     ]
     return _apply(f, decorators)
@@ -244,6 +258,8 @@ def _shard(spec: str | None, count: int | None) -> Shard | None:
 
 def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
     """Options (as click parsed them) -> a typed, checked RunSettings."""
+    if opts.get("rules") and not opts.get("scanner"):
+        raise UsageError("--rule selects scanner findings: give --from gitleaks|trufflehog")
     inputs = InputSettings(
         sources=tuple(opts["sources"]),
         keys=tuple(opts["keys"]),
@@ -251,6 +267,8 @@ def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
         regions=parse_regions(opts.get("regions")),
         skip_invalid=opts.get("skip_invalid", False),
         shard=_shard(opts.get("shard_spec"), opts.get("shard_count")),
+        scanner=opts.get("scanner"),
+        rules=tuple(opts.get("rules") or ()),
     )
     return RunSettings(
         inputs=inputs,
