@@ -59,11 +59,18 @@ class RevokerGroup(click.Group):
 )
 @click.option("-v", "--verbose", count=True, help="More logging (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colour and no progress bar on stderr (also: NO_COLOR set to anything).",
+)
 @click.pass_context
-def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool) -> None:
+def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool, no_color: bool) -> None:
     """Revoke Agora Media Gateway streaming keys in every region, with an audit trail."""
-    from revoker.logs import configure
+    from revoker.logs import configure, disable_color
 
+    if no_color:
+        disable_color()
     secrets = [os.environ.get("AGORA_CUSTOMER_SECRET", "")]
     configure(log_format, -1 if quiet else verbose, secrets=secrets)
     ctx.obj = {"quiet": quiet}
@@ -311,7 +318,10 @@ class Progress:
 
 
 def _progress(ctx: click.Context, total: int, label: str) -> Progress | None:
-    if ctx.obj.get("quiet") or not sys.stderr.isatty():
+    from revoker.logs import use_color
+
+    # A redrawn line is terminal drawing: off where colour is off (NO_COLOR, --no-color).
+    if ctx.obj.get("quiet") or not use_color(sys.stderr):
         return None
     return Progress(total, label)
 
