@@ -28,9 +28,9 @@ test: $(STAMP)
 	exit $$rc
 
 lint: $(STAMP)
-	$(BIN)/ruff check revoker tests bench
-	$(BIN)/ruff format --check revoker tests bench
-	$(BIN)/mypy --strict revoker
+	$(BIN)/ruff check revoker tests bench action
+	$(BIN)/ruff format --check revoker tests bench action
+	$(BIN)/mypy --strict revoker action/run.py
 	$(BIN)/bandit -q -c pyproject.toml -r revoker
 
 demo: $(STAMP)
