@@ -67,6 +67,48 @@ def test_action_is_composite_with_the_documented_inputs_and_outputs() -> None:
     assert 'pip install --quiet --disable-pip-version-check "$ACTION_PATH"' in install
 
 
+def run_action(
+    tmp_path: Path, with_: dict[str, str], job_env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run the action's steps in ``tmp_path`` (the workspace) as a runner would.
+
+    GITHUB_STEP_SUMMARY and GITHUB_OUTPUT are tmp_path/summary.md and outputs.txt.
+    """
+    spec = action()
+    inputs = {name: str(i.get("default", "")) for name, i in spec["inputs"].items()}
+    inputs.update(with_)
+    install, *steps = spec["runs"]["steps"]
+    assert install["name"] == "Install revoker"  # checked, not run: see the module docstring
+    venv_bin = tmp_path / "runner-temp" / "revoker-venv" / "bin"
+    venv_bin.mkdir(parents=True, exist_ok=True)
+    (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (venv_bin / "python").chmod(0o755)
+    result = None
+    for step in steps:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+            "GITHUB_OUTPUT": str(tmp_path / "outputs.txt"),
+            **job_env,
+            **{k: evaluate(str(v), inputs) for k, v in step.get("env", {}).items()},
+        }
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if result.returncode:
+            break
+    assert result is not None
+    return result
+
+
+def outputs(tmp_path: Path) -> dict[str, str]:
+    text = (tmp_path / "outputs.txt").read_text()
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
 @pytest.mark.integration
 def test_action_masks_keys_writes_summary_annotations_and_outputs(tmp_path: Path) -> None:
     from revoker.emulator.process import EmulatorProcess
@@ -78,32 +120,13 @@ def test_action_masks_keys_writes_summary_annotations_and_outputs(tmp_path: Path
     keys_file.write_text(
         f"stream_key,app_id\n{keys[0]},{APP}\n{keys[1]},{APP}\n{keys[2]},{FORBIDDEN_APP}\n"
     )
-    venv_bin = tmp_path / "runner-temp" / "revoker-venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    (venv_bin / "python").chmod(0o755)
-    spec = action()
-    inputs = {name: str(i.get("default", "")) for name, i in spec["inputs"].items()}
-    inputs.update(keys="keys.csv", **{"app-id": "", "audit-log": "audit/revoker.jsonl"})
     (tmp_path / "audit").mkdir()
-    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
+    summary = tmp_path / "summary.md"
     with EmulatorProcess(
         "--seed-keys", str(seed), "--forbidden-app", FORBIDDEN_APP, "--delete-rps", "0"
     ) as emu:
-        step = spec["runs"]["steps"][1]
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(tmp_path),
-            "RUNNER_TEMP": str(tmp_path / "runner-temp"),
-            "GITHUB_STEP_SUMMARY": str(summary),
-            "GITHUB_OUTPUT": str(outputs),
-            **emu.client_env(),  # the job's env: credentials from secrets
-            **{k: evaluate(str(v), inputs) for k, v in step["env"].items()},
-        }
-        result = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+        with_ = {"keys": "keys.csv", "audit-log": "audit/revoker.jsonl"}
+        result = run_action(tmp_path, with_, emu.client_env())
         left = {k["key"] for k in emu.state()["keys"]}
     assert result.returncode == 1, result.stdout + result.stderr  # the step fails: 8 not done
     assert left == set()
@@ -123,7 +146,7 @@ def test_action_masks_keys_writes_summary_annotations_and_outputs(tmp_path: Path
     assert all(f"app {FORBIDDEN_APP}%2C region" in e for e in errors)
     assert all("2 task(s) not done (failed 2)" in e for e in errors)  # revoke and verify
     assert summary.read_text().startswith("## revoker audit report\n")
-    values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    values = outputs(tmp_path)
     assert values["exit-code"] == "1"
     assert values["revoked"] == "8"
     assert values["failed"] == "8"
