@@ -88,10 +88,10 @@ def run_action(
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(tmp_path),
+            **job_env,
             "RUNNER_TEMP": str(tmp_path / "runner-temp"),
             "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
             "GITHUB_OUTPUT": str(tmp_path / "outputs.txt"),
-            **job_env,
             **{k: evaluate(str(v), inputs) for k, v in step.get("env", {}).items()},
         }
         result = subprocess.run(
