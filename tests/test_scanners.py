@@ -127,3 +127,25 @@ def test_rule_without_from_is_a_usage_error(tmp_path: Path, api: respx.MockRoute
     assert result.exit_code == 2
     assert "--rule selects scanner findings" in result.stderr
     assert route.call_count == 0
+
+
+@pytest.mark.usefixtures("creds")
+def test_verify_and_prune_read_scanner_reports_too(tmp_path: Path, api: respx.MockRouter) -> None:
+    route = api.get(url__regex=r"/streamkeys/").respond(404, json={"status": "error"})
+    report = tmp_path / "th.jsonl"
+    report.write_text(trufflehog_line("tk-00000001") + "\n" + trufflehog_line("aws", "AWS") + "\n")
+    common = ["--base-url", BASE, "--from", "trufflehog", "--rule", "AgoraStreamKey"]
+    result = CliRunner().invoke(
+        main,
+        ["verify", *common, "--audit-log", str(tmp_path / "v.jsonl"), "--app-id", APP, str(report)],
+    )
+    assert result.exit_code == 0, result.output
+    assert route.call_count == 4
+    assert {r.request.url.path.rsplit("/", 1)[1] for r in route.calls} == {"tk-00000001"}
+    result = CliRunner().invoke(
+        main,
+        ["prune", *common, "--expired", "--audit-log", str(tmp_path / "p.jsonl"), "--app-id", APP,
+         str(report)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert route.call_count == 8
