@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint demo bench clean
+.PHONY: help install test lint demo bench dist clean
 
 help:
 	@echo "make test   - set up .venv and run the whole test suite"
 	@echo "make lint   - ruff check, ruff format --check, mypy --strict, bandit"
 	@echo "make demo   - start the emulator, revoke examples/keys.csv everywhere, verify"
 	@echo "make bench  - benchmarks against the emulator (prints a table)"
+	@echo "make dist   - build the wheel and sdist into dist/ and twine-check them"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +29,9 @@ test: $(STAMP)
 	exit $$rc
 
 lint: $(STAMP)
-	$(BIN)/ruff check revoker tests bench
-	$(BIN)/ruff format --check revoker tests bench
-	$(BIN)/mypy --strict revoker
+	$(BIN)/ruff check revoker tests bench action
+	$(BIN)/ruff format --check revoker tests bench action
+	$(BIN)/mypy --strict revoker action/run.py
 	$(BIN)/bandit -q -c pyproject.toml -r revoker
 
 demo: $(STAMP)
@@ -39,5 +40,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# --no-isolation: build with this venv's hatchling, nothing downloaded.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench
+	rm -rf dist $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench

@@ -17,6 +17,7 @@ import click
 from revoker import __version__
 from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
 from revoker.models import Outcome, TaskResult
+from revoker.scanners import SCANNERS
 from revoker.settings import (
     ClientSettings,
     InputSettings,
@@ -58,11 +59,18 @@ class RevokerGroup(click.Group):
 )
 @click.option("-v", "--verbose", count=True, help="More logging (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colour and no progress bar on stderr (also: NO_COLOR set to anything).",
+)
 @click.pass_context
-def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool) -> None:
+def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool, no_color: bool) -> None:
     """Revoke Agora Media Gateway streaming keys in every region, with an audit trail."""
-    from revoker.logs import configure
+    from revoker.logs import configure, disable_color
 
+    if no_color:
+        disable_color()
     secrets = [os.environ.get("AGORA_CUSTOMER_SECRET", "")]
     configure(log_format, -1 if quiet else verbose, secrets=secrets)
     ctx.obj = {"quiet": quiet}
@@ -103,6 +111,19 @@ def input_options(f: F) -> F:
             "--skip-invalid",
             is_flag=True,
             help="Skip bad rows (reported) instead of refusing the run.",
+        ),
+        click.option(
+            "--from",
+            "scanner",
+            type=click.Choice(SCANNERS),
+            help="KEYS are this secret scanner's reports (gitleaks JSON, TruffleHog --json).",
+        ),
+        click.option(
+            "--rule",
+            "rules",
+            multiple=True,
+            metavar="ID",
+            help="With --from: only findings of this rule / detector (repeatable).",
         ),
     ]
     return _apply(f, decorators)
@@ -245,6 +266,8 @@ def _shard(spec: str | None, count: int | None) -> Shard | None:
 
 def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
     """Options (as click parsed them) -> a typed, checked RunSettings."""
+    if opts.get("rules") and not opts.get("scanner"):
+        raise UsageError("--rule selects scanner findings: give --from gitleaks|trufflehog")
     inputs = InputSettings(
         sources=tuple(opts["sources"]),
         keys=tuple(opts["keys"]),
@@ -252,6 +275,8 @@ def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
         regions=parse_regions(opts.get("regions")),
         skip_invalid=opts.get("skip_invalid", False),
         shard=_shard(opts.get("shard_spec"), opts.get("shard_count")),
+        scanner=opts.get("scanner"),
+        rules=tuple(opts.get("rules") or ()),
     )
     return RunSettings(
         inputs=inputs,
@@ -294,7 +319,10 @@ class Progress:
 
 
 def _progress(ctx: click.Context, total: int, label: str) -> Progress | None:
-    if ctx.obj.get("quiet") or not sys.stderr.isatty():
+    from revoker.logs import use_color
+
+    # A redrawn line is terminal drawing: off where colour is off (NO_COLOR, --no-color).
+    if ctx.obj.get("quiet") or not use_color(sys.stderr):
         return None
     return Progress(total, label)
 

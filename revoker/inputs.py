@@ -22,6 +22,7 @@ from typing import IO, cast
 
 from revoker.errors import InputError
 from revoker.models import REGIONS
+from revoker.scanners import iter_findings
 
 MAX_KEY_LENGTH = 1024
 _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -45,16 +46,27 @@ class KeyRow:
 class Source:
     """One input: a file path, ``-`` (stdin) or --key values.
 
+    ``scanner`` names the report format of a file (``--from``); ``rules`` keeps
+    only that report's findings of those rules.
+
     stdin and anything that is not a regular file (a pipe, ``<(...)``) are
     spooled to a private temporary file as bytes, so they can be read twice
     (validation, then planning) and decoded strictly like any file.
     """
 
     def __init__(
-        self, name: str, *, keys: tuple[str, ...] = (), stdin: IO[str] | None = None
+        self,
+        name: str,
+        *,
+        keys: tuple[str, ...] = (),
+        stdin: IO[str] | None = None,
+        scanner: str | None = None,
+        rules: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self._keys = keys
+        self.scanner = scanner
+        self.rules = rules
         self._spool: IO[bytes] | None = None
         self._error: OSError | None = None
         if name == "-":
@@ -229,6 +241,10 @@ def iter_source(source: Source, default_app: str | None) -> Iterator[KeyRow | In
         yield InputError(label, 1, f"cannot read file ({exc.strerror or exc})")
         return
     try:
+        if source.scanner:
+            for line, secret in iter_findings(label, stream, source.scanner, source.rules):
+                yield _make_row(label, line, secret, None, "", default_app)
+            return
         first = ""
         for first in stream:  # the first non-blank line decides: CSV header or text
             if first.strip():
@@ -258,10 +274,15 @@ def iter_rows(sources: list[Source], default_app: str | None) -> Iterator[KeyRow
 
 
 def open_sources(
-    paths: tuple[str, ...], keys: tuple[str, ...], stdin: IO[str] | None = None
+    paths: tuple[str, ...],
+    keys: tuple[str, ...],
+    stdin: IO[str] | None = None,
+    scanner: str | None = None,
+    rules: tuple[str, ...] = (),
 ) -> list[Source]:
-    """Sources for the given paths (``-`` = stdin) and ``--key`` values."""
-    sources = [Source(p, stdin=stdin) for p in paths]
+    """Sources for the given paths (``-`` = stdin; scanner reports with ``scanner``)
+    and ``--key`` values."""
+    sources = [Source(p, stdin=stdin, scanner=scanner, rules=rules) for p in paths]
     if keys:
         sources.append(Source("--key", keys=keys))
     return sources

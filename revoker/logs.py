@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
@@ -10,6 +11,19 @@ from typing import Any, TextIO
 import structlog
 
 _SECRETS: set[str] = set()
+_COLOR_OFF = False
+
+
+def disable_color() -> None:
+    """``--no-color``: no ANSI colour and no redrawn progress line, for the whole process."""
+    global _COLOR_OFF
+    _COLOR_OFF = True
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour and terminal drawing only on a TTY, and never with ``--no-color`` or a
+    non-empty ``NO_COLOR`` (https://no-color.org)."""
+    return not _COLOR_OFF and not os.environ.get("NO_COLOR") and stream.isatty()
 
 
 def add_secret(value: str) -> None:
@@ -52,7 +66,7 @@ def configure(
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        renderer = structlog.dev.ConsoleRenderer(colors=use_color(stream))
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

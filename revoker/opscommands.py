@@ -127,10 +127,10 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
+    type=click.Choice(["text", "json", "markdown", "junit"]),
     default="text",
     show_default=True,
-    help="markdown fits $GITHUB_STEP_SUMMARY.",
+    help="markdown fits $GITHUB_STEP_SUMMARY; junit is JUnit XML for CI test reports.",
 )
 def report(audit_logs: tuple[Path, ...], fmt: str) -> None:
     """Merge audit logs (shards, resumed runs): latest outcome per task, counts, problems.
@@ -142,6 +142,11 @@ def report(audit_logs: tuple[Path, ...], fmt: str) -> None:
     from revoker.report import build_report, render_report
 
     merged = build_report(list(audit_logs))
+    if fmt == "junit":
+        from revoker.junit import render_junit
+
+        click.echo(render_junit(merged), nl=False)
+        sys.exit(merged.exit_code)
     click.echo(render_report(merged, fmt), nl=fmt != "markdown")
     sys.exit(merged.exit_code)
 

@@ -160,7 +160,8 @@ def prepare(
     done = None
     if settings.resume and resume_events:
         done = load_done(settings.audit_log, resume_events)
-    sources = open_sources(settings.inputs.sources, settings.inputs.keys, stdin)
+    inputs = settings.inputs
+    sources = open_sources(inputs.sources, inputs.keys, stdin, inputs.scanner, inputs.rules)
     try:
         return build_plan(sources, settings.inputs, done)
     except BaseException:

@@ -121,6 +121,8 @@ class InputSettings:
     regions: tuple[str, ...] = REGIONS
     skip_invalid: bool = False
     shard: Shard | None = None
+    scanner: str | None = None  # --from: the files are this scanner's reports
+    rules: tuple[str, ...] = ()  # --rule: only these rules' findings
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ class RunSettings:
             "keys_on_command_line": len(self.inputs.keys),
             "shard": str(self.inputs.shard) if self.inputs.shard else None,
             "skip_invalid": self.inputs.skip_invalid,
+            "from": self.inputs.scanner,
+            "rules": list(self.inputs.rules),
             "base_url": self.client.base_url,
             "fallback_url": self.client.fallback_url,
             "auth": self.client.auth,

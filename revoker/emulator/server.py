@@ -6,6 +6,7 @@ import contextlib
 import ipaddress
 import signal
 import socket
+import sys
 from collections.abc import Callable, Generator
 from types import FrameType
 
@@ -13,6 +14,7 @@ import uvicorn
 
 from revoker.emulator.app import EmulatorConfig, create_app
 from revoker.emulator.state import EmulatorState
+from revoker.logs import use_color
 
 
 class UnsafeHostError(ValueError):
@@ -101,7 +103,14 @@ def serve(
             f"{emulator.state.key_count()} key(s), {len(emulator.state.streams)} live stream(s)"
             "; state at GET /_emulator/state; Ctrl-C to stop"
         )
-        server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        uvicorn_config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            use_colors=use_color(sys.stderr),
+        )
+        server = _Server(uvicorn_config)
         server.run(sockets=[sock])
     finally:
         sock.close()

@@ -4,6 +4,8 @@ The GitHub Actions workflow's ``run:`` scripts are extracted from the YAML and
 run verbatim with bash (as Actions does: ``bash -eo pipefail``) against the
 emulator; only the job's ``env:`` block, whose values are ``${{ }}``
 expressions, is mirrored by the test (secrets -> the emulator's credentials).
+Its revoke step is revoker's own action (``uses: ./``), run by
+tests/action/test_action.py's ``run_action`` as a runner runs it.
 The Kubernetes Job's container command is extracted and run once per index
 with ``JOB_COMPLETION_INDEX`` set, /keys and /audit pointed at temp dirs.
 """
@@ -48,9 +50,9 @@ def test_workflow_is_dispatched_by_hand_with_keys_and_uses_secrets_via_env() -> 
     assert job["env"]["AGORA_CUSTOMER_ID"] == "${{ secrets.AGORA_CUSTOMER_ID }}"
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert "secrets." not in runs  # secrets only through env, never on a command line
-    assert "revoker revoke" in runs
-    assert "--output json" in runs
-    assert '--format markdown >> "$GITHUB_STEP_SUMMARY"' in runs
+    (revoke,) = (s for s in job["steps"] if s.get("uses") == "./")  # revoker's action.yml
+    assert revoke["with"]["keys"] == "keys.txt"
+    assert revoke["with"]["audit-log"] == "revoker-audit.jsonl"
     uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-")]
     assert uploads
     assert "revoker-audit.jsonl" in uploads[0]["with"]["path"]
@@ -60,26 +62,29 @@ def test_workflow_is_dispatched_by_hand_with_keys_and_uses_secrets_via_env() -> 
 @pytest.mark.integration
 def test_workflow_run_steps_revoke_against_the_emulator(tmp_path: Path) -> None:
     from revoker.emulator.process import EmulatorProcess
+    from tests.action.test_action import outputs, run_action
 
     job = workflow()["jobs"]["revoke"]
-    scripts = [
-        (step["name"], step["run"])
-        for step in job["steps"]
-        if "run" in step and "pip install" not in step["run"]
-    ]
-    assert [name for name, _ in scripts] == ["Collect the keys", "Revoke", "Job summary"]
+    scripts = [(step["name"], step["run"]) for step in job["steps"] if "run" in step]
+    assert [name for name, _ in scripts] == ["Collect the keys"]
+    (action_step,) = (step for step in job["steps"] if step.get("uses") == "./")
+    dispatch = {"inputs.regions": "na,eu,ap,cn", "inputs.disconnect": "true"}
+    with_ = {  # the step's `with:` as the runner passes it: strings, expressions evaluated
+        k: str(v).lower()
+        if isinstance(v, bool)
+        else re.sub(r"\$\{\{ (\S+) \}\}", lambda m: dispatch[m.group(1)], str(v))
+        for k, v in action_step["with"].items()
+    }
     seed = tmp_path / "seed.csv"
     seed.write_text("stream_key,channel\nleakedKey-00000001,c\nleakedKey-00000002,c\n")
     live = tmp_path / "live.csv"
     live.write_text(f"stream_key,app_id,region,channel\nleakedKey-00000001,{APP},eu,c\n")
-    summary_md = tmp_path / "step-summary.md"
     with EmulatorProcess(
         "--seed-keys", str(seed), "--live-streams", str(live), "--app-id", APP
     ) as emu:
         env = {
             "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
             "HOME": str(tmp_path),
-            "GITHUB_STEP_SUMMARY": str(summary_md),
             **emu.client_env(),
             # job.env, with its ${{ }} expressions evaluated for this dispatch:
             "AGORA_APP_ID": APP,
@@ -87,7 +92,6 @@ def test_workflow_run_steps_revoke_against_the_emulator(tmp_path: Path) -> None:
             "REVOKER_AUDIT_LOG": job["env"]["REVOKER_AUDIT_LOG"],
             "REVOKER_LOG_FORMAT": job["env"]["REVOKER_LOG_FORMAT"],
             "KEYS_INPUT": "leakedKey-00000001\nleakedKey-00000002\n",
-            "DISCONNECT": "--disconnect",
         }
         for name, script in scripts:
             assert "${{" not in script, name  # runs verbatim
@@ -96,16 +100,22 @@ def test_workflow_run_steps_revoke_against_the_emulator(tmp_path: Path) -> None:
                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
             )  # fmt: skip
             assert result.returncode == 0, (name, result.stderr)
-            assert "leakedKey-00000001" not in result.stderr  # logs name keys by hint only
+        result = run_action(tmp_path, with_, env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "leakedKey-00000001" not in result.stderr  # logs name keys by hint only
         state = emu.state()
     assert state["keys"] == []
     assert state["streams"] == []
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["exit_code"] == 0
-    assert summary["revoke"]["counts"] == {"revoked": 8}
-    assert summary["verify"]["counts"] == {"absent": 8}
-    assert summary["disconnect"]["counts"] == {"disconnected": 1}
-    markdown = summary_md.read_text()
+    values = outputs(tmp_path)
+    assert (values["exit-code"], values["revoked"], values["problems"]) == ("0", "8", "0")
+    report = subprocess.run(
+        [f"{BIN}/revoker", "report", "--format", "json", str(tmp_path / "revoker-audit.jsonl")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    counts = json.loads(report.stdout)["counts"]
+    assert counts["verify"]["total"] == {"absent": 8}
+    assert counts["disconnect"]["total"] == {"disconnected": 1}
+    markdown = (tmp_path / "summary.md").read_text()
     assert markdown.startswith("## revoker audit report\n")
     assert "| **total** |" in markdown
     assert (tmp_path / "revoker-audit.jsonl").stat().st_mode & 0o077 == 0

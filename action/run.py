@@ -1,0 +1,210 @@
+"""The GitHub Action's one step: mask the keys, revoke, then summary, annotations, outputs.
+
+Run by action.yml with the action's own virtualenv Python; the inputs arrive
+as INPUT_* environment variables (never spliced into a script). Everything
+GitHub-specific lives here: revoker itself only writes its audit log and
+the JSON and markdown of ``revoker report``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+# GitHub refuses a step summary over 1 MiB; leave room for the note.
+SUMMARY_LIMIT = 1024 * 1024 - 4096
+# GitHub shows about 10 error annotations per step: aggregate beyond that.
+MAX_ANNOTATIONS = 10
+
+
+def escape_data(value: str) -> str:
+    """A workflow command's message: no newline may end the command early."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(name: str, message: str, **properties: str) -> None:
+    props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items())
+    print(f"::{name}{' ' + props if props else ''}::{escape_data(message)}", flush=True)
+
+
+def flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("true", "1", "yes", "on")
+
+
+def option_values(args: list[str], name: str) -> list[str]:
+    """Values of ``--name V`` / ``--name=V`` in an argument list."""
+    values = []
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            values.append(args[index + 1])
+        elif arg.startswith(name + "="):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
+def keys_to_mask(path: str, extra: list[str]) -> set[str]:
+    """Every key revoker will read from ``path``, found by revoker's own parser
+    (a refused row is never printed with its key, so it needs no mask)."""
+    from revoker.inputs import KeyRow, Source, iter_source
+
+    formats = option_values(extra, "--from")
+    scanner = formats[-1] if formats else None
+    found: set[str] = set()
+    source = Source(path, scanner=scanner, rules=tuple(option_values(extra, "--rule")))
+    try:
+        # "mask" stands in for a missing app ID: the key is what matters here.
+        for row in iter_source(source, "mask"):
+            if isinstance(row, KeyRow):
+                found.add(row.key)
+    except Exception:  # noqa: S110 - a bad report is revoker's to report, with its line
+        pass
+    finally:
+        source.close()
+    return found
+
+
+def revoker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "revoker", "--no-color", "--log-format", "json", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def relay(text: str, token: str) -> None:
+    """Print revoker's own output with workflow commands off: a server message
+    cannot then pass for a command (set an output, add a path, stop masking)."""
+    if not text.strip():
+        return
+    print(f"::stop-commands::{token}", flush=True)
+    print(text.rstrip("\n"), flush=True)
+    print(f"::{token}::", flush=True)
+
+
+def write_summary(markdown: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    data = markdown.encode("utf-8")
+    if len(data) > SUMMARY_LIMIT:
+        cut = data[:SUMMARY_LIMIT].rsplit(b"\n", 1)[0].decode("utf-8", "ignore")
+        markdown = (
+            cut + f"\n\n> **Cut here:** the report is {len(data):,} bytes and GitHub's step "
+            "summary takes at most 1 MiB. The full report: `revoker report --format markdown` "
+            "over the audit log.\n"
+        )
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(markdown)
+
+
+def annotate(problems: list[dict[str, Any]]) -> None:
+    """One ::error per failed (app, region) group, at most MAX_ANNOTATIONS."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for problem in problems:
+        groups[(str(problem.get("app_id")), str(problem.get("region")))].append(problem)
+    ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    shown = ranked if len(ranked) <= MAX_ANNOTATIONS else ranked[: MAX_ANNOTATIONS - 1]
+    for (app, region), items in shown:
+        outcomes = Counter(str(p.get("outcome")) for p in items)
+        first = items[0]
+        ids = ", ".join(str(i) for i in (first.get("request_ids") or [])[-2:]) or "-"
+        command(
+            "error",
+            f"{len(items)} task(s) not done ("
+            + ", ".join(f"{o} {n}" for o, n in outcomes.most_common())
+            + f"); e.g. {first.get('event')} {first.get('key_hint')}: "
+            f"HTTP {first.get('http_status') or '-'} {first.get('message') or ''} "
+            f"(request IDs {ids})",
+            title=f"revoker: app {app}, region {region}",
+        )
+    rest = ranked[len(shown) :]
+    if rest:
+        command(
+            "error",
+            f"{sum(len(items) for _, items in rest)} more task(s) not done in "
+            f"{len(rest)} more (app, region) groups: see the job summary",
+            title="revoker: more problems",
+        )
+
+
+def set_outputs(values: dict[str, str]) -> None:
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        for name, value in values.items():
+            out.write(f"{name}={value}\n")
+
+
+def main() -> int:
+    keys = os.environ.get("INPUT_KEYS", "").strip()
+    extra = shlex.split(os.environ.get("INPUT_EXTRA_ARGS", ""))
+    audit_log = Path(os.environ.get("INPUT_AUDIT_LOG") or "revoker-audit.jsonl").resolve()
+    if not keys:
+        command("error", "the 'keys' input (a file of keys) is required", title="revoker")
+        return 2
+    for key in sorted(keys_to_mask(keys, extra)):
+        print(f"::add-mask::{escape_data(key)}", flush=True)
+    args = ["revoke", keys, "--audit-log", str(audit_log), "--output", "json"]
+    if os.environ.get("INPUT_APP_ID"):
+        args += ["--app-id", os.environ["INPUT_APP_ID"]]
+    if os.environ.get("INPUT_REGIONS"):
+        args += ["--regions", os.environ["INPUT_REGIONS"]]
+    args += ["--verify"] if flag("INPUT_VERIFY") else []
+    args += ["--disconnect"] if flag("INPUT_DISCONNECT") else []
+    token = secrets.token_hex(16)
+    result = revoker(*args, *extra)
+    relay(result.stderr, token)
+    outputs = {"exit-code": str(result.returncode), "audit-log": str(audit_log)}
+    if not audit_log.exists():
+        # Refused before sending anything (bad input, credentials): revoker said why above.
+        command("error", f"revoker exited {result.returncode}: see the log", title="revoker")
+        set_outputs(outputs)
+        return result.returncode
+    merged = revoker("report", str(audit_log), "--format", "json")
+    report = json.loads(merged.stdout) if merged.stdout.strip() else {}
+    markdown = revoker("report", str(audit_log), "--format", "markdown").stdout
+    write_summary(markdown)
+    problems = report.get("problems") or []
+    totals = Counter[str]()
+    for counts in (report.get("counts") or {}).values():
+        totals.update(counts.get("total") or {})
+    revoke_totals = ((report.get("counts") or {}).get("revoke") or {}).get("total") or {}
+    outputs.update(
+        {
+            "tasks": str(report.get("tasks", 0)),
+            "revoked": str(revoke_totals.get("revoked", 0)),
+            "absent": str(revoke_totals.get("absent", 0)),
+            "failed": str(totals.get("failed", 0)),
+            "not-attempted": str(totals.get("not_attempted", 0)),
+            "problems": str(len(problems)),
+        }
+    )
+    relay(
+        "\n".join(
+            f"not done: {p.get('event')} {p.get('region')} {p.get('app_id')} "
+            f"{p.get('key_hint')}: {p.get('outcome')} HTTP {p.get('http_status')} "
+            f"{p.get('message') or ''}"
+            for p in problems[:50]
+        ),
+        token,
+    )
+    annotate(problems)
+    set_outputs(outputs)
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

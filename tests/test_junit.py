@@ -1,0 +1,101 @@
+"""``revoker report --format junit``: JUnit XML that GitLab and Jenkins read."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tests.test_report import line, run, run_event, write
+
+TS = "2026-01-01T00:00:00.000Z"
+
+
+def check_structure(root: ET.Element) -> None:
+    """The JUnit shape CI tools read: counts agree with the elements they count."""
+    assert root.tag == "testsuites"
+    for suite in root:
+        assert suite.tag == "testsuite"
+        cases = list(suite)
+        assert all(c.tag == "testcase" and c.get("name") and c.get("classname") for c in cases)
+        failed = [c for c in cases if c.find("failure") is not None]
+        assert suite.get("tests") == str(len(cases))
+        assert suite.get("failures") == str(len(failed))
+        for case in failed:
+            failure = case.find("failure")
+            assert failure is not None
+            assert failure.get("message")
+            assert failure.get("type")
+    assert root.get("tests") == str(sum(int(s.get("tests") or 0) for s in root))
+    assert root.get("failures") == str(sum(int(s.get("failures") or 0) for s in root))
+
+
+def junit(*logs: Path) -> tuple[int, ET.Element]:
+    code, out = run(*map(str, logs), "--format", "junit")
+    assert out.startswith("<?xml")
+    root = ET.fromstring(out)  # noqa: S314 - our own output, not untrusted XML
+    check_structure(root)
+    return code, root
+
+
+def test_one_testcase_per_task_and_one_failure_per_failed_task(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("revoke", "na", "a", "failed", TS),
+        line("revoke", "eu", "a", "not_attempted", TS),
+        line("revoke", "ap", "a", "absent", TS),
+        line("revoke", "na", "b", "revoked", TS),
+        line("verify", "na", "b", "present", TS),
+        line("verify", "eu", "b", "absent", TS),
+    )
+    code, root = junit(log)
+    assert code == 1
+    cases = root.findall("testsuite/testcase")
+    assert len(cases) == 6
+    assert len(root.findall("testsuite/testcase/failure")) == 3
+    assert [s.get("name") for s in root] == [
+        "revoke na",
+        "revoke eu",
+        "revoke ap",
+        "verify na",
+        "verify eu",
+    ]
+    (failed,) = (
+        c for c in cases if c.findtext("failure", "").startswith("event: revoke\noutcome: failed")
+    )
+    assert failed.get("name") == "na / app1 / ***"
+    failure = failed.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "failed: HTTP 503: Service overload"
+    assert "request_ids: req-a-na" in (failure.text or "")
+    assert "server_request_ids: srv-a-na" in (failure.text or "")
+
+
+def test_all_done_has_no_failure_and_exits_0(tmp_path: Path) -> None:
+    log = write(tmp_path / "a.jsonl", line("revoke", "na", "a", "revoked", TS))
+    code, root = junit(log)
+    assert code == 0
+    assert root.get("tests") == "1"
+    assert root.findall(".//failure") == []
+
+
+def test_a_killed_run_is_a_failure_of_its_own(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        run_event("run_started", "r1", TS, command="revoke", options={}, counts={"tasks": 8}),
+        line("revoke", "na", "a", "revoked", TS),
+    )
+    code, root = junit(log)
+    assert code == 1
+    assert [c.get("name") for c in root.findall(".//failure/..")] == ["every run finished"]
+
+
+def test_hostile_server_message_still_gives_well_formed_xml(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("revoke", "na", "a", "failed", TS, message="bad\x00\x1b[31m</failure>]]>&"),
+    )
+    _, root = junit(log)
+    failure = root.find(".//failure")
+    assert failure is not None
+    assert "</failure>]]>&" in (failure.get("message") or "")
+    assert "\x00" not in (failure.get("message") or "")

@@ -1,0 +1,151 @@
+"""Scanner reports as key input: gitleaks JSON and TruffleHog JSON lines (``--from``)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import respx
+from click.testing import CliRunner
+
+from revoker.cli import main
+from revoker.errors import InputError
+from revoker.inputs import Source, iter_source
+from revoker.scanners import iter_findings
+from tests.conftest import APP, BASE
+
+AGORA_RULE = "agora-stream-key"
+
+
+def gitleaks_finding(secret: str, rule: str = AGORA_RULE, **extra: Any) -> dict[str, Any]:
+    return {
+        "Description": "leaked",
+        "StartLine": 3,
+        "Match": f"key={secret}",
+        "Secret": secret,
+        "File": "deploy/obs.ini",
+        "Commit": "0" * 40,
+        "RuleID": rule,
+        "Fingerprint": f"0000:deploy/obs.ini:{rule}:3",
+        **extra,
+    }
+
+
+def trufflehog_line(secret: str, detector: str = "AgoraStreamKey") -> str:
+    return json.dumps(
+        {
+            "SourceMetadata": {"Data": {"Filesystem": {"file": "obs.ini", "line": 3}}},
+            "DetectorType": 0,
+            "DetectorName": detector,
+            "Verified": False,
+            "Raw": secret,
+            "Redacted": "",
+        }
+    )
+
+
+def findings(text: str, fmt: str, rules: tuple[str, ...] = ()) -> list[tuple[int, str]]:
+    return list(iter_findings("r.json", io.StringIO(text), fmt, rules))
+
+
+def test_gitleaks_report_yields_each_secret_with_its_finding_index() -> None:
+    report = json.dumps([gitleaks_finding("key-one-00000001"), gitleaks_finding("key-two-002")])
+    assert findings(report, "gitleaks") == [(1, "key-one-00000001"), (2, "key-two-002")]
+
+
+def test_rule_filter_keeps_only_that_rules_findings_ignoring_case() -> None:
+    report = json.dumps(
+        [gitleaks_finding("aws-secret-1", rule="aws-access-token"), gitleaks_finding("agora-1")]
+    )
+    assert findings(report, "gitleaks", ("AGORA-stream-key",)) == [(2, "agora-1")]
+
+
+def test_trufflehog_json_lines_yield_raw_secret_with_line_number() -> None:
+    text = trufflehog_line("tk-0001") + "\n\n" + trufflehog_line("aws", "AWS") + "\n"
+    assert findings(text, "trufflehog") == [(1, "tk-0001"), (3, "aws")]
+    assert findings(text, "trufflehog", ("agorastreamkey",)) == [(1, "tk-0001")]
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "where"),
+    [
+        ("{not json", "gitleaks", "r.json:1: not a gitleaks JSON report"),
+        ('{"Secret": "x"}', "gitleaks", "expected a list of findings"),
+        ('[{"Secret": "x"}]', "gitleaks", "r.json:1: not a gitleaks finding"),
+        ("[1]", "gitleaks", "r.json:1: not a gitleaks finding"),
+        ("[]\n", "trufflehog", "r.json:1: not a TruffleHog finding"),
+        ("stream_key\nabc\n", "trufflehog", "r.json:1: not TruffleHog JSON lines"),
+        (trufflehog_line("a") + "\n{}\n", "trufflehog", "r.json:2: not a trufflehog finding"),
+    ],
+)
+def test_a_report_of_another_format_is_refused_naming_file_and_position(
+    text: str, fmt: str, where: str
+) -> None:
+    with pytest.raises(InputError) as info:
+        findings(text, fmt)
+    assert where in str(info.value)
+
+
+def test_a_bad_secret_is_an_invalid_row_at_its_finding(tmp_path: Path) -> None:
+    path = tmp_path / "gl.json"
+    path.write_text(json.dumps([gitleaks_finding("good-key-001"), gitleaks_finding("a b")]))
+    rows = list(iter_source(Source(str(path), scanner="gitleaks"), APP))
+    assert [getattr(r, "key", None) for r in rows] == ["good-key-001", None]
+    assert str(rows[1]).startswith(f"{path}:2: stream key contains whitespace")
+
+
+def invoke(tmp_path: Path, *args: str) -> Any:
+    return CliRunner().invoke(
+        main,
+        ["revoke", "--base-url", BASE, "--audit-log", str(tmp_path / "a.jsonl"), *args],
+        catch_exceptions=False,
+    )
+
+
+@pytest.mark.usefixtures("creds")
+def test_a_malformed_report_exits_2_naming_the_file_and_sends_nothing(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.route().mock(side_effect=AssertionError("nothing may be sent"))
+    report = tmp_path / "findings.jsonl"
+    report.write_text("this is not json\n")
+    for extra in ((), ("--skip-invalid",)):
+        result = invoke(tmp_path, "--from", "trufflehog", "--app-id", APP, str(report), *extra)
+        assert result.exit_code == 2
+        assert f"{report}:1: not TruffleHog JSON lines" in result.stderr
+    assert route.call_count == 0
+    assert not (tmp_path / "a.jsonl").exists()
+
+
+@pytest.mark.usefixtures("creds")
+def test_rule_without_from_is_a_usage_error(tmp_path: Path, api: respx.MockRouter) -> None:
+    route = api.route().mock(side_effect=AssertionError("nothing may be sent"))
+    result = invoke(tmp_path, "--rule", "x", "--key", "k-1234567", "--app-id", APP)
+    assert result.exit_code == 2
+    assert "--rule selects scanner findings" in result.stderr
+    assert route.call_count == 0
+
+
+@pytest.mark.usefixtures("creds")
+def test_verify_and_prune_read_scanner_reports_too(tmp_path: Path, api: respx.MockRouter) -> None:
+    route = api.get(url__regex=r"/streamkeys/").respond(404, json={"status": "error"})
+    report = tmp_path / "th.jsonl"
+    report.write_text(trufflehog_line("tk-00000001") + "\n" + trufflehog_line("aws", "AWS") + "\n")
+    common = ["--base-url", BASE, "--from", "trufflehog", "--rule", "AgoraStreamKey"]
+    result = CliRunner().invoke(
+        main,
+        ["verify", *common, "--audit-log", str(tmp_path / "v.jsonl"), "--app-id", APP, str(report)],
+    )
+    assert result.exit_code == 0, result.output
+    assert route.call_count == 4
+    assert {r.request.url.path.rsplit("/", 1)[1] for r in route.calls} == {"tk-00000001"}
+    result = CliRunner().invoke(
+        main,
+        ["prune", *common, "--expired", "--audit-log", str(tmp_path / "p.jsonl"), "--app-id", APP,
+         str(report)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert route.call_count == 8
