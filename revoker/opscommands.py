@@ -204,11 +204,6 @@ def _verify_logs(
         checked = verify_log(path, key)
         for note in checked.notes:
             click.echo(f"revoker: note: {note}", err=True)
-        click.echo(
-            f"revoker: verify: {path}: {checked.status}, head {checked.head}"
-            + (f", {checked.runs_signed} signed runs" if checked.runs_signed else ""),
-            err=True,
-        )
         if checked.error is None and checked.status != "chained" and require_chain:
             checked.error = f"{path}: {checked.status} (lines without prev; --require-chain)"
         if checked.error is None and expect_head and checked.head != expect_head.lower():
@@ -218,6 +213,13 @@ def _verify_logs(
             )
         if checked.error:
             errors.append(checked.error)
+            click.echo(f"revoker: verify: {path}: FAILED", err=True)
+            continue
+        click.echo(
+            f"revoker: verify: {path}: {checked.status}, head {checked.head}"
+            + (f", {checked.runs_signed} signed runs" if checked.runs_signed else ""),
+            err=True,
+        )
     if errors:
         raise AuditVerifyError("\n".join(errors))
 
