@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from revoker.errors import AuditLogError
 
@@ -89,14 +89,21 @@ def verify_log(path: Path, public_key: Ed25519PublicKey | None = None) -> ChainR
     """
     report = ChainReport(str(path))
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            _walk(report, handle, public_key)
     except OSError as exc:
         raise AuditLogError(f"{path}: cannot read audit log ({exc.strerror})") from None
-    seen: dict[str, int] = {}
+    return report
+
+
+def _walk(report: ChainReport, handle: BinaryIO, public_key: Ed25519PublicKey | None) -> None:
+    """Follow the chain line by line (streamed: logs can be large)."""
+    path = report.path
     run_lines: dict[str, int] = {}
     last_whole = 0
     last_signed = 0
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    for number, raw in enumerate(handle, start=1):
+        line = raw[:-1] if raw.endswith(b"\n") else raw
         if not line.strip():
             continue
         report.lines = number
@@ -111,11 +118,10 @@ def verify_log(path: Path, public_key: Ed25519PublicKey | None = None) -> ChainR
                 break
             report.unchained += 1
         elif prev != report.head:
-            report.fail(number, _broken_link(prev, report.head, seen, last_whole))
+            report.fail(number, _broken_link(Path(path), prev, number, last_whole))
             break
         else:
             report.chained += 1
-        seen.setdefault(report.head, last_whole)
         report.head = line_hash(line)
         last_whole = number
         run_id = str(record.get("run_id"))
@@ -128,26 +134,27 @@ def verify_log(path: Path, public_key: Ed25519PublicKey | None = None) -> ChainR
             if "signature" in record:
                 report.runs_signed += 1
                 last_signed = number
-    unsigned_tail = public_key is not None and report.chained and last_signed != last_whole
+    unsigned_tail = public_key is not None and last_signed != last_whole
     if report.error is None and unsigned_tail:
         report.fail(
             last_whole,
             "not covered by a signature: the log does not end with a signed "
             "run_finished (a run that never finished, or lines added later)",
         )
-    return report
 
 
-def _broken_link(prev: Any, expected: str, seen: dict[str, int], last_whole: int) -> str:
+def _broken_link(path: Path, prev: Any, number: int, last_whole: int) -> str:
+    """The reason for a broken link, naming the earlier line ``prev`` points at if any."""
     where = f"line {last_whole}" if last_whole else "the start of the file"
     reason = f"prev does not match the hash of {where}"
-    if prev in seen and seen[prev] != last_whole:
-        earlier = seen[prev]
-        return (
-            f"{reason} but of line {earlier}: a line was deleted, duplicated or moved"
-            if earlier
-            else f"{reason} but the start of the file: lines were inserted before it"
-        )
+    if prev == GENESIS:
+        return f"{reason} but the start of the file: lines were inserted before it"
+    with path.open("rb") as handle:  # a second pass, only once a link is broken
+        for earlier, raw in enumerate(handle, start=1):
+            if earlier >= number:
+                break
+            if earlier != last_whole and line_hash(raw.rstrip(b"\n")) == prev:
+                return f"{reason} but of line {earlier}: a line was deleted, duplicated or moved"
     return f"{reason}: that line was edited, or a line was inserted or removed here"
 
 

@@ -249,6 +249,17 @@ def test_logs_written_before_chaining_are_unchained_and_fail_only_with_require_c
     assert f"{path}: unchained" in result.stderr
 
 
+def test_stripping_every_prev_and_signature_does_not_pass_a_public_key_check(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    write_run(path, "run-1", signer=load_signer(keys[0]))
+    put(path, [_without_prev(line) for line in lines_of(path)])
+    result = verify(path, "--public-key", keys[1])
+    assert result.exit_code == 4
+    assert f"{path}:6: not covered by a signature" in result.stderr
+
+
 def test_a_run_appended_to_an_old_log_chains_on_from_its_last_line(tmp_path: Path) -> None:
     path = tmp_path / "old.jsonl"
     write_run(path, "run-1")
@@ -341,6 +352,6 @@ def test_the_summary_shows_the_head_of_the_log_it_wrote(
 
 def _without_prev(line: bytes) -> bytes:
     record = json.loads(line)
-    record.pop("prev", None)
-    record.pop("lines", None)
+    for name in ("prev", "lines", "signed_by", "signature"):
+        record.pop(name, None)
     return json.dumps(record, separators=(",", ":")).encode()
