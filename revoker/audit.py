@@ -3,10 +3,13 @@
 Every line is one ``os.write`` on an ``O_APPEND`` file, made as soon as its
 task ends, so a killed process loses nothing it has logged; ``fsync`` runs
 in groups. Readers skip a torn line (a crash mid-write) and count it.
+Each line carries ``prev``, the hash chain of :mod:`revoker.chain`; the
+file is locked (``flock``) while a run writes it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -15,13 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from revoker import __version__
+from revoker.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
 from revoker.models import DONE_OUTCOMES, TaskResult
+
+if TYPE_CHECKING:  # cryptography is imported only when a run signs
+    from revoker.signing import Signer
 
 log = structlog.get_logger("revoker")
 
@@ -42,9 +49,19 @@ class AuditLog:
     """Writer of one run's records. Open with :meth:`open`; close at the end."""
 
     def __init__(
-        self, path: Path, fd: int, run_id: str, reveal_keys: bool, fsync_interval: float
+        self,
+        path: Path,
+        fd: int,
+        run_id: str,
+        reveal_keys: bool,
+        fsync_interval: float,
+        head: str,
+        signer: Signer | None = None,
     ) -> None:
         self.path = path
+        self.head = head  # hash of the last whole line: the next line's prev
+        self.lines = 0  # lines this run wrote
+        self.signer = signer
         self.run_id = run_id
         self.reveal_keys = reveal_keys
         self._fd: int | None = fd
@@ -53,13 +70,28 @@ class AuditLog:
 
     @classmethod
     def open(
-        cls, path: Path, run_id: str, *, reveal_keys: bool = False, fsync_interval: float = 0.25
+        cls,
+        path: Path,
+        run_id: str,
+        *,
+        reveal_keys: bool = False,
+        fsync_interval: float = 0.25,
+        signer: Signer | None = None,
     ) -> AuditLog:
-        """Create (mode 0600) or append to ``path``; AuditLogError (exit 2) if it cannot."""
+        """Create (mode 0600) or append to ``path`` and lock it; AuditLogError (exit 2)
+        if it cannot, or if another run holds the lock."""
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise AuditLogError(f"{path}: cannot open audit log ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise AuditLogError(
+                f"{path}: another revoker run is writing this audit log (it is locked); "
+                "wait for it to finish or give another --audit-log"
+            ) from None
         try:
             info = os.fstat(fd)
             if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
@@ -68,17 +100,20 @@ class AuditLog:
             size = info.st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 os.write(fd, b"\n")  # end a line torn by a crash before appending
+            head = tail_head(fd)
         except OSError as exc:
             os.close(fd)
             raise AuditLogError(f"{path}: cannot write audit log ({exc.strerror})") from None
-        return cls(path, fd, run_id, reveal_keys, fsync_interval)
+        return cls(path, fd, run_id, reveal_keys, fsync_interval, head, signer)
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append one record as one line; AuditWriteError if the disk says no."""
+        """Append one record (plus ``prev``) as one line; AuditWriteError if the disk says no."""
+        self._append(_encode({**record, "prev": self.head}))
+
+    def _append(self, body: bytes) -> None:
         if self._fd is None:
             raise AuditWriteError(f"{self.path}: audit log is closed")
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        data = line.encode("utf-8")
+        data = body + b"\n"
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # a short write: finish the same line
@@ -89,6 +124,8 @@ class AuditLog:
                 self._last_sync = now
         except OSError as exc:
             raise AuditWriteError(f"{self.path}: audit write failed ({exc.strerror})") from None
+        self.head = line_hash(body)
+        self.lines += 1
 
     def event(self, event: str, **fields: Any) -> None:
         self.write({"event": event, "ts": now_rfc3339(), "run_id": self.run_id, **fields})
@@ -103,6 +140,16 @@ class AuditLog:
             pid=os.getpid(),
         )
 
+    def run_finished(self, **fields: Any) -> None:
+        """The run's last line: ``lines`` written (this one included), signed with a key."""
+        record = {"event": "run_finished", "ts": now_rfc3339(), "run_id": self.run_id, **fields}
+        record.update(lines=self.lines + 1, prev=self.head)
+        if self.signer is None:
+            self._append(_encode(record))
+            return
+        record["signed_by"] = self.signer.key_id
+        self._append(self.signer.sign_line(_encode(record), self.run_id, self.lines + 1))
+
     def task(self, event: str, result: TaskResult, **extra: Any) -> None:
         self.write(task_record(event, result, self.run_id, self.reveal_keys, **extra))
 
@@ -116,6 +163,10 @@ class AuditLog:
             raise AuditWriteError(f"{self.path}: audit fsync failed ({exc.strerror})") from None
         finally:
             os.close(fd)
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def task_record(

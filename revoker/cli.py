@@ -204,6 +204,13 @@ def run_options(f: F) -> F:
                 "--resume", is_flag=True, help="Skip tasks already done in the audit log."
             ),
             click.option(
+                "--sign-key",
+                type=click.Path(path_type=Path),
+                envvar="REVOKER_SIGN_KEY",
+                help="Ed25519 private key (PEM, mode 0600, from revoker keygen) "
+                "signing the run's last audit line.",
+            ),
+            click.option(
                 "--concurrency",
                 type=click.IntRange(1, 1024),
                 default=32,
@@ -287,6 +294,7 @@ def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
         resume=opts["resume"],
         dry_run=opts["dry_run"],
         reveal_keys=opts["reveal_keys"],
+        sign_key=opts.get("sign_key"),
         **overrides,
     )
 
@@ -415,6 +423,20 @@ def verify(ctx: click.Context, /, **opts: Any) -> None:
         opts["output"],
         opts["credentials_file"],
     )
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def keygen(path: Path) -> None:
+    """Write an Ed25519 key pair for --sign-key: PATH (private, 0600) and PATH.pub.
+
+    Keep PATH secret (a CI secret); commit PATH.pub so anyone can run
+    revoker report --verify --public-key PATH.pub later.
+    """
+    from revoker.signing import generate
+
+    public = generate(path)
+    click.echo(f"private key: {path} (mode 0600)\npublic key:  {public}")
 
 
 def _register_emulator() -> None:

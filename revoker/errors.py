@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ABORTED = 3
+EXIT_TAMPERED = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -57,6 +58,12 @@ class AuditWriteError(AuditLogError):
     """A write to the audit log failed mid-run; sending stopped."""
 
     exit_code = EXIT_FAILED
+
+
+class AuditVerifyError(RevokerError):
+    """``report --verify``: a log's hash chain, head or signatures do not check out."""
+
+    exit_code = EXIT_TAMPERED
 
 
 class TransportFailure(RevokerError):

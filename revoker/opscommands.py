@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,12 +21,15 @@ from revoker.cli import (
     finish,
     input_options,
 )
-from revoker.errors import UsageError
+from revoker.errors import AuditVerifyError, UsageError
 from revoker.settings import (
     RetrySettings,
     load_credentials,
     parse_regions,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 @click.command()
@@ -132,15 +135,54 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
     show_default=True,
     help="markdown fits $GITHUB_STEP_SUMMARY; junit is JUnit XML for CI test reports.",
 )
-def report(audit_logs: tuple[Path, ...], fmt: str) -> None:
+@click.option(
+    "--verify",
+    "verify_chain",
+    is_flag=True,
+    help="Also recompute each log's hash chain: exit 4 on an edited, inserted, "
+    "deleted or reordered line.",
+)
+@click.option(
+    "--expect-head",
+    metavar="HEX",
+    help="With --verify (one log): exit 4 unless the log ends at this head.",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path),
+    help="With --verify: exit 4 unless every run is signed by this key (PEM, from keygen).",
+)
+@click.option(
+    "--require-chain",
+    is_flag=True,
+    help="With --verify: exit 4 for logs written before chaining (no prev).",
+)
+def report(
+    audit_logs: tuple[Path, ...],
+    fmt: str,
+    verify_chain: bool,
+    expect_head: str | None,
+    public_key: Path | None,
+    require_chain: bool,
+) -> None:
     """Merge audit logs (shards, resumed runs): latest outcome per task, counts, problems.
 
     Exit 1 if any task's latest outcome is failed or not_attempted (or a
     verify still found the key present), 0 otherwise, 2 if a log cannot be
-    read. Torn lines are skipped and counted.
+    read. Torn lines are skipped and counted. --verify: exit 4 if a log
+    fails verification (FILE:LINE: reason of the first broken link on stderr).
     """
     from revoker.report import build_report, render_report
 
+    if not verify_chain and (expect_head or public_key or require_chain):
+        raise UsageError("--expect-head, --public-key and --require-chain need --verify")
+    if expect_head is not None and len(audit_logs) != 1:
+        raise UsageError("--expect-head checks one log; give exactly one AUDIT_LOG")
+    key = None
+    if public_key is not None:
+        from revoker.signing import load_public_key
+
+        key = load_public_key(public_key)
     merged = build_report(list(audit_logs))
     if fmt == "junit":
         from revoker.junit import render_junit
@@ -148,7 +190,43 @@ def report(audit_logs: tuple[Path, ...], fmt: str) -> None:
         click.echo(render_junit(merged), nl=False)
         sys.exit(merged.exit_code)
     click.echo(render_report(merged, fmt), nl=fmt != "markdown")
+    if verify_chain:
+        _verify_logs(audit_logs, expect_head, key, require_chain)
     sys.exit(merged.exit_code)
+
+
+def _verify_logs(
+    paths: tuple[Path, ...],
+    expect_head: str | None,
+    key: Ed25519PublicKey | None,
+    require_chain: bool,
+) -> None:
+    """Print each log's chain status on stderr; AuditVerifyError (exit 4) on a failure."""
+    from revoker.chain import verify_log
+
+    errors = []
+    for path in paths:
+        checked = verify_log(path, key)
+        for note in checked.notes:
+            click.echo(f"revoker: note: {note}", err=True)
+        if checked.error is None and checked.status != "chained" and require_chain:
+            checked.error = f"{path}: {checked.status} (lines without prev; --require-chain)"
+        if checked.error is None and expect_head and checked.head != expect_head.lower():
+            checked.error = (
+                f"{path}:{checked.lines}: the log ends at head {checked.head}, expected "
+                f"{expect_head} (lines were cut off, added or changed)"
+            )
+        if checked.error:
+            errors.append(checked.error)
+            click.echo(f"revoker: verify: {path}: FAILED", err=True)
+            continue
+        click.echo(
+            f"revoker: verify: {path}: {checked.status}, head {checked.head}"
+            + (f", {checked.runs_signed} signed runs" if checked.runs_signed else ""),
+            err=True,
+        )
+    if errors:
+        raise AuditVerifyError("\n".join(errors))
 
 
 COMMANDS = (show, prune, report)

@@ -74,6 +74,7 @@ class RunReport:
     dry_run: bool = False
     exit_code: int = EXIT_OK
     notes: list[str] = field(default_factory=list)
+    audit_head: str | None = None  # hash of the audit log's last line (revoker.chain)
 
     @property
     def unrecorded(self) -> list[TaskResult]:
@@ -91,6 +92,7 @@ class RunReport:
             "verdict": verdict(self),
             "halt_reason": self.halt_reason,
             "audit_log": str(self.audit_log) if self.audit_log else None,
+            "audit_head": self.audit_head,
             "plan": self.plan.to_dict(),
             **{p.event: {**p.to_dict(), "failures": p.failures} for p in self.passes},
             "unrecorded": [
@@ -183,7 +185,14 @@ def execute(
 ) -> RunReport:
     """Open the audit log, run every pass, write ``run_finished``; return the report."""
     run_id = str(uuid.uuid4())
-    audit = AuditLog.open(settings.audit_log, run_id, reveal_keys=settings.reveal_keys)
+    signer = None
+    if settings.sign_key is not None:
+        from revoker.signing import load_signer
+
+        signer = load_signer(settings.sign_key)
+    audit = AuditLog.open(
+        settings.audit_log, run_id, reveal_keys=settings.reveal_keys, signer=signer
+    )
     report = RunReport(command, run_id, settings.audit_log, plan.stats)
     try:
         try:
@@ -221,8 +230,7 @@ def execute(
         elif revoked and settings.disconnect and command == "revoke":
             report.notes.append(disconnect_note(report.pass_for("disconnect")))
         if report.halt_reason != HALT_AUDIT:
-            audit.event(
-                "run_finished",
+            audit.run_finished(
                 command=command,
                 exit_code=report.exit_code,
                 halt_reason=report.halt_reason,
@@ -240,6 +248,7 @@ def execute(
         report.halt_reason = HALT_AUDIT
         report.exit_code = EXIT_FAILED
     finally:
+        report.audit_head = audit.head
         plan.close()
         try:
             audit.close()

@@ -139,6 +139,7 @@ class RunSettings:
     verify: bool = False
     disconnect: bool = False
     reveal_keys: bool = False
+    sign_key: Path | None = None  # Ed25519 private key (PEM, 0600) signing run_finished
 
     def rps_for(self, method: str) -> float:
         """Requests/s per app ID for ``method``; 0 means no cap.

@@ -91,6 +91,8 @@ def render_text(report: RunReport) -> str:
     lines = [f"revoker {report.command}: {verdict(report)}"]
     if report.audit_log is not None:
         lines.append(f"  run {report.run_id}, audit log {report.audit_log}")
+    if report.audit_head is not None:
+        lines.append(f"  audit head {report.audit_head} (check with revoker report --verify)")
     lines += plan_lines(report.plan)
     for totals in report.passes:
         lines += totals_lines(totals)

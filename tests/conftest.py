@@ -26,6 +26,7 @@ def creds(monkeypatch: pytest.MonkeyPatch) -> None:
         "AGORA_REGIONS",
         "AGORA_AUTH",
         "REVOKER_AUDIT_LOG",
+        "REVOKER_SIGN_KEY",
         "JOB_COMPLETION_INDEX",
         "AGORA_FALLBACK_BASE_URL",
     ):

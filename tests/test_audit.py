@@ -5,8 +5,16 @@ import os
 import stat
 from pathlib import Path
 
+import httpx
+import pytest
+import respx
+from click.testing import CliRunner
+
 from revoker.audit import AuditLog, ReadStats, iter_records, load_done, task_record
+from revoker.cli import main
+from revoker.errors import AuditLogError
 from revoker.models import Attempt, Outcome, Task, TaskResult, key_id
+from tests.conftest import APP, BASE
 
 TASK = Task("app1", "eu", "stream-key-0123456789")
 
@@ -124,3 +132,43 @@ def test_lines_with_wrongly_typed_fields_are_skipped_and_counted(tmp_path: Path)
     assert [r["outcome"] for r in iter_records(path, stats)] == ["revoked"]
     assert stats.torn == 2
     assert load_done(path) == {("app1", "eu", key_id(TASK.key))}
+
+
+def test_a_second_writer_on_the_same_log_is_refused_while_the_first_holds_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    first = AuditLog.open(path, "run-1")
+    with pytest.raises(AuditLogError, match="another revoker run is writing this audit log"):
+        AuditLog.open(path, "run-2")
+    first.close()
+    AuditLog.open(path, "run-3").close()  # free again once the first run is done
+
+
+@pytest.mark.usefixtures("creds")
+def test_a_run_on_a_log_another_run_is_writing_exits_2_and_sends_nothing(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.route().mock(return_value=httpx.Response(200, json={}))
+    path = tmp_path / "audit.jsonl"
+    running = AuditLog.open(path, "run-1")
+    try:
+        result = CliRunner().invoke(
+            main,
+            [
+                "revoke",
+                "--key",
+                "stream-key-0000-abcdef",
+                "--app-id",
+                APP,
+                "--base-url",
+                BASE,
+                "--audit-log",
+                str(path),
+            ],
+        )
+    finally:
+        running.close()
+    assert result.exit_code == 2
+    assert f"{path}: another revoker run is writing this audit log" in result.stderr
+    assert route.call_count == 0

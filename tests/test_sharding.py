@@ -94,6 +94,12 @@ def test_three_shard_processes_cover_every_pair_once_and_report_matches_one_run(
         env = {**os.environ, **emu.client_env()}
         single = tmp_path / "single.jsonl"
         finish(revoker(env, "revoke", "--app-id", APP, str(keys), "--audit-log", str(single)))
+    verified = subprocess.run(
+        [sys.executable, "-m", "revoker", "report", "--verify", *map(str, logs)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stderr.count(": chained, head ") == 3
     merged = report_counts(*logs)
     assert merged == report_counts(single)
     assert merged["revoke"]["total"] == {"absent": 240 - 108, "revoked": 14 * 4 + 26 * 2}

@@ -8,6 +8,7 @@ delay of up to 50 ms, so the kill lands mid-run on a slow or a fast machine.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -117,6 +118,13 @@ def test_sigkill_at_a_random_moment_then_resume_revokes_every_pair_without_resen
 
     resumed = run_revoker(*args, "--resume", "--output", "json", env=env, timeout=120)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    # The hash chain survives the kill: the resumed run chained on from the last whole line.
+    head = json.loads(resumed.stdout)["audit_head"]
+    checked = run_revoker(
+        "report", "--verify", str(audit), "--expect-head", head, env=env, timeout=60
+    )
+    assert checked.returncode == 0, checked.stderr[-2000:]
 
     final = read_audit(audit)
     # At most the one torn line from the kill, at the point the kill left it.

@@ -1,0 +1,181 @@
+"""The audit log's hash chain: each line's ``prev`` and checking it afterwards.
+
+``prev`` is the SHA-256 (hex) of the previous whole line of the file, exactly
+as written (its bytes without the newline). The first line of a file chains
+to :data:`GENESIS` (64 zeros). A whole line is one that parses as a JSON
+object; anything else is a torn line (a crash mid-write) that the chain
+skips, so a resumed run chains on from the last whole line. The head of a
+log is the hash of its last whole line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from revoker.errors import AuditLogError
+
+if TYPE_CHECKING:  # cryptography is imported only when signatures are checked
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+GENESIS = "0" * 64
+_TAIL_CHUNK = 64 * 1024
+
+
+def line_hash(line: bytes) -> str:
+    """The hash the next line's ``prev`` holds: SHA-256 hex of the line without newline."""
+    return hashlib.sha256(line).hexdigest()
+
+
+def parse_line(line: bytes) -> dict[str, Any] | None:
+    """The JSON object of a whole line, or None for a torn (or otherwise broken) one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def tail_head(fd: int) -> str:
+    """The hash of the last whole line of the open file (GENESIS if there is none)."""
+    end = os.fstat(fd).st_size
+    carry = b""
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        block = os.pread(fd, end - start, start) + carry
+        lines = block.split(b"\n")
+        # The first piece may be the end of a line that starts in an earlier block.
+        carry = lines[0] if start > 0 else b""
+        for line in reversed(lines if start == 0 else lines[1:]):
+            if line.strip() and parse_line(line) is not None:
+                return line_hash(line)
+        end = start
+    return GENESIS
+
+
+@dataclass
+class ChainReport:
+    """What verifying one log found: its head, notes, and the first error if any."""
+
+    path: str
+    lines: int = 0
+    chained: int = 0
+    unchained: int = 0
+    head: str = GENESIS
+    runs_signed: int = 0
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if not self.chained:
+            return "unchained"
+        return "partly unchained" if self.unchained else "chained"
+
+    def fail(self, line: int, reason: str) -> None:
+        if self.error is None:
+            self.error = f"{self.path}:{line}: {reason}"
+
+
+def verify_log(path: Path, public_key: Ed25519PublicKey | None = None) -> ChainReport:
+    """Recompute the chain of one log (AuditLogError, exit 2, if it cannot be read).
+
+    Stops at the first broken link. With ``public_key`` every ``run_finished``
+    must carry a good signature, and the log must end with one.
+    """
+    report = ChainReport(str(path))
+    try:
+        with path.open("rb") as handle:
+            _walk(report, handle, public_key)
+    except OSError as exc:
+        raise AuditLogError(f"{path}: cannot read audit log ({exc.strerror})") from None
+    return report
+
+
+def _walk(report: ChainReport, handle: BinaryIO, public_key: Ed25519PublicKey | None) -> None:
+    """Follow the chain line by line (streamed: logs can be large)."""
+    path = report.path
+    run_lines: dict[str, int] = {}
+    last_whole = 0
+    last_signed = 0
+    for number, raw in enumerate(handle, start=1):
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        if not line.strip():
+            continue
+        report.lines = number
+        record = parse_line(line)
+        if record is None:
+            report.notes.append(f"{path}:{number}: torn line skipped (a crash mid-write)")
+            continue
+        prev = record.get("prev")
+        if prev is None:
+            if report.chained:
+                report.fail(number, "no prev: the chain was broken here (a line edited or forged)")
+                break
+            report.unchained += 1
+        elif prev != report.head:
+            report.fail(number, _broken_link(Path(path), prev, number, last_whole))
+            break
+        else:
+            report.chained += 1
+        report.head = line_hash(line)
+        last_whole = number
+        run_id = str(record.get("run_id"))
+        run_lines[run_id] = run_lines.get(run_id, 0) + 1
+        if record.get("event") == "run_finished" and prev is not None:
+            reason = _check_finished(record, line, run_lines[run_id], public_key)
+            if reason:
+                report.fail(number, reason)
+                break
+            if "signature" in record:
+                report.runs_signed += 1
+                last_signed = number
+    unsigned_tail = public_key is not None and last_signed != last_whole
+    if report.error is None and unsigned_tail:
+        report.fail(
+            last_whole,
+            "not covered by a signature: the log does not end with a signed "
+            "run_finished (a run that never finished, or lines added later)",
+        )
+
+
+def _broken_link(path: Path, prev: Any, number: int, last_whole: int) -> str:
+    """The reason for a broken link, naming the earlier line ``prev`` points at if any."""
+    where = f"line {last_whole}" if last_whole else "the start of the file"
+    reason = f"prev does not match the hash of {where}"
+    if prev == GENESIS:
+        return f"{reason} but the start of the file: lines were inserted before it"
+    with path.open("rb") as handle:  # a second pass, only once a link is broken
+        for earlier, raw in enumerate(handle, start=1):
+            if earlier >= number:
+                break
+            if earlier != last_whole and line_hash(raw.rstrip(b"\n")) == prev:
+                return f"{reason} but of line {earlier}: a line was deleted, duplicated or moved"
+    return f"{reason}: that line was edited, or a line was inserted or removed here"
+
+
+def _check_finished(
+    record: dict[str, Any], line: bytes, written: int, public_key: Ed25519PublicKey | None
+) -> str | None:
+    """Why a chained run_finished line fails its own checks (None if it passes)."""
+    run_id = str(record.get("run_id"))
+    lines = record.get("lines")
+    if lines is not None and lines != written:
+        return f"run {run_id} says it wrote {lines} lines, the log holds {written} of them"
+    if public_key is None:
+        return None
+    from revoker import signing
+
+    if "signature" not in record:
+        return f"run {run_id} is not signed"
+    parts = signing.split_signature(line)
+    if parts is None or not isinstance(lines, int):
+        return f"run {run_id}: malformed signature"
+    body, signature = parts
+    if not signing.verify(public_key, signature, run_id, body, lines):
+        return f"run {run_id}: bad signature (the line was changed, or another key signed it)"
+    return None
