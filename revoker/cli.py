@@ -347,8 +347,17 @@ def _run(
 @click.option(
     "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."
 )
+@click.option(
+    "--disconnect-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each cut stream to be confirmed gone.",
+)
 @click.pass_context
-def revoke(ctx: click.Context, /, verify: bool, disconnect: bool, **opts: Any) -> None:
+def revoke(
+    ctx: click.Context, /, verify: bool, disconnect: bool, disconnect_timeout: float, **opts: Any
+) -> None:
     """Delete every key in every region (one DELETE per key and region).
 
     KEYS are CSV files (header stream_key[,app_id,regions]) or text files
@@ -356,7 +365,9 @@ def revoke(ctx: click.Context, /, verify: bool, disconnect: bool, **opts: Any) -
     """
     from revoker.service import revoke_passes
 
-    settings = build_settings(opts, verify=verify, disconnect=disconnect)
+    settings = build_settings(
+        opts, verify=verify, disconnect=disconnect, disconnect_timeout=disconnect_timeout
+    )
     _run(
         ctx,
         "revoke",

@@ -136,6 +136,7 @@ class RunSettings:
     dry_run: bool = False
     verify: bool = False
     disconnect: bool = False
+    disconnect_timeout: float = 10.0  # seconds to confirm each cut stream is gone
     reveal_keys: bool = False
 
     def rps_for(self, method: str) -> float:
@@ -164,6 +165,7 @@ class RunSettings:
             "dry_run": self.dry_run,
             "verify": self.verify,
             "disconnect": self.disconnect,
+            "disconnect_timeout": self.disconnect_timeout,
             "reveal_keys": self.reveal_keys,
         }
 

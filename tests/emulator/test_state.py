@@ -101,7 +101,7 @@ def test_live_streams_file_generates_missing_sids(tmp_path: Path) -> None:
     state = EmulatorState()
     assert load_live_streams(state, path, now=123) == 2
     assert state.streams["SIDA"].region == "na"
-    assert state.streams["SIDA"].url == "rtmp://na.emulator.invalid/live/k1"
+    assert state.streams["SIDA"].url == "rtmp://rtls-ingress-prod-na.agoramdn.com/live/k1"
     (generated,) = [s for s in state.streams.values() if s.sid != "SIDA"]
     assert generated.stream_key == "k2"
     assert len(generated.sid) == 32
