@@ -58,22 +58,25 @@ def parse_push_url(url: Any) -> PushUrl:
     for field in query.split("&") if query else ():
         name, eq, value = field.partition("=")
         if eq and unquote(name).lower() == "streamid":
-            key = _streamid_key(unquote(value))
+            key = _streamid_key(value)
             if key:
                 keys.add(key)
     return PushUrl(protocol, frozenset(keys))
 
 
-def _streamid_key(streamid: str) -> str | None:
-    """The key in an SRT stream ID: ``#!::r=<key>,...``, ``<key>?h=<domain>`` or ``<key>``."""
-    if streamid.startswith("#!::"):
-        for item in streamid[4:].split(","):
+def _streamid_key(raw: str) -> str | None:
+    """The key in a raw (still percent-encoded) SRT stream ID: ``#!::r=<key>,...``,
+    ``<key>?h=<domain>`` or ``<key>``; fields are split before they are decoded."""
+    decode = unquote
+    if not raw.startswith("#!::") and unquote(raw).startswith("#!::"):
+        raw, decode = unquote(raw), str  # the whole stream ID was encoded at once
+    if raw.startswith("#!::"):
+        for item in raw[4:].split(","):
             name, eq, value = item.partition("=")
-            if eq and name.strip() == "r":
-                return value or None
+            if eq and decode(name).strip() == "r":
+                return decode(value) or None
         return None
-    key = streamid.split("?", 1)[0]
-    return key or None
+    return unquote(raw.split("?", 1)[0]) or None
 
 
 @dataclass(frozen=True, slots=True)
