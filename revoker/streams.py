@@ -18,6 +18,7 @@ the key in the same region.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote
@@ -67,7 +68,7 @@ def parse_push_url(url: Any) -> PushUrl:
 def _streamid_key(raw: str) -> str | None:
     """The key in a raw (still percent-encoded) SRT stream ID: ``#!::r=<key>,...``,
     ``<key>?h=<domain>`` or ``<key>``; fields are split before they are decoded."""
-    decode = unquote
+    decode: Callable[[str], str] = unquote
     if not raw.startswith("#!::") and unquote(raw).startswith("#!::"):
         raw, decode = unquote(raw), str  # the whole stream ID was encoded at once
     if raw.startswith("#!::"):

@@ -114,6 +114,8 @@ def test_live_streams_file_generates_missing_sids(tmp_path: Path) -> None:
         ("stream_key,app_id\nk1,app1\n", 1, "missing column(s): region"),
         ("stream_key,app_id,region\nk1,app1,moon\n", 2, "unknown region"),
         ("stream_key,app_id,region,sid\nk1,a,na,S\nk2,a,na,S\n", 3, "duplicate sid"),
+        ("stream_key,app_id,region,protocol\nk1,a,na,rtsp\n", 2, "unknown protocol"),
+        ("stream_key,app_id,region,status\nk1,a,na,Paused\n", 2, "Started or Running"),
     ],
 )
 def test_bad_live_stream_row_names_file_and_line(
