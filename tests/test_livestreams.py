@@ -76,7 +76,8 @@ def test_a_failed_listing_is_reported_and_exits_1(api: respx.MockRouter) -> None
     api.get(KEY_PATH).respond(404, json={"status": "error", "message": "not found"})
     result = invoke("--key", KEY)
     assert result.exit_code == 1
-    assert "could not check" in result.output and "not enabled" in result.output
+    assert "could not check" in result.output
+    assert "not enabled" in result.output
 
 
 def test_bad_input_exits_2_with_nothing_sent(api: respx.MockRouter, tmp_path: Path) -> None:

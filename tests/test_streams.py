@@ -40,7 +40,7 @@ FORMS = {
 }
 
 
-@pytest.mark.parametrize("url, protocol", FORMS.values(), ids=FORMS.keys())
+@pytest.mark.parametrize(("url", "protocol"), FORMS.values(), ids=FORMS.keys())
 def test_every_documented_form_matches_by_url(url: str, protocol: str) -> None:
     found = match_stream({"url": url, "channel": "elsewhere", "uid": "1"}, WHO)
     assert found is not None
@@ -82,10 +82,12 @@ def test_an_index_of_many_keys_finds_each_streams_own_key() -> None:
     index.add(KeyIdentity("aaaa-1"), "first")
     index.add(KeyIdentity("aaaa-12", "c", "1"), "second")
     found = index.find({"url": "rtmp://h/live/aaaa-12", "channel": "c", "uid": "1"})
-    assert found is not None and found[0] == "second"
+    assert found is not None
+    assert found[0] == "second"
     assert index.find({"url": "rtmp://h/live/aaaa-123", "channel": "c", "uid": "1"}) is None
     whip = index.find({"url": "https://w/whip", "channel": "c", "uid": "1"})
-    assert whip is not None and whip[0] == "second"
+    assert whip is not None
+    assert whip[0] == "second"
 
 
 def test_odd_entries_never_match() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from revoker.emulator.state import EmulatorState, LiveStream, load_live_streams
 from revoker.emulator.streams import begin_at_text, push_url
+
 from .conftest import APP_ID, call, make_app, streams_path
 
 

@@ -194,7 +194,8 @@ def test_a_failed_listing_is_a_failed_line_never_no_streams(tmp_path: Path) -> N
         state = emu.state()
     assert result.returncode == 1
     lines = audit(tmp_path, "disconnect")
-    assert lines and all(r["outcome"] == "failed" and r["sid"] is None for r in lines)
+    assert lines
+    assert all(r["outcome"] == "failed" and r["sid"] is None for r in lines)
     assert "Resources quota limit exceeded." in lines[0]["message"]
     assert audit(tmp_path, "revoke")[0]["outcome"] == "revoked"
     assert {s["sid"] for s in state["streams"]} == {"R1"}
