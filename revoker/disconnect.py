@@ -119,6 +119,7 @@ class StreamSweep:
     async def run(self, task: Task) -> TaskResult:
         """The runner of one pair: GET, DELETE; the streams are cut later."""
         scope = self._scope(task)
+        lookup_failed: TaskResult | None = None
         resumed = (task.app_id, task.region, task.key_id) in self.resumed
         if resumed:
             stored = self.resumed[(task.app_id, task.region, task.key_id)]
@@ -129,6 +130,8 @@ class StreamSweep:
         else:
             lookup = await query_task(self.ctx, task)
             identity = key_identity(task, lookup)
+            if lookup.outcome not in (Outcome.PRESENT, Outcome.ABSENT):
+                lookup_failed = lookup
             result = await revoke_task(self.ctx, task)
             result.audit_fields["lookup"] = _lookup_record(lookup)
             if identity.channel is not None:
@@ -139,18 +142,38 @@ class StreamSweep:
             scope.deleted.add(identity, task)
         scope.remaining -= 1
         last = scope.remaining == 0
-        if deleted or (last and len(scope.deleted)):
+        if deleted or last:
 
             def later() -> Awaitable[list[FollowUp]]:
-                return self._after_delete(scope, task, identity if deleted else None, last)
+                return self._after_delete(
+                    scope, task, identity if deleted else None, last, lookup_failed
+                )
 
             result.later = later
         return result
 
     async def _after_delete(
-        self, scope: _Scope, task: Task, identity: KeyIdentity | None, last: bool
+        self,
+        scope: _Scope,
+        task: Task,
+        identity: KeyIdentity | None,
+        last: bool,
+        lookup_failed: TaskResult | None,
     ) -> list[FollowUp]:
         lines: list[FollowUp] = []
+        if identity is not None and lookup_failed is not None:
+            # Its URL-named streams are still cut; its WHIP streams cannot be found.
+            failed = TaskResult(
+                task,
+                Outcome.FAILED,
+                list(lookup_failed.attempts),
+                lookup_failed.duration_ms,
+                "key lookup failed, so streams without the key in their URL (WHIP) "
+                f"could not be tied to it: {lookup_failed.message or lookup_failed.outcome}",
+            )
+            lines.append(FollowUp(DISCONNECT, failed, {"sid": None, "listing": "lookup"}))
+        if identity is None and scope.first is not None:
+            await scope.first  # nothing to cut, but leave no request behind
         if identity is not None:
             assert scope.first is not None
             listing = await scope.first

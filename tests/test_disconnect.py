@@ -168,6 +168,23 @@ def test_a_stream_that_never_goes_away_is_resent_once_then_failed(tmp_path: Path
     assert report.exit_code == 1
 
 
+def test_a_failed_lookup_is_a_failed_line_and_url_named_streams_are_still_cut(
+    tmp_path: Path,
+) -> None:
+    with respx.mock(base_url=BASE, assert_all_called=True) as api:
+        api.get(KEYS_URL).mock(return_value=httpx.Response(500, json={"message": "Internal"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        api.delete(sid_url("S1")).mock(return_value=ok())
+        api.get(sid_url("S1")).mock(return_value=ok([]))
+        report, records = run(tmp_path, max_attempts=1)
+    lines = {r["sid"]: r for r in records if r["event"] == "disconnect"}
+    assert lines["S1"]["outcome"] == "disconnected"
+    assert lines[None]["outcome"] == "failed"
+    assert "key lookup failed" in lines[None]["message"]
+    assert report.exit_code == 1
+
+
 def test_a_confirming_404_means_gone(tmp_path: Path) -> None:
     with respx.mock(base_url=BASE, assert_all_called=True) as api:
         api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
