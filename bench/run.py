@@ -2,10 +2,11 @@
 
 Sections (issue 5): 1 rate fidelity, 2 throughput with the cap lifted (with three
 baselines), 3 scale (dry run over 1,000,000 keys; memory per key of a real run),
-4 start-up, 5 audit-log throughput. Every load loop is bounded; everything is on
-127.0.0.1; generated files go to ``.bench/`` (not committed). Results are also
-written to ``.bench/results.json``. Exit code 0 even when a target is missed (the
-table says so); 1 only if a run itself broke.
+4 start-up, 5 audit-log throughput, 6 revoke --disconnect (1,000 keys, 100 live
+streams). Every load loop is bounded; everything is on 127.0.0.1; generated files
+go to ``.bench/`` (not committed). Results are also written to
+``.bench/results.json``. Exit code 0 even when a target is missed (the table says
+so); 1 only if a run itself broke.
 """
 
 from __future__ import annotations
@@ -472,12 +473,63 @@ def table() -> str:
     return "\n".join(lines)
 
 
+# 6. disconnect ------------------------------------------------------------------
+
+
+def disconnect() -> None:
+    """1,000 keys in 4 regions, 100 live streams across every push form, Agora's limits."""
+    print("6. revoke --disconnect")
+    from revoker.emulator.streams import PROTOCOLS
+
+    keys = make_keys(1000, "d")
+    app = "benchapp"
+    seed = DATA / "tmp" / "disconnect-seed.csv"
+    seed.parent.mkdir(parents=True, exist_ok=True)
+    seed.write_text(
+        "stream_key,app_id,channel,uid\n"
+        + "".join(f"{k},{app},ch{i},{i}\n" for i, k in enumerate(keys)),
+        encoding="utf-8",
+    )
+    live = DATA / "tmp" / "disconnect-streams.csv"
+    live.write_text(
+        "stream_key,app_id,region,channel,uid,protocol\n"
+        + "".join(
+            f"{keys[i * 10]},{app},{REGIONS[i % 4]},ch{i * 10},{i * 10},{PROTOCOLS[i % 5]}\n"
+            for i in range(100)
+        ),
+        encoding="utf-8",
+    )
+    key_file = write_text_keys(DATA / "tmp" / "disconnect-keys.txt", keys)
+    journal = fresh("disconnect-journal.jsonl")
+    with emulator(
+        "--seed-keys", str(seed), "--live-streams", str(live), "--journal", str(journal)
+    ) as emu:
+        result = revoke(
+            emu.base_url, str(key_file), "--app-id", app, "--disconnect", audit="disconnect.jsonl"
+        )
+        stats = emu.stats()
+        left = len(emu.state()["streams"])
+    try:
+        cut = result.json()["disconnect"]["counts"].get("disconnected", 0)
+    except (ValueError, KeyError):
+        cut = 0
+    records = read_journal(journal)
+    listings = sum(1 for r in records if r["method"] == "GET" and r["path"].endswith("-streams"))
+    polls = sum(1 for r in records if r["method"] == "GET" and r["sid"])
+    row("6", "streams cut off and confirmed (of 100)", cut, "", "= 100", cut == 100 and not left)
+    row("6", "requests sent", stats["total"], "", "")
+    row("6", "  stream listings (once per region, before and after)", listings, "", "= 8")
+    row("6", "  confirming GETs of one stream", polls, "", "")
+    row("6", "wall time, 4,000 pairs at Agora's limits", result.wall, "s", "")
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
     "rate": rate_fidelity,
     "throughput": throughput,
     "scale": scale,
     "startup": startup,
     "audit": audit_throughput,
+    "disconnect": disconnect,
 }
 
 

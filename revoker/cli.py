@@ -271,11 +271,11 @@ def _shard(spec: str | None, count: int | None) -> Shard | None:
     return None
 
 
-def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
-    """Options (as click parsed them) -> a typed, checked RunSettings."""
+def input_settings(opts: dict[str, Any]) -> InputSettings:
+    """The input options -> checked InputSettings."""
     if opts.get("rules") and not opts.get("scanner"):
         raise UsageError("--rule selects scanner findings: give --from gitleaks|trufflehog")
-    inputs = InputSettings(
+    return InputSettings(
         sources=tuple(opts["sources"]),
         keys=tuple(opts["keys"]),
         app_id=opts.get("app_id") or None,
@@ -285,8 +285,12 @@ def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
         scanner=opts.get("scanner"),
         rules=tuple(opts.get("rules") or ()),
     )
+
+
+def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
+    """Options (as click parsed them) -> a typed, checked RunSettings."""
     return RunSettings(
-        inputs=inputs,
+        inputs=input_settings(opts),
         client=client_settings(opts, opts["concurrency"]),
         retry=RetrySettings(max_attempts=opts["max_attempts"]),
         max_rps=opts["max_rps"],
@@ -384,8 +388,17 @@ def _run(
 @click.option(
     "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."
 )
+@click.option(
+    "--disconnect-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each cut stream to be confirmed gone.",
+)
 @click.pass_context
-def revoke(ctx: click.Context, /, verify: bool, disconnect: bool, **opts: Any) -> None:
+def revoke(
+    ctx: click.Context, /, verify: bool, disconnect: bool, disconnect_timeout: float, **opts: Any
+) -> None:
     """Delete every key in every region (one DELETE per key and region).
 
     KEYS are CSV files (header stream_key[,app_id,regions]) or text files
@@ -393,7 +406,9 @@ def revoke(ctx: click.Context, /, verify: bool, disconnect: bool, **opts: Any) -
     """
     from revoker.service import revoke_passes
 
-    settings = build_settings(opts, verify=verify, disconnect=disconnect)
+    settings = build_settings(
+        opts, verify=verify, disconnect=disconnect, disconnect_timeout=disconnect_timeout
+    )
     _run(
         ctx,
         "revoke",
@@ -437,6 +452,58 @@ def keygen(path: Path) -> None:
 
     public = generate(path)
     click.echo(f"private key: {path} (mode 0600)\npublic key:  {public}")
+
+
+@main.command()
+@input_options
+@connection_options
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=8,
+    show_default=True,
+    help="Requests in flight.",
+)
+@click.option(
+    "--max-rps",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GET requests/s per app ID (default: Agora's 100; 0 = no cap).",
+)
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every live stream of the app, matched or not."
+)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def streams(show_all: bool, output: str, **opts: Any) -> None:
+    """Live streams pushed with KEYS, per region (read-only; nothing is deleted).
+
+    Lists the live streams of each app ID once per region and GETs each key
+    (its channel and uid tie WHIP streams to it). Exit 1 if a matching stream
+    is live or a region could not be checked, 0 if none, 3 if the
+    credentials were rejected.
+    """
+    from revoker.livestreams import check_streams, render_streams
+    from revoker.service import prepare
+    from revoker.settings import GET_RPS
+
+    settings = RunSettings(inputs=input_settings(opts))
+    credentials = load_credentials(credentials_file=opts["credentials_file"])
+    plan = prepare(settings, sys.stdin)
+    for error in plan.stats.invalid:
+        click.echo(f"revoker: skipped invalid row: {error}", err=True)
+    try:
+        report = check_streams(
+            plan.tasks(),
+            client_settings(opts, opts["concurrency"]),
+            credentials,
+            retry=RetrySettings(max_attempts=opts["max_attempts"]),
+            get_rps=GET_RPS if opts["max_rps"] is None else opts["max_rps"],
+            show_all=show_all,
+        )
+    finally:
+        plan.close()
+    click.echo(render_streams(report, output))
+    sys.exit(report.exit_code)
 
 
 def _register_emulator() -> None:

@@ -386,10 +386,16 @@ class AgoraClient:
     async def get_key(self, region: str, app_id: str, key: str) -> ApiResponse:
         return await self.request("GET", key_path(region, app_id, key))
 
-    async def list_streams(self, region: str, app_id: str, channel: str) -> ApiResponse:
-        return await self.request(
-            "GET", streams_path(region, app_id), query="channel=" + quote(channel, safe="")
-        )
+    async def list_streams(
+        self, region: str, app_id: str, channel: str | None = None
+    ) -> ApiResponse:
+        """The live streams of an app in a region (of one channel if given)."""
+        query = "" if channel is None else "channel=" + quote(channel, safe="")
+        return await self.request("GET", streams_path(region, app_id), query=query)
+
+    async def get_stream(self, region: str, app_id: str, sid: str) -> ApiResponse:
+        """One live stream by SID: ``data`` is an array, empty (or a 404) once it ended."""
+        return await self.request("GET", streams_path(region, app_id, sid))
 
     async def disconnect_stream(self, region: str, app_id: str, sid: str) -> ApiResponse:
         return await self.request("DELETE", streams_path(region, app_id, sid))

@@ -1,30 +1,40 @@
-"""``revoke --disconnect``: delete a key, then cut off the live streams pushed with it.
+"""``revoke --disconnect``: delete each key, then cut off every live stream pushed with it.
 
-Per (app ID, region, key), in the order Agora requires:
+Per (app ID, region), one :class:`StreamSweep` scope:
 
-1. ``GET`` the key to learn its channel and uid (a 404 is fine: a key generated
-   by a script is never stored, and then every live stream of the app in that
-   region is listed instead of one channel's);
-2. ``DELETE`` the key (the task's own ``revoke`` audit line);
-3. only if the DELETE answered 200 or 404: list the live streams (of the
-   channel) and force-disconnect every one whose ``url`` ends with
-   ``/live/<key>``. In the other order the encoder reconnects at once with a
-   new SID.
+* the live streams are listed once (``GET .../online-streams``, every stream of the
+  app in the region) when the scope's first pair starts, alongside the DELETEs,
+  never before them;
+* per pair: ``GET`` the key (its channel and uid tie WHIP streams to it), then
+  ``DELETE`` it (the pair's ``revoke`` line). Only if the DELETE answered 200 or
+  404 are the streams of the first listing that match the key (see
+  :mod:`revoker.streams`) force-disconnected: in the other order the encoder
+  reconnects at once under a new SID;
+* after the scope's last DELETE, the streams are listed once more and the ones
+  that started meanwhile with any deleted key are cut too.
 
-Every request goes through :func:`~revoker.executor.call_api` (retries, the
-per-app GET/DELETE rate limits, the 401 circuit breaker). Each SID gets one
-``disconnect`` audit line (outcome ``disconnected``, ``absent`` if the stream
-had already ended, or ``failed``) attached to the task as a
-:class:`~revoker.models.FollowUp`; a stream listing that fails gets one
-``failed`` line without SID.
+Each cut is confirmed with ``GET .../online-streams/{sid}`` (404 or an empty
+``data`` array: gone), polling up to ``confirm_timeout`` seconds and re-sending
+the force-disconnect once at half time. Cutting and confirming run after the
+pair's own line is written (:attr:`TaskResult.later`), so they hold up no DELETE.
+
+Each SID gets one ``disconnect`` line: ``disconnected`` (confirmed gone, with the
+confirming request IDs), ``absent`` (the stream had ended before the cut) or
+``failed`` (with the reason). A listing that fails gives the pair a ``failed``
+line without SID: never a silent "no streams".
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from revoker.client import ApiResponse, streams_path
+from revoker.audit import iter_records
+from revoker.client import ApiResponse
 from revoker.executor import (
     Context,
     Totals,
@@ -35,19 +45,298 @@ from revoker.executor import (
     revoke_task,
 )
 from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult
+from revoker.streams import KeyIdentity, KeyIndex, Match, PushUrl, parse_push_url, usable_sid
 
 DISCONNECT = "disconnect"
-
-
-def pushed_with(stream: Any, key: str) -> bool:
-    """True if a live-stream entry was pushed with ``key`` (its url ends ``/live/<key>``)."""
-    if not isinstance(stream, dict):
-        return False
-    url = stream.get("url")
-    return isinstance(url, str) and url.endswith("/live/" + key)
-
+DEFAULT_CONFIRM_TIMEOUT = 10.0
+FIRST_POLL = 0.2  # seconds before the first confirming GET; doubles up to MAX_POLL
+MAX_POLL = 1.0
 
 classify_disconnect = classifier(Outcome.DISCONNECTED)
+
+AppRegion = tuple[str, str]
+
+
+@dataclass
+class Listing:
+    """One answer of ``GET .../online-streams``; ``entries`` is None if the listing failed."""
+
+    result: TaskResult
+    entries: list[tuple[dict[str, Any], PushUrl]] | None
+
+    @property
+    def request_id(self) -> str | None:
+        last = self.result.last
+        return last.request_id if last else None
+
+
+@dataclass
+class _Scope:
+    """The sweep of one (app ID, region)."""
+
+    remaining: int
+    first: asyncio.Task[Listing] | None = None
+    deleted: KeyIndex[Task] = field(default_factory=KeyIndex)
+    claimed: set[str] = field(default_factory=set)  # SIDs being or already cut
+
+
+def key_identity(task: Task, lookup: TaskResult) -> KeyIdentity:
+    """The key with the channel and uid its GET answered (200), if it did."""
+    data = lookup.data if lookup.outcome is Outcome.PRESENT else None
+    if not isinstance(data, dict) or not isinstance(data.get("channel"), str):
+        return KeyIdentity(task.key)
+    uid = data.get("uid")
+    return KeyIdentity(task.key, data["channel"], str(uid) if uid is not None else None)
+
+
+class StreamSweep:
+    """Listings, matches and cuts of one run, shared by every pair of each (app, region).
+
+    ``expected`` counts the pairs of each (app ID, region) in this pass, so the
+    last DELETE is known. ``resumed`` holds pairs deleted in an earlier run
+    (``--resume``): they are not deleted again, but their streams are cut.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        expected: Mapping[AppRegion, int],
+        *,
+        confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        resumed: Mapping[tuple[str, str, str], KeyIdentity | None] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.confirm_timeout = confirm_timeout
+        self.resumed = resumed or {}
+        self._scopes = {where: _Scope(count) for where, count in expected.items()}
+
+    def _scope(self, task: Task) -> _Scope:
+        scope = self._scopes.setdefault((task.app_id, task.region), _Scope(1))
+        if scope.first is None:
+            scope.first = asyncio.ensure_future(self._list(task))
+        return scope
+
+    async def run(self, task: Task) -> TaskResult:
+        """The runner of one pair: GET, DELETE; the streams are cut later."""
+        scope = self._scope(task)
+        lookup_failed: TaskResult | None = None
+        resumed = (task.app_id, task.region, task.key_id) in self.resumed
+        if resumed:
+            stored = self.resumed[(task.app_id, task.region, task.key_id)]
+            result = TaskResult(task, Outcome.ABSENT, own_line=False)
+            identity = KeyIdentity(
+                task.key, stored.channel if stored else None, stored.uid if stored else None
+            )
+        else:
+            lookup = await query_task(self.ctx, task)
+            identity = key_identity(task, lookup)
+            if lookup.outcome not in (Outcome.PRESENT, Outcome.ABSENT):
+                lookup_failed = lookup
+            result = await revoke_task(self.ctx, task)
+            result.audit_fields["lookup"] = _lookup_record(lookup)
+            if identity.channel is not None:
+                result.audit_fields["channel"] = identity.channel
+                result.audit_fields["uid"] = identity.uid
+        deleted = result.outcome in DONE_OUTCOMES
+        if deleted:
+            scope.deleted.add(identity, task)
+        scope.remaining -= 1
+        last = scope.remaining == 0
+        if deleted or last:
+
+            def later() -> Awaitable[list[FollowUp]]:
+                return self._after_delete(
+                    scope, task, identity if deleted else None, last, lookup_failed
+                )
+
+            result.later = later
+        return result
+
+    async def _after_delete(
+        self,
+        scope: _Scope,
+        task: Task,
+        identity: KeyIdentity | None,
+        last: bool,
+        lookup_failed: TaskResult | None,
+    ) -> list[FollowUp]:
+        lines: list[FollowUp] = []
+        if identity is not None and lookup_failed is not None:
+            # Its URL-named streams are still cut; its WHIP streams cannot be found.
+            failed = TaskResult(
+                task,
+                Outcome.FAILED,
+                list(lookup_failed.attempts),
+                lookup_failed.duration_ms,
+                "key lookup failed, so streams without the key in their URL (WHIP) "
+                f"could not be tied to it: {lookup_failed.message or lookup_failed.outcome}",
+            )
+            lines.append(FollowUp(DISCONNECT, failed, {"sid": None, "listing": "lookup"}))
+        if identity is None and scope.first is not None:
+            await scope.first  # nothing to cut, but leave no request behind
+        if identity is not None:
+            assert scope.first is not None
+            listing = await scope.first
+            index: KeyIndex[Task] = KeyIndex()
+            index.add(identity, task)
+            lines += await self._cut_matches(scope, task, listing, index, "before")
+        if last and len(scope.deleted):
+            # Streams that started while the keys were being deleted.
+            second = await self._list(task)
+            lines += await self._cut_matches(scope, task, second, scope.deleted, "after")
+        return lines
+
+    async def _list(self, task: Task) -> Listing:
+        def send() -> Awaitable[ApiResponse]:
+            return self.ctx.client.list_streams(task.region, task.app_id)
+
+        result, response = await call_task(self.ctx, task, "GET", send, classify_get)
+        if response is None or response.status != 200 or not isinstance(response.data, list):
+            return Listing(result, None)
+        entries = [(s, parse_push_url(s.get("url"))) for s in response.data if isinstance(s, dict)]
+        return Listing(result, entries)
+
+    async def _cut_matches(
+        self,
+        scope: _Scope,
+        task: Task,
+        listing: Listing,
+        index: KeyIndex[Task],
+        which: str,
+    ) -> list[FollowUp]:
+        if listing.entries is None:
+            return [_listing_failed(task, listing, which)]
+        jobs = []
+        for stream, push in listing.entries:
+            found = index.find(stream, push)
+            if found is None:
+                continue
+            owner, match = found
+            sid = stream.get("sid")
+            fields = {
+                "sid": sid if usable_sid(sid) else None,
+                "channel": stream.get("channel"),
+                "stream_uid": stream.get("uid"),
+                "match": match.kind,
+                "protocol": match.protocol,
+                "listing": which,
+                "list_request_id": listing.request_id,
+            }
+            if not usable_sid(sid):
+                # Never DELETE .../online-streams/ or a dot segment on a server's say-so.
+                marker = f"\0{sid!r}"  # reported once, not again by the second listing
+                if marker in scope.claimed:
+                    continue
+                scope.claimed.add(marker)
+                bad = TaskResult(owner, Outcome.FAILED, message=f"unusable stream SID {sid!r}")
+                jobs.append(_ready(FollowUp(DISCONNECT, bad, fields)))
+                continue
+            assert isinstance(sid, str)
+            if sid in scope.claimed:
+                continue
+            scope.claimed.add(sid)
+            jobs.append(self._cut(owner, sid, match, fields))
+        return list(await asyncio.gather(*jobs))
+
+    async def _cut(self, task: Task, sid: str, match: Match, fields: dict[str, Any]) -> FollowUp:
+        """Force-disconnect one SID and confirm it is gone."""
+
+        def send_cut() -> Awaitable[ApiResponse]:
+            return self.ctx.client.disconnect_stream(task.region, task.app_id, sid)
+
+        cut, _ = await call_task(self.ctx, task, "DELETE", send_cut, classify_disconnect)
+        if cut.outcome is Outcome.DISCONNECTED:
+            await self._confirm(task, sid, cut, fields, send_cut)
+        return FollowUp(DISCONNECT, cut, fields)
+
+    async def _confirm(
+        self,
+        task: Task,
+        sid: str,
+        cut: TaskResult,
+        fields: dict[str, Any],
+        send_cut: Callable[[], Awaitable[ApiResponse]],
+    ) -> None:
+        """Poll ``GET online-streams/{sid}`` until it is gone; ``failed`` if it never is."""
+        ctx = self.ctx
+        started = time.monotonic()
+        deadline = started + self.confirm_timeout
+        ids: list[str] = []
+        fields["confirm_request_ids"] = ids
+        sent = 1
+        pause = FIRST_POLL
+        reason = "still live"
+        while True:
+            await ctx.halt.sleep(min(pause, max(FIRST_POLL, deadline - time.monotonic())))
+            pause = min(pause * 2, MAX_POLL)
+
+            def send_get() -> Awaitable[ApiResponse]:
+                return ctx.client.get_stream(task.region, task.app_id, sid)
+
+            poll, response = await call_task(ctx, task, "GET", send_get, classify_get)
+            ids.extend(a.request_id for a in poll.attempts)
+            if _gone(poll, response, sid):
+                cut.duration_ms = int((time.monotonic() - started) * 1000) + cut.duration_ms
+                fields["confirmed_by"] = poll.last.request_id if poll.last else None
+                return
+            if poll.outcome is not Outcome.PRESENT:
+                reason = f"could not confirm: {poll.message or poll.outcome}"
+            else:
+                reason = "still live"
+            now = time.monotonic()
+            if ctx.halt.is_set:
+                break
+            if sent == 1 and now >= started + self.confirm_timeout / 2:
+                # Once more, then poll again (even past the deadline: one last look).
+                again, _ = await call_task(ctx, task, "DELETE", send_cut, classify_disconnect)
+                cut.attempts.extend(again.attempts)
+                sent += 1
+                continue
+            if now >= deadline:
+                break
+        cut.outcome = Outcome.FAILED
+        waited = f"{self.confirm_timeout:g} s" if not ctx.halt.is_set else "the run halted"
+        cut.message = (
+            f"{reason} after force-disconnect ({sent} sent; waited {waited})"
+            if reason == "still live"
+            else f"{reason} (force-disconnect sent {sent} times; waited {waited})"
+        )
+
+
+def _gone(poll: TaskResult, response: ApiResponse | None, sid: str) -> bool:
+    """404, or a 200 whose ``data`` array no longer holds the SID."""
+    if poll.outcome is Outcome.ABSENT:
+        return True
+    if poll.outcome is not Outcome.PRESENT or response is None:
+        return False
+    data = response.data
+    if not isinstance(data, list):
+        return False
+    return not any(isinstance(s, dict) and s.get("sid", sid) == sid for s in data)
+
+
+async def _ready(note: FollowUp) -> FollowUp:
+    return note
+
+
+def _listing_failed(task: Task, listing: Listing, which: str) -> FollowUp:
+    source = listing.result
+    outcome = Outcome.NOT_ATTEMPTED if source.outcome is Outcome.NOT_ATTEMPTED else Outcome.FAILED
+    what = (
+        "listing live streams failed"
+        if which == "before"
+        else "listing live streams after the last DELETE failed (streams started "
+        "during the run were not checked)"
+    )
+    result = TaskResult(
+        task,
+        outcome,
+        list(source.attempts),
+        source.duration_ms,
+        f"{what}: {source.message or 'unexpected answer'}",
+    )
+    fields = {"sid": None, "listing": which, "list_request_id": listing.request_id}
+    return FollowUp(DISCONNECT, result, fields)
 
 
 def _lookup_record(lookup: TaskResult) -> dict[str, Any]:
@@ -61,58 +350,23 @@ def _lookup_record(lookup: TaskResult) -> dict[str, Any]:
     }
 
 
-async def revoke_and_disconnect(ctx: Context, task: Task) -> TaskResult:
-    """GET, DELETE, then list and force-disconnect the key's streams in ``task.region``."""
-    lookup = await query_task(ctx, task)
-    data = (
-        lookup.data if lookup.outcome is Outcome.PRESENT and isinstance(lookup.data, dict) else {}
-    )
-    channel = data.get("channel") if isinstance(data.get("channel"), str) else None
-    result = await revoke_task(ctx, task)
-    result.audit_fields["lookup"] = _lookup_record(lookup)
-    if channel is not None:
-        result.audit_fields["channel"] = channel
-        result.audit_fields["uid"] = data.get("uid")
-    if result.outcome not in DONE_OUTCOMES:
-        return result  # the key still exists: a cut-off stream would reconnect at once
-
-    def send_list() -> Awaitable[ApiResponse]:
-        if channel:
-            return ctx.client.list_streams(task.region, task.app_id, channel)
-        return ctx.client.request("GET", streams_path(task.region, task.app_id))
-
-    listing, response = await call_task(ctx, task, "GET", send_list, classify_get)
-    list_ids = {"list_request_id": listing.last.request_id if listing.last else None}
-    if response is None or response.status != 200 or not isinstance(response.data, list):
-        listing.outcome = (
-            Outcome.NOT_ATTEMPTED if listing.outcome is Outcome.NOT_ATTEMPTED else Outcome.FAILED
-        )
-        listing.message = f"listing live streams failed: {listing.message or 'unexpected answer'}"
-        result.follow_ups.append(FollowUp(DISCONNECT, listing, {"sid": None, "channel": channel}))
-        return result
-    streams = [s for s in response.data if pushed_with(s, task.key)]
-    for stream in streams:
-        sid = stream.get("sid")
-        if not isinstance(sid, str) or not sid.strip(".") or "/" in sid:
-            # Never DELETE .../online-streams/ or a dot segment on a server's say-so.
-            bad = TaskResult(task, Outcome.FAILED, message=f"unusable stream SID {sid!r}")
-            fields = {"sid": None, "channel": stream.get("channel", channel), **list_ids}
-            result.follow_ups.append(FollowUp(DISCONNECT, bad, fields))
+def resumed_identities(
+    path: Path, done: Iterable[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], KeyIdentity | None]:
+    """Pairs deleted in an earlier run, with the channel and uid their ``revoke`` line
+    recorded (None if it recorded none); the key itself comes from the input."""
+    wanted: dict[tuple[str, str, str], KeyIdentity | None] = dict.fromkeys(done)
+    if not wanted or not path.exists():
+        return wanted
+    for record in iter_records(path):
+        if record.get("event") != "revoke":
             continue
-
-        def send_cut(sid: str = sid) -> Awaitable[ApiResponse]:
-            return ctx.client.disconnect_stream(task.region, task.app_id, sid)
-
-        cut, _ = await call_task(ctx, task, "DELETE", send_cut, classify_disconnect)
-        fields = {
-            "sid": sid,
-            "channel": stream.get("channel", channel),
-            "stream_uid": stream.get("uid"),
-            **list_ids,
-        }
-        result.follow_ups.append(FollowUp(DISCONNECT, cut, fields))
-    result.audit_fields["streams_found"] = len(streams)
-    return result
+        where = (str(record.get("app_id")), str(record.get("region")), str(record.get("key_id")))
+        channel = record.get("channel")
+        if where in wanted and isinstance(channel, str):
+            uid = record.get("uid")
+            wanted[where] = KeyIdentity("", channel, str(uid) if uid is not None else None)
+    return wanted
 
 
 def disconnect_note(totals: Totals | None) -> str:

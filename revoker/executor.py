@@ -33,7 +33,7 @@ from tenacity.stop import stop_base
 from revoker.audit import AuditLog
 from revoker.client import AgoraClient, ApiResponse, segment
 from revoker.errors import AuditWriteError, TransportFailure
-from revoker.models import Attempt, Outcome, Task, TaskResult
+from revoker.models import Attempt, FollowUp, Outcome, Task, TaskResult
 from revoker.ratelimit import Pacer, RateLimits
 from revoker.settings import RetrySettings
 
@@ -370,11 +370,13 @@ async def run_tasks(
     """
     totals = Totals(event)
 
-    def record(result: TaskResult) -> None:
-        """Write the task's line, then its follow-up lines; whatever cannot be
-        written (and only that) goes to ``totals.unrecorded``."""
-        units = [(event, result, result.audit_fields)]
-        units += [(note.event, note.result, note.fields) for note in result.follow_ups]
+    def record(result: TaskResult, follow_ups: list[FollowUp] | None = None) -> None:
+        """Write the task's line (unless it has none), then its follow-up lines; whatever
+        cannot be written (and only that) goes to ``totals.unrecorded``."""
+        own = follow_ups is None and result.own_line
+        units = [(event, result, result.audit_fields)] if own else []
+        notes = result.follow_ups if follow_ups is None else follow_ups
+        units += [(note.event, note.result, note.fields) for note in notes]
         written = 0
         if ctx.halt.reason != HALT_AUDIT:
             try:
@@ -387,12 +389,30 @@ async def run_tasks(
         for index, (name, unit, _) in enumerate(units):
             if index >= written:
                 totals.unrecorded.append(unit)
-            elif index == 0:
+            elif index == 0 and own:
                 totals.add(unit)
             else:
                 totals.related.setdefault(name, Totals(name)).add(unit)
-        if written == len(units) and on_result is not None:
+        if own and written == len(units) and on_result is not None:
             on_result(result)
+
+    pending: list[asyncio.Task[None]] = []
+
+    async def finish_later(
+        result: TaskResult, later: Callable[[], Awaitable[list[FollowUp]]]
+    ) -> None:
+        try:
+            notes = await later()
+        except Exception as exc:  # a bug must not lose the record of a task
+            where = _where(exc)
+            log.error("internal error in follow-up", error=type(exc).__name__, where=where)
+            failed = TaskResult(
+                result.task,
+                Outcome.FAILED,
+                message=f"internal error: {type(exc).__name__} at {where}",
+            )
+            notes = [FollowUp(event, failed)]
+        record(result, notes)
 
     async def worker() -> None:
         for task in tasks:
@@ -420,9 +440,12 @@ async def run_tasks(
                         message=f"internal error: {type(exc).__name__} at {where}",
                     )
                 record(result)
+                if result.later is not None:
+                    pending.append(asyncio.ensure_future(finish_later(result, result.later)))
             # Let the loop breathe between tasks (signals, other workers), even when a
             # transport answers without ever suspending.
             await asyncio.sleep(0)
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    await asyncio.gather(*pending)
     return totals

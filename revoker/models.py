@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -90,6 +91,11 @@ class TaskResult:
     audit_fields: dict[str, Any] = field(default_factory=dict)
     # Further audit lines the task produced (e.g. ``disconnect`` per SID), written after it.
     follow_ups: list[FollowUp] = field(default_factory=list)
+    # Work that goes on after the task's line is written, off the worker (so it delays
+    # no other task): its follow-up lines are written when it ends.
+    later: Callable[[], Awaitable[list[FollowUp]]] | None = None
+    # False: the task writes no line of its own, only its follow-ups (a resumed pair).
+    own_line: bool = True
 
     @property
     def last(self) -> Attempt | None:

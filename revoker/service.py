@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import structlog
 from revoker.audit import AuditLog, load_done
 from revoker.auth import Credentials
 from revoker.client import AgoraClient
-from revoker.disconnect import disconnect_note, revoke_and_disconnect
+from revoker.disconnect import StreamSweep, disconnect_note, resumed_identities
 from revoker.errors import (
     EXIT_ABORTED,
     EXIT_FAILED,
@@ -320,10 +321,34 @@ def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
     """The passes of ``revoke``: DELETE every pair, then (with --verify) GET every pair."""
     passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t))]
     if settings.disconnect:
-        passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_and_disconnect(ctx, t))]
+        passes = [disconnect_pass(settings, plan)]
     if settings.verify:
         passes.append(verify_pass(plan, include_done=True))
     return passes
+
+
+def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
+    """DELETE every pair and cut off its live streams; with --resume, the pairs deleted
+    in an earlier run are not deleted again but their streams are listed and cut."""
+    resumed = settings.resume and bool(plan.done)
+
+    def tasks() -> Iterator[Task]:
+        return plan.tasks(include_done=resumed)
+
+    def runner(ctx: Context) -> TaskRunner:
+        expected: Counter[tuple[str, str]] = Counter(plan.stats.per_app_region)
+        done = {}
+        if resumed:
+            # The earlier run's pairs of this input: counted and matched, not deleted.
+            expected = Counter((t.app_id, t.region) for t in tasks())
+            assert plan.done is not None
+            done = resumed_identities(settings.audit_log, plan.done)
+        sweep = StreamSweep(
+            ctx, expected, confirm_timeout=settings.disconnect_timeout, resumed=done
+        )
+        return sweep.run
+
+    return Pass("revoke", tasks, runner)
 
 
 def verify_pass(plan: Plan, *, include_done: bool = False) -> Pass:

@@ -138,6 +138,7 @@ class RunSettings:
     dry_run: bool = False
     verify: bool = False
     disconnect: bool = False
+    disconnect_timeout: float = 10.0  # seconds to confirm each cut stream is gone
     reveal_keys: bool = False
     sign_key: Path | None = None  # Ed25519 private key (PEM, 0600) signing run_finished
 
@@ -175,6 +176,7 @@ class RunSettings:
             "dry_run": self.dry_run,
             "verify": self.verify,
             "disconnect": self.disconnect,
+            "disconnect_timeout": self.disconnect_timeout,
             "reveal_keys": self.reveal_keys,
         }
 

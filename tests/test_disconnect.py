@@ -1,4 +1,4 @@
-"""revoke --disconnect: GET, DELETE, then cut off the key's live streams (and only those)."""
+"""revoke --disconnect: list once per (app, region), DELETE, cut the key's streams, confirm."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 import respx
 
 from revoker.auth import Credentials
-from revoker.disconnect import pushed_with
 from revoker.service import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 
@@ -31,7 +30,9 @@ def stream(sid: str, key: str) -> dict[str, Any]:
     return {"sid": sid, "channel": CHANNEL, "uid": "11", "url": f"rtmp://x/live/{key}"}
 
 
-def run(tmp_path: Path, *, max_attempts: int = 2) -> tuple[RunReport, list[dict[str, Any]]]:
+def run(
+    tmp_path: Path, *, max_attempts: int = 2, timeout: float = 2.0
+) -> tuple[RunReport, list[dict[str, Any]]]:
     settings = RunSettings(
         inputs=InputSettings(keys=(KEY,), app_id=APP, regions=("na",)),
         client=ClientSettings(base_url=BASE, concurrency=2),
@@ -39,6 +40,7 @@ def run(tmp_path: Path, *, max_attempts: int = 2) -> tuple[RunReport, list[dict[
         max_rps=0,
         audit_log=tmp_path / "audit.jsonl",
         disconnect=True,
+        disconnect_timeout=timeout,
     )
     plan = prepare(settings)
     report = execute(
@@ -60,7 +62,11 @@ def ok(data: Any = None) -> httpx.Response:
     return httpx.Response(200, json=body)
 
 
-def test_deletes_first_then_disconnects_only_streams_pushed_with_the_key(tmp_path: Path) -> None:
+def sid_url(sid: str) -> str:
+    return f"{STREAMS_URL}/{sid}"
+
+
+def test_lists_once_deletes_then_cuts_only_the_keys_streams_and_confirms(tmp_path: Path) -> None:
     calls: list[str] = []
 
     def track(name: str, response: httpx.Response) -> Any:
@@ -70,6 +76,7 @@ def test_deletes_first_then_disconnects_only_streams_pushed_with_the_key(tmp_pat
 
         return side_effect
 
+    streams = [stream("S1", KEY), stream("S2", OTHER), stream("S3", KEY + "x")]
     with respx.mock(base_url=BASE, assert_all_called=True) as api:
         api.get(KEYS_URL).mock(
             side_effect=track(
@@ -77,45 +84,38 @@ def test_deletes_first_then_disconnects_only_streams_pushed_with_the_key(tmp_pat
             )
         )
         api.delete(KEYS_URL).mock(side_effect=track("delete", ok()))
-        listing = api.get(STREAMS_URL, params={"channel": CHANNEL}).mock(
-            side_effect=track(
-                "list", ok([stream("S1", KEY), stream("S2", OTHER), stream("S3", KEY + "x")])
-            )
-        )
-        cut = api.delete(f"{STREAMS_URL}/S1").mock(side_effect=track("cut", ok()))
+        listing = api.get(STREAMS_URL).mock(side_effect=track("list", ok(streams)))
+        cut = api.delete(sid_url("S1")).mock(side_effect=track("cut", ok()))
+        api.get(sid_url("S1")).mock(side_effect=track("confirm", ok([])))
         report, records = run(tmp_path)
 
-    assert calls == ["get", "delete", "list", "cut"]
+    assert calls.index("delete") < calls.index("cut") < calls.index("confirm")
+    assert calls.count("list") == 2  # once before the DELETEs, once after the last one
+    assert all(call.request.url.query == b"" for call in listing.calls)  # every channel
     assert cut.call_count == 1
-    assert b"channel=room%201%2Fa" in listing.calls.last.request.url.query
     assert report.exit_code == 0
     assert "live streams cut off: 1" in report.notes
-    assert not any("does not stop a stream" in note for note in report.notes)
     revoke, disconnect = (r for r in records if r["event"] in ("revoke", "disconnect"))
     assert revoke["channel"] == CHANNEL
     assert revoke["lookup"]["outcome"] == "present"
-    assert disconnect["event"] == "disconnect"
     assert disconnect["sid"] == "S1"
-    assert disconnect["channel"] == CHANNEL
     assert disconnect["outcome"] == "disconnected"
+    assert (disconnect["match"], disconnect["protocol"]) == ("url", "rtmp")
     assert disconnect["request_id"] == disconnect["attempts"][-1]["request_id"]
     assert disconnect["list_request_id"]
+    assert disconnect["confirmed_by"] == disconnect["confirm_request_ids"][-1]
     assert disconnect["key_id"].startswith("sha256:")
     assert KEY not in json.dumps(records)  # never the plain key without --reveal-keys
-    finished = records[-1]
-    assert finished["disconnect"]["counts"] == {"disconnected": 1}
+    assert records[-1]["disconnect"]["counts"] == {"disconnected": 1}
 
 
-def test_key_unknown_to_get_lists_every_stream_of_the_region(tmp_path: Path) -> None:
+def test_a_key_unknown_to_get_still_cuts_streams_naming_it(tmp_path: Path) -> None:
     with respx.mock(base_url=BASE, assert_all_called=True) as api:
         api.get(KEYS_URL).mock(return_value=httpx.Response(404, json={"message": "nf"}))
         api.delete(KEYS_URL).mock(return_value=httpx.Response(404, json={"message": "nf"}))
-        listing = api.get(STREAMS_URL).mock(return_value=ok([stream("S9", KEY)]))
-        api.delete(f"{STREAMS_URL}/S9").mock(
-            return_value=httpx.Response(404, json={"message": "gone"})
-        )
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S9", KEY)]))
+        api.delete(sid_url("S9")).mock(return_value=httpx.Response(404, json={"message": "gone"}))
         report, records = run(tmp_path)
-    assert listing.calls.last.request.url.query == b""
     (disconnect,) = (r for r in records if r["event"] == "disconnect")
     assert disconnect["outcome"] == "absent"  # the stream had ended meanwhile
     assert report.exit_code == 0
@@ -125,9 +125,10 @@ def test_failed_delete_leaves_streams_alone(tmp_path: Path) -> None:
     with respx.mock(base_url=BASE, assert_all_called=False) as api:
         api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL}))
         api.delete(KEYS_URL).mock(return_value=httpx.Response(403, json={"message": "no"}))
-        listing = api.get(STREAMS_URL)
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        cuts = api.delete(sid_url("S1"))
         report, records = run(tmp_path)
-    assert not listing.called
+    assert not cuts.called
     assert [r["event"] for r in records[1:-1]] == ["revoke"]
     assert report.exit_code == 1
 
@@ -140,20 +141,61 @@ def test_listing_that_keeps_failing_is_a_failed_disconnect_and_exit_1(tmp_path: 
             return_value=httpx.Response(503, json={"message": "Service overload"})
         )
         report, records = run(tmp_path, max_attempts=3)
-    assert listing.call_count == 3  # retried like any GET
-    (disconnect,) = (r for r in records if r["event"] == "disconnect")
-    assert disconnect["outcome"] == "failed"
-    assert disconnect["sid"] is None
-    assert "Service overload" in disconnect["message"]
+    assert listing.call_count == 6  # both listings, each retried like any GET
+    lines = [r for r in records if r["event"] == "disconnect"]
+    assert [(r["outcome"], r["sid"], r["listing"]) for r in lines] == [
+        ("failed", None, "before"),
+        ("failed", None, "after"),
+    ]
+    assert all("Service overload" in r["message"] for r in lines)
     assert report.exit_code == 1
     assert any("could NOT be cut off" in note for note in report.notes)
 
 
-def test_pushed_with_matches_the_url_suffix_only() -> None:
-    assert pushed_with({"url": "rtmp://h/live/abc"}, "abc")
-    assert not pushed_with({"url": "rtmp://h/live/xabc"}, "abc")
-    assert not pushed_with({"url": "rtmp://h/live/abcd"}, "abc")
-    assert not pushed_with({"sid": "1"}, "abc")
+def test_a_stream_that_never_goes_away_is_resent_once_then_failed(tmp_path: Path) -> None:
+    with respx.mock(base_url=BASE, assert_all_called=True) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        cut = api.delete(sid_url("S1")).mock(return_value=ok())
+        polls = api.get(sid_url("S1")).mock(return_value=ok([stream("S1", KEY)]))
+        report, records = run(tmp_path, timeout=0.6)
+    assert cut.call_count == 2  # the force-disconnect, re-sent once
+    (line,) = (r for r in records if r["event"] == "disconnect")
+    assert line["outcome"] == "failed"
+    assert "still live" in line["message"]
+    assert len(line["confirm_request_ids"]) == polls.call_count
+    assert report.exit_code == 1
+
+
+def test_a_failed_lookup_is_a_failed_line_and_url_named_streams_are_still_cut(
+    tmp_path: Path,
+) -> None:
+    with respx.mock(base_url=BASE, assert_all_called=True) as api:
+        api.get(KEYS_URL).mock(return_value=httpx.Response(500, json={"message": "Internal"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        api.delete(sid_url("S1")).mock(return_value=ok())
+        api.get(sid_url("S1")).mock(return_value=ok([]))
+        report, records = run(tmp_path, max_attempts=1)
+    lines = {r["sid"]: r for r in records if r["event"] == "disconnect"}
+    assert lines["S1"]["outcome"] == "disconnected"
+    assert lines[None]["outcome"] == "failed"
+    assert "key lookup failed" in lines[None]["message"]
+    assert report.exit_code == 1
+
+
+def test_a_confirming_404_means_gone(tmp_path: Path) -> None:
+    with respx.mock(base_url=BASE, assert_all_called=True) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        api.delete(sid_url("S1")).mock(return_value=ok())
+        api.get(sid_url("S1")).mock(return_value=httpx.Response(404, json={"status": "error"}))
+        report, records = run(tmp_path)
+    (line,) = (r for r in records if r["event"] == "disconnect")
+    assert line["outcome"] == "disconnected"
+    assert report.exit_code == 0
 
 
 @pytest.mark.integration
@@ -222,6 +264,7 @@ def test_an_unusable_sid_from_the_server_is_never_sent(tmp_path: Path, sid: Any)
         api.delete(KEYS_URL).mock(return_value=ok())
         api.get(STREAMS_URL).mock(return_value=ok([stream(sid, KEY)]))
         cuts = api.delete(url__startswith=f"{BASE}{STREAMS_URL}").mock(return_value=ok())
+        api.get(url__startswith=f"{BASE}{STREAMS_URL}/").mock(return_value=ok([]))
         report, records = run(tmp_path)
     assert cuts.call_count == 0
     assert report.exit_code == 1

@@ -29,7 +29,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -45,14 +45,15 @@ from revoker.auth import Credentials
 from revoker.emulator.authcheck import AuthVerifier
 from revoker.emulator.faults import FaultInjector
 from revoker.emulator.limiters import DEFAULT_ALGORITHM, AppLimiters
-from revoker.emulator.state import EmulatorState, LiveStream, new_sid
+from revoker.emulator.state import EmulatorState, new_sid
 from revoker.models import REGIONS
 
 MSG_AUTH = "Invalid authentication credentials."
 MSG_NOT_FOUND = "Resource not found and destroyed."
-MSG_FORBIDDEN = "Media Gateway is not enabled for this project."
+MSG_FORBIDDEN = "Media Gateway is not enabled for this project. Contact us to enable."
 MSG_WRONG_APP = "Stream does not belong to this app ID."
 MSG_RATE = "Request rate limit exceeded."
+MSG_QUOTA = "Resources quota limit exceeded."
 MSG_SETTINGS = "Invalid settings."
 MSG_METHOD = "Method not allowed."
 
@@ -85,6 +86,11 @@ class EmulatorConfig:
     reconnect: bool = True
     """Force-disconnecting a stream whose key still exists makes the encoder reconnect
     at once under a new SID (as the real service does); False turns that off."""
+    disconnect_delay_ms: float = 0.0
+    """A force-disconnected stream stays listed this long (the command is asynchronous)."""
+    quota_exhausted_apps: frozenset[str] = field(default_factory=frozenset)
+    """Apps whose online-streams requests answer 429 "Resources quota limit exceeded."
+    without Retry-After."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +246,8 @@ class Emulator:
             return 405, _error(MSG_METHOD), None, 0
         if route.app_id in self.config.forbidden_apps:
             return 403, _error(MSG_FORBIDDEN), None, 0
+        if route.kind == "streams" and route.app_id in self.config.quota_exhausted_apps:
+            return 429, _error(MSG_QUOTA), "quota", 0
         wait = self.limiter.take(route.app_id, method, time.monotonic())
         if wait:
             return 429, _error(MSG_RATE), "rate_limit", wait
@@ -266,33 +274,35 @@ class Emulator:
             if not state.delete_key(region, app_id, item):
                 return 404, _error(MSG_NOT_FOUND)
             return 200, _SUCCESS
+        now = time.time()
         if item is None:  # GET online-streams
             channel = None
             if query:
                 values = parse_qs(query.decode("latin-1")).get("channel")
                 channel = values[0] if values else None
-            streams = state.list_streams(region, app_id, channel)
+            streams = state.list_streams(region, app_id, channel, now=now)
+            state.count_listing(region, app_id, now)
             return 200, _success_data([s.to_api() for s in streams])
-        return self._disconnect(region, app_id, item)
+        if method == "GET":  # one stream: data is an array, empty once it has ended
+            stream = state.live_stream(item, now)
+            if stream is None or stream.region != region or stream.app_id != app_id:
+                return 200, _success_data([])
+            return 200, _success_data([stream.to_api()])
+        return self._disconnect(region, app_id, item, now)
 
-    def _disconnect(self, region: str, app_id: str, sid: str) -> tuple[int, bytes]:
-        stream = self.state.streams.get(sid)
+    def _disconnect(self, region: str, app_id: str, sid: str, now: float) -> tuple[int, bytes]:
+        stream = self.state.live_stream(sid, now)
         if stream is None or stream.region != region:
             return 404, _error(MSG_NOT_FOUND)
         if stream.app_id != app_id:
             return 403, _error(MSG_WRONG_APP)
-        del self.state.streams[sid]
+        if stream.ignore_disconnect or stream.ends_at is not None:
+            return 200, _SUCCESS  # the command was sent; the stream goes when it goes
+        stream.ends_at = now + self.config.disconnect_delay_ms / 1000
+        self.state.end_disconnected(now)
         if self.config.reconnect and self.state.get_key(region, app_id, stream.stream_key):
             self.state.add_stream(
-                LiveStream(
-                    new_sid(),
-                    app_id,
-                    region,
-                    stream.stream_key,
-                    stream.channel,
-                    stream.uid,
-                    begin_at=int(time.time()),
-                )
+                replace(stream, sid=new_sid(), begin_at=now, ends_at=None, start_after_lists=0)
             )
         return 200, _SUCCESS
 
@@ -368,7 +378,7 @@ _ALLOWED: dict[tuple[str, bool], tuple[str, ...]] = {
     ("keys", False): ("POST",),
     ("keys", True): ("GET", "DELETE"),
     ("streams", False): ("GET",),
-    ("streams", True): ("DELETE",),
+    ("streams", True): ("GET", "DELETE"),
 }
 
 

@@ -58,6 +58,18 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     is_flag=True,
     help="Disconnected streams stay gone even if their key still exists.",
 )
+@click.option(
+    "--disconnect-delay-ms",
+    type=_RPS,
+    default=0.0,
+    help="A force-disconnected stream stays listed this long (asynchronous disconnect).",
+)
+@click.option(
+    "--quota-exhausted-app",
+    multiple=True,
+    help='App ID whose online-streams requests answer 429 "Resources quota limit '
+    'exceeded." without Retry-After (repeatable).',
+)
 @click.pass_context
 def emulator(
     ctx: click.Context,
@@ -82,6 +94,8 @@ def emulator(
     journal: Path | None,
     seed: int | None,
     no_reconnect: bool,
+    disconnect_delay_ms: float,
+    quota_exhausted_app: tuple[str, ...],
 ) -> None:
     """Local Agora Media Gateway on 127.0.0.1, with fault injection.
 
@@ -134,6 +148,8 @@ def emulator(
         seed=seed,
         state_path=state_path,
         reconnect=not no_reconnect,
+        disconnect_delay_ms=disconnect_delay_ms,
+        quota_exhausted_apps=frozenset(quota_exhausted_app),
     )
     host_explicit = ctx.get_parameter_source("host") != click.core.ParameterSource.DEFAULT
     try:

@@ -8,7 +8,12 @@ Seed files (CSV, UTF-8, header row required):
   ``created_at`` (Unix seconds, default now). A file without a ``stream_key`` header
   is read as plain text: one key per line, ``#`` comments and blank lines ignored.
 * live streams (``--live-streams``): ``stream_key``, ``app_id``, ``region`` (required),
-  optional ``channel``, ``uid``, ``sid`` (generated when empty).
+  optional ``channel``, ``uid``, ``sid`` (generated when empty), ``url`` (any push form,
+  kept as given) or ``protocol`` (``rtmp``, ``rtmps``, ``srt``, ``srt-custom``, ``whip``:
+  the documented URL; default ``rtmp``), ``status`` (``Started`` or ``Running``),
+  ``ignore_disconnect`` (true: force-disconnect answers 200 but the stream stays) and
+  ``start_after_lists`` (N: the stream starts once N listings of its app and region
+  were answered, i.e. during a run).
 
 State file (``--state``): JSON ``{"version": 1, "keys": [...], "streams": [...]}``,
 read at start if it exists and written atomically (tmp file + ``os.replace``) at exit.
@@ -29,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from revoker.emulator.streams import PROTOCOLS, begin_at_text, push_url, truthy
 from revoker.models import REGIONS
 
 STATE_VERSION = 1
@@ -76,14 +82,21 @@ class LiveStream:
     channel: str = ""
     uid: str = ""
     status: str = "Running"
-    begin_at: int = 0
+    begin_at: float = 0
     bitrate: int = 2500
     video: dict[str, int] = field(default_factory=lambda: {"width": 1280, "height": 720, "fps": 30})
     audio: dict[str, int] = field(default_factory=lambda: {"channels": 2, "sampleRate": 48000})
+    protocol: str = "rtmp"
+    push_url: str | None = None  # as given; None: the documented URL of ``protocol``
+    ignore_disconnect: bool = False
+    start_after_lists: int = 0
+    ends_at: float | None = None  # set by a force-disconnect; gone from then on
 
     @property
     def url(self) -> str:
-        return f"rtmp://{self.region}.emulator.invalid/live/{self.stream_key}"
+        if self.push_url is not None:
+            return self.push_url
+        return push_url(self.protocol, self.region, self.stream_key)
 
     def to_api(self) -> dict[str, Any]:
         """One element of the online-streams ``data`` list."""
@@ -93,7 +106,7 @@ class LiveStream:
             "uid": self.uid,
             "url": self.url,
             "status": self.status,
-            "beginAt": self.begin_at,
+            "beginAt": begin_at_text(self.begin_at),
             "bitrate": self.bitrate,
             "video": dict(self.video),
             "audio": dict(self.audio),
@@ -114,6 +127,8 @@ class EmulatorState:
     def __init__(self) -> None:
         self.keys: dict[tuple[str, str], dict[str, StreamKey]] = {}
         self.streams: dict[str, LiveStream] = {}
+        # Listings answered per (region, app_id): streams with start_after_lists start then.
+        self.lists_served: dict[tuple[str, str], int] = {}
 
     # keys -----------------------------------------------------------------
 
@@ -154,15 +169,45 @@ class EmulatorState:
         self.streams[stream.sid] = stream
 
     def list_streams(
-        self, region: str, app_id: str, channel: str | None = None
+        self, region: str, app_id: str, channel: str | None = None, *, now: float | None = None
     ) -> list[LiveStream]:
+        """The live streams of an app in a region (of one channel if given)."""
+        self.end_disconnected(time.time() if now is None else now)
         return [
             s
             for s in self.streams.values()
             if s.region == region
             and s.app_id == app_id
             and (channel is None or s.channel == channel)
+            and self.started(s)
         ]
+
+    def started(self, stream: LiveStream) -> bool:
+        """False while a stream waits for its ``start_after_lists`` listings."""
+        served = self.lists_served.get((stream.region, stream.app_id), 0)
+        return stream.start_after_lists <= served
+
+    def count_listing(self, region: str, app_id: str, now: float) -> None:
+        """One more listing answered; streams waiting for it start now."""
+        served = self.lists_served.get((region, app_id), 0) + 1
+        self.lists_served[(region, app_id)] = served
+        for s in self.streams.values():
+            if (s.region, s.app_id) == (region, app_id) and s.start_after_lists == served:
+                s.begin_at = now
+
+    def live_stream(self, sid: str, now: float) -> LiveStream | None:
+        """The stream with this SID if it is live (started, not yet disconnected)."""
+        self.end_disconnected(now)
+        stream = self.streams.get(sid)
+        return stream if stream is not None and self.started(stream) else None
+
+    def end_disconnected(self, now: float) -> None:
+        """Drop the streams whose force-disconnect has taken effect by ``now``."""
+        ended = [
+            sid for sid, s in self.streams.items() if s.ends_at is not None and s.ends_at <= now
+        ]
+        for sid in ended:
+            del self.streams[sid]
 
     # persistence ----------------------------------------------------------
 
@@ -318,7 +363,7 @@ def load_live_streams(
     missing = [h for h in ("stream_key", "app_id", "region") if h not in header]
     if missing:
         raise SeedError(path, 1, f"missing column(s): {', '.join(missing)}")
-    begin = int(time.time()) if now is None else now
+    begin = time.time() if now is None else now
     count = 0
     for lineno, row in _rows(path, text):
         key, app_id = row["stream_key"], row["app_id"].strip()
@@ -332,9 +377,32 @@ def load_live_streams(
         sid = row.get("sid", "").strip() or new_sid()
         if sid in state.streams:
             raise SeedError(path, lineno, f"duplicate sid {sid!r}")
+        protocol = row.get("protocol", "").strip().lower() or "rtmp"
+        if protocol not in PROTOCOLS:
+            raise SeedError(path, lineno, f"unknown protocol {protocol!r}")
+        status = row.get("status", "").strip() or "Running"
+        if status not in ("Started", "Running"):
+            raise SeedError(path, lineno, f"status must be Started or Running, got {status!r}")
+        try:
+            start_after = _int_field(row, "start_after_lists", 0)
+        except ValueError as exc:
+            raise SeedError(path, lineno, str(exc)) from None
         channel = row.get("channel", "")
         state.add_stream(
-            LiveStream(sid, app_id, region, key, channel, row.get("uid", ""), begin_at=begin)
+            LiveStream(
+                sid,
+                app_id,
+                region,
+                key,
+                channel,
+                row.get("uid", ""),
+                status=status,
+                begin_at=begin,
+                protocol=protocol,
+                push_url=row["url"] if row.get("url", "").strip() else None,
+                ignore_disconnect=truthy(row.get("ignore_disconnect", "")),
+                start_after_lists=start_after,
+            )
         )
         count += 1
     return count

@@ -274,9 +274,9 @@ def test_list_online_streams_returns_documented_fields() -> None:
         "sid": "SID1",
         "channel": "room 1",
         "uid": "7",
-        "url": "rtmp://na.emulator.invalid/live/live-key",
+        "url": "rtmp://rtls-ingress-prod-na.agoramdn.com/live/live-key",
         "status": "Running",
-        "beginAt": 100,
+        "beginAt": "1970-01-01 00:01:40.000",
         "bitrate": 2500,
         "video": {"width": 1280, "height": 720, "fps": 30},
         "audio": {"channels": 2, "sampleRate": 48000},
@@ -335,7 +335,7 @@ def test_forbidden_app_is_403() -> None:
     assert response.status_code == 403
     assert response.json() == {
         "status": "error",
-        "message": "Media Gateway is not enabled for this project.",
+        "message": "Media Gateway is not enabled for this project. Contact us to enable.",
     }
     assert app.emulator.state.get_key("na", APP_ID, "k1") is not None
 

@@ -101,7 +101,7 @@ def test_live_streams_file_generates_missing_sids(tmp_path: Path) -> None:
     state = EmulatorState()
     assert load_live_streams(state, path, now=123) == 2
     assert state.streams["SIDA"].region == "na"
-    assert state.streams["SIDA"].url == "rtmp://na.emulator.invalid/live/k1"
+    assert state.streams["SIDA"].url == "rtmp://rtls-ingress-prod-na.agoramdn.com/live/k1"
     (generated,) = [s for s in state.streams.values() if s.sid != "SIDA"]
     assert generated.stream_key == "k2"
     assert len(generated.sid) == 32
@@ -114,6 +114,8 @@ def test_live_streams_file_generates_missing_sids(tmp_path: Path) -> None:
         ("stream_key,app_id\nk1,app1\n", 1, "missing column(s): region"),
         ("stream_key,app_id,region\nk1,app1,moon\n", 2, "unknown region"),
         ("stream_key,app_id,region,sid\nk1,a,na,S\nk2,a,na,S\n", 3, "duplicate sid"),
+        ("stream_key,app_id,region,protocol\nk1,a,na,rtsp\n", 2, "unknown protocol"),
+        ("stream_key,app_id,region,status\nk1,a,na,Paused\n", 2, "Started or Running"),
     ],
 )
 def test_bad_live_stream_row_names_file_and_line(

@@ -94,7 +94,7 @@ def test_every_outcome_against_the_emulator(
     assert {o for (hint, _), o in by_key.items() if hint == "some...den"} == {"failed"}
     forbidden = [r for r in lines(tmp_path) if r["app_id"] == FORBIDDEN_APP]
     assert all(r["http_status"] == 403 and len(r["attempts"]) == 1 for r in forbidden)
-    assert forbidden[0]["message"] == "Media Gateway is not enabled for this project."
+    assert forbidden[0]["message"].startswith("Media Gateway is not enabled for this project.")
     assert emulator.state()["keys"] == [k for k in emulator.state()["keys"] if k["key"] != keys[0]]
     assert not any(k["key"] == keys[0] for k in emulator.state()["keys"])
 

@@ -1,0 +1,201 @@
+"""``revoker streams``: which live streams match the given keys (read-only, no audit log).
+
+Per (app ID, region): one listing of every live stream, and one GET per key
+(its channel and uid tie WHIP streams to it); then the same matching as
+``revoke --disconnect`` (:mod:`revoker.streams`). Nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from revoker.auth import Credentials
+from revoker.client import AgoraClient, ApiResponse
+from revoker.disconnect import key_identity
+from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
+from revoker.executor import HALT_AUTH, Context, Halt, call_task, classify_get, query_task
+from revoker.models import Outcome, Task
+from revoker.ratelimit import RateLimits
+from revoker.settings import ClientSettings, RetrySettings
+from revoker.streams import KeyIndex, parse_push_url
+
+
+@dataclass
+class StreamRow:
+    """One live stream: matched to a key (``key_hint``, ``match``) or, with --all, not."""
+
+    app_id: str
+    region: str
+    sid: Any
+    match: str | None
+    protocol: str
+    channel: Any
+    uid: Any
+    begin_at: Any
+    status: Any
+    key_hint: str | None = None
+    key_id: str | None = None
+
+
+@dataclass
+class StreamsReport:
+    rows: list[StreamRow] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    halt_reason: str | None = None
+
+    @property
+    def matched(self) -> list[StreamRow]:
+        return [r for r in self.rows if r.match]
+
+    @property
+    def exit_code(self) -> int:
+        if self.halt_reason == HALT_AUTH:
+            return EXIT_ABORTED
+        return EXIT_FAILED if self.matched or self.failures else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exit_code": self.exit_code,
+            "live_matched": len(self.matched),
+            "halt_reason": self.halt_reason,
+            "streams": [vars(r) for r in self.rows],
+            "failures": self.failures,
+        }
+
+
+def _failure(task: Task, what: str, result: Any) -> dict[str, Any]:
+    last = result.last
+    return {
+        "app_id": task.app_id,
+        "region": task.region,
+        "key_hint": task.key_hint if what == "lookup" else None,
+        "what": what,
+        "outcome": str(result.outcome),
+        "http_status": result.http_status,
+        "message": result.message,
+        "request_id": last.request_id if last else None,
+    }
+
+
+def check_streams(
+    tasks: Iterable[Task],
+    client_settings: ClientSettings,
+    credentials: Credentials,
+    *,
+    retry: RetrySettings,
+    get_rps: float = 0.0,
+    show_all: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> StreamsReport:
+    """List each (app ID, region) once, GET each key, and match (see the module docstring)."""
+    groups: dict[tuple[str, str], list[Task]] = {}
+    for task in tasks:
+        groups.setdefault((task.app_id, task.region), []).append(task)
+
+    async def run() -> StreamsReport:
+        halt = Halt()
+        report = StreamsReport()
+        limits = {"GET": RateLimits(get_rps), "DELETE": RateLimits(0)}
+        gate = asyncio.Semaphore(max(1, client_settings.concurrency))
+        async with AgoraClient(client_settings, credentials, transport=transport) as client:
+            ctx = Context(client, retry, limits, halt)
+
+            async def lookup(task: Task) -> Any:
+                async with gate:
+                    return await query_task(ctx, task)
+
+            async def listing(task: Task) -> tuple[Any, ApiResponse | None]:
+                async with gate:
+                    return await call_task(
+                        ctx,
+                        task,
+                        "GET",
+                        lambda: client.list_streams(task.region, task.app_id),
+                        classify_get,
+                    )
+
+            async def one_group(keys: list[Task]) -> None:
+                listed, lookups = await asyncio.gather(
+                    listing(keys[0]), asyncio.gather(*(lookup(t) for t in keys))
+                )
+                index: KeyIndex[Task] = KeyIndex()
+                for task, found in zip(keys, lookups, strict=True):
+                    index.add(key_identity(task, found), task)
+                    if found.outcome not in (Outcome.PRESENT, Outcome.ABSENT):
+                        report.failures.append(_failure(task, "lookup", found))
+                result, response = listed
+                if (
+                    response is None
+                    or response.status != 200
+                    or not isinstance(response.data, list)
+                ):
+                    report.failures.append(_failure(keys[0], "listing", result))
+                    return
+                for stream in response.data:
+                    if not isinstance(stream, dict):
+                        continue
+                    push = parse_push_url(stream.get("url"))
+                    hit = index.find(stream, push)
+                    if hit is None and not show_all:
+                        continue
+                    report.rows.append(
+                        StreamRow(
+                            keys[0].app_id,
+                            keys[0].region,
+                            stream.get("sid"),
+                            hit[1].kind if hit else None,
+                            push.protocol,
+                            stream.get("channel"),
+                            stream.get("uid"),
+                            stream.get("beginAt"),
+                            stream.get("status"),
+                            hit[0].key_hint if hit else None,
+                            hit[0].key_id if hit else None,
+                        )
+                    )
+
+            await asyncio.gather(*(one_group(keys) for keys in groups.values()))
+        report.halt_reason = halt.reason
+        report.rows.sort(key=lambda r: (r.app_id, r.region, str(r.sid)))
+        return report
+
+    return asyncio.run(run())
+
+
+def render_streams(report: StreamsReport, fmt: str) -> str:
+    from revoker.summary import table
+
+    if fmt == "json":
+        return json.dumps(report.to_dict(), indent=2)
+    lines: list[str] = []
+    if report.rows:
+        rows = [
+            ["region", "sid", "key", "match", "protocol", "channel", "uid", "beginAt", "status"]
+        ]
+        for r in report.rows:
+            cells = [r.region, r.sid, r.key_hint, r.match, r.protocol, r.channel, r.uid]
+            cells += [r.begin_at, r.status]
+            rows.append(["-" if c in (None, "") else str(c) for c in cells])
+        lines += table(rows, numeric=False)
+    matched = len(report.matched)
+    lines.append(
+        f"live streams matching the keys: {matched}"
+        + (" (revoke --disconnect cuts them off)" if matched else "")
+    )
+    for failure in report.failures:
+        where = f"{failure['app_id']}/{failure['region']}"
+        who = f" key {failure['key_hint']}" if failure["key_hint"] else ""
+        lines.append(
+            f"could not check {where}{who}: {failure['what']} {failure['outcome']} "
+            f"HTTP {failure['http_status']} {failure['message'] or ''} "
+            f"request_id={failure['request_id']}"
+        )
+    if report.halt_reason == HALT_AUTH:
+        lines.append("credentials rejected (401)")
+    return "\n".join(lines)
