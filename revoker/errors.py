@@ -59,6 +59,10 @@ class AuditWriteError(AuditLogError):
     exit_code = EXIT_FAILED
 
 
+class NewKeysWriteError(RevokerError):
+    """A replacement key could not be written to ``rotate``'s new-keys file."""
+
+
 class TransportFailure(RevokerError):
     """A request got no HTTP response (connect, timeout, reset, protocol).
 

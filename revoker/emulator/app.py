@@ -2,7 +2,7 @@
 
 Order of checks for every API request (admin endpoints under ``/_emulator/`` skip all):
 
-1. ``latency_ms`` sleep;
+1. ``latency_ms`` sleep (plus ``create_latency_ms`` for a POST);
 2. authentication (401, no ``X-Request-ID``);
 3. injected faults, decided before any state change: reset (connection dropped),
    5xx error, 429 throttle;
@@ -72,6 +72,10 @@ class EmulatorConfig:
     delete_rps: float = 50.0
     get_rps: float = 100.0
     create_rps: float = 50.0
+    create_latency_ms: float = 0.0
+    fault_methods: frozenset[str] = field(default_factory=frozenset)
+    """Methods the injected faults apply to (empty: every method)."""
+    """Extra delay before a create is answered (and the key made): a create in flight."""
     forbidden_apps: frozenset[str] = field(default_factory=frozenset)
     journal: Path | None = None
     seed: int | None = None
@@ -166,6 +170,8 @@ class Emulator:
 
         if self.config.latency_ms > 0:
             await asyncio.sleep(self.config.latency_ms / 1000)
+        if self.config.create_latency_ms > 0 and method == "POST":
+            await asyncio.sleep(self.config.create_latency_ms / 1000)
 
         status, payload, fault, retry_after = self._handle(
             method, raw_path, query, headers, body, route
@@ -214,7 +220,8 @@ class Emulator:
         ):
             return 401, _error(MSG_AUTH), "auth", 0
 
-        fault = self.faults.draw()
+        methods = self.config.fault_methods
+        fault = self.faults.draw() if not methods or method in methods else None
         if fault is not None:
             if fault.kind == "reset":
                 return None, b"", "reset", 0

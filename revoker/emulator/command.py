@@ -31,6 +31,15 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--delete-rps", type=_RPS, default=50.0, show_default=True, help="0 = unlimited.")
 @click.option("--get-rps", type=_RPS, default=100.0, show_default=True, help="0 = unlimited.")
 @click.option("--create-rps", type=_RPS, default=50.0, show_default=True, help="0 = unlimited.")
+@click.option(
+    "--create-latency-ms", type=_RPS, default=0.0, help="Extra delay of every create (POST)."
+)
+@click.option(
+    "--fault-method",
+    type=click.Choice(["GET", "DELETE", "POST"]),
+    multiple=True,
+    help="Inject faults only into these methods (repeatable; default: all).",
+)
 @click.option("--forbidden-app", multiple=True, help="App ID answered 403 (repeatable).")
 @click.option("--seed-keys", type=_FILE, help="CSV of keys present at start.")
 @click.option("--live-streams", type=_FILE, help="CSV of streams running at start.")
@@ -59,6 +68,8 @@ def emulator(
     delete_rps: float,
     get_rps: float,
     create_rps: float,
+    create_latency_ms: float,
+    fault_method: tuple[str, ...],
     forbidden_app: tuple[str, ...],
     seed_keys: Path | None,
     live_streams: Path | None,
@@ -111,6 +122,8 @@ def emulator(
         delete_rps=delete_rps,
         get_rps=get_rps,
         create_rps=create_rps,
+        create_latency_ms=create_latency_ms,
+        fault_methods=frozenset(fault_method),
         forbidden_apps=frozenset(forbidden_app),
         journal=journal,
         seed=seed,
