@@ -199,7 +199,7 @@ class Rotation:
                 task, steps, outcome or Outcome.FAILED, f"{why}; nothing deleted, nothing created"
             )
         new = self._new(settings)
-        why = "rotation started; stopped before the DELETE's answer was recorded"
+        why = "intent: DELETE about to be sent (no later line: its answer was not recorded)"
         if not self._intent(ctx, task, "delete", new, Outcome.FAILED, why):
             message = "audit log write failed; nothing deleted, nothing created"
             return self._end(task, steps, Outcome.FAILED, message)
@@ -251,7 +251,7 @@ class Rotation:
             "create",
             new,
             Outcome.UNKNOWN,
-            "create about to be sent; no result line followed",
+            "intent: create about to be sent (no later line: its answer was lost)",
         ):
             return self._no_replacement(
                 task, steps, new, "audit log write failed before the create"
