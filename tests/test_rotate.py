@@ -53,7 +53,7 @@ def rotate(tmp_path: Path, *args: str, new_keys: bool = True) -> Result:
             "json",
             *out,
             *args,
-        ],  # fmt: skip
+        ],
         catch_exceptions=False,
     )
 

@@ -16,7 +16,6 @@ import pytest
 
 from revoker.emulator.process import EmulatorProcess
 from revoker.models import key_id
-
 from tests.reliability.helpers import (
     read_journal,
     revoker_cmd,
@@ -247,7 +246,7 @@ def test_sigkill_between_intent_and_result_then_resume_reports_unknown_and_never
     posts = [e for e in read_journal(journal) if e["method"] == "POST"]
     assert len(posts) == 1
     lines = rotate_lines(tmp_path)
-    assert lines[-1]["outcome"] == "unknown" and lines[-1]["phase"] == "result"
+    assert (lines[-1]["outcome"], lines[-1]["phase"]) == ("unknown", "result")
     assert lines[-1]["attempts"] == []  # the resumed run sent nothing for the pair
     assert new_keys(out) == []
 
