@@ -277,7 +277,7 @@ class Progress:
 
     def __call__(self, result: TaskResult) -> None:
         self.done += 1
-        if result.outcome in (Outcome.FAILED, Outcome.PRESENT):
+        if result.outcome in (Outcome.FAILED, Outcome.PRESENT, Outcome.UNKNOWN):
             self.bad += 1
         now = time.monotonic()
         if now - self._last >= 0.1 or self.done >= self.total:
