@@ -8,6 +8,7 @@ import os
 import signal
 import stat
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,7 @@ def test_sigkill_between_intent_and_result_then_resume_reports_unknown_and_never
                 timeout=30,
                 what="the create intent line",
             )
+            time.sleep(0.2)  # let the create leave (the test holds either way)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         finally:
@@ -235,16 +237,12 @@ def test_sigkill_between_intent_and_result_then_resume_reports_unknown_and_never
         resumed = run_revoker(*args, "--resume", "--append", "--output", "json", env=env)
         assert resumed.returncode == 1, resumed.stderr[-2000:]
         assert json.loads(resumed.stdout)["rotate"]["counts"] == {"unknown": 1}
-        # The killed run's create lands once the emulator's delay ends: one key, one POST.
-        wait_for(
-            lambda: any(e["method"] == "POST" for e in read_journal(journal)),
-            timeout=10,
-            what="the killed run's create in the journal",
-        )
-        wait_until_stable(journal)
-        assert len(emu.state()["keys"]) == 1
-    posts = [e for e in read_journal(journal) if e["method"] == "POST"]
-    assert len(posts) == 1
+        # A create the killed run had in flight lands once the emulator's delay ends
+        # (the kill may also have come before it left): at most one POST, one new key.
+        wait_until_stable(journal, quiet=2.0)
+        posts = [e for e in read_journal(journal) if e["method"] == "POST"]
+        assert len(posts) <= 1
+        assert len(emu.state()["keys"]) == len(posts)
     lines = rotate_lines(tmp_path)
     assert (lines[-1]["outcome"], lines[-1]["phase"]) == ("unknown", "result")
     assert lines[-1]["attempts"] == []  # the resumed run sent nothing for the pair
