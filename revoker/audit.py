@@ -153,6 +153,16 @@ class AuditLog:
     def task(self, event: str, result: TaskResult, **extra: Any) -> None:
         self.write(task_record(event, result, self.run_id, self.reveal_keys, **extra))
 
+    def sync(self) -> None:
+        """fsync now: a line that must be on disk before a request goes out."""
+        if self._fd is None:
+            raise AuditWriteError(f"{self.path}: audit log is closed")
+        try:
+            os.fsync(self._fd)
+            self._last_sync = time.monotonic()
+        except OSError as exc:
+            raise AuditWriteError(f"{self.path}: audit fsync failed ({exc.strerror})") from None
+
     def close(self) -> None:
         if self._fd is None:
             return

@@ -315,7 +315,7 @@ class Progress:
 
     def __call__(self, result: TaskResult) -> None:
         self.done += 1
-        if result.outcome in (Outcome.FAILED, Outcome.PRESENT):
+        if result.outcome in (Outcome.FAILED, Outcome.PRESENT, Outcome.UNKNOWN):
             self.bad += 1
         now = time.monotonic()
         if now - self._last >= 0.1 or self.done >= self.total:
@@ -504,6 +504,58 @@ def streams(show_all: bool, output: str, **opts: Any) -> None:
         plan.close()
     click.echo(render_streams(report, output))
     sys.exit(report.exit_code)
+
+
+@main.command()
+@input_options
+@client_options
+@click.option(
+    "--new-keys-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Where the replacement keys go (CSV, created 0600; required). Never stdout or logs.",
+)
+@click.option("--append", is_flag=True, help="Add to an existing --new-keys-file.")
+@click.option(
+    "--expires-after",
+    type=click.IntRange(min=0),
+    metavar="SECONDS",
+    help="Validity of the new keys (0 = never expires). Default: the old key's.",
+)
+@click.option(
+    "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."
+)
+@click.pass_context
+def rotate(
+    ctx: click.Context,
+    /,
+    new_keys_file: Path | None,
+    append: bool,
+    expires_after: int | None,
+    disconnect: bool,
+    **opts: Any,
+) -> None:
+    """Delete every key in every region where it exists and create a replacement there.
+
+    Each replacement has the old key's channel and uid; the new keys go only
+    to --new-keys-file. KEYS as for revoke.
+    """
+    from revoker.newkeys import NewKeysFile
+    from revoker.rotate import ROTATE, rotate_passes
+
+    settings = build_settings(opts, disconnect=disconnect)
+    missing = "rotate needs --new-keys-file PATH: the only place new keys are written"
+    if new_keys_file is None and not settings.dry_run:
+        raise UsageError(missing)
+
+    def passes(settings: RunSettings, plan: Any) -> list[Any]:
+        if new_keys_file is None:  # a dry run stops before its passes are built
+            raise UsageError(missing)
+        new_keys = NewKeysFile.open(new_keys_file, append=append)
+        ctx.call_on_close(new_keys.close)
+        return rotate_passes(settings, plan, new_keys, expires_after=expires_after)
+
+    _run(ctx, ROTATE, settings, (ROTATE,), passes, opts["output"], opts["credentials_file"])
 
 
 def _register_emulator() -> None:

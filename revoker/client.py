@@ -9,6 +9,7 @@ path); httpx errors never leave this module: they become
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -25,6 +26,7 @@ from revoker.errors import TransportFailure, UsageError
 from revoker.settings import ClientSettings
 
 KEYS_PATH = "/{region}/v1/projects/{app}/rtls/ingress/streamkeys/{key}"
+CREATE_PATH = "/{region}/v1/projects/{app}/rtls/ingress/streamkeys"
 STREAMS_PATH = "/{region}/v1/projects/{app}/rtls/ingress/online-streams"
 
 
@@ -334,7 +336,9 @@ class AgoraClient:
         if index == self._active and self.has_fallback:
             self._active = (index + 1) % len(self._bases)
 
-    async def request(self, method: str, path: str, *, query: str = "") -> ApiResponse:
+    async def request(
+        self, method: str, path: str, *, query: str = "", body: bytes = b""
+    ) -> ApiResponse:
         """One attempt of ``method path`` on the active host."""
         index = self._active
         joiner = self._joiners[index]
@@ -350,12 +354,18 @@ class AgoraClient:
         }
         if self.settings.auth == "hmac":
             raw_path = url.raw_path.decode("ascii")
-            headers.update(hmac_headers(self._credentials, host=host, method=method, path=raw_path))
+            headers.update(
+                hmac_headers(self._credentials, host=host, method=method, path=raw_path, body=body)
+            )
         else:
             headers["Authorization"] = self._basic
+        if body:
+            headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         try:
-            request = httpx.Request(method, url, headers=headers, extensions=self._extensions)
+            request = httpx.Request(
+                method, url, headers=headers, content=body or None, extensions=self._extensions
+            )
             response = await self._transport.handle_async_request(request)
             try:
                 await response.aread()
@@ -385,6 +395,15 @@ class AgoraClient:
 
     async def get_key(self, region: str, app_id: str, key: str) -> ApiResponse:
         return await self.request("GET", key_path(region, app_id, key))
+
+    async def create_key(
+        self, region: str, app_id: str, *, channel: str, uid: str, expires_after: int
+    ) -> ApiResponse:
+        """POST a new key with these settings; Agora generates the key (``data.streamKey``)."""
+        settings = {"channel": channel, "uid": uid, "expiresAfter": expires_after}
+        body = json.dumps({"settings": settings}, separators=(",", ":")).encode("utf-8")
+        path = CREATE_PATH.format(region=segment(region), app=segment(app_id))
+        return await self.request("POST", path, body=body)
 
     async def list_streams(
         self, region: str, app_id: str, channel: str | None = None

@@ -66,6 +66,10 @@ class AuditVerifyError(RevokerError):
     exit_code = EXIT_TAMPERED
 
 
+class NewKeysWriteError(RevokerError):
+    """A replacement key could not be written to ``rotate``'s new-keys file."""
+
+
 class TransportFailure(RevokerError):
     """A request got no HTTP response (connect, timeout, reset, protocol).
 

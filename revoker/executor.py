@@ -23,7 +23,7 @@ import structlog
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     retry_if_result,
     stop_after_attempt,
     wait_random_exponential,
@@ -38,6 +38,8 @@ from revoker.ratelimit import Pacer, RateLimits
 from revoker.settings import RetrySettings
 
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+# Answers that say the request was turned away before anything was done.
+REJECTED_STATUS = frozenset({409, 429})
 log = structlog.get_logger("revoker")
 
 HALT_INTERRUPTED = "interrupted"
@@ -91,6 +93,8 @@ class Context:
     limits: dict[str, RateLimits]  # by HTTP method
     halt: Halt
     throttled: int = 0  # 429 answers so far, with or without a rate limiter
+    # Set for tasks that must write an audit line before a request (rotate's intent).
+    audit: AuditLog | None = None
 
 
 def _where(exc: BaseException) -> str:
@@ -135,13 +139,22 @@ async def call_api(
     app_id: str,
     send: Callable[[], Awaitable[ApiResponse]],
     attempts: list[Attempt],
+    *,
+    idempotent: bool = True,
 ) -> ApiResponse:
     """One API call with retries; every attempt is appended to ``attempts``.
 
     Returns the last response (even a retryable one once attempts run out);
     raises TransportFailure if the last attempt got no response, Halted if
-    the run halted before an attempt was sent.
+    the run halted before an attempt was sent. A call that is not
+    ``idempotent`` (a create) is repeated only when the server cannot have
+    acted on it: 409 and 429, or a connection that was never made.
     """
+    retry_statuses = RETRYABLE_STATUS if idempotent else REJECTED_STATUS
+
+    def repeatable(exc: BaseException) -> bool:
+        return isinstance(exc, TransportFailure) and (idempotent or exc.connect)
+
     limiter: Pacer | None = ctx.limits[method].get(app_id)
 
     async def once() -> ApiResponse:
@@ -180,9 +193,11 @@ async def call_api(
     try:
         first = await once()
     except TransportFailure as exc:
+        if not repeatable(exc):
+            raise
         first = exc
     else:
-        if first.status not in RETRYABLE_STATUS or ctx.retry.max_attempts <= 1:
+        if first.status not in retry_statuses or ctx.retry.max_attempts <= 1:
             return first
     replay: list[ApiResponse | TransportFailure] = [first]
 
@@ -198,8 +213,7 @@ async def call_api(
         stop=stop_after_attempt(ctx.retry.max_attempts) | _StopWhenHalted(ctx.halt),
         wait=_wait(ctx),
         retry=(
-            retry_if_exception_type(TransportFailure)
-            | retry_if_result(lambda r: r.status in RETRYABLE_STATUS)
+            retry_if_exception(repeatable) | retry_if_result(lambda r: r.status in retry_statuses)
         ),
         sleep=ctx.halt.sleep,
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
@@ -214,6 +228,8 @@ async def call_task(
     method: str,
     send: Callable[[], Awaitable[ApiResponse]],
     classify: Callable[[ApiResponse], Outcome],
+    *,
+    idempotent: bool = True,
 ) -> tuple[TaskResult, ApiResponse | None]:
     """One API call (with retries) as a TaskResult, plus the last response if any."""
     attempts: list[Attempt] = []
@@ -221,7 +237,7 @@ async def call_task(
     result = TaskResult(task, Outcome.NOT_ATTEMPTED, attempts)
     response: ApiResponse | None = None
     try:
-        response = await call_api(ctx, method, task.app_id, send, attempts)
+        response = await call_api(ctx, method, task.app_id, send, attempts, idempotent=idempotent)
     except Halted:
         if attempts:
             result.outcome = Outcome.FAILED

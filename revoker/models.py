@@ -20,9 +20,11 @@ class Outcome(StrEnum):
     FAILED = "failed"
     NOT_ATTEMPTED = "not_attempted"
     DISCONNECTED = "disconnected"
+    ROTATED = "rotated"  # old key deleted, replacement created and saved
+    UNKNOWN = "unknown"  # a create's answer was lost: a human must look, never a second create
 
 
-DONE_OUTCOMES = frozenset({Outcome.REVOKED, Outcome.ABSENT})
+DONE_OUTCOMES = frozenset({Outcome.REVOKED, Outcome.ABSENT, Outcome.ROTATED})
 
 
 def key_id(key: str) -> str:

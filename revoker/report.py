@@ -20,14 +20,16 @@ from revoker.audit import ReadStats, iter_records
 from revoker.errors import EXIT_FAILED, EXIT_OK
 from revoker.models import REGIONS
 
-TASK_EVENTS = ("revoke", "verify", "query", "disconnect")
-PROBLEM_OUTCOMES = frozenset({"failed", "not_attempted"})
+TASK_EVENTS = ("revoke", "verify", "query", "disconnect", "rotate")
+PROBLEM_OUTCOMES = frozenset({"failed", "not_attempted", "unknown"})
 OUTCOME_ORDER = (
     "revoked",
+    "rotated",
     "disconnected",
     "present",
     "absent",
     "failed",
+    "unknown",
     "not_attempted",
 )
 MAX_PROBLEMS_SHOWN = 200

@@ -59,6 +59,7 @@ OK_OUTCOMES = {
     "verify": {str(Outcome.ABSENT)},
     "query": {str(Outcome.PRESENT), str(Outcome.ABSENT)},
     "disconnect": {str(Outcome.DISCONNECTED), str(Outcome.ABSENT)},
+    "rotate": {str(Outcome.ROTATED), str(Outcome.ABSENT)},
 }
 
 
@@ -124,11 +125,13 @@ def verdict(report: RunReport) -> str:
             "revoke": "every key revoked or absent in every region",
             "verify": "every key absent in every region",
             "prune": "every matching pair deleted",
+            "rotate": "every key rotated (or absent) in every region",
         }.get(report.command, "done")
     return {
         "revoke": "some keys were NOT revoked",
         "verify": "some keys are still present (or could not be checked)",
         "prune": "some pairs could NOT be checked or deleted",
+        "rotate": "some keys were NOT rotated",
     }.get(report.command, "failures")
 
 
@@ -154,6 +157,7 @@ class Pass:
     event: str
     tasks: Callable[[], Iterator[Task]]
     runner: Callable[[Context], TaskRunner]
+    notes: Callable[[], list[str]] | None = None  # summary lines, asked after the pass
 
 
 def prepare(
@@ -225,10 +229,13 @@ def execute(
             log.error("input changed during the run", detail=plan.changed)
             report.notes.append(f"ERROR: {plan.changed}; run again to be sure")
             report.exit_code = EXIT_FAILED
-        revoked = report.pass_for("revoke")
-        if revoked and revoked.counts.get(str(Outcome.REVOKED)) and not settings.disconnect:
+        revoked = report.pass_for("revoke") or report.pass_for("rotate")
+        deleted = revoked and (
+            revoked.counts.get(str(Outcome.REVOKED)) or revoked.counts.get(str(Outcome.ROTATED))
+        )
+        if revoked and deleted and not settings.disconnect:
             report.notes.append(STREAMS_NOTE)
-        elif revoked and settings.disconnect and command == "revoke":
+        elif revoked and settings.disconnect and command in ("revoke", "rotate"):
             report.notes.append(disconnect_note(report.pass_for("disconnect")))
         if report.halt_reason != HALT_AUDIT:
             audit.run_finished(
@@ -280,13 +287,13 @@ async def _run_passes(
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 pass
-    limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET")}
+    limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
     try:
         expected = plan.stats.tasks * len(passes)
         async with AgoraClient(
             settings.client, credentials, transport=transport, expected_requests=expected
         ) as client:
-            ctx = Context(client, settings.retry, limits, halt)
+            ctx = Context(client, settings.retry, limits, halt, audit=audit)
             for sweep in passes:
                 if halt.is_set:
                     break
@@ -303,6 +310,8 @@ async def _run_passes(
                 totals.extra["throttled_429"] = ctx.throttled - throttled_before
                 report.passes.append(totals)
                 report.passes.extend(totals.related.values())
+                if sweep.notes is not None:
+                    report.notes.extend(sweep.notes())
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -16,6 +16,7 @@ COLUMNS = {
     "verify": ["absent", "present", "failed", "not_attempted"],
     "query": ["present", "absent", "failed", "not_attempted"],
     "disconnect": ["disconnected", "absent", "failed", "not_attempted"],
+    "rotate": ["rotated", "absent", "failed", "unknown", "not_attempted"],
 }
 
 

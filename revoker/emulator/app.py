@@ -2,8 +2,9 @@
 
 Order of checks for every API request (admin endpoints under ``/_emulator/`` skip all):
 
-1. ``latency_ms`` sleep, plus a random 0..``jitter_ms`` (network jitter: requests
-   reach the rate limiter out of the rhythm they were sent in);
+1. ``latency_ms`` sleep (plus ``create_latency_ms`` for a POST), plus a random
+   0..``jitter_ms`` (network jitter: requests reach the rate limiter out of the
+   rhythm they were sent in);
 2. authentication (401, no ``X-Request-ID``);
 3. injected faults, decided before any state change: reset (connection dropped),
    5xx error, 429 throttle;
@@ -79,6 +80,10 @@ class EmulatorConfig:
     create_rps: float = 50.0
     rate_limit_algorithm: str = DEFAULT_ALGORITHM
     jitter_ms: float = 0.0
+    create_latency_ms: float = 0.0
+    """Extra delay before a create is answered (and the key made): a create in flight."""
+    fault_methods: frozenset[str] = field(default_factory=frozenset)
+    """Methods the injected faults apply to (empty: every method)."""
     forbidden_apps: frozenset[str] = field(default_factory=frozenset)
     journal: Path | None = None
     seed: int | None = None
@@ -182,6 +187,8 @@ class Emulator:
         delay = self.config.latency_ms
         if self.config.jitter_ms > 0:
             delay += self.jitter.uniform(0.0, self.config.jitter_ms)
+        if method == "POST":
+            delay += self.config.create_latency_ms
         if delay > 0:
             await asyncio.sleep(delay / 1000)
 
@@ -232,7 +239,8 @@ class Emulator:
         ):
             return 401, _error(MSG_AUTH), "auth", 0
 
-        fault = self.faults.draw()
+        methods = self.config.fault_methods
+        fault = self.faults.draw() if not methods or method in methods else None
         if fault is not None:
             if fault.kind == "reset":
                 return None, b"", "reset", 0

@@ -45,6 +45,15 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     default=0.0,
     help="Random 0..N ms added to every request's delay (network jitter).",
 )
+@click.option(
+    "--create-latency-ms", type=_RPS, default=0.0, help="Extra delay of every create (POST)."
+)
+@click.option(
+    "--fault-method",
+    type=click.Choice(["GET", "DELETE", "POST"]),
+    multiple=True,
+    help="Inject faults only into these methods (repeatable; default: all).",
+)
 @click.option("--forbidden-app", multiple=True, help="App ID answered 403 (repeatable).")
 @click.option("--seed-keys", type=_FILE, help="CSV of keys present at start.")
 @click.option("--live-streams", type=_FILE, help="CSV of streams running at start.")
@@ -87,6 +96,8 @@ def emulator(
     create_rps: float,
     rate_limit_algorithm: str,
     jitter_ms: float,
+    create_latency_ms: float,
+    fault_method: tuple[str, ...],
     forbidden_app: tuple[str, ...],
     seed_keys: Path | None,
     live_streams: Path | None,
@@ -143,6 +154,8 @@ def emulator(
         create_rps=create_rps,
         rate_limit_algorithm=rate_limit_algorithm,
         jitter_ms=jitter_ms,
+        create_latency_ms=create_latency_ms,
+        fault_methods=frozenset(fault_method),
         forbidden_apps=frozenset(forbidden_app),
         journal=journal,
         seed=seed,

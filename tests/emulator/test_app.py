@@ -544,3 +544,32 @@ def test_jitter_delays_each_request_by_a_random_0_to_n_ms(
     assert len(delays) == 20
     assert all(0.010 <= d <= 0.060 for d in delays)
     assert len(set(delays)) > 10, "each request draws its own delay"
+
+
+def test_create_rate_limit_is_its_own_budget_and_a_limited_create_makes_no_key() -> None:
+    app = make_app(seeded_state("k1"), create_rps=2, delete_rps=2)
+    body = {"settings": {"channel": "c", "uid": "1", "expiresAfter": 0}}
+    create = key_path("", "na").rstrip("/")
+
+    async def burst(client: httpx.AsyncClient) -> list[int]:
+        out = [(await client.post(create, json=body)).status_code for _ in range(3)]
+        out.append((await client.delete(key_path("k1"))).status_code)
+        return out
+
+    assert with_client(app, burst) == [200, 200, 429, 200]
+    assert app.emulator.state.key_count() == 1 + 2  # k1 in eu, plus the two created
+
+
+def test_faults_can_be_limited_to_one_method() -> None:
+    app = make_app(seeded_state("k1"), error_rate=1.0, fault_methods=frozenset({"DELETE"}))
+
+    async def both(client: httpx.AsyncClient) -> list[int]:
+        return [
+            (await client.get(key_path("k1"))).status_code,
+            (await client.delete(key_path("k1"))).status_code,
+        ]
+
+    get_status, delete_status = with_client(app, both)
+    assert get_status == 200
+    assert delete_status >= 500
+    assert app.emulator.state.get_key("na", APP_ID, "k1") is not None

@@ -64,9 +64,12 @@ def test_no_command_prints_logs_or_records_the_secret(
         k: v for k, v in env.items() if k not in ("AGORA_CUSTOMER_ID", "AGORA_CUSTOMER_SECRET")
     }
     audit_logs = [tmp_path / f"{n}.jsonl" for n in ("revoke", "verify", "prune", "wrong", "hmac")]
+    new_keys, rotated = tmp_path / "new-keys.csv", tmp_path / "rotate.jsonl"
+    outputs: list[str] = []
     k = str(keys_csv)
     runs: list[tuple[list[str], dict[str, str]]] = [
         (["-v", "revoke", k, "--dry-run"], env),
+        (["-v", "rotate", k, "--new-keys-file", str(new_keys), "--audit-log", str(rotated)], env),
         (["-v", "revoke", k, "--verify", "--audit-log", str(audit_logs[0])], env),
         (["-v", "verify", k, "--audit-log", str(audit_logs[1])], env),
         (["-v", "show", keys[0], "--app-id", "app1"], env),
@@ -79,7 +82,7 @@ def test_no_command_prints_logs_or_records_the_secret(
         (["revoke", k, "--base-url", "http://example.com"], env),
         (["emulator", "--help"], env),
     ]
-    known = {"revoke", "verify", "show", "prune", "report", "emulator"}
+    known = {"revoke", "verify", "show", "prune", "report", "emulator", "rotate"}
     for command in _commands():  # commands added later are still run, at least with --help
         runs.append(([command, "--help"], env))
         if command not in known:
@@ -89,12 +92,18 @@ def test_no_command_prints_logs_or_records_the_secret(
         result = run_revoker(*args, env=run_env, timeout=60)
         assert "Traceback" not in result.stderr, (args, result.stderr[-2000:])
         _assert_clean(result.stdout, result.stderr)
+        outputs += [result.stdout, result.stderr]
         ran.add(args[0] if not args[0].startswith("-") else next(a for a in args if a[0] != "-"))
     assert ran >= known
     assert audit_logs[0].exists()
     assert audit_logs[3].exists()
     for path in tmp_path.glob("*.jsonl"):
         _assert_clean(path.read_text(encoding="utf-8"))
+        outputs.append(path.read_text(encoding="utf-8"))
+    # The keys rotate created are only in its new-keys file: no output, log or audit line.
+    created = [line.split(",")[5] for line in new_keys.read_text().splitlines()[1:]]
+    assert created
+    assert not [key for key in created for text in outputs if key in text]
 
 
 @pytest.mark.integration

@@ -1,0 +1,254 @@
+"""``revoker rotate`` in-process (CliRunner) against a respx-mocked API: one pair at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from click.testing import CliRunner, Result
+
+from revoker.cli import main
+from revoker.models import key_id
+from revoker.newkeys import HEADER
+from tests.conftest import APP, BASE
+
+pytestmark = pytest.mark.usefixtures("creds")
+
+KEY = "leaked-key-0001-abcdef"
+NEW = "NEWKEY-very-secret-0001"
+KEY_URL = f"/na/v1/projects/{APP}/rtls/ingress/streamkeys/{KEY}"
+CREATE_URL = f"/na/v1/projects/{APP}/rtls/ingress/streamkeys"
+DATA = {"channel": "news", "uid": "1001", "expiresAfter": 0, "createdAt": "1686820170"}
+COLLISION = {"status": "error", "message": "Streaming key exists in region:na."}
+NOT_FOUND = {"status": "error", "message": "Resource not found and destroyed."}
+
+
+def rotate(tmp_path: Path, *args: str, new_keys: bool = True) -> Result:
+    out = ["--new-keys-file", str(tmp_path / "new.csv")] if new_keys else []
+    return CliRunner().invoke(
+        main,
+        [
+            "--log-format",
+            "json",
+            "rotate",
+            "--base-url",
+            BASE,
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            "--max-rps",
+            "0",
+            "--regions",
+            "na",
+            "--app-id",
+            APP,
+            "--key",
+            KEY,
+            "--output",
+            "json",
+            *out,
+            *args,
+        ],
+        catch_exceptions=False,
+    )
+
+
+def present(api: respx.MockRouter) -> None:
+    api.get(KEY_URL).respond(200, json={"status": "success", "data": DATA})
+    api.delete(KEY_URL).respond(200, json={"status": "success"})
+
+
+def created(key: str = NEW) -> httpx.Response:
+    return httpx.Response(
+        200, json={"status": "success", "data": {**DATA, "streamKey": key, "expiresAfter": 60}}
+    )
+
+
+def result_line(tmp_path: Path) -> dict[str, Any]:
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [r for r in records if r["event"] == "rotate" and r["phase"] == "result"][-1]
+
+
+def test_the_replacement_is_created_with_the_old_channel_uid_and_the_new_validity(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    present(api)
+    create = api.post(CREATE_URL).mock(return_value=created())
+    done = rotate(tmp_path, "--expires-after", "60")
+    assert done.exit_code == 0, done.output
+    body = json.loads(create.calls.last.request.content)
+    assert body == {"settings": {"channel": "news", "uid": "1001", "expiresAfter": 60}}
+    row = (tmp_path / "new.csv").read_text().splitlines()
+    assert row == [",".join(HEADER), f"{APP},na,news,1001,{key_id(KEY)},{NEW},60"]
+    record = result_line(tmp_path)
+    assert record["outcome"] == "rotated"
+    assert record["new_key_id"] == key_id(NEW)
+    assert NEW not in done.output
+    assert NEW not in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_a_key_collision_is_retried_with_a_new_create(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    present(api)
+    create = api.post(CREATE_URL).mock(
+        side_effect=[httpx.Response(400, json=COLLISION), httpx.Response(400, json=COLLISION),
+                     created()]
+    )  # fmt: skip
+    assert rotate(tmp_path).exit_code == 0
+    assert create.call_count == 3
+    assert len(result_line(tmp_path)["create"]["attempts"]) == 3
+
+
+def test_collisions_stop_after_a_few_creates_and_say_no_replacement_was_issued(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    present(api)
+    create = api.post(CREATE_URL).respond(400, json=COLLISION)
+    done = rotate(tmp_path)
+    assert done.exit_code == 1
+    assert create.call_count == 4
+    record = result_line(tmp_path)
+    assert record["outcome"] == "failed"
+    assert record["message"].startswith("old key already deleted, no replacement issued")
+
+
+@pytest.mark.parametrize("status", [500, 504])
+def test_a_5xx_create_is_unknown_and_never_sent_again(
+    tmp_path: Path, api: respx.MockRouter, status: int
+) -> None:
+    present(api)
+    create = api.post(CREATE_URL).respond(status, json={"status": "error", "message": "x"})
+    done = rotate(tmp_path)
+    assert done.exit_code == 1
+    assert create.call_count == 1
+    assert result_line(tmp_path)["outcome"] == "unknown"
+    assert json.loads(done.stdout)["rotate"]["counts"] == {"unknown": 1}
+
+
+def test_a_lost_create_answer_is_unknown_and_never_sent_again(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    present(api)
+    create = api.post(CREATE_URL).mock(side_effect=httpx.ReadTimeout("lost"))
+    assert rotate(tmp_path).exit_code == 1
+    assert create.call_count == 1
+    assert result_line(tmp_path)["outcome"] == "unknown"
+
+
+def test_a_throttled_create_is_retried(tmp_path: Path, api: respx.MockRouter) -> None:
+    present(api)
+    throttled = httpx.Response(429, json={"status": "error"}, headers={"Retry-After": "0"})
+    create = api.post(CREATE_URL).mock(side_effect=[throttled, created()])
+    assert rotate(tmp_path).exit_code == 0
+    assert create.call_count == 2
+
+
+def test_a_key_not_stored_is_still_deleted_and_nothing_is_created(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    api.get(KEY_URL).respond(404, json=NOT_FOUND)
+    delete = api.delete(KEY_URL).respond(404, json=NOT_FOUND)
+    create = api.post(CREATE_URL).mock(return_value=created())
+    assert rotate(tmp_path).exit_code == 0
+    assert delete.call_count == 1
+    assert create.call_count == 0
+    assert result_line(tmp_path)["outcome"] == "absent"
+
+
+def test_a_failed_query_deletes_nothing(tmp_path: Path, api: respx.MockRouter) -> None:
+    api.get(KEY_URL).respond(403, json={"status": "error", "message": "not enabled"})
+    delete = api.delete(KEY_URL).respond(200, json={"status": "success"})
+    assert rotate(tmp_path).exit_code == 1
+    assert delete.call_count == 0
+
+
+def write_audit(tmp_path: Path, *records: dict[str, Any]) -> None:
+    base = {"ts": "2026-01-01T00:00:00.000Z", "run_id": "earlier", "app_id": APP,
+            "region": "na", "key_id": key_id(KEY), "key_hint": "leak...def"}  # fmt: skip
+    lines = [json.dumps({**base, "event": "rotate", **r}) for r in records]
+    (tmp_path / "audit.jsonl").write_text("\n".join(lines) + "\n")
+
+
+SETTINGS = {"channel": "news", "uid": "1001", "expires_after": 0}
+
+
+def test_resume_after_a_create_intent_reports_unknown_without_any_request(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS},
+                {"phase": "create", "outcome": "unknown", **SETTINGS})  # fmt: skip
+    done = rotate(tmp_path, "--resume")
+    assert done.exit_code == 1
+    assert len(api.calls) == 0
+    assert result_line(tmp_path)["outcome"] == "unknown"
+
+
+def test_resume_after_a_delete_intent_creates_from_the_recorded_settings(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS})
+    api.get(KEY_URL).respond(404, json=NOT_FOUND)  # the killed run's DELETE went through
+    create = api.post(CREATE_URL).mock(return_value=created())
+    assert rotate(tmp_path, "--resume").exit_code == 0
+    assert json.loads(create.calls.last.request.content)["settings"]["channel"] == "news"
+    assert result_line(tmp_path)["outcome"] == "rotated"
+
+
+def test_resume_skips_pairs_already_rotated(tmp_path: Path, api: respx.MockRouter) -> None:
+    write_audit(tmp_path, {"phase": "result", "outcome": "rotated", **SETTINGS})
+    done = rotate(tmp_path, "--resume")
+    assert done.exit_code == 0
+    assert len(api.calls) == 0
+
+
+def test_without_new_keys_file_rotate_exits_2_and_sends_nothing(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    done = rotate(tmp_path, new_keys=False)
+    assert done.exit_code == 2
+    assert "--new-keys-file" in done.output
+    assert len(api.calls) == 0
+
+
+def test_an_existing_new_keys_file_is_refused_unless_appending(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    path = tmp_path / "new.csv"
+    path.write_text(",".join(HEADER) + "\n")
+    path.chmod(0o600)
+    done = rotate(tmp_path)
+    assert done.exit_code == 2
+    assert "already exists" in done.output
+    assert len(api.calls) == 0
+    present(api)
+    api.post(CREATE_URL).mock(return_value=created())
+    assert rotate(tmp_path, "--append").exit_code == 0
+    assert len(path.read_text().splitlines()) == 2
+
+
+def test_a_symlinked_new_keys_file_is_refused(tmp_path: Path, api: respx.MockRouter) -> None:
+    target = tmp_path / "elsewhere.csv"
+    (tmp_path / "new.csv").symlink_to(target)
+    for extra in ((), ("--append",)):
+        done = rotate(tmp_path, *extra)
+        assert done.exit_code == 2
+        assert not target.exists()
+    assert len(api.calls) == 0
+
+
+def test_the_new_keys_file_is_created_0600(tmp_path: Path, api: respx.MockRouter) -> None:
+    present(api)
+    api.post(CREATE_URL).mock(return_value=created())
+    old = os.umask(0)
+    try:
+        assert rotate(tmp_path).exit_code == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.csv").stat().st_mode) == 0o600
