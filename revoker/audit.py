@@ -7,6 +7,7 @@ in groups. Readers skip a torn line (a crash mid-write) and count it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -55,10 +56,20 @@ class AuditLog:
     def open(
         cls, path: Path, run_id: str, *, reveal_keys: bool = False, fsync_interval: float = 0.25
     ) -> AuditLog:
-        """Create (mode 0600) or append to ``path``; AuditLogError (exit 2) if it cannot."""
+        """Create (mode 0600) or append to ``path``; AuditLogError (exit 2) if it cannot.
+
+        A symbolic link (even a dangling one) is refused: following it would let
+        whoever placed it choose which file gets the records and a new mode.
+        """
+        if path.is_symlink():
+            raise AuditLogError(f"{path}: audit log is a symbolic link; give the real path")
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # became a link after the check above
+                raise AuditLogError(
+                    f"{path}: audit log is a symbolic link; give the real path"
+                ) from None
             raise AuditLogError(f"{path}: cannot open audit log ({exc.strerror})") from None
         try:
             info = os.fstat(fd)

@@ -5,7 +5,10 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from revoker.audit import AuditLog, ReadStats, iter_records, load_done, task_record
+from revoker.errors import AuditLogError
 from revoker.models import Attempt, Outcome, Task, TaskResult, key_id
 
 TASK = Task("app1", "eu", "stream-key-0123456789")
@@ -124,3 +127,26 @@ def test_lines_with_wrongly_typed_fields_are_skipped_and_counted(tmp_path: Path)
     assert [r["outcome"] for r in iter_records(path, stats)] == ["revoked"]
     assert stats.torn == 2
     assert load_done(path) == {("app1", "eu", key_id(TASK.key))}
+
+
+def test_a_symlinked_audit_log_is_refused_and_its_target_left_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    target.chmod(0o644)
+    link = tmp_path / "audit.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(AuditLogError, match="symbolic link") as caught:
+        AuditLog.open(link, "run-1")
+    assert str(link) in str(caught.value)
+    assert caught.value.exit_code == 2
+    assert target.read_text() == "keep me\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_a_dangling_symlink_as_audit_log_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.jsonl"
+    link = tmp_path / "audit.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(AuditLogError, match="symbolic link"):
+        AuditLog.open(link, "run-1")
+    assert not target.exists()
