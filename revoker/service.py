@@ -53,6 +53,11 @@ STREAMS_NOTE = (
     "Deleting a key does not stop a stream already running with it: "
     "use --disconnect (or Agora's force-disconnect with the stream's SID)."
 )
+# SIGHUP too: a closed terminal or a dropped ssh session must stop a run as
+# gracefully as SIGTERM, not kill it with DELETEs unrecorded.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 OK_OUTCOMES = {
     "revoke": {str(Outcome.REVOKED), str(Outcome.ABSENT)},
     "verify": {str(Outcome.ABSENT)},
@@ -263,7 +268,7 @@ async def _run_passes(
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     if install_signal_handlers:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             try:
                 loop.add_signal_handler(sig, _on_signal, loop, halt, sig)
                 installed.append(sig)
@@ -302,8 +307,8 @@ def _on_signal(loop: asyncio.AbstractEventLoop, halt: Halt, sig: signal.Signals)
     """First signal: finish in-flight requests, record the rest. Second: default action."""
     log.warning("signal received: finishing in-flight requests", signal=sig.name)
     halt.trip(HALT_INTERRUPTED)
-    loop.remove_signal_handler(signal.SIGINT)
-    loop.remove_signal_handler(signal.SIGTERM)
+    for stop in STOP_SIGNALS:
+        loop.remove_signal_handler(stop)
 
 
 def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:

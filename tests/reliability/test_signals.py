@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM: exit 130, in-flight requests finish and are recorded, the rest
+"""SIGINT, SIGTERM and SIGHUP: exit 130, in-flight requests finish and are recorded, the rest
 is ``not_attempted``, and ``--resume`` completes the job without resending done pairs."""
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ CONCURRENCY = 8
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"]
+)
 def test_signal_finishes_in_flight_records_the_rest_not_attempted_and_resume_completes(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
