@@ -7,10 +7,12 @@ in groups. Readers skip a torn line (a crash mid-write) and count it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,6 +129,39 @@ class AuditLog:
             raise AuditWriteError(f"{self.path}: audit fsync failed ({exc.strerror})") from None
         finally:
             os.close(fd)
+
+
+def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) -> Path | None:
+    """Write the lines the audit log refused to a new 0600 file; its path, or None.
+
+    Next to the log first (the user looks there), else in the temporary
+    directory (often another file system when the log's is full). The lines
+    are audit lines, so the file can be appended to the log once there is room.
+    """
+    data = b"".join(
+        (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        for r in records
+    )
+    name = f"{log_path.name}.unrecorded-{run_id}.jsonl"
+    for folder in (log_path.parent, Path(tempfile.gettempdir())):
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            continue
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            continue
+        os.close(fd)
+        return path
+    return None
 
 
 def task_record(

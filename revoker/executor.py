@@ -30,7 +30,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from revoker.audit import AuditLog
+from revoker.audit import AuditLog, task_record
 from revoker.client import AgoraClient, ApiResponse, segment
 from revoker.errors import AuditWriteError, TransportFailure
 from revoker.models import Attempt, Outcome, Task, TaskResult
@@ -311,6 +311,8 @@ class Totals:
     per_region: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     unrecorded: list[TaskResult] = field(default_factory=list)
+    # The audit lines of ``unrecorded`` (keys masked), for the fallback file.
+    unrecorded_records: list[dict[str, Any]] = field(default_factory=list)
     extra: Counter[str] = field(default_factory=Counter)
     # Totals of the follow-up lines (TaskResult.follow_ups) of this pass, by event.
     related: dict[str, Totals] = field(default_factory=dict)
@@ -384,9 +386,12 @@ async def run_tasks(
             except AuditWriteError as exc:
                 log.error("audit log write failed; stopping", error=str(exc))
                 ctx.halt.trip(HALT_AUDIT)
-        for index, (name, unit, _) in enumerate(units):
+        for index, (name, unit, fields) in enumerate(units):
             if index >= written:
                 totals.unrecorded.append(unit)
+                totals.unrecorded_records.append(
+                    task_record(name, unit, audit.run_id, False, **fields)
+                )
             elif index == 0:
                 totals.add(unit)
             else:

@@ -17,7 +17,7 @@ from typing import IO, Any
 import httpx
 import structlog
 
-from revoker.audit import AuditLog, load_done
+from revoker.audit import AuditLog, load_done, save_unrecorded
 from revoker.auth import Credentials
 from revoker.client import AgoraClient
 from revoker.disconnect import disconnect_note, revoke_and_disconnect
@@ -79,6 +79,8 @@ class RunReport:
     dry_run: bool = False
     exit_code: int = EXIT_OK
     notes: list[str] = field(default_factory=list)
+    # Where the tasks the audit log refused were saved (None: nowhere but the summary).
+    unrecorded_file: Path | None = None
 
     @property
     def unrecorded(self) -> list[TaskResult]:
@@ -108,6 +110,7 @@ class RunReport:
                 }
                 for r in self.unrecorded
             ],
+            "unrecorded_file": str(self.unrecorded_file) if self.unrecorded_file else None,
             "notes": self.notes,
         }
 
@@ -250,6 +253,9 @@ def execute(
         except AuditWriteError:
             report.halt_reason = report.halt_reason or HALT_AUDIT
             report.exit_code = EXIT_FAILED
+        if report.unrecorded:
+            records = [r for p in report.passes for r in p.unrecorded_records]
+            report.unrecorded_file = save_unrecorded(settings.audit_log, run_id, records)
     return report
 
 
