@@ -292,6 +292,8 @@ def test_a_follow_up_line_that_cannot_be_written_is_listed_unrecorded_alone() ->
     written: list[str] = []
 
     class FullAfterOneLine:
+        run_id = "run-1"
+
         def task(self, event: str, result: TaskResult, **fields: Any) -> None:
             if written:
                 raise AuditWriteError("disk full")
