@@ -24,7 +24,7 @@ import structlog
 
 from revoker import __version__
 from revoker.errors import AuditLogError, AuditWriteError
-from revoker.models import DONE_OUTCOMES, TaskResult
+from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
 
 log = structlog.get_logger("revoker")
 
@@ -241,18 +241,25 @@ def _well_formed(record: Any) -> bool:
     return isinstance(attempts, list) and all(isinstance(a, dict) for a in attempts)
 
 
-def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[tuple[str, str, str]]:
-    """(app_id, region, key_id) of tasks whose latest outcome is revoked or absent."""
-    latest: dict[tuple[str, str, str], bool] = {}
+def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[int]:
+    """:func:`done_digest` of the tasks whose latest outcome is revoked or absent.
+
+    Only the digests of pairs done so far are held (a later line that is not
+    done removes its pair), not a record per pair.
+    """
+    done: set[int] = set()
     if not path.exists():
-        return set()
+        return done
     done_values = {str(o) for o in DONE_OUTCOMES}
     for record in iter_records(path):
         if record.get("event") not in events:
             continue
         try:
-            task = (str(record["app_id"]), str(record["region"]), str(record["key_id"]))
+            digest = done_digest(record["app_id"], record["region"], record["key_id"])
         except KeyError:
             continue
-        latest[task] = record.get("outcome") in done_values
-    return {task for task, done in latest.items() if done}
+        if record.get("outcome") in done_values:
+            done.add(digest)
+        else:
+            done.discard(digest)
+    return done

@@ -15,15 +15,15 @@ from typing import Any
 
 from revoker.errors import InputError, InputErrors, UsageError
 from revoker.inputs import KeyRow, Source, iter_rows
-from revoker.models import REGIONS, Task, key_hint, key_id
+from revoker.models import REGIONS, Task, done_digest, key_hint, key_id
 from revoker.settings import InputSettings, Shard
 
 MAX_ERRORS_SHOWN = 20
 SAMPLE_SIZE = 5
 _REGION_BIT = {region: 1 << i for i, region in enumerate(REGIONS)}
 
-# (app_id, region, key_id) of tasks already done, from an audit log.
-DoneSet = set[tuple[str, str, str]]
+# models.done_digest of the tasks already done, from an audit log.
+DoneSet = set[int]
 
 
 def shard_of(key: str, count: int) -> int:
@@ -155,7 +155,7 @@ def _iter_tasks(
         kid = key_id(row.key) if done else ""
         for region in REGIONS:
             if new & _REGION_BIT[region]:
-                if done and (row.app_id, region, kid) in done:
+                if done and done_digest(row.app_id, region, kid) in done:
                     skipped += 1
                     continue
                 yield Task(row.app_id, region, row.key)
