@@ -43,6 +43,8 @@ log = structlog.get_logger("revoker")
 HALT_INTERRUPTED = "interrupted"
 HALT_AUTH = "auth_rejected"
 HALT_AUDIT = "audit_write_failed"
+# The one line recording, by count, the tasks of a pass a halt kept from starting.
+NOT_STARTED = "not_started"
 
 
 class Halted(Exception):
@@ -362,13 +364,18 @@ async def run_tasks(
     event: str,
     concurrency: int,
     on_result: Callable[[TaskResult], None] | None = None,
+    planned: Counter[str] | None = None,
 ) -> Totals:
     """Run every task (at most ``concurrency`` at once) and record each as it ends.
 
-    Once the run halts, no new request is sent: the remaining tasks are
-    recorded ``not_attempted``. If the audit log cannot be written, the run
-    halts and the results that could not be recorded are kept in
-    ``Totals.unrecorded``.
+    Once the run halts, no new task is started. A started task that sent
+    nothing gets its own ``not_attempted`` line; the tasks never started get
+    one ``not_started`` line with their count per region (``planned``, the
+    pass's tasks per region, gives it at once; without it the rest of
+    ``tasks`` is read to count them), so stopping a huge run stays quick and
+    small and ``--resume`` still redoes them. If the audit log cannot be
+    written, the run halts and the results that could not be recorded are
+    kept in ``Totals.unrecorded``.
     """
     totals = Totals(event)
 
@@ -399,35 +406,77 @@ async def run_tasks(
         if written == len(units) and on_result is not None:
             on_result(result)
 
+    started: Counter[str] = Counter()
+    tasks = iter(tasks)
+
     async def worker() -> None:
-        for task in tasks:
-            if ctx.halt.is_set:
-                if ctx.halt.reason == HALT_AUDIT:
-                    return
-                record(TaskResult(task, Outcome.NOT_ATTEMPTED, message=ctx.halt.reason))
-            else:
-                try:
-                    result = await runner(task)
-                except Exception as exc:  # a bug must not lose the record of a task
-                    # Only the type and where: an exception's text may carry a URL (the
-                    # key) or request headers (the credentials).
-                    where = _where(exc)
-                    log.error(
-                        "internal error in task",
-                        error=type(exc).__name__,
-                        where=where,
-                        region=task.region,
-                        key=task.key_hint,
-                    )
-                    result = TaskResult(
-                        task,
-                        Outcome.FAILED,
-                        message=f"internal error: {type(exc).__name__} at {where}",
-                    )
-                record(result)
+        while not ctx.halt.is_set:
+            task = next(tasks, None)
+            if task is None:
+                return
+            started[task.region] += 1
+            try:
+                result = await runner(task)
+            except Exception as exc:  # a bug must not lose the record of a task
+                # Only the type and where: an exception's text may carry a URL (the
+                # key) or request headers (the credentials).
+                where = _where(exc)
+                log.error(
+                    "internal error in task",
+                    error=type(exc).__name__,
+                    where=where,
+                    region=task.region,
+                    key=task.key_hint,
+                )
+                result = TaskResult(
+                    task,
+                    Outcome.FAILED,
+                    message=f"internal error: {type(exc).__name__} at {where}",
+                )
+            record(result)
             # Let the loop breathe between tasks (signals, other workers), even when a
             # transport answers without ever suspending.
             await asyncio.sleep(0)
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    if ctx.halt.is_set and ctx.halt.reason != HALT_AUDIT:
+        _record_not_started(tasks, planned, started, audit, event, ctx.halt, totals)
     return totals
+
+
+def _record_not_started(
+    tasks: Iterator[Task],
+    planned: Counter[str] | None,
+    started: Counter[str],
+    audit: AuditLog,
+    event: str,
+    halt: Halt,
+    totals: Totals,
+) -> None:
+    """One ``not_started`` line for the tasks a halted pass never started."""
+    if planned is None:
+        remaining: Counter[str] = Counter(task.region for task in tasks)
+    else:
+        remaining = planned - started
+    count = sum(remaining.values())
+    if not count:
+        return
+    per_region = {region: remaining[region] for region in sorted(remaining)}
+    try:
+        audit.event(
+            NOT_STARTED,
+            for_event=event,
+            outcome=str(Outcome.NOT_ATTEMPTED),
+            message=halt.reason,
+            tasks=count,
+            per_region=per_region,
+        )
+    except AuditWriteError as exc:
+        log.error("audit log write failed", error=str(exc))
+        halt.trip(HALT_AUDIT)
+        return
+    outcome = str(Outcome.NOT_ATTEMPTED)
+    totals.counts[outcome] += count
+    for region, n in per_region.items():
+        totals.per_region.setdefault(region, Counter())[outcome] += n
+    totals.extra[NOT_STARTED] += count

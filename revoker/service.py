@@ -159,6 +159,7 @@ class Pass:
     event: str
     tasks: Callable[[], Iterator[Task]]
     runner: Callable[[Context], TaskRunner]
+    include_done: bool = False  # whether ``tasks`` yields the pairs --resume skips
 
 
 def prepare(
@@ -299,6 +300,7 @@ async def _run_passes(
                     event=sweep.event,
                     concurrency=settings.client.concurrency,
                     on_result=on_result,
+                    planned=plan.region_counts(include_done=sweep.include_done),
                 )
                 totals.extra["throttled_429"] = ctx.throttled - throttled_before
                 report.passes.append(totals)
@@ -331,4 +333,4 @@ def verify_pass(plan: Plan, *, include_done: bool = False) -> Pass:
     def runner(ctx: Context) -> TaskRunner:
         return lambda task: query_task(ctx, task)
 
-    return Pass("verify", lambda: plan.tasks(include_done=include_done), runner)
+    return Pass("verify", lambda: plan.tasks(include_done=include_done), runner, include_done)
