@@ -284,7 +284,7 @@ class Progress:
             self._last = now
             width = 30
             filled = int(width * self.done / max(self.total, 1))
-            click.echo(
+            _echo(
                 f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
                 f"{self.done}/{self.total} problems={self.bad}",
                 err=True,
@@ -318,11 +318,12 @@ def finish(report: Any, output: str) -> None:
     sys.exit(report.exit_code)
 
 
-def _echo(text: str, err: bool = False) -> None:
-    """click.echo, where a stream nobody reads any more is silenced instead of fatal."""
+def _echo(text: str, err: bool = False, nl: bool = True) -> None:
+    """click.echo, where a stream nobody reads any more (a closed pipe, a hung-up
+    terminal) is silenced instead of fatal."""
     stream = sys.stderr if err else sys.stdout
     try:
-        click.echo(text, err=err)
+        click.echo(text, err=err, nl=nl)
         stream.flush()
     except OSError:
         # Point the stream at /dev/null, so the flush at exit cannot fail and

@@ -87,7 +87,7 @@ class AuditReport:
 
     @property
     def task_count(self) -> int:
-        return len(self.latest) + sum(line["tasks"] for line in self.pending_not_started())
+        return len(self.latest) + sum(int(line["tasks"]) for line in self.pending_not_started())
 
     def _resumed_later(self, run: dict[str, Any]) -> bool:
         """Whether a later ``--resume`` run in the same log finished."""

@@ -4,6 +4,8 @@ recorded, and the exit code is the one ``run_finished`` records."""
 
 from __future__ import annotations
 
+import os
+import pty
 import signal
 import subprocess
 from collections import Counter
@@ -109,3 +111,40 @@ def test_a_401_after_stderr_closed_records_every_task_and_run_finished(tmp_path:
     records = task_records(read.records)
     assert {e["request_id"] for e in entries} == set(attempt_ids(records))
     assert {pair(r) for r in records} <= pairs_of(keys)
+
+
+@pytest.mark.integration
+def test_sighup_after_the_terminal_went_away_stops_gracefully_and_records_everything(
+    tmp_path: Path,
+) -> None:
+    keys = make_keys(100)
+    keys_csv = write_keys_csv(tmp_path / "keys.csv", keys)
+    journal = tmp_path / "journal.jsonl"
+    audit = tmp_path / "audit.jsonl"
+    with EmulatorProcess(
+        "--seed-keys", str(keys_csv), "--journal", str(journal),
+        "--latency-ms", "300", "--delete-rps", "0",
+    ) as emulator:  # fmt: skip
+        args = ["revoke", str(keys_csv), "--audit-log", str(audit), "--max-rps", "0",
+                "--concurrency", "8"]  # fmt: skip
+        terminal, tty = pty.openpty()  # stderr is a terminal: the progress line is drawn
+        proc = subprocess.Popen(
+            revoker_cmd(*args),
+            env=revoker_env(emulator.client_env()),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=tty,
+        )
+        os.close(tty)
+        try:
+            wait_for(lambda: count_lines(audit, b'"event":"revoke"') >= 12, 30, "12 task lines")
+        finally:
+            os.close(terminal)  # the terminal is gone: writing to it fails (EIO)
+        proc.send_signal(signal.SIGHUP)
+        code = _wait(proc)
+        entries = read_journal(journal)
+    read = read_audit(audit)
+    assert read.records[-1]["event"] == "run_finished"
+    assert code == read.records[-1]["exit_code"] == 130
+    records = task_records(read.records)
+    assert {e["request_id"] for e in entries} <= set(attempt_ids(records))
