@@ -2,8 +2,9 @@
 
 - It cannot be opened or written at start: exit 2 and not one request sent.
 - A write fails mid-run (disk full): no new request is sent, exit 1, and every
-  task that completed without its line is printed. Every request the server saw
-  is either in the audit log or in that printed list.
+  task that completed without its line is printed (all of them, at any
+  concurrency) and saved to a 0600 file named on stderr. Every request the
+  server saw is either in the audit log or in that printed list.
 """
 
 from __future__ import annotations
