@@ -9,10 +9,13 @@ file is locked (``flock``) while a run writes it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ import structlog
 from revoker import __version__
 from revoker.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
-from revoker.models import DONE_OUTCOMES, TaskResult
+from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
 
 if TYPE_CHECKING:  # cryptography is imported only when a run signs
     from revoker.signing import Signer
@@ -79,10 +82,20 @@ class AuditLog:
         signer: Signer | None = None,
     ) -> AuditLog:
         """Create (mode 0600) or append to ``path`` and lock it; AuditLogError (exit 2)
-        if it cannot, or if another run holds the lock."""
+        if it cannot, or if another run holds the lock.
+
+        A symbolic link (even a dangling one) is refused: following it would let
+        whoever placed it choose which file gets the records and a new mode.
+        """
+        if path.is_symlink():
+            raise AuditLogError(f"{path}: audit log is a symbolic link; give the real path")
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # became a link after the check above
+                raise AuditLogError(
+                    f"{path}: audit log is a symbolic link; give the real path"
+                ) from None
             raise AuditLogError(f"{path}: cannot open audit log ({exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -179,6 +192,39 @@ def _encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) -> Path | None:
+    """Write the lines the audit log refused to a new 0600 file; its path, or None.
+
+    Next to the log first (the user looks there), else in the temporary
+    directory (often another file system when the log's is full). The lines
+    are audit lines, so the file can be appended to the log once there is room.
+    """
+    data = b"".join(
+        (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        for r in records
+    )
+    name = f"{log_path.name}.unrecorded-{run_id}.jsonl"
+    for folder in (log_path.parent, Path(tempfile.gettempdir())):
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            continue
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            continue
+        os.close(fd)
+        return path
+    return None
+
+
 def task_record(
     event: str, result: TaskResult, run_id: str, reveal_keys: bool, **extra: Any
 ) -> dict[str, Any]:
@@ -256,18 +302,25 @@ def _well_formed(record: Any) -> bool:
     return isinstance(attempts, list) and all(isinstance(a, dict) for a in attempts)
 
 
-def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[tuple[str, str, str]]:
-    """(app_id, region, key_id) of tasks whose latest outcome is revoked or absent."""
-    latest: dict[tuple[str, str, str], bool] = {}
+def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[int]:
+    """:func:`done_digest` of the tasks whose latest outcome is revoked or absent.
+
+    Only the digests of pairs done so far are held (a later line that is not
+    done removes its pair), not a record per pair.
+    """
+    done: set[int] = set()
     if not path.exists():
-        return set()
+        return done
     done_values = {str(o) for o in DONE_OUTCOMES}
     for record in iter_records(path):
         if record.get("event") not in events:
             continue
         try:
-            task = (str(record["app_id"]), str(record["region"]), str(record["key_id"]))
+            digest = done_digest(record["app_id"], record["region"], record["key_id"])
         except KeyError:
             continue
-        latest[task] = record.get("outcome") in done_values
-    return {task for task, done in latest.items() if done}
+        if record.get("outcome") in done_values:
+            done.add(digest)
+        else:
+            done.discard(digest)
+    return done

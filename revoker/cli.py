@@ -322,7 +322,7 @@ class Progress:
             self._last = now
             width = 30
             filled = int(width * self.done / max(self.total, 1))
-            click.echo(
+            _echo(
                 f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
                 f"{self.done}/{self.total} problems={self.bad}",
                 err=True,
@@ -343,14 +343,39 @@ def finish(report: Any, output: str) -> None:
     """Print the summary (and any unrecorded tasks), then exit with the report's code."""
     from revoker.summary import render
 
-    click.echo(render(report, output))
     if report.unrecorded:
-        click.echo(
-            f"revoker: error: {len(report.unrecorded)} completed tasks could not be written "
-            "to the audit log (listed in the summary above)",
+        saved = report.unrecorded_file
+        where = (
+            f"their audit lines are saved in {saved}; append them to the log once there is room"
+            if saved
+            else "saving them to a file failed too; they are listed in the summary"
+        )
+        _echo(
+            f"revoker: error: {len(report.unrecorded)} completed tasks could not be "
+            f"written to the audit log: {where}",
             err=True,
         )
+    _echo(render(report, output))
     sys.exit(report.exit_code)
+
+
+def _echo(text: str, err: bool = False, nl: bool = True) -> None:
+    """click.echo, where a stream nobody reads any more (a closed pipe, a hung-up
+    terminal) is silenced instead of fatal."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        click.echo(text, err=err, nl=nl)
+        stream.flush()
+    except OSError:
+        # Point the stream at /dev/null, so the flush at exit cannot fail and
+        # change the exit code that the audit log's run_finished already holds.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(devnull)
 
 
 def _run(

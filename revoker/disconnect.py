@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from revoker.executor import (
     query_task,
     revoke_task,
 )
-from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult
+from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult, done_digest
 from revoker.streams import KeyIdentity, KeyIndex, Match, PushUrl, parse_push_url, usable_sid
 
 DISCONNECT = "disconnect"
@@ -103,7 +103,7 @@ class StreamSweep:
         expected: Mapping[AppRegion, int],
         *,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
-        resumed: Mapping[tuple[str, str, str], KeyIdentity | None] | None = None,
+        resumed: Mapping[int, KeyIdentity | None] | None = None,
     ) -> None:
         self.ctx = ctx
         self.confirm_timeout = confirm_timeout
@@ -120,9 +120,10 @@ class StreamSweep:
         """The runner of one pair: GET, DELETE; the streams are cut later."""
         scope = self._scope(task)
         lookup_failed: TaskResult | None = None
-        resumed = (task.app_id, task.region, task.key_id) in self.resumed
+        digest = done_digest(task.app_id, task.region, task.key_id)
+        resumed = digest in self.resumed
         if resumed:
-            stored = self.resumed[(task.app_id, task.region, task.key_id)]
+            stored = self.resumed[digest]
             result = TaskResult(task, Outcome.ABSENT, own_line=False)
             identity = KeyIdentity(
                 task.key, stored.channel if stored else None, stored.uid if stored else None
@@ -350,22 +351,23 @@ def _lookup_record(lookup: TaskResult) -> dict[str, Any]:
     }
 
 
-def resumed_identities(
-    path: Path, done: Iterable[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], KeyIdentity | None]:
-    """Pairs deleted in an earlier run, with the channel and uid their ``revoke`` line
-    recorded (None if it recorded none); the key itself comes from the input."""
-    wanted: dict[tuple[str, str, str], KeyIdentity | None] = dict.fromkeys(done)
+def resumed_identities(path: Path, done: Collection[int]) -> dict[int, KeyIdentity | None]:
+    """Pairs deleted in an earlier run (by :func:`~revoker.models.done_digest`), with the
+    channel and uid their ``revoke`` line recorded (None if it recorded none); the key
+    itself comes from the input."""
+    wanted: dict[int, KeyIdentity | None] = dict.fromkeys(done)
     if not wanted or not path.exists():
         return wanted
     for record in iter_records(path):
         if record.get("event") != "revoke":
             continue
-        where = (str(record.get("app_id")), str(record.get("region")), str(record.get("key_id")))
+        digest = done_digest(
+            str(record.get("app_id")), str(record.get("region")), str(record.get("key_id"))
+        )
         channel = record.get("channel")
-        if where in wanted and isinstance(channel, str):
+        if digest in wanted and isinstance(channel, str):
             uid = record.get("uid")
-            wanted[where] = KeyIdentity("", channel, str(uid) if uid is not None else None)
+            wanted[digest] = KeyIdentity("", channel, str(uid) if uid is not None else None)
     return wanted
 
 

@@ -30,7 +30,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from revoker.audit import AuditLog
+from revoker.audit import AuditLog, task_record
 from revoker.client import AgoraClient, ApiResponse, segment
 from revoker.errors import AuditWriteError, TransportFailure
 from revoker.models import Attempt, FollowUp, Outcome, Task, TaskResult
@@ -45,6 +45,8 @@ log = structlog.get_logger("revoker")
 HALT_INTERRUPTED = "interrupted"
 HALT_AUTH = "auth_rejected"
 HALT_AUDIT = "audit_write_failed"
+# The one line recording, by count, the tasks of a pass a halt kept from starting.
+NOT_STARTED = "not_started"
 
 
 class Halted(Exception):
@@ -327,6 +329,8 @@ class Totals:
     per_region: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     unrecorded: list[TaskResult] = field(default_factory=list)
+    # The audit lines of ``unrecorded`` (keys masked), for the fallback file.
+    unrecorded_records: list[dict[str, Any]] = field(default_factory=list)
     extra: Counter[str] = field(default_factory=Counter)
     # Totals of the follow-up lines (TaskResult.follow_ups) of this pass, by event.
     related: dict[str, Totals] = field(default_factory=dict)
@@ -376,13 +380,18 @@ async def run_tasks(
     event: str,
     concurrency: int,
     on_result: Callable[[TaskResult], None] | None = None,
+    planned: Counter[str] | None = None,
 ) -> Totals:
     """Run every task (at most ``concurrency`` at once) and record each as it ends.
 
-    Once the run halts, no new request is sent: the remaining tasks are
-    recorded ``not_attempted``. If the audit log cannot be written, the run
-    halts and the results that could not be recorded are kept in
-    ``Totals.unrecorded``.
+    Once the run halts, no new task is started. A started task that sent
+    nothing gets its own ``not_attempted`` line; the tasks never started get
+    one ``not_started`` line with their count per region (``planned``, the
+    pass's tasks per region, gives it at once; without it the rest of
+    ``tasks`` is read to count them), so stopping a huge run stays quick and
+    small and ``--resume`` still redoes them. If the audit log cannot be
+    written, the run halts and the results that could not be recorded are
+    kept in ``Totals.unrecorded``.
     """
     totals = Totals(event)
 
@@ -402,9 +411,12 @@ async def run_tasks(
             except AuditWriteError as exc:
                 log.error("audit log write failed; stopping", error=str(exc))
                 ctx.halt.trip(HALT_AUDIT)
-        for index, (name, unit, _) in enumerate(units):
+        for index, (name, unit, fields) in enumerate(units):
             if index >= written:
                 totals.unrecorded.append(unit)
+                totals.unrecorded_records.append(
+                    task_record(name, unit, audit.run_id, False, **fields)
+                )
             elif index == 0 and own:
                 totals.add(unit)
             else:
@@ -430,38 +442,80 @@ async def run_tasks(
             notes = [FollowUp(event, failed)]
         record(result, notes)
 
+    started: Counter[str] = Counter()
+    tasks = iter(tasks)
+
     async def worker() -> None:
-        for task in tasks:
-            if ctx.halt.is_set:
-                if ctx.halt.reason == HALT_AUDIT:
-                    return
-                record(TaskResult(task, Outcome.NOT_ATTEMPTED, message=ctx.halt.reason))
-            else:
-                try:
-                    result = await runner(task)
-                except Exception as exc:  # a bug must not lose the record of a task
-                    # Only the type and where: an exception's text may carry a URL (the
-                    # key) or request headers (the credentials).
-                    where = _where(exc)
-                    log.error(
-                        "internal error in task",
-                        error=type(exc).__name__,
-                        where=where,
-                        region=task.region,
-                        key=task.key_hint,
-                    )
-                    result = TaskResult(
-                        task,
-                        Outcome.FAILED,
-                        message=f"internal error: {type(exc).__name__} at {where}",
-                    )
-                record(result)
-                if result.later is not None:
-                    pending.append(asyncio.ensure_future(finish_later(result, result.later)))
+        while not ctx.halt.is_set:
+            task = next(tasks, None)
+            if task is None:
+                return
+            started[task.region] += 1
+            try:
+                result = await runner(task)
+            except Exception as exc:  # a bug must not lose the record of a task
+                # Only the type and where: an exception's text may carry a URL (the
+                # key) or request headers (the credentials).
+                where = _where(exc)
+                log.error(
+                    "internal error in task",
+                    error=type(exc).__name__,
+                    where=where,
+                    region=task.region,
+                    key=task.key_hint,
+                )
+                result = TaskResult(
+                    task,
+                    Outcome.FAILED,
+                    message=f"internal error: {type(exc).__name__} at {where}",
+                )
+            record(result)
+            if result.later is not None:
+                pending.append(asyncio.ensure_future(finish_later(result, result.later)))
             # Let the loop breathe between tasks (signals, other workers), even when a
             # transport answers without ever suspending.
             await asyncio.sleep(0)
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     await asyncio.gather(*pending)
+    if ctx.halt.is_set and ctx.halt.reason != HALT_AUDIT:
+        _record_not_started(tasks, planned, started, audit, event, ctx.halt, totals)
     return totals
+
+
+def _record_not_started(
+    tasks: Iterator[Task],
+    planned: Counter[str] | None,
+    started: Counter[str],
+    audit: AuditLog,
+    event: str,
+    halt: Halt,
+    totals: Totals,
+) -> None:
+    """One ``not_started`` line for the tasks a halted pass never started."""
+    if planned is None:
+        remaining: Counter[str] = Counter(task.region for task in tasks)
+    else:
+        remaining = planned - started
+    count = sum(remaining.values())
+    if not count:
+        return
+    per_region = {region: remaining[region] for region in sorted(remaining)}
+    try:
+        audit.event(
+            NOT_STARTED,
+            for_event=event,
+            outcome=str(Outcome.NOT_ATTEMPTED),
+            message=halt.reason,
+            tasks=count,
+            per_region=per_region,
+        )
+    except AuditWriteError as exc:
+        log.error("audit log write failed", error=str(exc))
+        halt.trip(HALT_AUDIT)
+        return
+    outcome = str(Outcome.NOT_ATTEMPTED)
+    totals.counts[outcome] += count
+    for region, n in per_region.items():
+        totals.per_region.setdefault(region, Counter())[outcome] += n
+    totals.extra[NOT_STARTED] += count

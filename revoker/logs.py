@@ -51,6 +51,36 @@ def redactor(secrets: Iterable[str] = ()) -> structlog.types.Processor:
     return redact
 
 
+class QuietStream:
+    """A log stream that falls silent, instead of raising, once writing to it fails.
+
+    stderr may be a pipe whose reader has gone (``2>&1 | head``, quitting
+    ``less``): a log line must never be what stops a run, its signal handling
+    or its audit records.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream: TextIO | None = stream
+
+    def write(self, text: str) -> int:
+        if self._stream is not None:
+            try:
+                self._stream.write(text)
+            except (OSError, ValueError):  # EPIPE, EIO, or a closed file
+                self._stream = None
+        return len(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._stream = None
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()
+
+
 def configure(
     fmt: str = "auto",
     verbosity: int = 0,
@@ -76,6 +106,6 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=QuietStream(stream)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

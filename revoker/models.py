@@ -32,6 +32,13 @@ def key_id(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
+def done_digest(app_id: str, region: str, kid: str) -> int:
+    """A 128-bit digest of one (app ID, region, key ID) pair: all ``--resume`` keeps
+    of a done pair, so resuming a huge run does not hold every record."""
+    data = f"{app_id}\x00{region}\x00{kid}".encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+
+
 def key_hint(key: str) -> str:
     """First 4 and last 3 characters; ``***`` for keys shorter than 12."""
     if len(key) < 12:

@@ -15,15 +15,15 @@ from typing import Any
 
 from revoker.errors import InputError, InputErrors, UsageError
 from revoker.inputs import KeyRow, Source, iter_rows
-from revoker.models import REGIONS, Task, key_hint, key_id
+from revoker.models import REGIONS, Task, done_digest, key_hint, key_id
 from revoker.settings import InputSettings, Shard
 
 MAX_ERRORS_SHOWN = 20
 SAMPLE_SIZE = 5
 _REGION_BIT = {region: 1 << i for i, region in enumerate(REGIONS)}
 
-# (app_id, region, key_id) of tasks already done, from an audit log.
-DoneSet = set[tuple[str, str, str]]
+# models.done_digest of the tasks already done, from an audit log.
+DoneSet = set[int]
 
 
 def shard_of(key: str, count: int) -> int:
@@ -48,6 +48,7 @@ class PlanStats:
     out_of_shard: int = 0
     already_done: int = 0
     per_app_region: Counter[tuple[str, str]] = field(default_factory=Counter)
+    already_done_per_region: Counter[str] = field(default_factory=Counter)
     sample: list[Task] = field(default_factory=list)
     invalid: list[InputError] = field(default_factory=list)
     invalid_count: int = 0
@@ -109,12 +110,21 @@ class Plan:
                 f"{produced} read back"
             )
 
+    def region_counts(self, *, include_done: bool = False) -> Counter[str]:
+        """Tasks per region that :meth:`tasks` yields, from the validation pass."""
+        counts: Counter[str] = Counter()
+        for (_, region), count in self.stats.per_app_region.items():
+            counts[region] += count
+        if include_done:
+            counts.update(self.stats.already_done_per_region)
+        return counts
+
     def close(self) -> None:
         for source in self.sources:
             source.close()
 
 
-RowHook = Callable[[KeyRow | InputError, str, int], None]
+RowHook = Callable[[KeyRow | InputError, str, list[str]], None]
 
 
 def _iter_tasks(
@@ -125,7 +135,7 @@ def _iter_tasks(
 ) -> Iterator[Task | InputError]:
     """Core loop shared by both passes.
 
-    ``on_row(row, status, already_done)`` sees every row; status is one of
+    ``on_row(row, status, regions_done)`` sees every row; status is one of
     ``invalid``, ``out_of_shard``, ``duplicate``, ``new`` or ``more_regions``.
     """
     seen: dict[int, int] = {}
@@ -136,12 +146,12 @@ def _iter_tasks(
     for row in iter_rows(sources, settings.app_id):
         if isinstance(row, InputError):
             if on_row:
-                on_row(row, "invalid", 0)
+                on_row(row, "invalid", [])
             yield row
             continue
         if shard is not None and shard_of(row.key, shard.count) != shard.index:
             if on_row:
-                on_row(row, "out_of_shard", 0)
+                on_row(row, "out_of_shard", [])
             continue
         mask = 0
         for region in row.regions:
@@ -151,12 +161,12 @@ def _iter_tasks(
         previous = seen.get(digest, 0)
         new = mask & ~previous
         seen[digest] = previous | mask
-        skipped = 0
+        skipped: list[str] = []
         kid = key_id(row.key) if done else ""
         for region in REGIONS:
             if new & _REGION_BIT[region]:
-                if done and (row.app_id, region, kid) in done:
-                    skipped += 1
+                if done and done_digest(row.app_id, region, kid) in done:
+                    skipped.append(region)
                     continue
                 yield Task(row.app_id, region, row.key)
         if on_row:
@@ -168,14 +178,15 @@ def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | N
     """Validate every row and count the plan. Raises InputErrors unless skip_invalid."""
     stats = PlanStats()
 
-    def on_row(row: KeyRow | InputError, status: str, skipped: int) -> None:
+    def on_row(row: KeyRow | InputError, status: str, skipped: list[str]) -> None:
         if isinstance(row, InputError):
             stats.invalid_count += 1
             if len(stats.invalid) < MAX_ERRORS_SHOWN:
                 stats.invalid.append(row)
             return
         stats.rows += 1
-        stats.already_done += skipped
+        stats.already_done += len(skipped)
+        stats.already_done_per_region.update(skipped)
         if status == "out_of_shard":
             stats.out_of_shard += 1
         elif status == "duplicate":

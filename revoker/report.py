@@ -5,7 +5,9 @@ For every task (app ID, region, key ID, event; plus the SID for
 order the logs were given and the line order. Counts per event, region and
 outcome; every problem with its request IDs and the server's message.
 Problems: a latest outcome ``failed`` or ``not_attempted``, and a ``verify``
-that still found the key ``present``.
+that still found the key ``present``. A halted run's ``not_started`` line (the
+tasks it never started, by count) adds that many ``not_attempted`` tasks,
+unless a later ``--resume`` run in the same log finished.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class AuditReport:
     latest: dict[TaskKey, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     superseded: int = 0
+    not_started: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def torn(self) -> int:
@@ -69,7 +72,34 @@ class AuditReport:
         for (event, _app, region, _kid, _sid), record in self.latest.items():
             outcome = str(record.get("outcome"))
             out.setdefault(event, {}).setdefault(region, Counter())[outcome] += 1
+        for line in self.pending_not_started():
+            for region, count in line["per_region"].items():
+                out.setdefault(line["for_event"], {}).setdefault(region, Counter())[
+                    "not_attempted"
+                ] += count
         return out
+
+    def pending_not_started(self) -> list[dict[str, Any]]:
+        """``not_started`` lines whose tasks no later finished ``--resume`` run took up."""
+        return [
+            line
+            for line in self.not_started
+            if not self._resumed_later(self.runs.get(line["run_id"], {"log": line["log"]}))
+        ]
+
+    @property
+    def task_count(self) -> int:
+        return len(self.latest) + sum(int(line["tasks"]) for line in self.pending_not_started())
+
+    def _resumed_later(self, run: dict[str, Any]) -> bool:
+        """Whether a later ``--resume`` run in the same log finished."""
+        return any(
+            later.get("log") == run.get("log")
+            and later.get("resume")
+            and "finished" in later
+            and str(later.get("started", "")) > str(run.get("started", ""))
+            for later in self.runs.values()
+        )
 
     def totals(self) -> dict[str, Counter[str]]:
         return {event: sum(regions.values(), Counter()) for event, regions in self.counts().items()}
@@ -85,25 +115,20 @@ class AuditReport:
         for run in self.runs.values():
             if "started" not in run or "finished" in run:
                 continue
-            resumed = any(
-                later.get("log") == run["log"]
-                and later.get("resume")
-                and "finished" in later
-                and str(later.get("started", "")) > str(run["started"])
-                for later in self.runs.values()
-            )
-            if not resumed:
+            if not self._resumed_later(run):
                 unfinished.append(run)
         return unfinished
 
     @property
     def exit_code(self) -> int:
-        if self.unfinished_runs() or any(is_problem(r) for r in self.latest.values()):
+        if self.unfinished_runs() or self.pending_not_started():
+            return EXIT_FAILED
+        if any(is_problem(r) for r in self.latest.values()):
             return EXIT_FAILED
         return EXIT_OK
 
     def verdict(self) -> str:
-        tasks = len(self.latest)
+        tasks = self.task_count
         unfinished = len(self.unfinished_runs())
         if unfinished:
             return (
@@ -112,7 +137,7 @@ class AuditReport:
             )
         if not tasks:
             return "no task records found"
-        problems = len(self.problems())
+        problems = len(self.problems()) + sum(t["tasks"] for t in self.pending_not_started())
         if problems:
             return f"{problems} of {tasks} tasks NOT done (failed, not attempted, or still present)"
         return f"all {tasks} tasks done"
@@ -122,7 +147,11 @@ class AuditReport:
         return {
             "verdict": self.verdict(),
             "exit_code": self.exit_code,
-            "tasks": len(self.latest),
+            "tasks": self.task_count,
+            "not_started": [
+                {k: line[k] for k in ("run_id", "for_event", "tasks", "per_region")}
+                for line in self.pending_not_started()
+            ],
             "superseded_records": self.superseded,
             "torn_lines": self.torn,
             "logs": [vars(log) for log in self.logs],
@@ -194,6 +223,9 @@ def build_report(paths: list[Path]) -> AuditReport:
             if event in ("run_started", "run_finished"):
                 _note_run(report, record, str(path))
                 continue
+            if event == "not_started":
+                _note_not_started(report, record, str(path))
+                continue
             if event not in TASK_EVENTS:
                 continue
             key: TaskKey = (
@@ -213,6 +245,22 @@ def build_report(paths: list[Path]) -> AuditReport:
         info.lines, info.torn = stats.lines, stats.torn
         report.logs.append(info)
     return report
+
+
+def _note_not_started(report: AuditReport, record: dict[str, Any], path: str) -> None:
+    per_region = record.get("per_region")
+    if not isinstance(per_region, dict) or not isinstance(record.get("for_event"), str):
+        return
+    counts = {str(r): n for r, n in per_region.items() if isinstance(n, int) and n > 0}
+    report.not_started.append(
+        {
+            "run_id": str(record.get("run_id")),
+            "log": path,
+            "for_event": record["for_event"],
+            "tasks": sum(counts.values()),
+            "per_region": counts,
+        }
+    )
 
 
 def _note_run(report: AuditReport, record: dict[str, Any], path: str) -> None:
@@ -259,7 +307,7 @@ def render_text(report: AuditReport) -> str:
 
     lines = [f"revoker report: {report.verdict()}"]
     lines.append(
-        f"  {len(report.logs)} logs, {len(report.runs)} runs, {len(report.latest)} tasks"
+        f"  {len(report.logs)} logs, {len(report.runs)} runs, {report.task_count} tasks"
         + (f", {report.superseded} older records superseded" if report.superseded else "")
         + (f", {report.torn} torn lines skipped" if report.torn else "")
     )
@@ -268,6 +316,11 @@ def render_text(report: AuditReport) -> str:
         outcomes, rows = _count_rows(counts[event])
         lines.append(f"{event}:")
         lines += ["  " + line for line in table([["region", *outcomes], *rows])]
+    for line in report.pending_not_started():
+        lines.append(
+            f"not started ({line['for_event']}, run {line['run_id']}): {line['tasks']} tasks, "
+            "counted not_attempted; run again with --resume"
+        )
     problems = report.problems()
     if problems:
         lines.append(f"problems ({len(problems)}):")
@@ -292,7 +345,7 @@ def render_markdown(report: AuditReport) -> str:
     mark = "❌" if report.exit_code else "✅"
     lines = ["## revoker audit report", "", f"**{mark} {_md(report.verdict())}**", ""]
     lines.append(
-        f"{len(report.logs)} audit logs, {len(report.runs)} runs, {len(report.latest)} tasks"
+        f"{len(report.logs)} audit logs, {len(report.runs)} runs, {report.task_count} tasks"
         + (f", {report.superseded} older records superseded" if report.superseded else "")
         + (f", **{report.torn} torn lines skipped**" if report.torn else "")
         + "."

@@ -18,7 +18,7 @@ from typing import IO, Any
 import httpx
 import structlog
 
-from revoker.audit import AuditLog, load_done
+from revoker.audit import AuditLog, load_done, save_unrecorded
 from revoker.auth import Credentials
 from revoker.client import AgoraClient
 from revoker.disconnect import StreamSweep, disconnect_note, resumed_identities
@@ -54,6 +54,11 @@ STREAMS_NOTE = (
     "Deleting a key does not stop a stream already running with it: "
     "use --disconnect (or Agora's force-disconnect with the stream's SID)."
 )
+# SIGHUP too: a closed terminal or a dropped ssh session must stop a run as
+# gracefully as SIGTERM, not kill it with DELETEs unrecorded.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 OK_OUTCOMES = {
     "revoke": {str(Outcome.REVOKED), str(Outcome.ABSENT)},
     "verify": {str(Outcome.ABSENT)},
@@ -77,6 +82,8 @@ class RunReport:
     exit_code: int = EXIT_OK
     notes: list[str] = field(default_factory=list)
     audit_head: str | None = None  # hash of the audit log's last line (revoker.chain)
+    # Where the tasks the audit log refused were saved (None: nowhere but the summary).
+    unrecorded_file: Path | None = None
 
     @property
     def unrecorded(self) -> list[TaskResult]:
@@ -107,6 +114,7 @@ class RunReport:
                 }
                 for r in self.unrecorded
             ],
+            "unrecorded_file": str(self.unrecorded_file) if self.unrecorded_file else None,
             "notes": self.notes,
         }
 
@@ -158,6 +166,7 @@ class Pass:
     tasks: Callable[[], Iterator[Task]]
     runner: Callable[[Context], TaskRunner]
     notes: Callable[[], list[str]] | None = None  # summary lines, asked after the pass
+    include_done: bool = False  # whether ``tasks`` yields the pairs --resume skips
 
 
 def prepare(
@@ -263,6 +272,9 @@ def execute(
         except AuditWriteError:
             report.halt_reason = report.halt_reason or HALT_AUDIT
             report.exit_code = EXIT_FAILED
+        if report.unrecorded:
+            records = [r for p in report.passes for r in p.unrecorded_records]
+            report.unrecorded_file = save_unrecorded(settings.audit_log, run_id, records)
     return report
 
 
@@ -281,7 +293,7 @@ async def _run_passes(
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     if install_signal_handlers:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             try:
                 loop.add_signal_handler(sig, _on_signal, loop, halt, sig)
                 installed.append(sig)
@@ -306,6 +318,7 @@ async def _run_passes(
                     event=sweep.event,
                     concurrency=settings.client.concurrency,
                     on_result=on_result,
+                    planned=plan.region_counts(include_done=sweep.include_done),
                 )
                 totals.extra["throttled_429"] = ctx.throttled - throttled_before
                 report.passes.append(totals)
@@ -322,8 +335,8 @@ def _on_signal(loop: asyncio.AbstractEventLoop, halt: Halt, sig: signal.Signals)
     """First signal: finish in-flight requests, record the rest. Second: default action."""
     log.warning("signal received: finishing in-flight requests", signal=sig.name)
     halt.trip(HALT_INTERRUPTED)
-    loop.remove_signal_handler(signal.SIGINT)
-    loop.remove_signal_handler(signal.SIGTERM)
+    for stop in STOP_SIGNALS:
+        loop.remove_signal_handler(stop)
 
 
 def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
@@ -364,4 +377,6 @@ def verify_pass(plan: Plan, *, include_done: bool = False) -> Pass:
     def runner(ctx: Context) -> TaskRunner:
         return lambda task: query_task(ctx, task)
 
-    return Pass("verify", lambda: plan.tasks(include_done=include_done), runner)
+    return Pass(
+        "verify", lambda: plan.tasks(include_done=include_done), runner, include_done=include_done
+    )

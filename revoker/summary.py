@@ -98,13 +98,16 @@ def render_text(report: RunReport) -> str:
     for totals in report.passes:
         lines += totals_lines(totals)
     if report.unrecorded:
+        # All of them, however many: a request ID left out here is lost evidence.
         lines.append(f"NOT RECORDED in the audit log ({len(report.unrecorded)} tasks):")
-        for r in report.unrecorded[:50]:
+        for r in report.unrecorded:
             ids = ",".join(a.request_id for a in r.attempts) or "-"
             lines.append(
                 f"  {r.task.region} {r.task.app_id} {r.task.key_hint} "
                 f"{r.task.key_id}: {r.outcome} request_ids={ids}"
             )
+        if report.unrecorded_file:
+            lines.append(f"  their audit lines are saved in {report.unrecorded_file}")
     lines += report.notes
     lines.append(f"exit code {report.exit_code}")
     return "\n".join(lines)

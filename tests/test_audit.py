@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from revoker.audit import AuditLog, ReadStats, iter_records, load_done, task_record
 from revoker.cli import main
 from revoker.errors import AuditLogError
-from revoker.models import Attempt, Outcome, Task, TaskResult, key_id
+from revoker.models import Attempt, Outcome, Task, TaskResult, done_digest, key_id
 from tests.conftest import APP, BASE
 
 TASK = Task("app1", "eu", "stream-key-0123456789")
@@ -106,7 +106,7 @@ def test_load_done_takes_the_latest_outcome_of_each_task(tmp_path: Path) -> None
     log.task("revoke", TaskResult(other, Outcome.FAILED))
     log.task("verify", TaskResult(Task("app1", "cn", "k"), Outcome.ABSENT))
     log.close()
-    assert load_done(path) == {("app1", "eu", key_id(TASK.key))}
+    assert load_done(path) == {done_digest("app1", "eu", key_id(TASK.key))}
 
 
 def test_load_done_of_a_missing_log_is_empty(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_lines_with_wrongly_typed_fields_are_skipped_and_counted(tmp_path: Path)
     stats = ReadStats()
     assert [r["outcome"] for r in iter_records(path, stats)] == ["revoked"]
     assert stats.torn == 2
-    assert load_done(path) == {("app1", "eu", key_id(TASK.key))}
+    assert load_done(path) == {done_digest("app1", "eu", key_id(TASK.key))}
 
 
 def test_a_second_writer_on_the_same_log_is_refused_while_the_first_holds_it(
@@ -172,3 +172,46 @@ def test_a_run_on_a_log_another_run_is_writing_exits_2_and_sends_nothing(
     assert result.exit_code == 2
     assert f"{path}: another revoker run is writing this audit log" in result.stderr
     assert route.call_count == 0
+
+
+def test_a_symlinked_audit_log_is_refused_and_its_target_left_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    target.chmod(0o644)
+    link = tmp_path / "audit.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(AuditLogError, match="symbolic link") as caught:
+        AuditLog.open(link, "run-1")
+    assert str(link) in str(caught.value)
+    assert caught.value.exit_code == 2
+    assert target.read_text() == "keep me\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_a_dangling_symlink_as_audit_log_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.jsonl"
+    link = tmp_path / "audit.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(AuditLogError, match="symbolic link"):
+        AuditLog.open(link, "run-1")
+    assert not target.exists()
+
+
+def test_resume_holds_about_a_16_byte_digest_per_done_pair_not_a_record(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog.open(path, "run-1")
+    pairs = 20_000
+    for i in range(pairs):
+        log.task("revoke", TaskResult(Task("app1", "na", f"key-{i:06d}-abcdef"), Outcome.REVOKED))
+    log.close()
+    tracemalloc.start()
+    try:
+        done = load_done(path)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(done) == pairs
+    # A 128-bit int and its set slot, not a tuple of three strings and a dict slot.
+    assert held / pairs < 200

@@ -6,7 +6,7 @@ import pytest
 
 from revoker.errors import InputErrors, UsageError
 from revoker.inputs import open_sources
-from revoker.models import Task, key_id
+from revoker.models import Task, done_digest, key_id
 from revoker.planner import build_plan, shard_of
 from revoker.settings import InputSettings, Shard
 
@@ -83,7 +83,7 @@ def test_resume_skips_done_pairs(tmp_path: Path) -> None:
     path = tmp_path / "keys.txt"
     path.write_text("k1\nk2\n")
     opts = InputSettings(sources=(str(path),), app_id="a")
-    done = {("a", "na", key_id("k1")), ("a", "cn", key_id("k2"))}
+    done = {done_digest("a", "na", key_id("k1")), done_digest("a", "cn", key_id("k2"))}
     plan = build_plan(open_sources(opts.sources, ()), opts, done)
     tasks = list(plan.tasks())
     assert Task("a", "na", "k1") not in tasks

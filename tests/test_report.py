@@ -168,3 +168,48 @@ def test_a_killed_run_resumed_to_the_end_in_the_same_log_passes(tmp_path: Path) 
     code, out = run(str(log))
     assert code == 0, out
     assert "all 2 tasks done" in out
+
+
+def _run_line(event: str, run_id: str, ts: str, **fields: Any) -> str:
+    return json.dumps({"event": event, "ts": ts, "run_id": run_id, **fields}) + "\n"
+
+
+def test_not_started_tasks_count_as_not_attempted_until_a_resume_run_finishes(
+    tmp_path: Path,
+) -> None:
+    stopped = [
+        _run_line("run_started", "r1", "2026-01-01T00:00:00.000Z", options={}, counts={}),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+        _run_line(
+            "not_started",
+            "r1",
+            "2026-01-01T00:00:02.000Z",
+            for_event="revoke",
+            outcome="not_attempted",
+            message="interrupted",
+            tasks=3,
+            per_region={"eu": 1, "ap": 2},
+        ),
+        _run_line("run_finished", "r1", "2026-01-01T00:00:03.000Z", exit_code=130),
+    ]
+    log = write(tmp_path / "audit.jsonl", *stopped)
+    report = build_report([log])
+    assert report.totals()["revoke"] == {"revoked": 1, "not_attempted": 3}
+    assert report.counts()["revoke"]["ap"] == {"not_attempted": 2}
+    assert report.to_dict()["tasks"] == 4
+    assert report.exit_code == 1
+    assert "3 of 4 tasks NOT done" in report.verdict()
+
+    resumed = [
+        _run_line(
+            "run_started", "r2", "2026-01-01T01:00:00.000Z", options={"resume": True}, counts={}
+        ),
+        line("revoke", "eu", "a", "revoked", "2026-01-01T01:00:01.000Z"),
+        line("revoke", "ap", "b", "revoked", "2026-01-01T01:00:01.000Z"),
+        line("revoke", "ap", "c", "revoked", "2026-01-01T01:00:01.000Z"),
+        _run_line("run_finished", "r2", "2026-01-01T01:00:02.000Z", exit_code=0),
+    ]
+    log = write(tmp_path / "audit.jsonl", *stopped, *resumed)
+    report = build_report([log])
+    assert report.totals()["revoke"] == {"revoked": 4}
+    assert report.exit_code == 0

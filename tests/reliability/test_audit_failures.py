@@ -2,8 +2,9 @@
 
 - It cannot be opened or written at start: exit 2 and not one request sent.
 - A write fails mid-run (disk full): no new request is sent, exit 1, and every
-  task that completed without its line is printed. Every request the server saw
-  is either in the audit log or in that printed list.
+  task that completed without its line is printed (all of them, at any
+  concurrency) and saved to a 0600 file named on stderr. Every request the
+  server saw is either in the audit log or in that printed list.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import resource
 import signal
+import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,3 +208,78 @@ def test_audit_log_hitting_the_file_size_limit_in_a_real_process_loses_no_revoca
     assert 0 < len(records) < 800
     entries = read_journal(journal)[before:]
     _check_nothing_lost(entries, records, summary)
+
+
+class _FileSystemFills:
+    """Stands in for ``os`` inside revoker.audit: files opened under ``folder`` take
+    ``allowed_writes`` writes in all, then every write there fails with ENOSPC."""
+
+    def __init__(self, folder: Path, allowed_writes: int) -> None:
+        self.folder = str(folder)
+        self.allowed = allowed_writes
+        self.full_fds: set[int] = set()
+
+    def open(self, path: Any, flags: int, mode: int = 0o777) -> int:
+        fd = os.open(path, flags, mode)
+        if str(path).startswith(self.folder):
+            self.full_fds.add(fd)
+        return fd
+
+    def close(self, fd: int) -> None:
+        self.full_fds.discard(fd)
+        os.close(fd)
+
+    def write(self, fd: int, data: bytes) -> int:
+        if fd in self.full_fds:
+            if self.allowed <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.allowed -= 1
+        return os.write(fd, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+@pytest.mark.integration
+def test_full_disk_at_concurrency_200_every_sent_request_is_logged_printed_and_saved(
+    emulator_journal: tuple[EmulatorProcess, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emulator, journal = emulator_journal
+    keys = make_keys(200, prefix="c")  # 800 pairs, 200 in flight when the disk fills
+    keys_csv = write_keys_csv(tmp_path / "keys.csv", keys)
+    full, spare = tmp_path / "full", tmp_path / "tmp"
+    full.mkdir()
+    spare.mkdir()
+    audit = full / "audit.jsonl"
+    monkeypatch.setattr(revoker.audit, "os", _FileSystemFills(full, allowed_writes=51))
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    for name in ("AGORA_APP_ID", "AGORA_REGIONS", "AGORA_FALLBACK_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    before = _journal_size(journal)
+    result = CliRunner().invoke(
+        main,
+        ["revoke", str(keys_csv), "--audit-log", str(audit), "--max-rps", "0",
+         "--concurrency", "200"],
+        env=emulator.client_env(),
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    entries = read_journal(journal)[before:]
+    sent = {e["request_id"] for e in entries}
+    logged = set(attempt_ids(task_records(read_audit(audit).records)))
+    # The text summary lists every unrecorded task, however many.
+    printed = {
+        rid for ids in re.findall(r"request_ids=(\S+)", result.stdout) for rid in ids.split(",")
+    }
+    assert len(sent - logged) > 50
+    assert sent <= logged | printed, f"{len(sent - logged - printed)} requests lost"
+    # ... and their audit lines are in a 0600 file in $TMPDIR (next to the log is full),
+    # named on stderr, without any plain key.
+    [saved] = spare.iterdir()
+    assert str(saved) in result.stderr
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    saved_lines = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert sent <= logged | set(attempt_ids(saved_lines))
+    assert not any(key in saved.read_text() for key in keys)
+    assert list(full.iterdir()) == [audit]

@@ -1,5 +1,7 @@
-"""SIGINT and SIGTERM: exit 130, in-flight requests finish and are recorded, the rest
-is ``not_attempted``, and ``--resume`` completes the job without resending done pairs."""
+"""SIGINT, SIGTERM and SIGHUP: exit 130, in-flight requests finish and are recorded, the
+tasks never started are one compact ``not_started`` line (``not_attempted`` by count),
+``report`` counts every pair, and ``--resume`` completes the job without resending done
+pairs."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +39,9 @@ CONCURRENCY = 8
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"]
+)
 def test_signal_finishes_in_flight_records_the_rest_not_attempted_and_resume_completes(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
@@ -74,10 +79,17 @@ def test_signal_finishes_in_flight_records_the_rest_not_attempted_and_resume_com
         read = read_audit(audit)
         assert read.bad_lines == []
         records = task_records(read.records)
-        assert Counter(pair(r) for r in records) == Counter(pairs_of(keys))  # each pair once
+        assert Counter(pair(r) for r in records) <= Counter(pairs_of(keys))  # each at most once
+        # The tasks never started: one line with their count per region, not one each.
+        [not_started] = task_records(read.records, "not_started")
+        assert not_started["for_event"] == "revoke"
+        assert not_started["outcome"] == "not_attempted"
+        assert not_started["message"] == "interrupted"
+        assert len(records) + not_started["tasks"] == 400
+        assert not_started["tasks"] >= 300
+        assert len(read.records) < 100
         outcomes = Counter(r["outcome"] for r in records)
-        assert set(outcomes) == {"revoked", "not_attempted"}
-        assert outcomes["not_attempted"] >= 300
+        assert set(outcomes) <= {"revoked", "not_attempted"}
         assert all(r["attempts"] == [] for r in records if r["outcome"] == "not_attempted")
         finished = read.records[-1]
         assert finished["event"] == "run_finished"
@@ -92,6 +104,15 @@ def test_signal_finishes_in_flight_records_the_rest_not_attempted_and_resume_com
         in_flight_after_signal = len(revoked) - 12
         assert in_flight_after_signal >= 1
 
+        # report accounts for every pair: the never-started ones are not done.
+        stopped = _report(audit, env)
+        assert stopped["exit_code"] == 1
+        assert stopped["tasks"] == 400
+        assert stopped["counts"]["revoke"]["total"] == {
+            "revoked": len(revoked),
+            "not_attempted": 400 - len(revoked),
+        }
+
         before = len(entries)
         resumed = run_revoker(*args, "--resume", "--concurrency", "64", env=env, timeout=60)
         assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -101,4 +122,14 @@ def test_signal_finishes_in_flight_records_the_rest_not_attempted_and_resume_com
         assert resent == set()
         assert set(latest_outcomes(read_audit(audit).records).values()) == {"revoked"}
         assert emulator.state()["keys"] == []
+        done = _report(audit, env)
+        assert done["exit_code"] == 0
+        assert done["counts"]["revoke"]["total"] == {"revoked": 400}
     assert all(r.get("app_id") == APP for r in records)
+
+
+def _report(audit: Path, env: dict[str, str]) -> dict[str, Any]:
+    result = run_revoker("report", str(audit), "--format", "json", env=env)
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    assert result.returncode == parsed["exit_code"], result.stderr[-2000:]
+    return parsed
