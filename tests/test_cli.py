@@ -15,7 +15,7 @@ import respx
 from click.testing import CliRunner, Result
 
 from revoker.cli import main
-from tests.conftest import APP, BASE, CUSTOMER_ID, SECRET
+from tests.conftest import APP, BASE, CUSTOMER_ID, SECRET, api_not_found
 
 pytestmark = pytest.mark.usefixtures("creds")
 
@@ -87,7 +87,7 @@ def test_audit_log_is_created_with_mode_0600(
 def test_json_summary_is_machine_readable(
     tmp_path: Path, api: respx.MockRouter, keys_csv: Path
 ) -> None:
-    api.delete(url__regex=".*").mock(return_value=ok(404))
+    api.delete(url__regex=".*").mock(side_effect=api_not_found)
     result = invoke(tmp_path, "revoke", str(keys_csv), "--output", "json")
     summary = json.loads(result.stdout)
     assert summary["exit_code"] == 0
@@ -267,7 +267,7 @@ def test_resume_skips_pairs_already_done(tmp_path: Path, api: respx.MockRouter) 
 
 
 def test_verify_exits_0_when_every_pair_is_absent(tmp_path: Path, api: respx.MockRouter) -> None:
-    api.get(url__regex=".*").mock(return_value=ok(404))
+    api.get(url__regex=".*").mock(side_effect=api_not_found)
     result = invoke(tmp_path, "verify", "--key", "key-one", "--app-id", APP)
     assert result.exit_code == 0
     assert "every key absent in every region" in result.stdout
@@ -275,7 +275,7 @@ def test_verify_exits_0_when_every_pair_is_absent(tmp_path: Path, api: respx.Moc
 
 
 def test_verify_exits_1_when_a_key_is_still_present(tmp_path: Path, api: respx.MockRouter) -> None:
-    api.get(url__regex=r"^https://agora.test/(na|eu|ap)/.*").mock(return_value=ok(404))
+    api.get(url__regex=r"^https://agora.test/(na|eu|ap)/.*").mock(side_effect=api_not_found)
     api.get(url__regex=r"^https://agora.test/cn/.*").respond(
         200,
         json={

@@ -17,6 +17,7 @@ from revoker.auth import Credentials
 from revoker.disconnect import pushed_with
 from revoker.service import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
+from tests.conftest import api_not_found
 
 BASE = "https://agora.test"
 APP = "app1"
@@ -108,12 +109,10 @@ def test_deletes_first_then_disconnects_only_streams_pushed_with_the_key(tmp_pat
 
 def test_key_unknown_to_get_lists_every_stream_of_the_region(tmp_path: Path) -> None:
     with respx.mock(base_url=BASE, assert_all_called=True) as api:
-        api.get(KEYS_URL).mock(return_value=httpx.Response(404, json={"message": "nf"}))
-        api.delete(KEYS_URL).mock(return_value=httpx.Response(404, json={"message": "nf"}))
+        api.get(KEYS_URL).mock(side_effect=api_not_found)
+        api.delete(KEYS_URL).mock(side_effect=api_not_found)
         listing = api.get(STREAMS_URL).mock(return_value=ok([stream("S9", KEY)]))
-        api.delete(f"{STREAMS_URL}/S9").mock(
-            return_value=httpx.Response(404, json={"message": "gone"})
-        )
+        api.delete(f"{STREAMS_URL}/S9").mock(side_effect=api_not_found)
         report, records = run(tmp_path)
     assert listing.calls.last.request.url.query == b""
     (disconnect,) = (r for r in records if r["event"] == "disconnect")

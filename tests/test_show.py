@@ -11,6 +11,7 @@ import respx
 from click.testing import CliRunner
 
 from revoker.cli import main
+from tests.conftest import api_not_found
 
 BASE = "https://agora.test"
 APP = "app1"
@@ -37,8 +38,8 @@ def present(expires_after: int) -> httpx.Response:
     return httpx.Response(200, json={"status": "success", "data": data})
 
 
-def missing() -> httpx.Response:
-    return httpx.Response(404, json={"status": "error", "message": "Resource not found"})
+def missing(request: httpx.Request) -> httpx.Response:
+    return api_not_found(request)
 
 
 def show(*args: str) -> tuple[int, str]:
@@ -49,8 +50,8 @@ def show(*args: str) -> tuple[int, str]:
 def test_table_shows_each_region_with_iso_times(api: respx.MockRouter) -> None:
     api.get(url("na")).mock(return_value=present(0))
     api.get(url("eu")).mock(return_value=present(3600))
-    api.get(url("ap")).mock(return_value=missing())
-    api.get(url("cn")).mock(return_value=missing())
+    api.get(url("ap")).mock(side_effect=missing)
+    api.get(url("cn")).mock(side_effect=missing)
     code, out = show()
     assert code == 0, out
     lines = out.splitlines()
@@ -114,7 +115,7 @@ def test_an_absurd_expiry_from_the_server_is_shown_as_unknown(api: respx.MockRou
 def test_a_key_with_a_control_character_is_refused_before_sending(
     api: respx.MockRouter,
 ) -> None:
-    route = api.route().mock(return_value=missing())
+    route = api.route().mock(side_effect=missing)
     result = CliRunner().invoke(main, ["show", "bad\x01key-000000", "--app-id", APP])
     assert result.exit_code == 2
     assert "control character" in result.output
