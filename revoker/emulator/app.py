@@ -177,7 +177,8 @@ class Emulator:
             await asyncio.sleep(self.config.latency_ms / 1000)
 
         gateway = route is None or route.region not in _REGIONS
-        if gateway:  # the front gateway's own page: no API behind it, no request ID
+        status: int | None
+        if route is None or gateway:  # the front gateway's own page: no API behind it
             status, payload, fault, retry_after = 404, GATEWAY_NOT_FOUND, None, 0
         else:
             status, payload, fault, retry_after = self._handle(
@@ -212,7 +213,7 @@ class Emulator:
         query: bytes,
         headers: dict[bytes, bytes],
         body: bytes,
-        route: ApiRoute | None,
+        route: ApiRoute,
     ) -> tuple[int | None, bytes, str | None, int]:
         """Returns (status or None for a reset, body, fault, Retry-After seconds)."""
         target = raw_path + ("?" + query.decode("latin-1") if query else "")
@@ -236,7 +237,6 @@ class Emulator:
             assert fault.status is not None
             return fault.status, _error(fault.message), fault.kind, 1 if fault.status == 429 else 0
 
-        assert route is not None and route.region in _REGIONS  # else the gateway answered
         allowed = _ALLOWED[(route.kind, route.item is not None)]
         if method not in allowed:
             return 405, _error(MSG_METHOD), None, 0
