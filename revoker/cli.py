@@ -134,6 +134,12 @@ def connection_options(f: F) -> F:
                 "(default: api.sd-rtn.com <-> api.agora.io).",
             ),
             click.option(
+                "--allow-base-path",
+                is_flag=True,
+                help="Accept a --base-url/--fallback-url with a path (a proxy serving the "
+                "API under it); refused by default.",
+            ),
+            click.option(
                 "--auth",
                 type=click.Choice(["basic", "hmac"]),
                 envvar="AGORA_AUTH",
@@ -218,11 +224,16 @@ def client_options(f: F) -> F:
 
 def client_settings(opts: dict[str, Any], concurrency: int) -> ClientSettings:
     """The connection options -> checked ClientSettings."""
-    base_url = check_base_url(opts["base_url"])
+    allow_path = bool(opts.get("allow_base_path"))
+    base_url = check_base_url(opts["base_url"], allow_path=allow_path)
     fallback = opts.get("fallback_url")
     return ClientSettings(
         base_url=base_url,
-        fallback_url=check_base_url(fallback) if fallback else default_fallback(base_url),
+        fallback_url=(
+            check_base_url(fallback, allow_path=allow_path)
+            if fallback
+            else default_fallback(base_url)
+        ),
         auth=opts["auth"],
         timeout=opts["timeout"],
         concurrency=concurrency,

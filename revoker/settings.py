@@ -43,8 +43,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str) -> str:
-    """Refuse anything but https, or plain http to a loopback host. Returns the URL sans '/'."""
+def check_base_url(url: str, *, allow_path: bool = False) -> str:
+    """Refuse anything but https, or plain http to a loopback host. Returns the URL sans '/'.
+
+    A path is refused unless ``allow_path``: the API lives at the host's root, and a
+    path copied from another Agora API (``/dev``) makes every request a stranger's 404.
+    """
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
@@ -53,6 +57,11 @@ def check_base_url(url: str) -> str:
         raise UsageError(f"plain http is refused for non-loopback host {host!r}; use https")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise UsageError("base URL must not carry credentials, a query or a fragment")
+    if parts.path.strip("/") and not allow_path:
+        raise UsageError(
+            f"base URL {url!r} has a path ({parts.path!r}); the Media Gateway API is served "
+            "at the host's root (give --allow-base-path if a proxy serves it under this path)"
+        )
     return url.rstrip("/")
 
 

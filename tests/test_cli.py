@@ -76,6 +76,33 @@ def test_revoke_deletes_every_key_in_every_region_and_exits_0(
     assert events == ["run_started"] + ["revoke"] * 7 + ["run_finished"]
 
 
+@pytest.mark.parametrize("option", ["--base-url", "--fallback-url"])
+@pytest.mark.parametrize("command", ["revoke", "verify", "prune", "show"])
+def test_a_base_url_with_a_path_is_refused_before_sending(
+    tmp_path: Path, api: respx.MockRouter, command: str, option: str
+) -> None:
+    route = api.route().mock(return_value=ok())
+    args = ["--key", "key-one-000001"] if command != "show" else ["key-one-000001"]
+    extra = ["--expired"] if command == "prune" else []
+    result = CliRunner().invoke(
+        main, [command, *args, *extra, "--app-id", APP, option, f"{BASE}/dev"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "has a path ('/dev')" in result.output
+    assert "--allow-base-path" in result.output
+    assert route.call_count == 0
+
+
+def test_allow_base_path_sends_under_the_path(tmp_path: Path, api: respx.MockRouter) -> None:
+    route = api.delete(url__regex=".*").mock(return_value=ok())
+    result = invoke(
+        tmp_path, "revoke", "--key", "key-one", "--regions", "na", "--app-id", APP,
+        "--base-url", f"{BASE}/proxy", "--allow-base-path",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert route.calls.last.request.url.path.startswith("/proxy/na/v1/projects/")
+
+
 def test_audit_log_is_created_with_mode_0600(
     tmp_path: Path, api: respx.MockRouter, keys_csv: Path
 ) -> None:
