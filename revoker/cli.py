@@ -68,6 +68,13 @@ def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool) -> None
     ctx.obj = {"quiet": quiet}
 
 
+allow_non_ascii_option = click.option(
+    "--allow-non-ascii-keys",
+    is_flag=True,
+    help="Accept keys with visible non-ASCII characters (invisible ones are always refused).",
+)
+
+
 def input_options(f: F) -> F:
     """Where keys come from and which regions/apps/shard they apply to."""
     decorators = [
@@ -104,6 +111,7 @@ def input_options(f: F) -> F:
             is_flag=True,
             help="Skip bad rows (reported) instead of refusing the run.",
         ),
+        allow_non_ascii_option,
     ]
     return _apply(f, decorators)
 
@@ -262,6 +270,7 @@ def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
         regions=parse_regions(opts.get("regions")),
         skip_invalid=opts.get("skip_invalid", False),
         shard=_shard(opts.get("shard_spec"), opts.get("shard_count")),
+        allow_non_ascii_keys=opts.get("allow_non_ascii_keys", False),
     )
     return RunSettings(
         inputs=inputs,

@@ -130,6 +130,7 @@ class InputSettings:
     regions: tuple[str, ...] = REGIONS
     skip_invalid: bool = False
     shard: Shard | None = None
+    allow_non_ascii_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class RunSettings:
             "keys_on_command_line": len(self.inputs.keys),
             "shard": str(self.inputs.shard) if self.inputs.shard else None,
             "skip_invalid": self.inputs.skip_invalid,
+            "allow_non_ascii_keys": self.inputs.allow_non_ascii_keys,
             "base_url": self.client.base_url,
             "fallback_url": self.client.fallback_url,
             "auth": self.client.auth,

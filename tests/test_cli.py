@@ -103,6 +103,35 @@ def test_allow_base_path_sends_under_the_path(tmp_path: Path, api: respx.MockRou
     assert route.calls.last.request.url.path.startswith("/proxy/na/v1/projects/")
 
 
+def test_a_key_with_an_invisible_character_is_refused_with_file_line_column(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.route().mock(return_value=ok())
+    keys = tmp_path / "keys.txt"
+    keys.write_text("key-aaaa-0000001\nleakedK\u200bey-0001\n", encoding="utf-8")
+    for extra in ([], ["--allow-non-ascii-keys"]):
+        result = invoke(tmp_path, "revoke", str(keys), "--app-id", APP, *extra)
+        assert result.exit_code == 2, result.output
+        assert f"{keys}:2: invisible character U+200B at column 8" in result.output
+    assert route.call_count == 0
+
+
+def test_allow_non_ascii_keys_sends_a_visible_non_ascii_key(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.delete(url__regex=".*").mock(return_value=ok())
+    refused = invoke(tmp_path, "revoke", "--key", "clé-0001", "--app-id", APP, "--regions", "na")
+    assert refused.exit_code == 2
+    assert "--key:1: non-ASCII character U+00E9 at column 3" in refused.output
+    assert route.call_count == 0
+    result = invoke(
+        tmp_path, "revoke", "--key", "clé-0001", "--app-id", APP, "--regions", "na",
+        "--allow-non-ascii-keys",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert route.calls.last.request.url.raw_path.endswith(b"/cl%C3%A9-0001")
+
+
 def test_audit_log_is_created_with_mode_0600(
     tmp_path: Path, api: respx.MockRouter, keys_csv: Path
 ) -> None:
