@@ -115,7 +115,9 @@ def test_workflow_collect_step_keeps_an_artifact_key_without_final_newline_apart
     tmp_path: Path,
 ) -> None:
     """The artifact's last key and the first pasted key stay two keys."""
-    (step,) = [s for s in workflow()["jobs"]["revoke"]["steps"] if s["name"] == "Collect the keys"]
+    (step,) = [
+        s for s in workflow()["jobs"]["revoke"]["steps"] if s.get("name") == "Collect the keys"
+    ]
     (tmp_path / "keys-artifact").mkdir()
     (tmp_path / "keys-artifact" / "keys.txt").write_text("artifactKey-1\nartifactKey-2")
     env = {"PATH": os.environ.get("PATH", ""), "KEYS_INPUT": "pastedKey-3"}
