@@ -81,7 +81,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 @click.option(
     "--older-than",
     metavar="DURATION",
-    help="Delete pairs created more than DURATION ago (90d, 12h, 30m, 2w).",
+    help="Delete pairs created more than DURATION ago (90d, 12h, 30min, 2w, 6mo = 180d).",
 )
 @click.pass_context
 def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: Any) -> None:
