@@ -23,6 +23,7 @@ from revoker.settings import (
     RetrySettings,
     RunSettings,
     Shard,
+    check_audit_log_path,
     check_base_url,
     default_fallback,
     load_credentials,
@@ -272,6 +273,7 @@ def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
         shard=_shard(opts.get("shard_spec"), opts.get("shard_count")),
         allow_non_ascii_keys=opts.get("allow_non_ascii_keys", False),
     )
+    check_audit_log_path(opts["audit_log"], inputs.sources)
     return RunSettings(
         inputs=inputs,
         client=client_settings(opts, opts["concurrency"]),

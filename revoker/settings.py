@@ -73,6 +73,39 @@ def default_fallback(base_url: str) -> str | None:
     return f"{parts.scheme}://{alt}{parts.path}".rstrip("/")
 
 
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_audit_log_path(path: Path, sources: tuple[str, ...]) -> None:
+    """Refuse, before anything is sent, an audit log that cannot be one.
+
+    Not a regular file (a FIFO loses the records once read and blocks the run), or
+    one of the input files (the run would append its records to its own input).
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        return  # a new file, or one the audit log itself reports it cannot open
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a file")
+        raise UsageError(f"{path}: the audit log must be a regular file (this is {kind})")
+    for source in sources:
+        try:
+            other = os.stat(source) if source != "-" else None
+        except OSError:
+            continue
+        if other is not None and (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino):
+            raise UsageError(
+                f"{path}: the audit log is also an input file ({source}); give another --audit-log"
+            )
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """How to reach the API."""

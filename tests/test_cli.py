@@ -132,6 +132,35 @@ def test_allow_non_ascii_keys_sends_a_visible_non_ascii_key(
     assert route.calls.last.request.url.raw_path.endswith(b"/cl%C3%A9-0001")
 
 
+@pytest.mark.parametrize("command", ["revoke", "verify", "prune"])
+def test_an_input_file_given_as_the_audit_log_is_refused(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path, command: str
+) -> None:
+    route = api.route().mock(return_value=ok())
+    before = keys_csv.read_bytes()
+    extra = ["--expired"] if command == "prune" else []
+    link = tmp_path / "same-file.csv"
+    link.hardlink_to(keys_csv)
+    for audit in (keys_csv, link):
+        result = invoke(tmp_path, command, str(keys_csv), *extra, "--audit-log", str(audit))
+        assert result.exit_code == 2, result.output
+        assert f"{audit}: the audit log is also an input file ({keys_csv})" in result.output
+    assert route.call_count == 0
+    assert keys_csv.read_bytes() == before
+
+
+def test_a_fifo_as_the_audit_log_is_refused_before_sending(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path
+) -> None:
+    route = api.route().mock(return_value=ok())
+    fifo = tmp_path / "audit.fifo"
+    os.mkfifo(fifo)
+    result = invoke(tmp_path, "revoke", str(keys_csv), "--audit-log", str(fifo))
+    assert result.exit_code == 2, result.output
+    assert f"{fifo}: the audit log must be a regular file (this is a FIFO)" in result.output
+    assert route.call_count == 0
+
+
 def test_audit_log_is_created_with_mode_0600(
     tmp_path: Path, api: respx.MockRouter, keys_csv: Path
 ) -> None:
