@@ -107,6 +107,19 @@ def test_deletes_first_then_disconnects_only_streams_pushed_with_the_key(tmp_pat
     assert finished["disconnect"]["counts"] == {"disconnected": 1}
 
 
+def test_a_foreign_404_on_the_key_is_failed_and_no_stream_is_touched(tmp_path: Path) -> None:
+    html = httpx.Response(404, text="<html>404 Not Found</html>")
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.get(KEYS_URL).mock(return_value=html)
+        api.delete(KEYS_URL).mock(return_value=html)
+        listing = api.get(STREAMS_URL).mock(return_value=ok([stream("S9", KEY)]))
+        report, records = run(tmp_path)
+    assert report.exit_code == 1
+    (revoke,) = (r for r in records if r["event"] == "revoke")
+    assert (revoke["outcome"], revoke["lookup"]["outcome"]) == ("failed", "failed")
+    assert not listing.called
+
+
 def test_key_unknown_to_get_lists_every_stream_of_the_region(tmp_path: Path) -> None:
     with respx.mock(base_url=BASE, assert_all_called=True) as api:
         api.get(KEYS_URL).mock(side_effect=api_not_found)

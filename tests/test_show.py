@@ -62,6 +62,16 @@ def test_table_shows_each_region_with_iso_times(api: respx.MockRouter) -> None:
     assert lines[4].split() == ["ap", "no", "-", "-", "-", "-"]
 
 
+def test_a_404_that_is_not_the_apis_is_unknown_not_absent(api: respx.MockRouter) -> None:
+    api.get(url("na")).mock(side_effect=missing)
+    api.get(url("eu")).respond(404, text="<html>404 Not Found</html>")
+    code, out = show("--regions", "na,eu", "--output", "json")
+    assert code == 1, out
+    na, eu = json.loads(out)["regions"]
+    assert (na["present"], eu["present"], eu["outcome"]) == (False, None, "failed")
+    assert eu["message"] == "not an answer of the Media Gateway API (check --base-url)"
+
+
 def test_json_output_and_region_subset(api: respx.MockRouter) -> None:
     api.get(url("eu")).mock(return_value=present(60))
     code, out = show("--regions", "eu", "--output", "json")
