@@ -192,7 +192,7 @@ def parse_row_regions(cell: str) -> tuple[tuple[str, ...] | None, str | None]:
 
 
 @dataclass(frozen=True, slots=True)
-class RowRules:
+class RowPolicy:
     """How rows are checked: the app ID for rows without one, and which keys pass."""
 
     default_app: str | None = None
@@ -200,12 +200,12 @@ class RowRules:
 
 
 def _make_row(
-    label: str, line: int, key: str, app_id: str | None, regions_cell: str, rules: RowRules
+    label: str, line: int, key: str, app_id: str | None, regions_cell: str, policy: RowPolicy
 ) -> KeyRow | InputError:
-    reason = check_key(key, allow_non_ascii=rules.allow_non_ascii)
+    reason = check_key(key, allow_non_ascii=policy.allow_non_ascii)
     if reason:
         return InputError(label, line, reason)
-    app = app_id or rules.default_app
+    app = app_id or policy.default_app
     if not app:
         return InputError(label, line, "no app ID: add an app_id column or give --app-id")
     reason = check_app_id(app)
@@ -221,7 +221,7 @@ _BOM_LINE = "UTF-8 byte order mark (U+FEFF) at the start of the line (files join
 _KNOWN_COLUMNS = ("stream_key", "app_id", "regions")
 
 
-def _iter_csv(label: str, stream: IO[str], rules: RowRules) -> Iterator[KeyRow | InputError]:
+def _iter_csv(label: str, stream: IO[str], policy: RowPolicy) -> Iterator[KeyRow | InputError]:
     reader = csv.reader(stream, strict=True)
     header: list[str] | None = None
     start = 1
@@ -263,7 +263,7 @@ def _iter_csv(label: str, stream: IO[str], rules: RowRules) -> Iterator[KeyRow |
                 record[key_col].strip(),
                 record[app_col].strip() if app_col is not None else None,
                 record[reg_col] if reg_col is not None else "",
-                rules,
+                policy,
             )
     except csv.Error as exc:
         yield InputError(label, start, f"malformed CSV ({exc})")
@@ -272,7 +272,7 @@ def _iter_csv(label: str, stream: IO[str], rules: RowRules) -> Iterator[KeyRow |
 
 
 def _iter_text(
-    label: str, lines: Iterator[str], first_line: int, rules: RowRules
+    label: str, lines: Iterator[str], first_line: int, policy: RowPolicy
 ) -> Iterator[KeyRow | InputError]:
     for number, raw in enumerate(lines, start=first_line):
         if raw.startswith(BOM):
@@ -286,19 +286,19 @@ def _iter_text(
                 label, number, "a comma in a plain-text key: a CSV file needs a stream_key header"
             )
             continue
-        yield _make_row(label, number, text, None, "", rules)
+        yield _make_row(label, number, text, None, "", policy)
 
 
 def _looks_like_csv_header(line: str) -> bool:
     return "stream_key" in [c.strip().strip('"').lower() for c in line.split(",")]
 
 
-def iter_source(source: Source, rules: RowRules) -> Iterator[KeyRow | InputError]:
+def iter_source(source: Source, policy: RowPolicy) -> Iterator[KeyRow | InputError]:
     """Rows of one source; I/O and encoding errors become InputErrors with the line."""
     label = source.label
     if source.name == "--key":
         for index, key in enumerate(source._keys, start=1):
-            yield _make_row("--key", index, key, None, "", rules)
+            yield _make_row("--key", index, key, None, "", policy)
         return
     line = 1
     try:
@@ -313,12 +313,12 @@ def iter_source(source: Source, rules: RowRules) -> Iterator[KeyRow | InputError
                 break
         if _looks_like_csv_header(first) or (label.lower().endswith(".csv") and first.strip()):
             stream.seek(0)
-            for row in _iter_csv(label, stream, rules):
+            for row in _iter_csv(label, stream, policy):
                 line = row.line
                 yield row
         else:
             stream.seek(0)
-            for row in _iter_text(label, stream, 1, rules):
+            for row in _iter_text(label, stream, 1, policy):
                 line = row.line
                 yield row
     except UnicodeDecodeError:
@@ -334,9 +334,9 @@ def iter_rows(
     sources: list[Source], default_app: str | None, *, allow_non_ascii: bool = False
 ) -> Iterator[KeyRow | InputError]:
     """Rows of every source in order."""
-    rules = RowRules(default_app, allow_non_ascii)
+    policy = RowPolicy(default_app, allow_non_ascii)
     for source in sources:
-        yield from iter_source(source, rules)
+        yield from iter_source(source, policy)
 
 
 def open_sources(
