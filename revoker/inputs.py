@@ -293,8 +293,11 @@ def _looks_like_csv_header(line: str) -> bool:
     return "stream_key" in [c.strip().strip('"').lower() for c in line.split(",")]
 
 
-def iter_source(source: Source, policy: RowPolicy) -> Iterator[KeyRow | InputError]:
+def iter_source(
+    source: Source, default_app: str | None, *, allow_non_ascii: bool = False
+) -> Iterator[KeyRow | InputError]:
     """Rows of one source; I/O and encoding errors become InputErrors with the line."""
+    policy = RowPolicy(default_app, allow_non_ascii)
     label = source.label
     if source.name == "--key":
         for index, key in enumerate(source._keys, start=1):
@@ -334,9 +337,8 @@ def iter_rows(
     sources: list[Source], default_app: str | None, *, allow_non_ascii: bool = False
 ) -> Iterator[KeyRow | InputError]:
     """Rows of every source in order."""
-    policy = RowPolicy(default_app, allow_non_ascii)
     for source in sources:
-        yield from iter_source(source, policy)
+        yield from iter_source(source, default_app, allow_non_ascii=allow_non_ascii)
 
 
 def open_sources(
