@@ -24,6 +24,7 @@ from revoker.settings import (
     RetrySettings,
     RunSettings,
     Shard,
+    check_audit_log_path,
     check_base_url,
     default_fallback,
     load_credentials,
@@ -76,6 +77,13 @@ def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool, no_colo
     ctx.obj = {"quiet": quiet}
 
 
+allow_non_ascii_option = click.option(
+    "--allow-non-ascii-keys",
+    is_flag=True,
+    help="Accept keys with visible non-ASCII characters (invisible ones are always refused).",
+)
+
+
 def input_options(f: F) -> F:
     """Where keys come from and which regions/apps/shard they apply to."""
     decorators = [
@@ -125,6 +133,7 @@ def input_options(f: F) -> F:
             metavar="ID",
             help="With --from: only findings of this rule / detector (repeatable).",
         ),
+        allow_non_ascii_option,
     ]
     return _apply(f, decorators)
 
@@ -153,6 +162,12 @@ def connection_options(f: F) -> F:
                 envvar="AGORA_FALLBACK_BASE_URL",
                 help="Alternate base URL on DNS/connect failure "
                 "(default: api.sd-rtn.com <-> api.agora.io).",
+            ),
+            click.option(
+                "--allow-base-path",
+                is_flag=True,
+                help="Accept a --base-url/--fallback-url with a path (a proxy serving the "
+                "API under it); refused by default.",
             ),
             click.option(
                 "--auth",
@@ -247,11 +262,16 @@ def client_options(f: F) -> F:
 
 def client_settings(opts: dict[str, Any], concurrency: int) -> ClientSettings:
     """The connection options -> checked ClientSettings."""
-    base_url = check_base_url(opts["base_url"])
+    allow_path = bool(opts.get("allow_base_path"))
+    base_url = check_base_url(opts["base_url"], allow_path=allow_path)
     fallback = opts.get("fallback_url")
     return ClientSettings(
         base_url=base_url,
-        fallback_url=check_base_url(fallback) if fallback else default_fallback(base_url),
+        fallback_url=(
+            check_base_url(fallback, allow_path=allow_path)
+            if fallback
+            else default_fallback(base_url)
+        ),
         auth=opts["auth"],
         timeout=opts["timeout"],
         concurrency=concurrency,
@@ -284,13 +304,16 @@ def input_settings(opts: dict[str, Any]) -> InputSettings:
         shard=_shard(opts.get("shard_spec"), opts.get("shard_count")),
         scanner=opts.get("scanner"),
         rules=tuple(opts.get("rules") or ()),
+        allow_non_ascii_keys=opts.get("allow_non_ascii_keys", False),
     )
 
 
 def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
     """Options (as click parsed them) -> a typed, checked RunSettings."""
+    inputs = input_settings(opts)
+    check_audit_log_path(opts["audit_log"], inputs.sources)
     return RunSettings(
-        inputs=input_settings(opts),
+        inputs=inputs,
         client=client_settings(opts, opts["concurrency"]),
         retry=RetrySettings(max_attempts=opts["max_attempts"]),
         max_rps=opts["max_rps"],

@@ -25,6 +25,7 @@ from revoker.auth import Credentials, basic_header, hmac_headers
 from revoker.errors import TransportFailure, UsageError
 from revoker.settings import ClientSettings
 
+NOT_THE_API = "not an answer of the Media Gateway API (check --base-url)"
 KEYS_PATH = "/{region}/v1/projects/{app}/rtls/ingress/streamkeys/{key}"
 CREATE_PATH = "/{region}/v1/projects/{app}/rtls/ingress/streamkeys"
 STREAMS_PATH = "/{region}/v1/projects/{app}/rtls/ingress/online-streams"
@@ -79,6 +80,17 @@ class ApiResponse:
     message: str | None = None
     data: Any = None
     retry_after: float | None = None
+    api_error: bool = False  # a JSON error body ({"status": "error", ...}) and our ID echoed
+
+    @property
+    def not_found(self) -> bool:
+        """The API itself answered "not found": the only 404 that means ``absent``."""
+        return self.status == 404 and self.api_error
+
+    @property
+    def foreign(self) -> bool:
+        """A 404 that is not the API's (an HTML page, a proxy, a wrong base path)."""
+        return self.status == 404 and not self.api_error
 
 
 def _error_kind(exc: httpx.HTTPError) -> str:
@@ -436,13 +448,21 @@ def _to_api_response(response: httpx.Response, request_id: str, host: str, ms: i
     if response.status_code != 200 and message is None:
         text = response.text.strip()
         message = text[:200] if text else response.reason_phrase or None
+    server_request_id = response.headers.get("X-Request-ID")
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
-        server_request_id=response.headers.get("X-Request-ID"),
+        server_request_id=server_request_id,
         host=host,
         ms=ms,
         message=message,
         data=data,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        # The API echoes the X-Request-ID it was sent; a front proxy or another
+        # service under a wrong base path does not answer in this shape.
+        api_error=(
+            isinstance(body, dict)
+            and body.get("status") == "error"
+            and server_request_id == request_id
+        ),
     )

@@ -1,4 +1,8 @@
-"""Durations on the command line: ``90d``, ``12h``, ``30m``, ``45s``, ``2w``, ``1d12h``."""
+"""Durations on the command line: ``90d``, ``12h``, ``30min``, ``45s``, ``2w``, ``6mo``, ``1d12h``.
+
+Minutes are ``min`` and months ``mo`` (30 days): a bare ``m`` is refused, since
+``--older-than 3m`` reads as three months as easily as three minutes.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import re
 
 from revoker.errors import UsageError
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_PART = re.compile(r"(\d+)([smhdw])")
+UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
+_PART = re.compile(r"(\d+)(min|mo|m|s|h|d|w)")
 
 
 def parse_duration(text: str) -> int:
@@ -16,8 +20,13 @@ def parse_duration(text: str) -> int:
     parts = _PART.findall(value)
     if not value or "".join(n + u for n, u in parts) != value:
         raise UsageError(
-            f"invalid duration {text!r}: use an integer and a unit s, m, h, d or w "
-            "(e.g. 90d, 12h, 30m, 1d12h)"
+            f"invalid duration {text!r}: use an integer and a unit s, min, h, d, w or mo "
+            "(30 days), e.g. 90d, 12h, 30min, 6mo, 1d12h"
+        )
+    if any(unit == "m" for _, unit in parts):
+        raise UsageError(
+            f"invalid duration {text!r}: 'm' is ambiguous; write 'min' for minutes "
+            "or 'mo' for months (30 days)"
         )
     seconds = sum(int(n) * UNITS[u] for n, u in parts)
     if seconds <= 0:
@@ -28,7 +37,7 @@ def parse_duration(text: str) -> int:
 def format_duration(seconds: int) -> str:
     """The shortest ``parse_duration`` spelling of ``seconds`` (``86400`` -> ``1d``)."""
     out = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if seconds >= size:
             out.append(f"{seconds // size}{unit}")
             seconds %= size

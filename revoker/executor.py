@@ -31,7 +31,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from revoker.audit import AuditLog, task_record
-from revoker.client import AgoraClient, ApiResponse, segment
+from revoker.client import NOT_THE_API, AgoraClient, ApiResponse, segment
 from revoker.errors import AuditWriteError, TransportFailure
 from revoker.models import Attempt, FollowUp, Outcome, Task, TaskResult
 from revoker.ratelimit import Pacer, RateLimits
@@ -251,7 +251,9 @@ async def call_task(
         result.message = f"no response: {exc.kind} ({len(attempts)} attempts)"
     else:
         result.outcome = classify(response)
-        result.message = _without_key(response.message, task.key)
+        result.message = (
+            NOT_THE_API if response.foreign else _without_key(response.message, task.key)
+        )
         result.data = response.data
         if result.outcome is Outcome.FAILED and response.status in RETRYABLE_STATUS:
             result.message = (
@@ -284,12 +286,16 @@ def _without_key(message: str | None, key: str) -> str | None:
 
 
 def classifier(success: Outcome) -> Callable[[ApiResponse], Outcome]:
-    """200 -> ``success``, 404 -> absent, anything else -> failed."""
+    """200 -> ``success``, the API's own 404 -> absent, anything else -> failed.
+
+    Any other 404 (:attr:`ApiResponse.foreign`: an HTML page, no echoed request
+    ID) is ``failed``: counting it as absent would call a live key revoked.
+    """
 
     def classify(response: ApiResponse) -> Outcome:
         if response.status == 200:
             return success
-        if response.status == 404:
+        if response.not_found:
             return Outcome.ABSENT
         return Outcome.FAILED
 

@@ -16,6 +16,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
@@ -25,6 +26,8 @@ from revoker.models import REGIONS
 from revoker.scanners import iter_findings
 
 MAX_KEY_LENGTH = 1024
+ALLOW_NON_ASCII_FLAG = "--allow-non-ascii-keys"
+BOM = "\ufeff"
 _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _FORBIDDEN_IN_KEY = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 # Lone surrogates: argv bytes that are not UTF-8 (surrogateescape); unencodable.
@@ -97,6 +100,24 @@ class Source:
             return open(fd, encoding="utf-8-sig", newline="")
         return open(self.name, encoding="utf-8-sig", newline="")
 
+    def first_bad_utf8_line(self) -> int | None:
+        """The number of the first line that is not valid UTF-8 (None if none or unreadable)."""
+        try:
+            if self._spool is not None:
+                self._spool.seek(0)
+                stream: IO[bytes] = open(os.dup(self._spool.fileno()), "rb")  # noqa: SIM115
+            else:
+                stream = open(self.name, "rb")  # noqa: SIM115
+            with stream:
+                for number, raw in enumerate(stream, start=1):
+                    try:
+                        raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return number
+        except OSError:
+            return None
+        return None
+
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
@@ -110,8 +131,40 @@ def _binary(stream: IO[str]) -> IO[bytes]:
     return io.BytesIO(stream.read().encode("utf-8", "surrogateescape"))
 
 
-def check_key(key: str) -> str | None:
-    """Why ``key`` cannot be a stream key, or None if it can."""
+def _odd_character(key: str, allow_non_ascii: bool) -> str | None:
+    """The first character of ``key`` outside printable ASCII, described; None if none.
+
+    Invisible characters (format, unassigned, private use: zero-width spaces, a
+    BOM, bidi overrides) are refused even with ``allow_non_ascii``: they make a
+    different key that looks the same, which the API answers "not found".
+    """
+    if key.isascii():
+        return None  # whitespace and control characters are checked before
+    for column, char in enumerate(key, start=1):
+        if char.isascii():
+            continue
+        category = unicodedata.category(char)
+        if category in ("Cf", "Cn", "Co"):
+            what = "invisible character"
+        elif allow_non_ascii:
+            continue
+        elif category.startswith("M"):
+            what = "combining character"
+        else:
+            what = "non-ASCII character"
+        reason = f"{what} U+{ord(char):04X} at column {column}"
+        if what != "invisible character":
+            reason += f" ({ALLOW_NON_ASCII_FLAG} if the key really has it)"
+        return reason
+    return None
+
+
+def check_key(key: str, *, allow_non_ascii: bool = False) -> str | None:
+    """Why ``key`` cannot be a stream key, or None if it can.
+
+    Only printable ASCII unless ``allow_non_ascii`` (then invisible characters
+    are still refused); the column counts from the key's first character.
+    """
     if not key:
         return "empty stream key"
     bad = _FORBIDDEN_IN_KEY.search(key)
@@ -121,6 +174,9 @@ def check_key(key: str) -> str | None:
     bad = _SURROGATE.search(key)
     if bad:
         return f"stream key is not valid UTF-8 at position {bad.start() + 1}"
+    odd = _odd_character(key, allow_non_ascii)
+    if odd:
+        return odd
     if len(key) > MAX_KEY_LENGTH:
         return f"stream key longer than {MAX_KEY_LENGTH} characters"
     if key in (".", ".."):
@@ -147,13 +203,21 @@ def parse_row_regions(cell: str) -> tuple[tuple[str, ...] | None, str | None]:
     return tuple(r for r in REGIONS if r in parts), None
 
 
+@dataclass(frozen=True, slots=True)
+class RowPolicy:
+    """How rows are checked: the app ID for rows without one, and which keys pass."""
+
+    default_app: str | None = None
+    allow_non_ascii: bool = False
+
+
 def _make_row(
-    label: str, line: int, key: str, app_id: str | None, regions_cell: str, default_app: str | None
+    label: str, line: int, key: str, app_id: str | None, regions_cell: str, policy: RowPolicy
 ) -> KeyRow | InputError:
-    reason = check_key(key)
+    reason = check_key(key, allow_non_ascii=policy.allow_non_ascii)
     if reason:
         return InputError(label, line, reason)
-    app = app_id or default_app
+    app = app_id or policy.default_app
     if not app:
         return InputError(label, line, "no app ID: add an app_id column or give --app-id")
     reason = check_app_id(app)
@@ -165,9 +229,11 @@ def _make_row(
     return KeyRow(key, app, regions or REGIONS, label, line)
 
 
-def _iter_csv(
-    label: str, stream: IO[str], default_app: str | None
-) -> Iterator[KeyRow | InputError]:
+_BOM_LINE = "UTF-8 byte order mark (U+FEFF) at the start of the line (files joined together?)"
+_KNOWN_COLUMNS = ("stream_key", "app_id", "regions")
+
+
+def _iter_csv(label: str, stream: IO[str], policy: RowPolicy) -> Iterator[KeyRow | InputError]:
     reader = csv.reader(stream, strict=True)
     header: list[str] | None = None
     start = 1
@@ -182,11 +248,20 @@ def _iter_csv(
                 if "stream_key" not in header:
                     yield InputError(label, line, "CSV header has no 'stream_key' column")
                     return
+                twice = [c for c in _KNOWN_COLUMNS if header.count(c) > 1]
+                if twice:
+                    yield InputError(
+                        label, line, f"CSV header has {header.count(twice[0])} {twice[0]!r} columns"
+                    )
+                    return
                 key_col = header.index("stream_key")
                 app_col = header.index("app_id") if "app_id" in header else None
                 reg_col = header.index("regions") if "regions" in header else None
                 continue
             if not record or all(not cell.strip() for cell in record):
+                continue
+            if record[0].startswith(BOM):
+                yield InputError(label, line, _BOM_LINE)
                 continue
             if len(record) > len(header):
                 yield InputError(
@@ -200,7 +275,7 @@ def _iter_csv(
                 record[key_col].strip(),
                 record[app_col].strip() if app_col is not None else None,
                 record[reg_col] if reg_col is not None else "",
-                default_app,
+                policy,
             )
     except csv.Error as exc:
         yield InputError(label, start, f"malformed CSV ({exc})")
@@ -209,9 +284,12 @@ def _iter_csv(
 
 
 def _iter_text(
-    label: str, lines: Iterator[str], first_line: int, default_app: str | None
+    label: str, lines: Iterator[str], first_line: int, policy: RowPolicy
 ) -> Iterator[KeyRow | InputError]:
     for number, raw in enumerate(lines, start=first_line):
+        if raw.startswith(BOM):
+            yield InputError(label, number, _BOM_LINE)
+            continue
         text = raw.rstrip("\r\n").strip()
         if not text or text.startswith("#"):
             continue
@@ -220,19 +298,22 @@ def _iter_text(
                 label, number, "a comma in a plain-text key: a CSV file needs a stream_key header"
             )
             continue
-        yield _make_row(label, number, text, None, "", default_app)
+        yield _make_row(label, number, text, None, "", policy)
 
 
 def _looks_like_csv_header(line: str) -> bool:
     return "stream_key" in [c.strip().strip('"').lower() for c in line.split(",")]
 
 
-def iter_source(source: Source, default_app: str | None) -> Iterator[KeyRow | InputError]:
+def iter_source(
+    source: Source, default_app: str | None, *, allow_non_ascii: bool = False
+) -> Iterator[KeyRow | InputError]:
     """Rows of one source; I/O and encoding errors become InputErrors with the line."""
+    policy = RowPolicy(default_app, allow_non_ascii)
     label = source.label
     if source.name == "--key":
         for index, key in enumerate(source._keys, start=1):
-            yield _make_row("--key", index, key, None, "", default_app)
+            yield _make_row("--key", index, key, None, "", policy)
         return
     line = 1
     try:
@@ -243,7 +324,7 @@ def iter_source(source: Source, default_app: str | None) -> Iterator[KeyRow | In
     try:
         if source.scanner:
             for line, secret in iter_findings(label, stream, source.scanner, source.rules):
-                yield _make_row(label, line, secret, None, "", default_app)
+                yield _make_row(label, line, secret, None, "", policy)
             return
         first = ""
         for first in stream:  # the first non-blank line decides: CSV header or text
@@ -251,26 +332,29 @@ def iter_source(source: Source, default_app: str | None) -> Iterator[KeyRow | In
                 break
         if _looks_like_csv_header(first) or (label.lower().endswith(".csv") and first.strip()):
             stream.seek(0)
-            for row in _iter_csv(label, stream, default_app):
+            for row in _iter_csv(label, stream, policy):
                 line = row.line
                 yield row
         else:
             stream.seek(0)
-            for row in _iter_text(label, stream, 1, default_app):
+            for row in _iter_text(label, stream, 1, policy):
                 line = row.line
                 yield row
     except UnicodeDecodeError:
-        yield InputError(label, line + 1, "not valid UTF-8")
+        # The decoder reads ahead in blocks: the line is found in the bytes.
+        yield InputError(label, source.first_bad_utf8_line() or line, "not valid UTF-8")
     except OSError as exc:
         yield InputError(label, line + 1, f"cannot read file ({exc.strerror or exc})")
     finally:
         stream.close()
 
 
-def iter_rows(sources: list[Source], default_app: str | None) -> Iterator[KeyRow | InputError]:
+def iter_rows(
+    sources: list[Source], default_app: str | None, *, allow_non_ascii: bool = False
+) -> Iterator[KeyRow | InputError]:
     """Rows of every source in order."""
     for source in sources:
-        yield from iter_source(source, default_app)
+        yield from iter_source(source, default_app, allow_non_ascii=allow_non_ascii)
 
 
 def open_sources(

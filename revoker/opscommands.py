@@ -14,6 +14,7 @@ import click
 
 from revoker.cli import (
     _progress,
+    allow_non_ascii_option,
     build_settings,
     client_options,
     client_settings,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     help="Subset of regions, comma-separated.",
 )
 @connection_options
+@allow_non_ascii_option
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -> None:
     """Query one key in every region: present, channel, uid, created, expires.
@@ -56,7 +58,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 
     if key == "-":
         key = sys.stdin.readline().strip()
-    reason = check_key(key)
+    reason = check_key(key, allow_non_ascii=opts["allow_non_ascii_keys"])
     if reason:
         raise UsageError(f"KEY: {reason}")
     if not app_id:
@@ -82,7 +84,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 @click.option(
     "--older-than",
     metavar="DURATION",
-    help="Delete pairs created more than DURATION ago (90d, 12h, 30m, 2w).",
+    help="Delete pairs created more than DURATION ago (90d, 12h, 30min, 2w, 6mo = 180d).",
 )
 @click.pass_context
 def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: Any) -> None:

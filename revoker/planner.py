@@ -143,7 +143,7 @@ def _iter_tasks(
     for region in settings.regions:
         wanted |= _REGION_BIT[region]
     shard: Shard | None = settings.shard
-    for row in iter_rows(sources, settings.app_id):
+    for row in iter_rows(sources, settings.app_id, allow_non_ascii=settings.allow_non_ascii_keys):
         if isinstance(row, InputError):
             if on_row:
                 on_row(row, "invalid", [])

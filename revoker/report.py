@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from revoker.audit import ReadStats, iter_records
-from revoker.errors import EXIT_FAILED, EXIT_OK
+from revoker.errors import EXIT_FAILED, EXIT_OK, AuditLogError
 from revoker.models import REGIONS
 
 TASK_EVENTS = ("revoke", "verify", "query", "disconnect", "rotate")
@@ -37,6 +37,8 @@ OUTCOME_ORDER = (
 MAX_PROBLEMS_SHOWN = 200
 
 TaskKey = tuple[str, str, str, str, str]
+# The event with one line per planned task (run_started's counts.tasks), by command.
+PLANNED_EVENT = {"revoke": "revoke", "verify": "verify", "prune": "query"}
 
 
 def is_problem(record: dict[str, Any]) -> bool:
@@ -61,6 +63,7 @@ class AuditReport:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     superseded: int = 0
     not_started: list[dict[str, Any]] = field(default_factory=list)
+    task_lines: Counter[tuple[str, str]] = field(default_factory=Counter)  # (run_id, event)
 
     @property
     def torn(self) -> int:
@@ -119,11 +122,32 @@ class AuditReport:
                 unfinished.append(run)
         return unfinished
 
+    def incomplete_runs(self) -> list[dict[str, Any]]:
+        """Finished runs with fewer task lines than their ``run_started`` planned:
+        lines were lost or deleted, so "all done" cannot be claimed."""
+        incomplete = []
+        for run in self.runs.values():
+            event = PLANNED_EVENT.get(str(run.get("command")))
+            planned = run.get("planned")
+            if "finished" not in run or event is None or not isinstance(planned, int):
+                continue
+            recorded = self.task_lines[(run["run_id"], event)] + sum(
+                int(line["tasks"])
+                for line in self.not_started
+                if line["run_id"] == run["run_id"] and line.get("for_event") == event
+            )
+            if recorded < planned:
+                incomplete.append({**run, "recorded": recorded})
+        return incomplete
+
     @property
     def exit_code(self) -> int:
-        if self.unfinished_runs() or self.pending_not_started():
-            return EXIT_FAILED
-        if any(is_problem(r) for r in self.latest.values()):
+        if (
+            self.unfinished_runs()
+            or self.pending_not_started()
+            or self.incomplete_runs()
+            or any(is_problem(r) for r in self.latest.values())
+        ):
             return EXIT_FAILED
         return EXIT_OK
 
@@ -134,6 +158,13 @@ class AuditReport:
             return (
                 f"{unfinished} run(s) never finished (killed?) and were not resumed: "
                 "tasks may be missing from every log; run again with --resume"
+            )
+        incomplete = self.incomplete_runs()
+        if incomplete:
+            missing = sum(r["planned"] - r["recorded"] for r in incomplete)
+            return (
+                f"INCOMPLETE: {len(incomplete)} run(s) recorded fewer task lines than they "
+                f"planned ({missing} missing): the log was cut or edited; run again"
             )
         if not tasks:
             return "no task records found"
@@ -156,6 +187,7 @@ class AuditReport:
             "torn_lines": self.torn,
             "logs": [vars(log) for log in self.logs],
             "runs": list(self.runs.values()),
+            "incomplete_runs": self.incomplete_runs(),
             "counts": {
                 event: {
                     "total": dict(sorted(self.totals()[event].items())),
@@ -211,16 +243,23 @@ def _problem(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_report(paths: list[Path]) -> AuditReport:
-    """Read every log (AuditLogError, exit 2, if one cannot be read) and merge them."""
+    """Read every log and merge them.
+
+    AuditLogError (exit 2) if a log cannot be read or holds no run (no
+    ``run_started`` line: empty, compressed, or not an audit log at all).
+    """
     report = AuditReport()
     order: dict[TaskKey, tuple[str, int, int]] = {}
+    revoked: dict[TaskKey, tuple[tuple[str, int, int], dict[str, Any]]] = {}
     for index, path in enumerate(paths):
         stats = ReadStats()
         info = LogInfo(str(path))
+        started = False
         for line, record in enumerate(iter_records(path, stats)):
             info.records += 1
             event = record.get("event")
             if event in ("run_started", "run_finished"):
+                started = started or event == "run_started"
                 _note_run(report, record, str(path))
                 continue
             if event == "not_started":
@@ -228,6 +267,7 @@ def build_report(paths: list[Path]) -> AuditReport:
                 continue
             if event not in TASK_EVENTS:
                 continue
+            report.task_lines[(str(record.get("run_id")), str(event))] += 1
             key: TaskKey = (
                 str(event),
                 str(record.get("app_id")),
@@ -236,6 +276,9 @@ def build_report(paths: list[Path]) -> AuditReport:
                 str(record.get("sid") or "") if event == "disconnect" else "",
             )
             rank = (str(record.get("ts", "")), index, line)
+            was_revoked = event == "revoke" and record.get("outcome") == "revoked"
+            if was_revoked and (key not in revoked or revoked[key][0] < rank):
+                revoked[key] = (rank, record)
             if key in order:
                 report.superseded += 1
                 if rank < order[key]:
@@ -243,7 +286,17 @@ def build_report(paths: list[Path]) -> AuditReport:
             order[key] = rank
             report.latest[key] = record
         info.lines, info.torn = stats.lines, stats.torn
+        if not started:
+            raise AuditLogError(
+                f"{path}: not a revoker audit log: no run_started line "
+                f"({stats.lines} lines read, {stats.torn} unreadable)"
+            )
         report.logs.append(info)
+    # A key revoked once and found "absent" by a later run (without --resume) was
+    # revoked: keep that, rather than a record that says the key never existed.
+    for key, (_, record) in revoked.items():
+        if report.latest[key].get("outcome") == "absent":
+            report.latest[key] = record
     return report
 
 

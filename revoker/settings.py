@@ -43,8 +43,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str) -> str:
-    """Refuse anything but https, or plain http to a loopback host. Returns the URL sans '/'."""
+def check_base_url(url: str, *, allow_path: bool = False) -> str:
+    """Refuse anything but https, or plain http to a loopback host. Returns the URL sans '/'.
+
+    A path is refused unless ``allow_path``: the API lives at the host's root, and a
+    path copied from another Agora API (``/dev``) makes every request a stranger's 404.
+    """
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
@@ -53,6 +57,11 @@ def check_base_url(url: str) -> str:
         raise UsageError(f"plain http is refused for non-loopback host {host!r}; use https")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise UsageError("base URL must not carry credentials, a query or a fragment")
+    if parts.path.strip("/") and not allow_path:
+        raise UsageError(
+            f"base URL {url!r} has a path ({parts.path!r}); the Media Gateway API is served "
+            "at the host's root (give --allow-base-path if a proxy serves it under this path)"
+        )
     return url.rstrip("/")
 
 
@@ -62,6 +71,39 @@ def default_fallback(base_url: str) -> str | None:
     if alt is None or parts.port is not None:
         return None
     return f"{parts.scheme}://{alt}{parts.path}".rstrip("/")
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_audit_log_path(path: Path, sources: tuple[str, ...]) -> None:
+    """Refuse, before anything is sent, an audit log that cannot be one.
+
+    Not a regular file (a FIFO loses the records once read and blocks the run), or
+    one of the input files (the run would append its records to its own input).
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        return  # a new file, or one the audit log itself reports it cannot open
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a file")
+        raise UsageError(f"{path}: the audit log must be a regular file (this is {kind})")
+    for source in sources:
+        try:
+            other = os.stat(source) if source != "-" else None
+        except OSError:
+            continue
+        if other is not None and (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino):
+            raise UsageError(
+                f"{path}: the audit log is also an input file ({source}); give another --audit-log"
+            )
 
 
 @dataclass(frozen=True)
@@ -123,6 +165,7 @@ class InputSettings:
     shard: Shard | None = None
     scanner: str | None = None  # --from: the files are this scanner's reports
     rules: tuple[str, ...] = ()  # --rule: only these rules' findings
+    allow_non_ascii_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +208,7 @@ class RunSettings:
             "skip_invalid": self.inputs.skip_invalid,
             "from": self.inputs.scanner,
             "rules": list(self.inputs.rules),
+            "allow_non_ascii_keys": self.inputs.allow_non_ascii_keys,
             "base_url": self.client.base_url,
             "fallback_url": self.client.fallback_url,
             "auth": self.client.auth,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import respx
 
@@ -13,6 +14,15 @@ APP = "9d2498880e934632b38b0a68fa2f1622"
 CUSTOMER_ID = "cid-RECOGNISABLE-7f3a"
 SECRET = "sec-RECOGNISABLE-91b2e"  # searched for in every output by the secrets tests
 KEY_PATTERN = r"^/(na|eu|ap|cn)/v1/projects/[^/]+/rtls/ingress/streamkeys/[^/]+$"
+
+
+def api_not_found(request: httpx.Request) -> httpx.Response:
+    """The API's own 404 (respx side effect): its error body, our X-Request-ID echoed."""
+    return httpx.Response(
+        404,
+        json={"status": "error", "message": "Resource not found and destroyed."},
+        headers={"X-Request-ID": request.headers["X-Request-ID"]},
+    )
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import respx
 from click.testing import CliRunner, Result
 
 from revoker.cli import main
-from tests.conftest import APP, BASE, CUSTOMER_ID, SECRET
+from tests.conftest import APP, BASE, CUSTOMER_ID, SECRET, api_not_found
 
 pytestmark = pytest.mark.usefixtures("creds")
 
@@ -76,6 +76,91 @@ def test_revoke_deletes_every_key_in_every_region_and_exits_0(
     assert events == ["run_started"] + ["revoke"] * 7 + ["run_finished"]
 
 
+@pytest.mark.parametrize("option", ["--base-url", "--fallback-url"])
+@pytest.mark.parametrize("command", ["revoke", "verify", "prune", "show"])
+def test_a_base_url_with_a_path_is_refused_before_sending(
+    tmp_path: Path, api: respx.MockRouter, command: str, option: str
+) -> None:
+    route = api.route().mock(return_value=ok())
+    args = ["--key", "key-one-000001"] if command != "show" else ["key-one-000001"]
+    extra = ["--expired"] if command == "prune" else []
+    result = CliRunner().invoke(
+        main, [command, *args, *extra, "--app-id", APP, option, f"{BASE}/dev"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "has a path ('/dev')" in result.output
+    assert "--allow-base-path" in result.output
+    assert route.call_count == 0
+
+
+def test_allow_base_path_sends_under_the_path(tmp_path: Path, api: respx.MockRouter) -> None:
+    route = api.delete(url__regex=".*").mock(return_value=ok())
+    result = invoke(
+        tmp_path, "revoke", "--key", "key-one", "--regions", "na", "--app-id", APP,
+        "--base-url", f"{BASE}/proxy", "--allow-base-path",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert route.calls.last.request.url.path.startswith("/proxy/na/v1/projects/")
+
+
+def test_a_key_with_an_invisible_character_is_refused_with_file_line_column(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.route().mock(return_value=ok())
+    keys = tmp_path / "keys.txt"
+    keys.write_text("key-aaaa-0000001\nleakedK\u200bey-0001\n", encoding="utf-8")
+    for extra in ([], ["--allow-non-ascii-keys"]):
+        result = invoke(tmp_path, "revoke", str(keys), "--app-id", APP, *extra)
+        assert result.exit_code == 2, result.output
+        assert f"{keys}:2: invisible character U+200B at column 8" in result.output
+    assert route.call_count == 0
+
+
+def test_allow_non_ascii_keys_sends_a_visible_non_ascii_key(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.delete(url__regex=".*").mock(return_value=ok())
+    refused = invoke(tmp_path, "revoke", "--key", "clé-0001", "--app-id", APP, "--regions", "na")
+    assert refused.exit_code == 2
+    assert "--key:1: non-ASCII character U+00E9 at column 3" in refused.output
+    assert route.call_count == 0
+    result = invoke(
+        tmp_path, "revoke", "--key", "clé-0001", "--app-id", APP, "--regions", "na",
+        "--allow-non-ascii-keys",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert route.calls.last.request.url.raw_path.endswith(b"/cl%C3%A9-0001")
+
+
+@pytest.mark.parametrize("command", ["revoke", "verify", "prune"])
+def test_an_input_file_given_as_the_audit_log_is_refused(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path, command: str
+) -> None:
+    route = api.route().mock(return_value=ok())
+    before = keys_csv.read_bytes()
+    extra = ["--expired"] if command == "prune" else []
+    link = tmp_path / "same-file.csv"
+    link.hardlink_to(keys_csv)
+    for audit in (keys_csv, link):
+        result = invoke(tmp_path, command, str(keys_csv), *extra, "--audit-log", str(audit))
+        assert result.exit_code == 2, result.output
+        assert f"{audit}: the audit log is also an input file ({keys_csv})" in result.output
+    assert route.call_count == 0
+    assert keys_csv.read_bytes() == before
+
+
+def test_a_fifo_as_the_audit_log_is_refused_before_sending(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path
+) -> None:
+    route = api.route().mock(return_value=ok())
+    fifo = tmp_path / "audit.fifo"
+    os.mkfifo(fifo)
+    result = invoke(tmp_path, "revoke", str(keys_csv), "--audit-log", str(fifo))
+    assert result.exit_code == 2, result.output
+    assert f"{fifo}: the audit log must be a regular file (this is a FIFO)" in result.output
+    assert route.call_count == 0
+
+
 def test_audit_log_is_created_with_mode_0600(
     tmp_path: Path, api: respx.MockRouter, keys_csv: Path
 ) -> None:
@@ -87,7 +172,7 @@ def test_audit_log_is_created_with_mode_0600(
 def test_json_summary_is_machine_readable(
     tmp_path: Path, api: respx.MockRouter, keys_csv: Path
 ) -> None:
-    api.delete(url__regex=".*").mock(return_value=ok(404))
+    api.delete(url__regex=".*").mock(side_effect=api_not_found)
     result = invoke(tmp_path, "revoke", str(keys_csv), "--output", "json")
     summary = json.loads(result.stdout)
     assert summary["exit_code"] == 0
@@ -268,7 +353,7 @@ def test_resume_skips_pairs_already_done(tmp_path: Path, api: respx.MockRouter) 
 
 
 def test_verify_exits_0_when_every_pair_is_absent(tmp_path: Path, api: respx.MockRouter) -> None:
-    api.get(url__regex=".*").mock(return_value=ok(404))
+    api.get(url__regex=".*").mock(side_effect=api_not_found)
     result = invoke(tmp_path, "verify", "--key", "key-one", "--app-id", APP)
     assert result.exit_code == 0
     assert "every key absent in every region" in result.stdout
@@ -276,7 +361,7 @@ def test_verify_exits_0_when_every_pair_is_absent(tmp_path: Path, api: respx.Moc
 
 
 def test_verify_exits_1_when_a_key_is_still_present(tmp_path: Path, api: respx.MockRouter) -> None:
-    api.get(url__regex=r"^https://agora.test/(na|eu|ap)/.*").mock(return_value=ok(404))
+    api.get(url__regex=r"^https://agora.test/(na|eu|ap)/.*").mock(side_effect=api_not_found)
     api.get(url__regex=r"^https://agora.test/cn/.*").respond(
         200,
         json={

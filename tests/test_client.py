@@ -156,6 +156,14 @@ def test_plain_http_is_allowed_for_loopback_only(url: str) -> None:
     assert check_base_url(url) == url
 
 
+@pytest.mark.parametrize("url", ["https://api.agora.io/dev", "https://api.agora.io/na/v1/"])
+def test_a_base_url_with_a_path_is_refused_unless_allowed(url: str) -> None:
+    with pytest.raises(UsageError, match="--allow-base-path"):
+        check_base_url(url)
+    assert check_base_url(url, allow_path=True) == url.rstrip("/")
+    assert check_base_url("https://api.agora.io/") == "https://api.agora.io"
+
+
 def test_agora_hosts_fall_back_to_each_other() -> None:
     assert default_fallback("https://api.agora.io") == "https://api.sd-rtn.com"
     assert default_fallback("https://api.sd-rtn.com") == "https://api.agora.io"

@@ -16,6 +16,7 @@ import respx
 from revoker.auth import Credentials
 from revoker.service import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
+from tests.conftest import api_not_found
 
 BASE = "https://agora.test"
 APP = "app1"
@@ -109,12 +110,26 @@ def test_lists_once_deletes_then_cuts_only_the_keys_streams_and_confirms(tmp_pat
     assert records[-1]["disconnect"]["counts"] == {"disconnected": 1}
 
 
+def test_a_foreign_404_on_the_key_is_failed_and_no_stream_is_touched(tmp_path: Path) -> None:
+    html = httpx.Response(404, text="<html>404 Not Found</html>")
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.get(KEYS_URL).mock(return_value=html)
+        api.delete(KEYS_URL).mock(return_value=html)
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S9", KEY)]))
+        cut = api.delete(sid_url("S9"))
+        report, records = run(tmp_path)
+    assert report.exit_code == 1
+    (revoke,) = (r for r in records if r["event"] == "revoke")
+    assert (revoke["outcome"], revoke["lookup"]["outcome"]) == ("failed", "failed")
+    assert not cut.called
+
+
 def test_a_key_unknown_to_get_still_cuts_streams_naming_it(tmp_path: Path) -> None:
     with respx.mock(base_url=BASE, assert_all_called=True) as api:
-        api.get(KEYS_URL).mock(return_value=httpx.Response(404, json={"message": "nf"}))
-        api.delete(KEYS_URL).mock(return_value=httpx.Response(404, json={"message": "nf"}))
+        api.get(KEYS_URL).mock(side_effect=api_not_found)
+        api.delete(KEYS_URL).mock(side_effect=api_not_found)
         api.get(STREAMS_URL).mock(return_value=ok([stream("S9", KEY)]))
-        api.delete(sid_url("S9")).mock(return_value=httpx.Response(404, json={"message": "gone"}))
+        api.delete(sid_url("S9")).mock(side_effect=api_not_found)
         report, records = run(tmp_path)
     (disconnect,) = (r for r in records if r["event"] == "disconnect")
     assert disconnect["outcome"] == "absent"  # the stream had ended meanwhile
@@ -191,7 +206,7 @@ def test_a_confirming_404_means_gone(tmp_path: Path) -> None:
         api.delete(KEYS_URL).mock(return_value=ok())
         api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
         api.delete(sid_url("S1")).mock(return_value=ok())
-        api.get(sid_url("S1")).mock(return_value=httpx.Response(404, json={"status": "error"}))
+        api.get(sid_url("S1")).mock(side_effect=api_not_found)
         report, records = run(tmp_path)
     (line,) = (r for r in records if r["event"] == "disconnect")
     assert line["outcome"] == "disconnected"

@@ -96,6 +96,54 @@ def test_each_status_maps_to_its_outcome(
     assert route.call_count == 1, "4xx other than 409/429 is never retried"
 
 
+NGINX_404 = "<html><head><title>404 Not Found</title></head><body>nginx</body></html>"
+
+
+def _echoed(request: httpx.Request) -> dict[str, str]:
+    return {"X-Request-ID": request.headers["X-Request-ID"]}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda r: httpx.Response(404, text=NGINX_404, headers={"Content-Type": "text/html"}),
+        lambda r: httpx.Response(404, text=NGINX_404, headers=_echoed(r)),
+        lambda r: httpx.Response(404, json={"status": "error", "message": "Not found"}),
+        lambda r: httpx.Response(404, json={"message": "no route"}, headers=_echoed(r)),
+        lambda r: httpx.Response(404, json=["status", "error"], headers=_echoed(r)),
+        lambda r: httpx.Response(404, headers=_echoed(r)),
+        lambda r: httpx.Response(
+            404, json={"status": "error"}, headers={"X-Request-ID": "someone-else"}
+        ),
+    ],
+    ids=["html", "html-echoed", "no-request-id", "other-json", "json-list", "empty", "other-id"],
+)
+def test_a_404_that_is_not_the_apis_answer_is_failed_not_absent(
+    tmp_path: Path, answer: Any
+) -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(side_effect=answer)
+        api.get(url__regex=".*").mock(side_effect=answer)
+        report = run(tmp_path, ["key-one"], verify=True)
+    assert report.exit_code == 1
+    for event in ("revoke", "verify"):
+        (record,) = records(tmp_path, event)
+        assert (record["outcome"], record["http_status"]) == ("failed", 404)
+        assert record["message"] == "not an answer of the Media Gateway API (check --base-url)"
+
+
+def test_the_apis_own_404_with_request_id_echoed_is_absent(tmp_path: Path) -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(side_effect=echo(404))
+        api.get(url__regex=".*").mock(side_effect=echo(404))
+        report = run(tmp_path, ["key-one"], verify=True)
+    assert report.exit_code == 0
+    assert [r["outcome"] for r in records(tmp_path) + records(tmp_path, "verify")] == [
+        "absent",
+        "absent",
+    ]
+
+
 def test_retry_sequence_ends_revoked_with_every_request_id(
     tmp_path: Path, sleeps: list[float]
 ) -> None:
@@ -335,7 +383,7 @@ def test_429s_are_counted_per_pass_even_without_a_rate_limit(
         api.delete(url__regex=".*").mock(
             side_effect=[echo(429)(httpx.Request("DELETE", BASE)), httpx.Response(200, json={})]
         )
-        api.get(url__regex=".*").respond(404, json={"status": "error"})
+        api.get(url__regex=".*").mock(side_effect=echo(404))
         report = run(tmp_path, ["key-one"], verify=True)
     assert report.exit_code == 0
     assert [(p.event, p.extra["throttled_429"]) for p in report.passes] == [

@@ -148,3 +148,99 @@ def test_a_pipe_is_spooled_so_both_passes_see_every_row(tmp_path: Path) -> None:
     first = [r.key for r in iter_rows(sources, APP) if isinstance(r, KeyRow)]
     second = [r.key for r in iter_rows(sources, APP) if isinstance(r, KeyRow)]
     assert first == second == ["k1", "k2"]
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("leakedK\u200bey-0001", "invisible character U+200B at column 8"),
+        ("leaked\u202eKey-0001", "invisible character U+202E at column 7"),
+        ("leaked\ufeffKey-0001", "invisible character U+FEFF at column 7"),
+        ("leakedKey-000\uff21", "non-ASCII character U+FF21 at column 14"),
+        ("leakede\u0301Key-0001", "combining character U+0301 at column 8"),
+    ],
+    ids=["zero-width-space", "bidi-override", "bom", "fullwidth", "combining"],
+)
+@pytest.mark.parametrize("form", ["text", "csv", "stdin", "--key"])
+def test_keys_outside_printable_ascii_are_refused_in_every_input_form(
+    tmp_path: Path, key: str, reason: str, form: str
+) -> None:
+    """A look-alike key would 404 ("absent") while the real one stays live."""
+    if form == "--key":
+        sources = open_sources((), (key,))
+    elif form == "stdin":
+        stdin = io.TextIOWrapper(io.BytesIO(f"k1\n{key}\n".encode()), encoding="utf-8")
+        sources = [Source("-", stdin=stdin)]
+    else:
+        path = tmp_path / f"k.{form}"
+        path.write_text(("stream_key\n" if form == "csv" else "") + f"k1\n{key}\n")
+        sources = open_sources((str(path),), ())
+    errors = [r for r in iter_rows(sources, APP) if isinstance(r, InputError)]
+    assert [(e.line, e.reason.split(" (")[0]) for e in errors] == [
+        (1 if form == "--key" else 2 if form != "csv" else 3, reason)
+    ]
+
+
+def test_allow_non_ascii_keys_accepts_visible_characters_never_invisible_ones(
+    tmp_path: Path,
+) -> None:
+    keys = ("leakedKey-\uff21", "clé-e\u0301", "zero\u200bwidth", "bom\ufeffkey", "bidi\u202ekey")
+    rows = list(iter_rows(open_sources((), keys), APP, allow_non_ascii=True))
+    assert [r.key for r in rows if isinstance(r, KeyRow)] == list(keys[:2])
+    assert [r.reason for r in rows if isinstance(r, InputError)] == [
+        "invisible character U+200B at column 5",
+        "invisible character U+FEFF at column 4",
+        "invisible character U+202E at column 5",
+    ]
+    refused = list(iter_rows(open_sources((), keys[:1]), APP))
+    assert isinstance(refused[0], InputError)
+    assert "--allow-non-ascii-keys" in refused[0].reason
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("k.txt", "k1\nk2\n\ufeffk3\n"),
+        ("k.txt", "k1\nk2\n\ufeff# a comment\n"),
+        ("k.csv", "stream_key,regions\nk1,na\nk2,na\n\ufeffstream_key,regions\n"),
+        ("k.csv", "regions,stream_key\nna,k1\nna,k2\n\ufeffna,k3\n"),
+    ],
+)
+def test_a_bom_at_the_start_of_a_later_line_is_refused(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """Concatenated exports: only the file's first bytes may be a BOM."""
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())  # the first BOM is fine
+    rows = list(iter_rows(open_sources((str(path),), ()), APP))
+    errors = [r for r in rows if isinstance(r, InputError)]
+    line = text.split("\n").index(next(x for x in text.split("\n") if x.startswith("\ufeff"))) + 1
+    assert [(e.line, e.reason) for e in errors] == [
+        (line, "UTF-8 byte order mark (U+FEFF) at the start of the line (files joined together?)")
+    ]
+    assert [r.key for r in rows if isinstance(r, KeyRow)] == ["k1", "k2"]
+
+
+@pytest.mark.parametrize("name", ["k.txt", "k.csv"])
+@pytest.mark.parametrize("bad_line", [1, 2, 5, 3000])
+def test_invalid_utf8_names_the_line_it_is_on(tmp_path: Path, name: str, bad_line: int) -> None:
+    lines = [f"key-{i:05d}".encode() for i in range(1, 4000)]
+    lines[bad_line - 1] = b"key-\xff\xfe"
+    header = b"stream_key\n" if name == "k.csv" else b""
+    path = tmp_path / name
+    path.write_bytes(header + b"\n".join(lines) + b"\n")
+    errors = [
+        r for r in iter_rows(open_sources((str(path),), ()), APP) if isinstance(r, InputError)
+    ]
+    assert [(e.line, e.reason) for e in errors] == [
+        (bad_line + len(header and b"x"), "not valid UTF-8")
+    ]
+
+
+@pytest.mark.parametrize("column", ["stream_key", "app_id", "regions"])
+def test_a_csv_with_a_known_column_twice_is_refused(tmp_path: Path, column: str) -> None:
+    header = ["stream_key", "app_id", "regions", column]
+    rows = rows_of(tmp_path, "k.csv", ",".join(header) + "\nk1,app1,na,k2\n")
+    assert len(rows) == 1
+    assert isinstance(rows[0], InputError)
+    assert (rows[0].line, rows[0].reason) == (1, f"CSV header has 2 {column!r} columns")

@@ -11,7 +11,7 @@ import respx
 from click.testing import CliRunner, Result
 
 from revoker.cli import main
-from tests.conftest import APP, BASE
+from tests.conftest import APP, BASE, api_not_found
 
 pytestmark = pytest.mark.usefixtures("creds")
 
@@ -64,7 +64,7 @@ def test_lists_matching_streams_with_match_kind_and_exits_1(api: respx.MockRoute
 
 def test_all_shows_every_stream_and_no_match_exits_0(api: respx.MockRouter) -> None:
     api.get(STREAMS).mock(return_value=listing(STRANGER))
-    api.get(KEY_PATH).respond(404, json={"status": "error", "message": "not found"})
+    api.get(KEY_PATH).mock(side_effect=api_not_found)
     result = invoke("--key", KEY, "--all")
     assert result.exit_code == 0, result.output
     assert "Z9" in result.output
@@ -73,7 +73,7 @@ def test_all_shows_every_stream_and_no_match_exits_0(api: respx.MockRouter) -> N
 
 def test_a_failed_listing_is_reported_and_exits_1(api: respx.MockRouter) -> None:
     api.get(STREAMS).respond(403, json={"status": "error", "message": "not enabled"})
-    api.get(KEY_PATH).respond(404, json={"status": "error", "message": "not found"})
+    api.get(KEY_PATH).mock(side_effect=api_not_found)
     result = invoke("--key", KEY)
     assert result.exit_code == 1
     assert "could not check" in result.output

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import respx
 from click.testing import CliRunner
 
 from revoker.cli import main
@@ -25,8 +26,8 @@ NOW = 1_700_000_000
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90d", 90 * 86400), ("12h", 43200), ("30m", 1800), ("45s", 45), ("2w", 1209600),
-     ("1d12h", 129600), (" 7D ", 604800)],
+    [("90d", 90 * 86400), ("12h", 43200), ("30min", 1800), ("45s", 45), ("2w", 1209600),
+     ("1d12h", 129600), (" 7D ", 604800), ("6mo", 180 * 86400), ("1h30min", 5400)],
 )  # fmt: skip
 def test_parse_duration_accepts_units(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
@@ -38,8 +39,14 @@ def test_parse_duration_rejects_malformed(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["3m", "1h30m", "3M"])
+def test_a_bare_m_is_refused_as_ambiguous_minutes_or_months(text: str) -> None:
+    with pytest.raises(UsageError, match="'m' is ambiguous; write 'min' for minutes or 'mo'"):
+        parse_duration(text)
+
+
 def test_format_duration_round_trips() -> None:
-    for text in ("90d", "12h", "30m", "1d12h", "45s"):
+    for text in ("90d", "12h", "30min", "1d12h", "45s", "1h30min"):
         assert format_duration(parse_duration(text)) == text
 
 
@@ -76,6 +83,19 @@ def test_prune_needs_exactly_one_valid_rule(args: list[str], monkeypatch: Any) -
     result = CliRunner().invoke(main, ["prune", "--key", "k" * 16, "--app-id", APP, *args])
     assert result.exit_code == 2, result.output
     assert "error" in result.output
+
+
+def test_prune_older_than_3m_is_refused_before_sending(monkeypatch: Any) -> None:
+    monkeypatch.setenv("AGORA_CUSTOMER_ID", "cid")
+    monkeypatch.setenv("AGORA_CUSTOMER_SECRET", "secret")
+    with respx.mock(assert_all_called=False) as api:
+        route = api.route().respond(200, json={"status": "success"})
+        result = CliRunner().invoke(
+            main, ["prune", "--key", "k" * 16, "--app-id", APP, "--older-than", "3m"]
+        )
+    assert result.exit_code == 2, result.output
+    assert "write 'min' for minutes or 'mo' for months" in result.output
+    assert route.call_count == 0
 
 
 # against the emulator -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ def line(event: str, region: str, key: str, outcome: str, ts: str, **extra: Any)
 
 
 def write(path: Path, *lines: str) -> Path:
+    """A log of ``lines``; unless they bring their own runs, inside a finished run r1
+    (planned count not recorded, so any number of task lines is complete)."""
+    if not any('"run_started"' in x for x in lines):
+        lines = (
+            run_event("run_started", "r1", "2026-01-01T00:00:00.000Z", command="revoke"),
+            run_event("run_finished", "r1", "2026-01-01T00:00:00.000Z", exit_code=0),
+            *lines,
+        )
     path.write_text("".join(lines), encoding="utf-8")
     return path
 
@@ -162,7 +171,7 @@ def test_a_killed_run_resumed_to_the_end_in_the_same_log_passes(tmp_path: Path) 
         line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
         run_event("run_started", "r2", "2026-01-01T00:10:00.000Z", command="revoke",
                   options={"resume": True}, counts={"tasks": 1}),
-        line("revoke", "eu", "a", "revoked", "2026-01-01T00:10:01.000Z"),
+        line("revoke", "eu", "a", "revoked", "2026-01-01T00:10:01.000Z", run_id="r2"),
         run_event("run_finished", "r2", "2026-01-01T00:10:02.000Z", exit_code=0),
     )  # fmt: skip
     code, out = run(str(log))
@@ -213,3 +222,70 @@ def test_not_started_tasks_count_as_not_attempted_until_a_resume_run_finishes(
     report = build_report([log])
     assert report.totals()["revoke"] == {"revoked": 4}
     assert report.exit_code == 0
+
+
+@pytest.mark.parametrize("kind", ["empty", "gzipped", "passwd", "task-lines-only"])
+def test_a_file_with_no_run_is_refused_with_exit_2_naming_it(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "audit.jsonl"
+    task = line("revoke", "na", "a", "revoked", "2026-01-01T00:00:00.000Z")
+    path.write_bytes(
+        {
+            "empty": b"",
+            "gzipped": gzip.compress(task.encode()),
+            "passwd": b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/usr/sbin/nologin\n",
+            "task-lines-only": task.encode(),
+        }[kind]
+    )
+    for fmt in ("text", "markdown", "json"):
+        code, out = run(str(path), "--format", fmt)
+        assert code == 2, out
+        assert f"{path}: not a revoker audit log: no run_started line" in out
+        assert "done" not in out
+
+
+def test_a_finished_run_with_fewer_task_lines_than_planned_is_incomplete(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "audit.jsonl",
+        run_event("run_started", "r1", "2026-01-01T00:00:00.000Z", command="revoke",
+                  options={"resume": False}, counts={"tasks": 4}),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+        line("revoke", "eu", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+        run_event("run_finished", "r1", "2026-01-01T00:00:02.000Z", exit_code=0),
+    )  # fmt: skip
+    code, out = run(str(log))
+    assert code == 1
+    assert "INCOMPLETE: 1 run(s) recorded fewer task lines than they planned (2 missing)" in out
+    code, out = run(str(log), "--format", "markdown")
+    assert (code, out.splitlines()[2].startswith("**❌ INCOMPLETE")) == (1, True)
+    code, out = run(str(log), "--format", "json")
+    data = json.loads(out)
+    assert (code, data["exit_code"]) == (1, 1)
+    assert [(r["run_id"], r["planned"], r["recorded"]) for r in data["incomplete_runs"]] == [
+        ("r1", 4, 2)
+    ]
+
+
+def test_a_rerun_finding_a_revoked_key_absent_keeps_it_revoked(tmp_path: Path) -> None:
+    first = write(
+        tmp_path / "first.jsonl",
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:00.000Z"),
+        line("revoke", "eu", "a", "failed", "2026-01-01T00:00:00.000Z"),
+    )
+    rerun = write(
+        tmp_path / "rerun.jsonl",
+        line("revoke", "na", "a", "absent", "2026-01-01T00:05:00.000Z"),
+        line("revoke", "eu", "a", "absent", "2026-01-01T00:05:00.000Z"),
+    )
+    for order in ((first, rerun), (rerun, first)):
+        report = build_report(list(order))
+        assert report.totals()["revoke"] == {"revoked": 1, "absent": 1}
+        assert report.exit_code == 0
+    # within one log too, and a later failure still wins (the latest attempt failed)
+    same = write(
+        tmp_path / "same.jsonl",
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:00.000Z"),
+        line("revoke", "na", "a", "absent", "2026-01-01T00:05:00.000Z"),
+        line("revoke", "eu", "a", "revoked", "2026-01-01T00:00:00.000Z"),
+        line("revoke", "eu", "a", "failed", "2026-01-01T00:05:00.000Z"),
+    )
+    assert build_report([same]).totals()["revoke"] == {"revoked": 1, "failed": 1}

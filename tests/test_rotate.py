@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from revoker.cli import main
 from revoker.models import key_id
 from revoker.newkeys import HEADER
-from tests.conftest import APP, BASE
+from tests.conftest import APP, BASE, api_not_found
 
 pytestmark = pytest.mark.usefixtures("creds")
 
@@ -153,8 +153,8 @@ def test_a_throttled_create_is_retried(tmp_path: Path, api: respx.MockRouter) ->
 def test_a_key_not_stored_is_still_deleted_and_nothing_is_created(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:
-    api.get(KEY_URL).respond(404, json=NOT_FOUND)
-    delete = api.delete(KEY_URL).respond(404, json=NOT_FOUND)
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    delete = api.delete(KEY_URL).mock(side_effect=api_not_found)
     create = api.post(CREATE_URL).mock(return_value=created())
     assert rotate(tmp_path).exit_code == 0
     assert delete.call_count == 1
@@ -194,7 +194,7 @@ def test_resume_after_a_delete_intent_creates_from_the_recorded_settings(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:
     write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS})
-    api.get(KEY_URL).respond(404, json=NOT_FOUND)  # the killed run's DELETE went through
+    api.get(KEY_URL).mock(side_effect=api_not_found)  # the killed run's DELETE went through
     create = api.post(CREATE_URL).mock(return_value=created())
     assert rotate(tmp_path, "--resume").exit_code == 0
     assert json.loads(create.calls.last.request.content)["settings"]["channel"] == "news"

@@ -15,7 +15,7 @@ from revoker.cli import main
 from revoker.errors import InputError
 from revoker.inputs import Source, iter_source
 from revoker.scanners import iter_findings
-from tests.conftest import APP, BASE
+from tests.conftest import APP, BASE, api_not_found
 
 AGORA_RULE = "agora-stream-key"
 
@@ -131,7 +131,7 @@ def test_rule_without_from_is_a_usage_error(tmp_path: Path, api: respx.MockRoute
 
 @pytest.mark.usefixtures("creds")
 def test_verify_and_prune_read_scanner_reports_too(tmp_path: Path, api: respx.MockRouter) -> None:
-    route = api.get(url__regex=r"/streamkeys/").respond(404, json={"status": "error"})
+    route = api.get(url__regex=r"/streamkeys/").mock(side_effect=api_not_found)
     report = tmp_path / "th.jsonl"
     report.write_text(trufflehog_line("tk-00000001") + "\n" + trufflehog_line("aws", "AWS") + "\n")
     common = ["--base-url", BASE, "--from", "trufflehog", "--rule", "AgoraStreamKey"]

@@ -11,6 +11,7 @@ import respx
 from click.testing import CliRunner
 
 from revoker.cli import main
+from tests.conftest import api_not_found
 
 BASE = "https://agora.test"
 APP = "app1"
@@ -37,8 +38,8 @@ def present(expires_after: int) -> httpx.Response:
     return httpx.Response(200, json={"status": "success", "data": data})
 
 
-def missing() -> httpx.Response:
-    return httpx.Response(404, json={"status": "error", "message": "Resource not found"})
+def missing(request: httpx.Request) -> httpx.Response:
+    return api_not_found(request)
 
 
 def show(*args: str) -> tuple[int, str]:
@@ -49,8 +50,8 @@ def show(*args: str) -> tuple[int, str]:
 def test_table_shows_each_region_with_iso_times(api: respx.MockRouter) -> None:
     api.get(url("na")).mock(return_value=present(0))
     api.get(url("eu")).mock(return_value=present(3600))
-    api.get(url("ap")).mock(return_value=missing())
-    api.get(url("cn")).mock(return_value=missing())
+    api.get(url("ap")).mock(side_effect=missing)
+    api.get(url("cn")).mock(side_effect=missing)
     code, out = show()
     assert code == 0, out
     lines = out.splitlines()
@@ -59,6 +60,16 @@ def test_table_shows_each_region_with_iso_times(api: respx.MockRouter) -> None:
     assert lines[2].split() == ["na", "yes", "room", "7", "2023-06-15T09:09:30Z", "never"]
     assert lines[3].split()[-1] == "2023-06-15T10:09:30Z"
     assert lines[4].split() == ["ap", "no", "-", "-", "-", "-"]
+
+
+def test_a_404_that_is_not_the_apis_is_unknown_not_absent(api: respx.MockRouter) -> None:
+    api.get(url("na")).mock(side_effect=missing)
+    api.get(url("eu")).respond(404, text="<html>404 Not Found</html>")
+    code, out = show("--regions", "na,eu", "--output", "json")
+    assert code == 1, out
+    na, eu = json.loads(out)["regions"]
+    assert (na["present"], eu["present"], eu["outcome"]) == (False, None, "failed")
+    assert eu["message"] == "not an answer of the Media Gateway API (check --base-url)"
 
 
 def test_json_output_and_region_subset(api: respx.MockRouter) -> None:
@@ -114,7 +125,7 @@ def test_an_absurd_expiry_from_the_server_is_shown_as_unknown(api: respx.MockRou
 def test_a_key_with_a_control_character_is_refused_before_sending(
     api: respx.MockRouter,
 ) -> None:
-    route = api.route().mock(return_value=missing())
+    route = api.route().mock(side_effect=missing)
     result = CliRunner().invoke(main, ["show", "bad\x01key-000000", "--app-id", APP])
     assert result.exit_code == 2
     assert "control character" in result.output

@@ -5,14 +5,16 @@ Order of checks for every API request (admin endpoints under ``/_emulator/`` ski
 1. ``latency_ms`` sleep (plus ``create_latency_ms`` for a POST), plus a random
    0..``jitter_ms`` (network jitter: requests reach the rate limiter out of the
    rhythm they were sent in);
-2. authentication (401, no ``X-Request-ID``);
-3. injected faults, decided before any state change: reset (connection dropped),
+2. an unknown path or region is answered first, as a front gateway would (an nginx
+   HTML 404, no ``X-Request-ID``): what a client with a wrong base path sees;
+3. authentication (401, no ``X-Request-ID``);
+4. injected faults, decided before any state change: reset (connection dropped),
    5xx error, 429 throttle;
-4. routing: unknown path or region → 404, known path with the wrong method → 405;
-5. forbidden app → 403;
-6. per-app rate limit (per DELETE / GET / POST; sliding window, fixed window or token
+5. routing: known path with the wrong method → 405;
+6. forbidden app → 403;
+7. per-app rate limit (per DELETE / GET / POST; sliding window, fixed window or token
    bucket) → 429 with ``Retry-After``;
-7. the operation itself.
+8. the operation itself.
 
 Keys and SIDs arrive percent-encoded as one path segment, so the router splits the
 *raw* path on ``/`` and unquotes each segment; the decoded path is never used.
@@ -132,6 +134,13 @@ def parse_path(raw_path: str) -> ApiRoute | None:
 
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_HTML_HEADERS = [(b"content-type", b"text/html")]
+# What a front gateway (nginx) answers for a path no API serves, e.g. a wrong base path.
+GATEWAY_NOT_FOUND = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
+    b"<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
 _SUCCESS = b'{"status":"success"}'
 
 
@@ -192,10 +201,16 @@ class Emulator:
         if delay > 0:
             await asyncio.sleep(delay / 1000)
 
-        status, payload, fault, retry_after = self._handle(
-            method, raw_path, query, headers, body, route
-        )
-        rid_out = None if status == 401 else (rid_in or str(uuid.uuid4()).encode())
+        gateway = route is None or route.region not in _REGIONS
+        status: int | None
+        if route is None or gateway:  # the front gateway's own page: no API behind it
+            status, payload, fault, retry_after = 404, GATEWAY_NOT_FOUND, None, 0
+        else:
+            status, payload, fault, retry_after = self._handle(
+                method, raw_path, query, headers, body, route
+            )
+        echo = status != 401 and not gateway
+        rid_out = (rid_in or str(uuid.uuid4()).encode()) if echo else None
         self.stats[(method, str(status) if status is not None else "reset")] += 1
         if fault is not None:
             self.fault_stats[fault] += 1
@@ -205,7 +220,8 @@ class Emulator:
         if status is None:
             await _reset(send)
             return
-        out = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+        kind = _HTML_HEADERS if gateway else _JSON_HEADERS
+        out = [*kind, (b"content-length", str(len(payload)).encode())]
         if rid_out is not None:
             out.append((b"x-request-id", rid_out))
         if retry_after:
@@ -222,7 +238,7 @@ class Emulator:
         query: bytes,
         headers: dict[bytes, bytes],
         body: bytes,
-        route: ApiRoute | None,
+        route: ApiRoute,
     ) -> tuple[int | None, bytes, str | None, int]:
         """Returns (status or None for a reset, body, fault, Retry-After seconds)."""
         target = raw_path + ("?" + query.decode("latin-1") if query else "")
@@ -247,8 +263,6 @@ class Emulator:
             assert fault.status is not None
             return fault.status, _error(fault.message), fault.kind, 1 if fault.status == 429 else 0
 
-        if route is None or route.region not in _REGIONS:
-            return 404, _error(MSG_NOT_FOUND), None, 0
         allowed = _ALLOWED[(route.kind, route.item is not None)]
         if method not in allowed:
             return 405, _error(MSG_METHOD), None, 0

@@ -134,10 +134,15 @@ def test_parse_path_unquotes_each_raw_segment() -> None:
         "/",
     ],
 )
-def test_unknown_region_or_path_is_404_error_body(path: str) -> None:
+def test_unknown_region_or_path_is_a_front_gateway_html_404_without_request_id(
+    path: str,
+) -> None:
+    """Unlike the API's "not found": what a client with a wrong base path gets."""
     response = call(make_app(seeded_state("k1")), "GET", path)
-    assert (response.status_code, response.json()) == (404, NOT_FOUND)
-    assert response.headers["x-request-id"]
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>404 Not Found</h1>" in response.text
+    assert "x-request-id" not in response.headers
 
 
 def test_wrong_method_on_known_path_is_405() -> None:

@@ -121,6 +121,25 @@ def test_workflow_run_steps_revoke_against_the_emulator(tmp_path: Path) -> None:
     assert (tmp_path / "revoker-audit.jsonl").stat().st_mode & 0o077 == 0
 
 
+def test_workflow_collect_step_keeps_an_artifact_key_without_final_newline_apart(
+    tmp_path: Path,
+) -> None:
+    """The artifact's last key and the first pasted key stay two keys."""
+    (step,) = [
+        s for s in workflow()["jobs"]["revoke"]["steps"] if s.get("name") == "Collect the keys"
+    ]
+    (tmp_path / "keys-artifact").mkdir()
+    (tmp_path / "keys-artifact" / "keys.txt").write_text("artifactKey-1\nartifactKey-2")
+    env = {"PATH": os.environ.get("PATH", ""), "KEYS_INPUT": "pastedKey-3"}
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    keys = [line for line in (tmp_path / "keys.txt").read_text().splitlines() if line.strip()]
+    assert keys == ["artifactKey-1", "artifactKey-2", "pastedKey-3"]
+
+
 def k8s_job() -> dict[str, Any]:
     data: dict[str, Any] = load(EXAMPLES / "kubernetes" / "revoke-indexed-job.yaml")
     return data

@@ -18,8 +18,9 @@ from typing import Any
 from revoker.models import REGIONS, key_id
 
 APP = "app1"
-# Characters that must survive percent-encoding as one path segment.
-_SPICE = ("", "-_", ".", "/", "%2F", "?x=1", "#frag", "+", "~", "..", "é")
+# Characters that must survive percent-encoding as one path segment (keys are
+# printable ASCII unless --allow-non-ascii-keys).
+_SPICE = ("", "-_", ".", "/", "%2F", "?x=1", "#frag", "+", "~", "..", "@")
 
 
 def make_keys(count: int, prefix: str = "k") -> list[str]:

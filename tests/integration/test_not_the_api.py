@@ -1,0 +1,125 @@
+"""A 404 that is not the API's own answer is a failure, never "absent" (i.e. done).
+
+A wrong base path (against the emulator, which answers unknown routes as a front
+gateway would) and an nginx-like server answering an HTML 404 to everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from revoker.client import NOT_THE_API, SMALL_RUN
+from revoker.emulator.app import GATEWAY_NOT_FOUND
+from revoker.emulator.process import EmulatorProcess
+
+pytestmark = pytest.mark.integration
+
+APP = "app1"
+NGINX_404 = GATEWAY_NOT_FOUND  # nginx's own page
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "REVOKER_"))}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "revoker", "--log-format", "json", *args],
+        capture_output=True, text=True, env=environment, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def records(path: Path, event: str) -> list[dict[str, Any]]:
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["event"] == event]
+
+
+def test_wrong_base_path_fails_every_pair_then_resume_with_the_right_url_revokes(
+    tmp_path: Path,
+) -> None:
+    keys = ["leaked-key-0001", "leaked-key-0002"]
+    seed = tmp_path / "seed.csv"
+    seed.write_text("stream_key,app_id\n" + "".join(f"{k},{APP}\n" for k in keys))
+    (tmp_path / "keys.txt").write_text("\n".join(keys) + "\n")
+    audit = tmp_path / "audit.jsonl"
+    common = [str(tmp_path / "keys.txt"), "--app-id", APP, "--audit-log", str(audit)]
+    with EmulatorProcess("--seed-keys", str(seed), "--app-id", APP) as emu:
+        env = emu.client_env()
+        wrong = cli(
+            "revoke", *common, "--verify", "--max-attempts", "1",
+            "--base-url", emu.base_url + "/dev", "--allow-base-path", env=env,
+        )  # fmt: skip
+        assert wrong.returncode == 1, wrong.stderr
+        for event in ("revoke", "verify"):
+            lines = records(audit, event)
+            assert len(lines) == 8
+            assert {(r["outcome"], r["http_status"], r["message"]) for r in lines} == {
+                ("failed", 404, NOT_THE_API)
+            }
+        assert len(emu.state()["keys"]) == 8  # nothing was revoked
+
+        report = cli("report", str(audit), env=env)
+        assert report.returncode == 1
+        assert "NOT done" in report.stdout
+
+        resumed = cli("revoke", *common, "--resume", "--verify", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert emu.state()["keys"] == []
+    assert [r["outcome"] for r in records(audit, "revoke")][8:] == ["revoked"] * 8
+    assert cli("report", str(audit), env=env).returncode == 0
+
+
+@pytest.fixture
+def nginx_404() -> Iterator[str]:
+    """A loopback server that answers every request with nginx's HTML 404 page."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(NGINX_404)))
+            self.end_headers()
+            self.wfile.write(NGINX_404)
+
+        do_GET = do_DELETE = answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+# keys x 4 regions on either side of the size where the aiohttp transport takes over
+@pytest.mark.parametrize(
+    "count", [2, SMALL_RUN // 4 + 1], ids=["httpx-transport", "aiohttp-transport"]
+)
+def test_an_html_404_from_a_front_server_is_failed_on_both_transports(
+    tmp_path: Path, nginx_404: str, count: int
+) -> None:
+    (tmp_path / "keys.txt").write_text("".join(f"plain-key-{i:04d}\n" for i in range(count)))
+    audit = tmp_path / "audit.jsonl"
+    env = {"AGORA_CUSTOMER_ID": "cid", "AGORA_CUSTOMER_SECRET": "secret", "AGORA_APP_ID": APP}
+    result = cli(
+        "revoke", str(tmp_path / "keys.txt"), "--base-url", nginx_404, "--verify",
+        "--audit-log", str(audit), "--max-rps", "0", "--output", "json", env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["revoke"]["counts"] == {"failed": count * 4}
+    assert summary["verify"]["counts"] == {"failed": count * 4}
+    assert {r["message"] for r in records(audit, "revoke")} == {NOT_THE_API}
