@@ -26,7 +26,6 @@ KEY_URL = f"/na/v1/projects/{APP}/rtls/ingress/streamkeys/{KEY}"
 CREATE_URL = f"/na/v1/projects/{APP}/rtls/ingress/streamkeys"
 DATA = {"channel": "news", "uid": "1001", "expiresAfter": 0, "createdAt": "1686820170"}
 COLLISION = {"status": "error", "message": "Streaming key exists in region:na."}
-NOT_FOUND = {"status": "error", "message": "Resource not found and destroyed."}
 
 
 def rotate(tmp_path: Path, *args: str, new_keys: bool = True) -> Result:
