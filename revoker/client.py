@@ -9,9 +9,10 @@ path); httpx errors never leave this module: they become
 
 from __future__ import annotations
 
-import sys
+import asyncio
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -130,15 +131,6 @@ class _UrlJoiner:
         return url
 
 
-def _respx_active() -> bool:
-    """True while respx (tests) has patched httpcore's pool: keep httpx's own transport then."""
-    httpcore = sys.modules.get("httpcore")  # respx imports it; we need not (~40 ms)
-    if httpcore is None:
-        return False
-    handler = httpcore.AsyncConnectionPool.handle_async_request
-    return not getattr(handler, "__module__", "httpcore").startswith("httpcore")
-
-
 def _as_encoded_url(url: object) -> Any:
     """A yarl URL taken as already percent-encoded: no requoting, no dot segments removed."""
     from yarl import URL
@@ -147,26 +139,25 @@ def _as_encoded_url(url: object) -> Any:
 
 
 USER_AGENT = f"revoker/{__version__}"
-SMALL_RUN = 256  # requests: below this, httpx's own pool (importing aiohttp costs ~0.2 s)
+# The API answers with a few hundred bytes of JSON; anything near this is not its answer.
+MAX_BODY = 1 << 20
+_DECODERS = {"gzip": 47, "x-gzip": 47, "deflate": 15}  # zlib wbits (47: gzip header)
 
 
-def make_transport(
-    limits: httpx.Limits, expected_requests: int | None = None
-) -> httpx.AsyncBaseTransport | None:
-    """The production transport: aiohttp's connection pool under httpx's types.
+class ResponseTooLarge(httpx.TransportError):
+    """The answer's body (as sent, or once decompressed) is over :data:`MAX_BODY`."""
 
-    httpcore's pool slows down as concurrency rises (measured on loopback with
-    64 in flight: ~120 req/s, against ~1,300 over aiohttp; README, Benchmarks).
-    None (httpx's default transport) when aiohttp is missing or respx is
-    mocking httpx in a test, or for a small run (``expected_requests`` below
-    SMALL_RUN: the first request leaves sooner).
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """The whole attempt (connect, send, headers and body) took longer than ``--timeout``."""
+
+
+def make_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The production transport, for every run size: aiohttp's pool under httpx's types.
+
+    httpcore's pool slows down as concurrency rises (README, Benchmarks); one
+    transport also means one parser decides what a malformed answer is.
     """
-    if _respx_active() or (expected_requests is not None and expected_requests < SMALL_RUN):
-        return None
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:  # pragma: no cover - a dependency
-        return None
     return _AiohttpTransport(limits)
 
 
@@ -174,7 +165,7 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx requests sent over one ``aiohttp.ClientSession`` (HTTP/1.1, keep-alive pool).
 
     What httpx-aiohttp's transport does, minus its per-request streaming wrappers
-    (the body is read here, in one piece), plus three fixes:
+    (the body is read here, in one piece), plus these fixes:
 
     - aiohttp silently resends an idempotent request (DELETE, GET) once when a
       kept-alive connection drops; the server then sees an attempt the audit log
@@ -184,12 +175,16 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
       with such a character. The path is sent exactly as httpx encoded it.
     - Only a failure to connect is a ConnectError/ConnectTimeout (which may switch
       hosts); a connection dropped mid-response is a ReadError.
+    - The read timeout is one deadline for the whole attempt: a server trickling
+      its answer a byte at a time cannot hold a request (or a stopping run) forever.
+    - The body is capped at MAX_BODY, compressed and decompressed (a gzip bomb is
+      a failed attempt, not a gigabyte of memory).
     """
 
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
         self._session: Any = None
-        self._timeouts: dict[tuple[float | None, ...], Any] = {}
+        self._timeouts: dict[float | None, Any] = {}
 
     def _open(self) -> Any:
         import aiohttp
@@ -202,53 +197,58 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # the API sets no cookies
-            auto_decompress=False,  # httpx's Response decodes Content-Encoding
+            auto_decompress=False,  # decoded here, under the size cap
             trust_env=False,
         )
         session._retry_connection = False
-        object.__setattr__(session, "_build_url", _as_encoded_url)
         self._session = session
         return session
 
-    def _timeout(self, timeout: dict[str, float | None] | None) -> Any:
-        """httpx's timeout extension as aiohttp's ClientTimeout (as httpx-aiohttp maps it)."""
-        timeout = timeout or {}
-        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
-        found = self._timeouts.get(key)
+    def _timeout(self, connect: float | None) -> Any:
+        found = self._timeouts.get(connect)
         if found is None:
             from aiohttp import ClientTimeout
 
-            found = ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
-            self._timeouts[key] = found
+            # total=None: the deadline around the whole attempt is asyncio's, below.
+            found = ClientTimeout(total=None, sock_connect=connect, connect=connect)
+            self._timeouts[connect] = found
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         import aiohttp
 
+        timeout = request.extensions.get("timeout") or {}
+        deadline = timeout.get("read")
         session = self._session if self._session is not None else self._open()
         try:
-            response = await session.request(
-                request.method,
-                _as_encoded_url(str(request.url)),
-                headers=_str_headers(request.headers),
-                data=request.content or None,
-                allow_redirects=False,
-                compress=False,
-                timeout=self._timeout(request.extensions.get("timeout")),
-                server_hostname=request.extensions.get("sni_hostname"),
-            )
-            try:
-                body = await response.read()
-            finally:
-                response.release()
+            async with asyncio.timeout(deadline):
+                response = await session.request(
+                    request.method,
+                    _as_encoded_url(str(request.url)),
+                    headers=_str_headers(request.headers),
+                    data=request.content or None,
+                    allow_redirects=False,
+                    compress=False,
+                    timeout=self._timeout(timeout.get("connect")),
+                    server_hostname=request.extensions.get("sni_hostname"),
+                )
+                try:
+                    body = await _read_capped(response)
+                finally:
+                    response.release()
+        except TimeoutError:
+            raise DeadlineExceeded(f"no complete answer within {deadline} s") from None
         except aiohttp.ClientError as exc:
             raise _map_aiohttp_error(exc) from exc
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
+        headers = response.raw_headers
+        if response.headers.get("Content-Encoding", "").strip().lower() in _DECODERS:
+            headers = tuple((k, v) for k, v in headers if k.lower() != b"content-encoding")
         return httpx.Response(
             response.status,
-            headers=response.raw_headers,
+            headers=headers,
             stream=httpx.ByteStream(body),
             request=request,
             extensions=extensions,
@@ -257,6 +257,34 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _read_capped(response: Any) -> bytes:
+    """The body, decompressed if gzip/deflate; ResponseTooLarge past MAX_BODY either way."""
+    declared = response.content_length
+    if declared is not None and declared > MAX_BODY:
+        raise ResponseTooLarge(f"answer of {declared} bytes, over the {MAX_BODY}-byte cap")
+    wbits = _DECODERS.get(response.headers.get("Content-Encoding", "").strip().lower())
+    decoder = zlib.decompressobj(wbits) if wbits is not None else None
+    parts: list[bytes] = []
+    raw = size = 0
+    async for chunk in response.content.iter_chunked(65536):
+        raw += len(chunk)
+        if raw > MAX_BODY:
+            raise ResponseTooLarge(f"answer over the {MAX_BODY}-byte cap")
+        if decoder is not None:
+            try:
+                # max_length: never inflate more than one byte past the cap
+                chunk = decoder.decompress(chunk, MAX_BODY - size + 1)
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"undecodable compressed body: {exc}") from None
+            if decoder.unconsumed_tail:
+                raise ResponseTooLarge(f"answer over the {MAX_BODY}-byte cap once decompressed")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ResponseTooLarge(f"answer over the {MAX_BODY}-byte cap once decompressed")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _str_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -290,7 +318,6 @@ class AgoraClient:
         credentials: Credentials,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        expected_requests: int | None = None,
     ) -> None:
         if settings.auth not in ("basic", "hmac"):
             raise UsageError(f"unknown auth scheme {settings.auth!r} (basic or hmac)")
@@ -305,9 +332,7 @@ class AgoraClient:
             max_keepalive_connections=max(settings.concurrency, 1),
         )
         if transport is None:
-            transport = make_transport(limits, expected_requests)
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+            transport = make_transport(limits)
         # Requests go straight to the transport, as httpx.AsyncClient would send them
         # with follow_redirects=False, no cookie jar and trust_env=False, but without
         # the client's per-request work (URL merging, auth and redirect wrappers,
@@ -344,7 +369,7 @@ class AgoraClient:
         headers = {
             "Host": host,
             "Accept": "application/json",
-            "Accept-Encoding": "gzip, deflate",
+            "Accept-Encoding": "identity",  # small answers; a compressed one is still capped
             "User-Agent": USER_AGENT,
             "X-Request-ID": request_id,
         }

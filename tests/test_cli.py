@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from revoker.cli import main
 from tests.conftest import APP, BASE, CUSTOMER_ID, SECRET
 
-pytestmark = pytest.mark.usefixtures("creds")
+pytestmark = pytest.mark.usefixtures("creds", "respx_transport")
 
 
 def invoke(tmp_path: Path, *args: str, stdin: str | None = None, verbose: bool = False) -> Result:

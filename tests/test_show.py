@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from revoker.cli import main
 
+pytestmark = pytest.mark.usefixtures("respx_transport")
+
 BASE = "https://agora.test"
 APP = "app1"
 KEY = "showMeKey-0000001"
