@@ -17,6 +17,7 @@ import click
 from revoker import __version__
 from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
 from revoker.models import Outcome, TaskResult
+from revoker.redact import printable_lines
 from revoker.settings import (
     ClientSettings,
     InputSettings,
@@ -39,7 +40,7 @@ class RevokerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RevokerError as exc:
-            click.echo(f"revoker: error: {exc}", err=True)
+            click.echo(f"revoker: error: {printable_lines(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("revoker: interrupted", err=True)

@@ -23,6 +23,7 @@ import httpx
 from revoker import __version__
 from revoker.auth import Credentials, basic_header, hmac_headers
 from revoker.errors import TransportFailure, UsageError
+from revoker.redact import server_request_id, server_text
 from revoker.settings import ClientSettings
 
 KEYS_PATH = "/{region}/v1/projects/{app}/rtls/ingress/streamkeys/{key}"
@@ -324,6 +325,8 @@ class AgoraClient:
         self.settings = settings
         self._credentials = credentials
         self._basic = basic_header(credentials)
+        # What a server must not get echoed into a record: the secret and the Basic token.
+        self._secrets = (credentials.customer_secret, self._basic.removeprefix("Basic "))
         self._bases = settings.base_urls
         self._joiners = [_UrlJoiner(base) for base in self._bases]
         self._active = 0
@@ -393,17 +396,7 @@ class AgoraClient:
                 self._note_connect_failure(index)
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
-        result = _to_api_response(response, request_id, host, ms)
-        if result.message:
-            result.message = self._redact(result.message)
-        return result
-
-    def _redact(self, text: str) -> str:
-        """Blank the secret and the Basic token wherever a server echoed them."""
-        for secret in (self._credentials.customer_secret, self._basic.removeprefix("Basic ")):
-            if secret and secret in text:
-                text = text.replace(secret, "***")
-        return text
+        return _to_api_response(response, request_id, host, ms, self._secrets)
 
     async def delete_key(self, region: str, app_id: str, key: str) -> ApiResponse:
         return await self.request("DELETE", key_path(region, app_id, key))
@@ -420,7 +413,10 @@ class AgoraClient:
         return await self.request("DELETE", streams_path(region, app_id, sid))
 
 
-def _to_api_response(response: httpx.Response, request_id: str, host: str, ms: int) -> ApiResponse:
+def _to_api_response(
+    response: httpx.Response, request_id: str, host: str, ms: int, secrets: tuple[str, ...]
+) -> ApiResponse:
+    """The answer reduced; every string from the server passes the redactor."""
     body: Any = None
     try:
         body = response.json()
@@ -439,10 +435,10 @@ def _to_api_response(response: httpx.Response, request_id: str, host: str, ms: i
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
-        server_request_id=response.headers.get("X-Request-ID"),
+        server_request_id=server_request_id(response.headers.get("X-Request-ID"), secrets),
         host=host,
         ms=ms,
-        message=message,
+        message=None if message is None else server_text(message, secrets),
         data=data,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
     )

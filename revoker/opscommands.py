@@ -139,10 +139,12 @@ def report(audit_logs: tuple[Path, ...], fmt: str) -> None:
     verify still found the key present), 0 otherwise, 2 if a log cannot be
     read. Torn lines are skipped and counted.
     """
+    from revoker.redact import printable_lines
     from revoker.report import build_report, render_report
 
     merged = build_report(list(audit_logs))
-    click.echo(render_report(merged, fmt), nl=fmt != "markdown")
+    text = render_report(merged, fmt)
+    click.echo(printable_lines(text) if fmt == "text" else text, nl=fmt != "markdown")
     sys.exit(merged.exit_code)
 
 

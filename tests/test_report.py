@@ -168,3 +168,25 @@ def test_a_killed_run_resumed_to_the_end_in_the_same_log_passes(tmp_path: Path) 
     code, out = run(str(log))
     assert code == 0, out
     assert "all 2 tasks done" in out
+
+
+def test_markdown_cells_escape_pipes_html_backticks_and_newlines(tmp_path: Path) -> None:
+    hostile = "x | y <script>alert(1)</script> `z`\n| forged | row |\x1b[2K"
+    log = write(tmp_path / "a.jsonl", line("revoke", "na", "k1", "failed", "t1", message=hostile))
+    _, out = run(str(log), "--format", "markdown")
+    [row] = [r for r in out.splitlines() if "sha256:k1" in r]
+    assert row.count(" | ") == 7  # eight cells, none added by the message
+    assert "<script>" not in out
+    assert "`z`" not in out
+    assert "\x1b" not in out
+    assert "&lt;script&gt;" in row
+
+
+def test_text_report_escapes_terminal_control_characters(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("revoke", "na", "k1", "failed", "t1", message="oops\x1b[2K\rrevoked"),
+    )
+    _, out = run(str(log))
+    assert "\x1b" not in out
+    assert "oops\\x1b[2K\\x0drevoked" in out

@@ -185,3 +185,54 @@ def test_a_gzip_bomb_and_a_100mb_body_fail_the_attempt_at_the_size_cap(tmp_path:
         [task] = task_lines(tmp_path / name)
         assert task["outcome"] == "failed"
         assert task["message"] == "no response: response_too_large (1 attempts)"
+
+
+def _header(request: bytes, name: bytes) -> bytes:
+    for line in request.split(b"\r\n"):
+        if line.lower().startswith(name.lower() + b":"):
+            return line.split(b":", 1)[1].strip()
+    return b""
+
+
+def test_a_server_echoing_the_basic_token_as_its_request_id_never_gets_it_recorded(
+    tmp_path: Path,
+) -> None:
+    def echo(conn: socket.socket, request: bytes) -> None:
+        token = _header(request, b"Authorization").removeprefix(b"Basic ")
+        conn.sendall(b"HTTP/1.1 404 Not Found\r\nX-Request-ID: " + token)
+        conn.sendall(b"\r\nContent-Length: 2\r\n\r\n{}")
+
+    for url in serve_with(echo):
+        result = run_revoker(tmp_path, url, ["plain-stream-key-0001"], "--regions", "na")
+    audit = (tmp_path / "audit.jsonl").read_text()
+    for text in (result.stdout, result.stderr, audit):
+        assert TOKEN not in text
+    [task] = task_lines(tmp_path)
+    assert task["server_request_id"] == "***"
+
+
+@pytest.mark.parametrize("status", [409, 429, 503])
+def test_the_plain_key_and_terminal_escapes_in_a_server_message_never_reach_the_output(
+    tmp_path: Path, status: int
+) -> None:
+    key = "plain-stream-key-0001"
+
+    def blame(conn: socket.socket, request: bytes) -> None:
+        path = request.split(b" ", 2)[1].decode()
+        text = f"key {path.rsplit('/', 1)[1]} is busy\x1b[2K\rrevoked"
+        body = json.dumps({"message": text}).encode()
+        head = f"HTTP/1.1 {status} Busy\r\nRetry-After: 0\r\nX-Request-ID: {'r' * 200}\r\n"
+        conn.sendall(head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    for url in serve_with(blame):
+        result = run_revoker(
+            tmp_path, url, [key], "--regions", "na", "--max-attempts", "2", "--output", "text"
+        )
+    assert result.returncode == 1, result.stderr
+    audit = (tmp_path / "audit.jsonl").read_text()
+    for text in (result.stdout, result.stderr, audit):
+        assert key not in text
+    assert "\x1b" not in result.stdout
+    [task] = task_lines(tmp_path)
+    assert task["message"] == "key *** is busy\\x1b[2K\\x0drevoked (after 2 attempts)"
+    assert task["server_request_id"] == "(invalid)"
