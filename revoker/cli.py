@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from revoker import __version__
+from revoker.clitypes import FiniteFloatRange
 from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
 from revoker.models import Outcome, TaskResult
 from revoker.redact import printable_lines
@@ -158,10 +159,10 @@ def connection_options(f: F) -> F:
             ),
             click.option(
                 "--timeout",
-                type=click.FloatRange(min=0.1),
+                type=FiniteFloatRange(min=0.1),
                 default=10.0,
                 show_default=True,
-                help="Seconds per request.",
+                help="Seconds per attempt: connect, send and the whole answer.",
             ),
         ],
     )
@@ -192,7 +193,7 @@ def run_options(f: F) -> F:
             ),
             click.option(
                 "--max-rps",
-                type=click.FloatRange(min=0),
+                type=FiniteFloatRange(min=0),
                 default=None,
                 help="Requests/s per app ID (default: Agora's limit, 50 DELETE, "
                 "100 GET; 0 = no cap). Slows down on 429.",

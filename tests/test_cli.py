@@ -350,3 +350,23 @@ def test_version_and_help_work_without_credentials(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("AGORA_CUSTOMER_SECRET")
     assert CliRunner().invoke(main, ["--version"]).exit_code == 0
     assert "revoke" in CliRunner().invoke(main, ["--help"]).stdout
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--timeout", "nan"],
+        ["--timeout", "inf"],
+        ["--max-rps", "nan"],
+        ["--max-rps", "-inf"],
+        ["--max-rps", "-1"],
+    ],
+)
+def test_nan_inf_or_negative_numbers_exit_2_and_send_nothing(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path, option: list[str]
+) -> None:
+    route = api.route().mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", str(keys_csv), *option)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option[0]}'" in result.stderr
+    assert route.call_count == 0

@@ -75,3 +75,10 @@ def test_base_url_shows_a_connectable_address() -> None:
     assert base_url_for("127.0.0.1", 8080) == "http://127.0.0.1:8080"
     assert base_url_for("0.0.0.0", 81) == "http://127.0.0.1:81"
     assert base_url_for("::1", 82) == "http://[::1]:82"
+
+
+@pytest.mark.parametrize("option", ["--latency-ms", "--error-rate", "--delete-rps"])
+def test_nan_is_refused_for_every_number_option(option: str) -> None:
+    result = CliRunner().invoke(emulator, [option, "nan"])
+    assert result.exit_code == 2
+    assert "not a finite number" in result.output
