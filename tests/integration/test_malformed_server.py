@@ -65,10 +65,10 @@ def run_revoker(
     (tmp_path / "keys.txt").write_text("\n".join(keys) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "REVOKER_"))}
     env.update(AGORA_CUSTOMER_ID="cid", AGORA_CUSTOMER_SECRET=SECRET, AGORA_APP_ID="app1")
-    args = ["--max-attempts", "1", "--max-rps", "0", *extra]
+    audit = str(tmp_path / "audit.jsonl")
+    args = ["--base-url", base_url, "--audit-log", audit, "--max-attempts", "1", "--max-rps", "0"]
     return subprocess.run(
-        [sys.executable, "-m", "revoker", command, str(tmp_path / "keys.txt"), "--base-url"]
-        + [base_url, "--audit-log", str(tmp_path / "audit.jsonl"), *args],
+        [sys.executable, "-m", "revoker", command, str(tmp_path / "keys.txt"), *args, *extra],
         capture_output=True,
         text=True,
         env=env,
