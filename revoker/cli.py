@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from revoker import __version__
-from revoker.clitypes import FiniteFloatRange
+from revoker.clitypes import FiniteFloatRange, emit
 from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
 from revoker.models import Outcome, TaskResult
 from revoker.redact import printable_lines
@@ -304,7 +304,7 @@ def finish(report: Any, output: str) -> None:
     """Print the summary (and any unrecorded tasks), then exit with the report's code."""
     from revoker.summary import render
 
-    click.echo(render(report, output))
+    emit(render(report, output), work_done=not report.dry_run)
     if report.unrecorded:
         click.echo(
             f"revoker: error: {len(report.unrecorded)} completed tasks could not be written "

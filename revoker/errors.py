@@ -59,6 +59,18 @@ class AuditWriteError(AuditLogError):
     exit_code = EXIT_FAILED
 
 
+class OutputError(RevokerError):
+    """stdout cannot be written (full device, closed pipe).
+
+    Exit 1 when requests were sent (the audit log holds their results), 2 when
+    nothing was sent.
+    """
+
+    def __init__(self, message: str, *, work_done: bool) -> None:
+        super().__init__(message)
+        self.exit_code = EXIT_FAILED if work_done else EXIT_USAGE
+
+
 class TransportFailure(RevokerError):
     """A request got no HTTP response (connect, timeout, reset, protocol).
 

@@ -21,6 +21,7 @@ from revoker.cli import (
     finish,
     input_options,
 )
+from revoker.clitypes import emit
 from revoker.errors import UsageError
 from revoker.settings import (
     RetrySettings,
@@ -68,7 +69,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
         credentials,
         retry=RetrySettings(max_attempts=opts["max_attempts"]),
     )
-    click.echo(render_show(report, output))
+    emit(render_show(report, output), work_done=True)
     sys.exit(report.exit_code)
 
 
@@ -144,7 +145,7 @@ def report(audit_logs: tuple[Path, ...], fmt: str) -> None:
 
     merged = build_report(list(audit_logs))
     text = render_report(merged, fmt)
-    click.echo(printable_lines(text) if fmt == "text" else text, nl=fmt != "markdown")
+    emit(printable_lines(text) if fmt == "text" else text, work_done=False, nl=fmt != "markdown")
     sys.exit(merged.exit_code)
 
 

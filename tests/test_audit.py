@@ -124,3 +124,10 @@ def test_lines_with_wrongly_typed_fields_are_skipped_and_counted(tmp_path: Path)
     assert [r["outcome"] for r in iter_records(path, stats)] == ["revoked"]
     assert stats.torn == 2
     assert load_done(path) == {("app1", "eu", key_id(TASK.key))}
+
+
+def test_resume_skips_a_deeply_nested_line_like_a_torn_one(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    good = task_record("revoke", result(Outcome.REVOKED), "r", False)
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps(good) + "\n")
+    assert load_done(path) == {("app1", "eu", key_id(TASK.key))}

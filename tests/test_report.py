@@ -190,3 +190,20 @@ def test_text_report_escapes_terminal_control_characters(tmp_path: Path) -> None
     _, out = run(str(log))
     assert "\x1b" not in out
     assert "oops\\x1b[2K\\x0drevoked" in out
+
+
+def test_wrongly_typed_nested_fields_and_a_deeply_nested_line_are_skipped_as_torn(
+    tmp_path: Path,
+) -> None:
+    bad = json.loads(line("revoke", "na", "k1", "failed", "t1"))
+    bad["attempts"] = [{"request_id": 12345}]
+    log = write(
+        tmp_path / "a.jsonl",
+        json.dumps(bad) + "\n",
+        "[" * 100_000 + "]" * 100_000 + "\n",
+        line("revoke", "eu", "k2", "revoked", "t2"),
+    )
+    result = CliRunner().invoke(main, ["report", str(log)])
+    assert not isinstance(result.exception, RecursionError | TypeError), result.exception
+    assert "2 torn lines skipped" in result.output
+    assert result.exit_code == 0
