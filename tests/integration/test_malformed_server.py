@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -236,3 +237,35 @@ def test_the_plain_key_and_terminal_escapes_in_a_server_message_never_reach_the_
     [task] = task_lines(tmp_path)
     assert task["message"] == "key *** is busy\\x1b[2K\\x0drevoked (after 2 attempts)"
     assert task["server_request_id"] == "(invalid)"
+
+
+def test_sigint_during_a_trickled_answer_stops_within_the_deadline(tmp_path: Path) -> None:
+    asked = threading.Event()
+
+    def trickle_and_tell(conn: socket.socket, request: bytes) -> None:
+        asked.set()
+        trickle(conn, request)
+
+    for url in serve_with(trickle_and_tell):
+        (tmp_path / "keys.txt").write_text("plain-stream-key-0001\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "REVOKER_"))}
+        env.update(AGORA_CUSTOMER_ID="cid", AGORA_CUSTOMER_SECRET=SECRET, AGORA_APP_ID="app1")
+        audit = str(tmp_path / "audit.jsonl")
+        options = ["--base-url", url, "--audit-log", audit, "--regions", "na", "--timeout", "1"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "revoker", "revoke", str(tmp_path / "keys.txt"), *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert asked.wait(30), "no request reached the server"
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    [task] = task_lines(tmp_path)
+    assert task["outcome"] == "failed"
+    assert task["message"] == "no response: deadline_exceeded (1 attempts)"
