@@ -235,8 +235,10 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
                 )
                 try:
                     body = await _read_capped(response)
-                finally:
-                    response.release()
+                except BaseException:
+                    response.close()  # the rest of the body is unread: never reuse the connection
+                    raise
+                response.release()
         except TimeoutError:
             raise DeadlineExceeded(f"no complete answer within {deadline} s") from None
         except aiohttp.ClientError as exc:

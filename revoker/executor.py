@@ -259,7 +259,8 @@ async def run_call(
 
 def _key_forms(key: str) -> tuple[str, ...]:
     """The plain key as sent and as decoded; a 2-letter test key must not blank half a message."""
-    return tuple(form for form in {key, segment(key)} if len(form) >= 6)
+    forms = sorted({key, segment(key)}, key=len, reverse=True)  # the longer form first
+    return tuple(form for form in forms if len(form) >= 6)
 
 
 def _without_key(message: str | None, key: str) -> str | None:
