@@ -280,7 +280,7 @@ def iter_records(path: Path, stats: ReadStats | None = None) -> Iterator[dict[st
                 continue
             try:
                 record = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 stats.torn += 1
                 continue
             if _well_formed(record):
@@ -290,16 +290,24 @@ def iter_records(path: Path, stats: ReadStats | None = None) -> Iterator[dict[st
 
 
 _STRING_FIELDS = ("event", "ts", "outcome", "app_id", "region", "key_id", "key_hint", "run_id")
+_NULLABLE_STRING_FIELDS = ("request_id", "server_request_id", "message", "sid")
+_ATTEMPT_STRING_FIELDS = ("request_id", "host", "error", "server_request_id")
 
 
 def _well_formed(record: Any) -> bool:
-    """A dict with an event, whose contract fields have the contract's types."""
+    """A dict with an event, whose contract fields (attempts' too) have the contract's types."""
     if not isinstance(record, dict) or not isinstance(record.get("event"), str):
         return False
     if any(name in record and not isinstance(record[name], str) for name in _STRING_FIELDS):
         return False
+    if any(not isinstance(record.get(name), str | None) for name in _NULLABLE_STRING_FIELDS):
+        return False
     attempts = record.get("attempts", [])
-    return isinstance(attempts, list) and all(isinstance(a, dict) for a in attempts)
+    return isinstance(attempts, list) and all(
+        isinstance(a, dict)
+        and all(isinstance(a.get(name), str | None) for name in _ATTEMPT_STRING_FIELDS)
+        for a in attempts
+    )
 
 
 def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[int]:

@@ -15,8 +15,10 @@ from typing import Any, TypeVar
 import click
 
 from revoker import __version__
+from revoker.clitypes import FiniteFloatRange, emit
 from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
 from revoker.models import Outcome, TaskResult
+from revoker.redact import printable_lines
 from revoker.scanners import SCANNERS
 from revoker.settings import (
     ClientSettings,
@@ -41,7 +43,7 @@ class RevokerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RevokerError as exc:
-            click.echo(f"revoker: error: {exc}", err=True)
+            click.echo(f"revoker: error: {printable_lines(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("revoker: interrupted", err=True)
@@ -193,10 +195,10 @@ def connection_options(f: F) -> F:
             ),
             click.option(
                 "--timeout",
-                type=click.FloatRange(min=0.1),
+                type=FiniteFloatRange(min=0.1),
                 default=10.0,
                 show_default=True,
-                help="Seconds per request.",
+                help="Seconds per attempt: connect, send and the whole answer.",
             ),
         ],
     )
@@ -234,7 +236,7 @@ def run_options(f: F) -> F:
             ),
             click.option(
                 "--max-rps",
-                type=click.FloatRange(min=0),
+                type=FiniteFloatRange(min=0),
                 default=None,
                 help="Requests/s per app ID (default: Agora's limit, 50 DELETE, "
                 "100 GET, divided by N with --shard I/N or --shard-count N; "
@@ -378,7 +380,7 @@ def finish(report: Any, output: str) -> None:
             f"written to the audit log: {where}",
             err=True,
         )
-    _echo(render(report, output))
+    emit(render(report, output), work_done=not report.dry_run)
     sys.exit(report.exit_code)
 
 

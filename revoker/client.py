@@ -9,10 +9,11 @@ path); httpx errors never leave this module: they become
 
 from __future__ import annotations
 
+import asyncio
 import json
-import sys
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -23,6 +24,7 @@ import httpx
 from revoker import __version__
 from revoker.auth import Credentials, basic_header, hmac_headers
 from revoker.errors import TransportFailure, UsageError
+from revoker.redact import server_request_id, server_text
 from revoker.settings import ClientSettings
 
 NOT_THE_API = "not an answer of the Media Gateway API (check --base-url)"
@@ -144,15 +146,6 @@ class _UrlJoiner:
         return url
 
 
-def _respx_active() -> bool:
-    """True while respx (tests) has patched httpcore's pool: keep httpx's own transport then."""
-    httpcore = sys.modules.get("httpcore")  # respx imports it; we need not (~40 ms)
-    if httpcore is None:
-        return False
-    handler = httpcore.AsyncConnectionPool.handle_async_request
-    return not getattr(handler, "__module__", "httpcore").startswith("httpcore")
-
-
 def _as_encoded_url(url: object) -> Any:
     """A yarl URL taken as already percent-encoded: no requoting, no dot segments removed."""
     from yarl import URL
@@ -161,26 +154,25 @@ def _as_encoded_url(url: object) -> Any:
 
 
 USER_AGENT = f"revoker/{__version__}"
-SMALL_RUN = 256  # requests: below this, httpx's own pool (importing aiohttp costs ~0.2 s)
+# The API answers with a few hundred bytes of JSON; anything near this is not its answer.
+MAX_BODY = 1 << 20
+_DECODERS = {"gzip": 47, "x-gzip": 47, "deflate": 15}  # zlib wbits (47: gzip header)
 
 
-def make_transport(
-    limits: httpx.Limits, expected_requests: int | None = None
-) -> httpx.AsyncBaseTransport | None:
-    """The production transport: aiohttp's connection pool under httpx's types.
+class ResponseTooLarge(httpx.TransportError):
+    """The answer's body (as sent, or once decompressed) is over :data:`MAX_BODY`."""
 
-    httpcore's pool slows down as concurrency rises (measured on loopback with
-    64 in flight: ~120 req/s, against ~1,300 over aiohttp; README, Benchmarks).
-    None (httpx's default transport) when aiohttp is missing or respx is
-    mocking httpx in a test, or for a small run (``expected_requests`` below
-    SMALL_RUN: the first request leaves sooner).
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """The whole attempt (connect, send, headers and body) took longer than ``--timeout``."""
+
+
+def make_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The production transport, for every run size: aiohttp's pool under httpx's types.
+
+    httpcore's pool slows down as concurrency rises (README, Benchmarks); one
+    transport also means one parser decides what a malformed answer is.
     """
-    if _respx_active() or (expected_requests is not None and expected_requests < SMALL_RUN):
-        return None
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:  # pragma: no cover - a dependency
-        return None
     return _AiohttpTransport(limits)
 
 
@@ -188,7 +180,7 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
     """httpx requests sent over one ``aiohttp.ClientSession`` (HTTP/1.1, keep-alive pool).
 
     What httpx-aiohttp's transport does, minus its per-request streaming wrappers
-    (the body is read here, in one piece), plus three fixes:
+    (the body is read here, in one piece), plus these fixes:
 
     - aiohttp silently resends an idempotent request (DELETE, GET) once when a
       kept-alive connection drops; the server then sees an attempt the audit log
@@ -198,12 +190,16 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
       with such a character. The path is sent exactly as httpx encoded it.
     - Only a failure to connect is a ConnectError/ConnectTimeout (which may switch
       hosts); a connection dropped mid-response is a ReadError.
+    - The read timeout is one deadline for the whole attempt: a server trickling
+      its answer a byte at a time cannot hold a request (or a stopping run) forever.
+    - The body is capped at MAX_BODY, compressed and decompressed (a gzip bomb is
+      a failed attempt, not a gigabyte of memory).
     """
 
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
         self._session: Any = None
-        self._timeouts: dict[tuple[float | None, ...], Any] = {}
+        self._timeouts: dict[float | None, Any] = {}
 
     def _open(self) -> Any:
         import aiohttp
@@ -216,53 +212,60 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # the API sets no cookies
-            auto_decompress=False,  # httpx's Response decodes Content-Encoding
+            auto_decompress=False,  # decoded here, under the size cap
             trust_env=False,
         )
         session._retry_connection = False
-        object.__setattr__(session, "_build_url", _as_encoded_url)
         self._session = session
         return session
 
-    def _timeout(self, timeout: dict[str, float | None] | None) -> Any:
-        """httpx's timeout extension as aiohttp's ClientTimeout (as httpx-aiohttp maps it)."""
-        timeout = timeout or {}
-        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
-        found = self._timeouts.get(key)
+    def _timeout(self, connect: float | None) -> Any:
+        found = self._timeouts.get(connect)
         if found is None:
             from aiohttp import ClientTimeout
 
-            found = ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
-            self._timeouts[key] = found
+            # total=None: the deadline around the whole attempt is asyncio's, below.
+            found = ClientTimeout(total=None, sock_connect=connect, connect=connect)
+            self._timeouts[connect] = found
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         import aiohttp
 
+        timeout = request.extensions.get("timeout") or {}
+        deadline = timeout.get("read")
         session = self._session if self._session is not None else self._open()
         try:
-            response = await session.request(
-                request.method,
-                _as_encoded_url(str(request.url)),
-                headers=_str_headers(request.headers),
-                data=request.content or None,
-                allow_redirects=False,
-                compress=False,
-                timeout=self._timeout(request.extensions.get("timeout")),
-                server_hostname=request.extensions.get("sni_hostname"),
-            )
-            try:
-                body = await response.read()
-            finally:
+            async with asyncio.timeout(deadline):
+                response = await session.request(
+                    request.method,
+                    _as_encoded_url(str(request.url)),
+                    headers=_str_headers(request.headers),
+                    data=request.content or None,
+                    allow_redirects=False,
+                    compress=False,
+                    timeout=self._timeout(timeout.get("connect")),
+                    server_hostname=request.extensions.get("sni_hostname"),
+                )
+                try:
+                    body = await _read_capped(response)
+                except BaseException:
+                    response.close()  # the rest of the body is unread: never reuse the connection
+                    raise
                 response.release()
+        except TimeoutError:
+            raise DeadlineExceeded(f"no complete answer within {deadline} s") from None
         except aiohttp.ClientError as exc:
             raise _map_aiohttp_error(exc) from exc
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
+        headers = response.raw_headers
+        if response.headers.get("Content-Encoding", "").strip().lower() in _DECODERS:
+            headers = tuple((k, v) for k, v in headers if k.lower() != b"content-encoding")
         return httpx.Response(
             response.status,
-            headers=response.raw_headers,
+            headers=headers,
             stream=httpx.ByteStream(body),
             request=request,
             extensions=extensions,
@@ -271,6 +274,34 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _read_capped(response: Any) -> bytes:
+    """The body, decompressed if gzip/deflate; ResponseTooLarge past MAX_BODY either way."""
+    declared = response.content_length
+    if declared is not None and declared > MAX_BODY:
+        raise ResponseTooLarge(f"answer of {declared} bytes, over the {MAX_BODY}-byte cap")
+    wbits = _DECODERS.get(response.headers.get("Content-Encoding", "").strip().lower())
+    decoder = zlib.decompressobj(wbits) if wbits is not None else None
+    parts: list[bytes] = []
+    raw = size = 0
+    async for chunk in response.content.iter_chunked(65536):
+        raw += len(chunk)
+        if raw > MAX_BODY:
+            raise ResponseTooLarge(f"answer over the {MAX_BODY}-byte cap")
+        if decoder is not None:
+            try:
+                # max_length: never inflate more than one byte past the cap
+                chunk = decoder.decompress(chunk, MAX_BODY - size + 1)
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"undecodable compressed body: {exc}") from None
+            if decoder.unconsumed_tail:
+                raise ResponseTooLarge(f"answer over the {MAX_BODY}-byte cap once decompressed")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ResponseTooLarge(f"answer over the {MAX_BODY}-byte cap once decompressed")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _str_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -304,13 +335,14 @@ class AgoraClient:
         credentials: Credentials,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        expected_requests: int | None = None,
     ) -> None:
         if settings.auth not in ("basic", "hmac"):
             raise UsageError(f"unknown auth scheme {settings.auth!r} (basic or hmac)")
         self.settings = settings
         self._credentials = credentials
         self._basic = basic_header(credentials)
+        # What a server must not get echoed into a record: the secret and the Basic token.
+        self._secrets = (credentials.customer_secret, self._basic.removeprefix("Basic "))
         self._bases = settings.base_urls
         self._joiners = [_UrlJoiner(base) for base in self._bases]
         self._active = 0
@@ -319,9 +351,7 @@ class AgoraClient:
             max_keepalive_connections=max(settings.concurrency, 1),
         )
         if transport is None:
-            transport = make_transport(limits, expected_requests)
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+            transport = make_transport(limits)
         # Requests go straight to the transport, as httpx.AsyncClient would send them
         # with follow_redirects=False, no cookie jar and trust_env=False, but without
         # the client's per-request work (URL merging, auth and redirect wrappers,
@@ -360,7 +390,7 @@ class AgoraClient:
         headers = {
             "Host": host,
             "Accept": "application/json",
-            "Accept-Encoding": "gzip, deflate",
+            "Accept-Encoding": "identity",  # small answers; a compressed one is still capped
             "User-Agent": USER_AGENT,
             "X-Request-ID": request_id,
         }
@@ -390,17 +420,7 @@ class AgoraClient:
                 self._note_connect_failure(index)
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
-        result = _to_api_response(response, request_id, host, ms)
-        if result.message:
-            result.message = self._redact(result.message)
-        return result
-
-    def _redact(self, text: str) -> str:
-        """Blank the secret and the Basic token wherever a server echoed them."""
-        for secret in (self._credentials.customer_secret, self._basic.removeprefix("Basic ")):
-            if secret and secret in text:
-                text = text.replace(secret, "***")
-        return text
+        return _to_api_response(response, request_id, host, ms, self._secrets)
 
     async def delete_key(self, region: str, app_id: str, key: str) -> ApiResponse:
         return await self.request("DELETE", key_path(region, app_id, key))
@@ -432,7 +452,10 @@ class AgoraClient:
         return await self.request("DELETE", streams_path(region, app_id, sid))
 
 
-def _to_api_response(response: httpx.Response, request_id: str, host: str, ms: int) -> ApiResponse:
+def _to_api_response(
+    response: httpx.Response, request_id: str, host: str, ms: int, secrets: tuple[str, ...]
+) -> ApiResponse:
+    """The answer reduced; every string from the server passes the redactor."""
     body: Any = None
     try:
         body = response.json()
@@ -448,21 +471,19 @@ def _to_api_response(response: httpx.Response, request_id: str, host: str, ms: i
     if response.status_code != 200 and message is None:
         text = response.text.strip()
         message = text[:200] if text else response.reason_phrase or None
-    server_request_id = response.headers.get("X-Request-ID")
+    echoed = response.headers.get("X-Request-ID")
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
-        server_request_id=server_request_id,
+        server_request_id=server_request_id(echoed, secrets),
         host=host,
         ms=ms,
-        message=message,
+        message=None if message is None else server_text(message, secrets),
         data=data,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         # The API echoes the X-Request-ID it was sent; a front proxy or another
         # service under a wrong base path does not answer in this shape.
         api_error=(
-            isinstance(body, dict)
-            and body.get("status") == "error"
-            and server_request_id == request_id
+            isinstance(body, dict) and body.get("status") == "error" and echoed == request_id
         ),
     )

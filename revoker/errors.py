@@ -70,6 +70,18 @@ class NewKeysWriteError(RevokerError):
     """A replacement key could not be written to ``rotate``'s new-keys file."""
 
 
+class OutputError(RevokerError):
+    """stdout cannot be written (full device, closed pipe).
+
+    Exit 1 when requests were sent (the audit log holds their results), 2 when
+    nothing was sent.
+    """
+
+    def __init__(self, message: str, *, work_done: bool) -> None:
+        super().__init__(message)
+        self.exit_code = EXIT_FAILED if work_done else EXIT_USAGE
+
+
 class TransportFailure(RevokerError):
     """A request got no HTTP response (connect, timeout, reset, protocol).
 

@@ -35,6 +35,7 @@ from revoker.client import NOT_THE_API, AgoraClient, ApiResponse, segment
 from revoker.errors import AuditWriteError, TransportFailure
 from revoker.models import Attempt, FollowUp, Outcome, Task, TaskResult
 from revoker.ratelimit import Pacer, RateLimits
+from revoker.redact import server_request_id, server_text
 from revoker.settings import RetrySettings
 
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
@@ -256,9 +257,10 @@ async def call_task(
         )
         result.data = response.data
         if result.outcome is Outcome.FAILED and response.status in RETRYABLE_STATUS:
-            result.message = (
-                f"{response.message or response.status} (after {len(attempts)} attempts)"
-            )
+            result.message = f"{result.message or response.status} (after {len(attempts)} attempts)"
+    forms = _key_forms(task.key)
+    for attempt in attempts:
+        attempt.server_request_id = server_request_id(attempt.server_request_id, forms)
     result.duration_ms = int((time.perf_counter() - started) * 1000)
     return result, response
 
@@ -275,14 +277,15 @@ async def run_call(
     return result
 
 
+def _key_forms(key: str) -> tuple[str, ...]:
+    """The plain key as sent and as decoded; a 2-letter test key must not blank half a message."""
+    forms = sorted({key, segment(key)}, key=len, reverse=True)  # the longer form first
+    return tuple(form for form in forms if len(form) >= 6)
+
+
 def _without_key(message: str | None, key: str) -> str | None:
     """A server's message with the plain key (as sent or decoded) blanked."""
-    if not message:
-        return message
-    for form in (key, segment(key)):
-        if len(form) >= 6:  # a 2-letter test key must not blank half the message
-            message = message.replace(form, "***")
-    return message
+    return server_text(message, _key_forms(key)) if message else message
 
 
 def classifier(success: Outcome) -> Callable[[ApiResponse], Outcome]:

@@ -10,6 +10,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from revoker.redact import redact as blank_secrets
+
 _SECRETS: set[str] = set()
 _COLOR_OFF = False
 
@@ -42,10 +44,7 @@ def redactor(secrets: Iterable[str] = ()) -> structlog.types.Processor:
             return event
         for name, value in event.items():
             if isinstance(value, str):
-                for secret in _SECRETS:
-                    if secret in value:
-                        value = value.replace(secret, "***")
-                event[name] = value
+                event[name] = blank_secrets(value, _SECRETS)
         return event
 
     return redact

@@ -22,6 +22,7 @@ from revoker.cli import (
     finish,
     input_options,
 )
+from revoker.clitypes import emit
 from revoker.errors import AuditVerifyError, UsageError
 from revoker.settings import (
     RetrySettings,
@@ -73,7 +74,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
         credentials,
         retry=RetrySettings(max_attempts=opts["max_attempts"]),
     )
-    click.echo(render_show(report, output))
+    emit(render_show(report, output), work_done=True)
     sys.exit(report.exit_code)
 
 
@@ -174,6 +175,7 @@ def report(
     read. Torn lines are skipped and counted. --verify: exit 4 if a log
     fails verification (FILE:LINE: reason of the first broken link on stderr).
     """
+    from revoker.redact import printable_lines
     from revoker.report import build_report, render_report
 
     if not verify_chain and (expect_head or public_key or require_chain):
@@ -189,9 +191,10 @@ def report(
     if fmt == "junit":
         from revoker.junit import render_junit
 
-        click.echo(render_junit(merged), nl=False)
+        emit(render_junit(merged), work_done=False, nl=False)
         sys.exit(merged.exit_code)
-    click.echo(render_report(merged, fmt), nl=fmt != "markdown")
+    text = render_report(merged, fmt)
+    emit(printable_lines(text) if fmt == "text" else text, work_done=False, nl=fmt != "markdown")
     if verify_chain:
         _verify_logs(audit_logs, expect_head, key, require_chain)
     sys.exit(merged.exit_code)

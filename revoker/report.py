@@ -389,8 +389,9 @@ def render_text(report: AuditReport) -> str:
 
 
 def _md(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    from revoker.redact import markdown_cell
+
+    return markdown_cell(value)
 
 
 def render_markdown(report: AuditReport) -> str:

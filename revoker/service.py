@@ -301,10 +301,7 @@ async def _run_passes(
                 pass
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
     try:
-        expected = plan.stats.tasks * len(passes)
-        async with AgoraClient(
-            settings.client, credentials, transport=transport, expected_requests=expected
-        ) as client:
+        async with AgoraClient(settings.client, credentials, transport=transport) as client:
             ctx = Context(client, settings.retry, limits, halt, audit=audit)
             for sweep in passes:
                 if halt.is_set:

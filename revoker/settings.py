@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
 import stat
@@ -258,23 +259,32 @@ def load_credentials(
 
 
 def _read_credentials_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines parsed as a dotenv file (comments, ``export``, quotes, a BOM).
+
+    Values are taken literally (no ``$VAR`` expansion: a secret may contain ``$``).
+    """
+    from dotenv.parser import parse_stream
+
     try:
         info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise CredentialsError(f"{path}: is a directory, not a credentials file")
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise CredentialsError(
                 f"{path}: credentials file must not be readable by others "
                 f"(mode {stat.S_IMODE(info.st_mode):o}; run chmod 600 {path})"
             )
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise CredentialsError(f"{path}: cannot read credentials file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise CredentialsError(f"{path}:{line}: not UTF-8 text") from None
     values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.removeprefix("export ").partition("=")
-        if not sep:
-            raise CredentialsError(f"{path}:{number}: expected NAME=value")
-        values[name.strip()] = value.strip().strip("'\"")
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None and not binding.error:
+            continue  # a blank or comment line
+        if binding.error or binding.key is None or binding.value is None:  # ``NAME`` alone
+            raise CredentialsError(f"{path}:{binding.original.line}: expected NAME=value")
+        values[binding.key] = binding.value
     return values

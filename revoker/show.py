@@ -16,6 +16,7 @@ from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
 from revoker.executor import HALT_AUTH, Context, Halt, query_task
 from revoker.models import Outcome, Task, TaskResult, key_hint, key_id
 from revoker.ratelimit import RateLimits
+from revoker.redact import printable_lines
 from revoker.settings import ClientSettings, RetrySettings
 
 
@@ -144,4 +145,4 @@ def render_show(report: ShowReport, fmt: str) -> str:
             )
     if report.halt_reason == HALT_AUTH:
         lines.append("credentials rejected (401)")
-    return "\n".join(lines)
+    return printable_lines("\n".join(lines))

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from revoker.executor import Totals
 from revoker.models import REGIONS
 from revoker.planner import PlanStats
+from revoker.redact import printable_lines
 from revoker.service import RunReport, verdict
 
 MAX_FAILURES_SHOWN = 20
@@ -110,4 +111,4 @@ def render_text(report: RunReport) -> str:
             lines.append(f"  their audit lines are saved in {report.unrecorded_file}")
     lines += report.notes
     lines.append(f"exit code {report.exit_code}")
-    return "\n".join(lines)
+    return printable_lines("\n".join(lines))

@@ -9,6 +9,8 @@ import httpx
 import pytest
 import respx
 
+import revoker.client
+
 BASE = "https://agora.test"
 APP = "9d2498880e934632b38b0a68fa2f1622"
 CUSTOMER_ID = "cid-RECOGNISABLE-7f3a"
@@ -44,7 +46,17 @@ def creds(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
+def respx_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inject httpx's own transport (the one respx intercepts) in place of aiohttp's."""
+    monkeypatch.setattr(
+        revoker.client,
+        "make_transport",
+        lambda limits: httpx.AsyncHTTPTransport(limits=limits, trust_env=False),
+    )
+
+
+@pytest.fixture
+def api(respx_transport: None) -> Iterator[respx.MockRouter]:
     """The Agora API mocked by respx; unmatched requests fail the test."""
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         yield router

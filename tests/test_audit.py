@@ -215,3 +215,10 @@ def test_resume_holds_about_a_16_byte_digest_per_done_pair_not_a_record(tmp_path
     assert len(done) == pairs
     # A 128-bit int and its set slot, not a tuple of three strings and a dict slot.
     assert held / pairs < 200
+
+
+def test_resume_skips_a_deeply_nested_line_like_a_torn_one(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    good = task_record("revoke", result(Outcome.REVOKED), "r", False)
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps(good) + "\n")
+    assert load_done(path) == {done_digest("app1", "eu", key_id(TASK.key))}

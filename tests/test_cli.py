@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from click.testing import CliRunner, Result
 from revoker.cli import main
 from tests.conftest import APP, BASE, CUSTOMER_ID, SECRET, api_not_found
 
-pytestmark = pytest.mark.usefixtures("creds")
+pytestmark = pytest.mark.usefixtures("creds", "respx_transport")
 
 
 def invoke(tmp_path: Path, *args: str, stdin: str | None = None, verbose: bool = False) -> Result:
@@ -437,3 +440,63 @@ def test_version_and_help_work_without_credentials(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("AGORA_CUSTOMER_SECRET")
     assert CliRunner().invoke(main, ["--version"]).exit_code == 0
     assert "revoke" in CliRunner().invoke(main, ["--help"]).stdout
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--timeout", "nan"],
+        ["--timeout", "inf"],
+        ["--max-rps", "nan"],
+        ["--max-rps", "-inf"],
+        ["--max-rps", "-1"],
+    ],
+)
+def test_nan_inf_or_negative_numbers_exit_2_and_send_nothing(
+    tmp_path: Path, api: respx.MockRouter, keys_csv: Path, option: list[str]
+) -> None:
+    route = api.route().mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", str(keys_csv), *option)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option[0]}'" in result.stderr
+    assert route.call_count == 0
+
+
+def _to_full_device(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "REVOKER_"))}
+    env.update(AGORA_CUSTOMER_ID=CUSTOMER_ID, AGORA_CUSTOMER_SECRET=SECRET, AGORA_APP_ID=APP)
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "revoker", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_stdout_is_a_clear_error_exit_1_after_requests_were_sent(tmp_path: Path) -> None:
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there: every request is refused at once
+    result = _to_full_device(
+        tmp_path, "revoke", "--key", "key-aaaa-0000001", "--regions", "na",
+        "--base-url", f"http://127.0.0.1:{port}", "--max-attempts", "1", "--audit-log", "a.jsonl",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot write to stdout (No space left on device)" in result.stderr
+    assert "the audit log has the results" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_stdout_is_a_clear_error_exit_2_when_nothing_was_sent(tmp_path: Path) -> None:
+    result = _to_full_device(tmp_path, "revoke", "--key", "key-aaaa-0000001", "--dry-run")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "cannot write to stdout (No space left on device); nothing was sent" in result.stderr

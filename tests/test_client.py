@@ -14,6 +14,8 @@ from revoker.client import AgoraClient, ApiResponse, key_path, parse_retry_after
 from revoker.errors import TransportFailure, UsageError
 from revoker.settings import ClientSettings, check_base_url, default_fallback
 
+pytestmark = pytest.mark.usefixtures("respx_transport")
+
 BASE = "https://agora.test"
 CREDS = Credentials("cid", "secret-value")
 

@@ -18,6 +18,8 @@ from revoker.service import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 from tests.conftest import api_not_found
 
+pytestmark = pytest.mark.usefixtures("respx_transport")
+
 BASE = "https://agora.test"
 APP = "app1"
 KEY = "leakedKey-AAAA-1111"

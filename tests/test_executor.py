@@ -16,6 +16,8 @@ from revoker.executor import Halt
 from revoker.service import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 
+pytestmark = pytest.mark.usefixtures("respx_transport")
+
 BASE = "https://agora.test"
 CREDS = Credentials("cid", "sec")
 

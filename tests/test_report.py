@@ -289,3 +289,42 @@ def test_a_rerun_finding_a_revoked_key_absent_keeps_it_revoked(tmp_path: Path) -
         line("revoke", "eu", "a", "failed", "2026-01-01T00:05:00.000Z"),
     )
     assert build_report([same]).totals()["revoke"] == {"revoked": 1, "failed": 1}
+
+
+def test_markdown_cells_escape_pipes_html_backticks_and_newlines(tmp_path: Path) -> None:
+    hostile = "x | y <script>alert(1)</script> `z`\n| forged | row |\x1b[2K"
+    log = write(tmp_path / "a.jsonl", line("revoke", "na", "k1", "failed", "t1", message=hostile))
+    _, out = run(str(log), "--format", "markdown")
+    [row] = [r for r in out.splitlines() if "sha256:k1" in r]
+    assert row.count(" | ") == 7  # eight cells, none added by the message
+    assert "<script>" not in out
+    assert "`z`" not in out
+    assert "\x1b" not in out
+    assert "&lt;script&gt;" in row
+
+
+def test_text_report_escapes_terminal_control_characters(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("revoke", "na", "k1", "failed", "t1", message="oops\x1b[2K\rrevoked"),
+    )
+    _, out = run(str(log))
+    assert "\x1b" not in out
+    assert "oops\\x1b[2K\\x0drevoked" in out
+
+
+def test_wrongly_typed_nested_fields_and_a_deeply_nested_line_are_skipped_as_torn(
+    tmp_path: Path,
+) -> None:
+    bad = json.loads(line("revoke", "na", "k1", "failed", "t1"))
+    bad["attempts"] = [{"request_id": 12345}]
+    log = write(
+        tmp_path / "a.jsonl",
+        json.dumps(bad) + "\n",
+        "[" * 100_000 + "]" * 100_000 + "\n",
+        line("revoke", "eu", "k2", "revoked", "t2"),
+    )
+    result = CliRunner().invoke(main, ["report", str(log)])
+    assert not isinstance(result.exception, RecursionError | TypeError), result.exception
+    assert "2 torn lines skipped" in result.output
+    assert result.exit_code == 0

@@ -100,3 +100,52 @@ def test_a_secret_from_a_credentials_file_is_blanked_in_logs(tmp_path: Path) -> 
     structlog.get_logger().warning("oops", detail="server said file-only-secret-42")
     assert "file-only-secret-42" not in stream.getvalue()
     assert "***" in stream.getvalue()
+
+
+def _credentials_file(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "agora.env"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbfAGORA_CUSTOMER_ID=id\nAGORA_CUSTOMER_SECRET=s3cr3t-value\n",
+        b"AGORA_CUSTOMER_ID=id  # ops\nAGORA_CUSTOMER_SECRET=s3cr3t-value  # rotated 2026-01\n",
+        b"export\tAGORA_CUSTOMER_ID=id\nexport  AGORA_CUSTOMER_SECRET=s3cr3t-value\n",
+        b"AGORA_CUSTOMER_ID=\"id\"\nAGORA_CUSTOMER_SECRET='s3cr3t-value' # quoted\n",
+    ],
+    ids=["bom", "inline-comment", "export-tab", "quotes"],
+)
+def test_a_credentials_file_is_parsed_like_a_dotenv_file(tmp_path: Path, content: bytes) -> None:
+    creds = load_credentials({}, _credentials_file(tmp_path, content))
+    assert (creds.customer_id, creds.customer_secret) == ("id", "s3cr3t-value")
+
+
+def test_a_dollar_in_a_file_secret_is_taken_literally(tmp_path: Path) -> None:
+    path = _credentials_file(tmp_path, b"AGORA_CUSTOMER_ID=id\nAGORA_CUSTOMER_SECRET=a$HOME\n")
+    assert load_credentials({}, path).customer_secret == "a$HOME"
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        (b"AGORA_CUSTOMER_ID=id\nAGORA_CUSTOMER_SECRET=s\xe9cret\n", "agora.env:2: not UTF-8 text"),
+        (b"AGORA_CUSTOMER_ID=id\nAGORA_CUSTOMER_SECRET\n", "agora.env:2: expected NAME=value"),
+    ],
+)
+def test_a_malformed_credentials_file_names_the_line_not_the_value(
+    tmp_path: Path, content: bytes, where: str
+) -> None:
+    with pytest.raises(CredentialsError) as info:
+        load_credentials({}, _credentials_file(tmp_path, content))
+    assert where in str(info.value)
+    assert "cret" not in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_a_directory_as_credentials_file_is_refused_as_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(CredentialsError, match="is a directory, not a credentials file"):
+        load_credentials({}, tmp_path)

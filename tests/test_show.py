@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from revoker.cli import main
 from tests.conftest import api_not_found
 
+pytestmark = pytest.mark.usefixtures("respx_transport")
+
 BASE = "https://agora.test"
 APP = "app1"
 KEY = "showMeKey-0000001"

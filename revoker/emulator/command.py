@@ -11,8 +11,10 @@ from pathlib import Path
 
 import click
 
-_RATE = click.FloatRange(0.0, 1.0)
-_RPS = click.FloatRange(min=0.0)
+from revoker.clitypes import FiniteFloatRange
+
+_RATE = FiniteFloatRange(0.0, 1.0)
+_RPS = FiniteFloatRange(min=0.0)
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 

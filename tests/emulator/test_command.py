@@ -96,3 +96,10 @@ def test_unknown_rate_limit_algorithm_is_a_usage_error() -> None:
     result = CliRunner().invoke(emulator, ["--rate-limit-algorithm", "leaky-bucket"])
     assert result.exit_code == 2
     assert "leaky-bucket" in result.output
+
+
+@pytest.mark.parametrize("option", ["--latency-ms", "--error-rate", "--delete-rps"])
+def test_nan_is_refused_for_every_number_option(option: str) -> None:
+    result = CliRunner().invoke(emulator, [option, "nan"])
+    assert result.exit_code == 2
+    assert "not a finite number" in result.output
