@@ -14,10 +14,10 @@ import contextlib
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from tenacity import (
@@ -351,8 +351,24 @@ class Totals:
 TaskRunner = Callable[[Task], Awaitable[TaskResult]]
 
 
+class TaskFeed(Protocol):
+    """Tasks handed out as they become due (e.g. a DelayQueue); None when none are left."""
+
+    async def get(self) -> Task | None: ...
+
+
+async def _each(tasks: Iterator[Task] | TaskFeed) -> AsyncIterator[Task]:
+    """One worker's view of the shared tasks, whether an iterator or a feed."""
+    if isinstance(tasks, Iterator):
+        for task in tasks:
+            yield task
+    else:
+        while (task := await tasks.get()) is not None:
+            yield task
+
+
 async def run_tasks(
-    tasks: Iterator[Task],
+    tasks: Iterator[Task] | TaskFeed,
     runner: TaskRunner,
     *,
     ctx: Context,
@@ -362,6 +378,8 @@ async def run_tasks(
     on_result: Callable[[TaskResult], None] | None = None,
 ) -> Totals:
     """Run every task (at most ``concurrency`` at once) and record each as it ends.
+
+    ``tasks`` is an iterator, or a feed whose ``get`` waits for the next task.
 
     Once the run halts, no new request is sent: the remaining tasks are
     recorded ``not_attempted``. If the audit log cannot be written, the run
@@ -395,7 +413,7 @@ async def run_tasks(
             on_result(result)
 
     async def worker() -> None:
-        for task in tasks:
+        async for task in _each(tasks):
             if ctx.halt.is_set:
                 if ctx.halt.reason == HALT_AUDIT:
                     return

@@ -135,6 +135,7 @@ class RunSettings:
     resume: bool = False
     dry_run: bool = False
     verify: bool = False
+    verify_delay: float = 2.0  # seconds from a pair's DELETE to its verify GET (replication)
     disconnect: bool = False
     reveal_keys: bool = False
 
@@ -169,6 +170,7 @@ class RunSettings:
             "resume": self.resume,
             "dry_run": self.dry_run,
             "verify": self.verify,
+            "verify_delay": self.verify_delay,
             "disconnect": self.disconnect,
             "reveal_keys": self.reveal_keys,
         }
