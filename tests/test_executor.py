@@ -36,6 +36,7 @@ def run(
         max_rps=0,
         audit_log=tmp_path / "audit.jsonl",
         verify=verify,
+        verify_delay=0,
     )
     plan = prepare(settings)
     return execute(
