@@ -363,8 +363,8 @@ async def _each(tasks: Iterator[Task] | TaskFeed) -> AsyncIterator[Task]:
         for task in tasks:
             yield task
     else:
-        while (task := await tasks.get()) is not None:
-            yield task
+        while (due := await tasks.get()) is not None:
+            yield due
 
 
 async def run_tasks(

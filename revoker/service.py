@@ -342,7 +342,7 @@ async def _sweep_with_follower(
     settings: RunSettings,
     on_result: Callable[[TaskResult], None] | None,
 ) -> list[Totals]:
-    """Run ``lead`` and, alongside, ``follower`` on each task ``delay`` s after ``lead`` recorded it.
+    """Run ``lead`` and, alongside, ``follower`` on each task ``delay`` s after ``lead`` ends it.
 
     The follower has its own workers fed by a DelayQueue, so the lead's requests
     never wait for it; the follower ends when its last task does. After a halt
