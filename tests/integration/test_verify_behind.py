@@ -71,7 +71,7 @@ def test_verify_gets_run_among_the_deletes_each_no_sooner_than_the_delay_after_i
     assert too_soon == {}
 
 
-def test_pairs_done_in_an_earlier_run_are_verified_too_on_resume(tmp_path: Path) -> None:
+def test_pairs_done_in_an_earlier_run_are_verified_too_at_once_on_resume(tmp_path: Path) -> None:
     keys = make_keys(10)
     keys_csv = write_keys_csv(tmp_path / "keys.csv", keys)
     first_csv = write_keys_csv(tmp_path / "first.csv", keys[:4])
@@ -86,7 +86,7 @@ def test_pairs_done_in_an_earlier_run_are_verified_too_on_resume(tmp_path: Path)
         before = len(read_journal(journal))
         result = run_revoker(
             "revoke", str(keys_csv), "--audit-log", str(audit), "--output", "json",
-            "--resume", "--verify", "--verify-delay", "0.2", env=env, timeout=60,
+            "--resume", "--verify", "--verify-delay", "1", env=env, timeout=60,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
@@ -97,6 +97,9 @@ def test_pairs_done_in_an_earlier_run_are_verified_too_on_resume(tmp_path: Path)
     verified = Counter(journal_pair(e) for e in resent if e["method"] == "GET")
     assert deleted == pairs_of(keys[4:])
     assert verified == Counter(pairs_of(keys))
+    earlier = [when(e) for e in resent if e["method"] == "GET" and journal_pair(e) not in deleted]
+    now = [when(e) for e in resent if e["method"] == "GET" and journal_pair(e) in deleted]
+    assert max(earlier) < min(now), "earlier pairs are checked at once, not after the delay"
 
 
 def test_sigint_with_verify_records_one_revoke_and_one_verify_line_per_pair(
