@@ -3,10 +3,12 @@
 Sections (issue 5): 1 rate fidelity, 2 throughput with the cap lifted (with three
 baselines), 3 scale (dry run over 1,000,000 keys; memory per key of a real run),
 4 start-up, 5 audit-log throughput, 6 revoke --disconnect (1,000 keys, 100 live
-streams), 7 rotate (1,000 keys at the default caps). Every load loop is bounded;
-everything is on 127.0.0.1; generated files go to ``.bench/`` (not committed).
-Results are also written to ``.bench/results.json``. Exit code 0 even when a
-target is missed (the table says so); 1 only if a run itself broke.
+streams), 7 rotate (1,000 keys at the default caps), 8 the incident drill
+(``revoke --verify`` of 1,000 keys at the default caps; time to revoke each key).
+Every load loop is bounded; everything is on 127.0.0.1; generated files go to
+``.bench/`` (not committed). Results are also written to ``.bench/results.json``.
+Exit code 0 even when a target is missed (the table says so); 1 only if a run
+itself broke.
 """
 
 from __future__ import annotations
@@ -456,6 +458,78 @@ def audit_throughput() -> None:
     row("5", "audit record size", size / n, "bytes", "", None)
 
 
+# 6. incident drill ---------------------------------------------------------------
+
+DRILL_KEYS = 1000
+DELETE_CAP = 50.0
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (``share`` in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def incident_drill(*, disconnect: bool = False, live_streams: Path | None = None) -> None:
+    """1,000 leaked keys x 4 regions, ``revoke --verify`` at the default caps against the
+    strict sliding-window limiter: wall time against the DELETE bound, every pair
+    verified absent, and when each key was gone from all its regions.
+
+    ``disconnect`` adds ``--disconnect``; ``live_streams`` seeds the emulator's
+    streams (its ``--live-streams`` CSV).
+    """
+    what = " --disconnect" if disconnect else ""
+    print(
+        f"8. incident drill ({DRILL_KEYS:,} keys x 4 regions, revoke --verify{what}, default "
+        "caps, sliding-window limiter, 0-50 ms jitter)"
+    )
+    keys = make_keys(DRILL_KEYS, "drill")
+    app = "drill-app"
+    seed = write_seed_csv(DATA / "drill-seed.csv", ((k, app) for k in keys))
+    keys_file = write_text_keys(DATA / "drill-keys.txt", keys)
+    emu_args = ["--seed-keys", str(seed), "--rate-limit-algorithm", "sliding-window"]
+    emu_args += ["--jitter-ms", JITTER_MS]
+    if live_streams is not None:
+        emu_args += ["--live-streams", str(live_streams)]
+    args = [str(keys_file), "--app-id", app, "--verify", *(["--disconnect"] if disconnect else [])]
+    with emulator(*emu_args) as emu:
+        result = revoke(emu.base_url, *args, audit="drill.jsonl")
+        left = len(emu.state()["keys"])
+    pairs = DRILL_KEYS * len(REGIONS)
+    bound = pairs / DELETE_CAP
+    row(
+        "6",
+        "drill: wall time",
+        result.wall,
+        "s",
+        f"<= {1.1 * bound:g} s (1.10 x {bound:g} s DELETE bound)",
+        result.wall <= 1.1 * bound,
+        f"{result.wall / bound:.2f}x the bound",
+    )
+    try:
+        summary = result.json()
+    except ValueError:
+        summary = {}
+    verified = summary.get("verify", {}).get("counts", {})
+    absent = verified.get("absent", 0)
+    row("8", "drill: pairs verified absent", absent, "pairs", f"= {pairs:,}", absent == pairs)
+    row("8", "drill: keys left on the emulator", left, "pairs", "= 0", left == 0)
+    for event in ("revoke", "verify"):
+        throttled = summary.get(event, {}).get("extra", {}).get("throttled_429", 0)
+        row("8", f"drill: {event} requests answered 429", throttled, "requests", "")
+    records = read_journal(DATA / "drill.jsonl")  # the audit log is JSONL too
+    gone: dict[str, list[float]] = {}
+    for record in records:
+        if record.get("event") == "revoke" and record["outcome"] in ("revoked", "absent"):
+            gone.setdefault(record["key_id"], []).append(journal_time(record))
+    times = [max(ts) - result.started for ts in gone.values() if len(ts) == len(REGIONS)]
+    if len(times) != DRILL_KEYS:
+        BROKEN.append(f"drill: {len(times)} keys gone from every region, not {DRILL_KEYS}")
+    if times:
+        for label, share in (("p50", 0.5), ("p99", 0.99)):
+            row("8", f"drill: time to revoke a key, {label}", percentile(times, share), "s", "")
+
+
 # table -------------------------------------------------------------------------
 
 
@@ -577,6 +651,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "audit": audit_throughput,
     "disconnect": disconnect,
     "rotate": rotate_bench,
+    "drill": incident_drill,
 }
 
 

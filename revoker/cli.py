@@ -5,6 +5,7 @@ This is the only place where errors become messages and exit codes.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -431,10 +432,32 @@ def _run(
     finish(report, output)
 
 
+def _verify_delay(verify: bool, seconds: float | None) -> float:
+    if seconds is None:
+        return RunSettings.verify_delay
+    if not verify:
+        raise UsageError("--verify-delay needs --verify")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UsageError(f"--verify-delay must be a number of seconds >= 0 (got {seconds})")
+    return seconds
+
+
 @main.command()
 @input_options
 @client_options
-@click.option("--verify", is_flag=True, help="Afterwards, GET every pair to confirm it is gone.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="GET every pair to confirm it is gone, each --verify-delay after its DELETE.",
+)
+@click.option(
+    "--verify-delay",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="With --verify: wait this long after a pair's DELETE before its GET "
+    "(replication).  [default: 2]",
+)
 @click.option(
     "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."
 )
@@ -447,7 +470,13 @@ def _run(
 )
 @click.pass_context
 def revoke(
-    ctx: click.Context, /, verify: bool, disconnect: bool, disconnect_timeout: float, **opts: Any
+    ctx: click.Context,
+    /,
+    verify: bool,
+    verify_delay: float | None,
+    disconnect: bool,
+    disconnect_timeout: float,
+    **opts: Any,
 ) -> None:
     """Delete every key in every region (one DELETE per key and region).
 
@@ -457,7 +486,11 @@ def revoke(
     from revoker.service import revoke_passes
 
     settings = build_settings(
-        opts, verify=verify, disconnect=disconnect, disconnect_timeout=disconnect_timeout
+        opts,
+        verify=verify,
+        verify_delay=_verify_delay(verify, verify_delay),
+        disconnect=disconnect,
+        disconnect_timeout=disconnect_timeout,
     )
     _run(
         ctx,

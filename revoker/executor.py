@@ -14,10 +14,10 @@ import contextlib
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from tenacity import (
@@ -380,8 +380,24 @@ class Totals:
 TaskRunner = Callable[[Task], Awaitable[TaskResult]]
 
 
+class TaskFeed(Protocol):
+    """Tasks handed out as they become due (e.g. a DelayQueue); None when none are left."""
+
+    async def get(self) -> Task | None: ...
+
+
+async def _each(tasks: Iterator[Task] | TaskFeed) -> AsyncIterator[Task]:
+    """One worker's view of the shared tasks, whether an iterator or a feed."""
+    if isinstance(tasks, Iterator):
+        for task in tasks:
+            yield task
+    else:
+        while (due := await tasks.get()) is not None:
+            yield due
+
+
 async def run_tasks(
-    tasks: Iterator[Task],
+    tasks: Iterator[Task] | TaskFeed,
     runner: TaskRunner,
     *,
     ctx: Context,
@@ -393,11 +409,13 @@ async def run_tasks(
 ) -> Totals:
     """Run every task (at most ``concurrency`` at once) and record each as it ends.
 
+    ``tasks`` is an iterator, or a feed whose ``get`` waits for the next task.
+
     Once the run halts, no new task is started. A started task that sent
     nothing gets its own ``not_attempted`` line; the tasks never started get
     one ``not_started`` line with their count per region (``planned``, the
-    pass's tasks per region, gives it at once; without it the rest of
-    ``tasks`` is read to count them), so stopping a huge run stays quick and
+    pass's tasks per region, gives it at once; without it the rest of an
+    iterator is read to count them), so stopping a huge run stays quick and
     small and ``--resume`` still redoes them. If the audit log cannot be
     written, the run halts and the results that could not be recorded are
     kept in ``Totals.unrecorded``.
@@ -452,14 +470,15 @@ async def run_tasks(
         record(result, notes)
 
     started: Counter[str] = Counter()
-    tasks = iter(tasks)
 
     async def worker() -> None:
-        while not ctx.halt.is_set:
-            task = next(tasks, None)
-            if task is None:
-                return
+        async for task in _each(tasks):
             started[task.region] += 1
+            if ctx.halt.is_set:
+                # Taken from the shared tasks just as the run halted: recorded on its own.
+                if ctx.halt.reason != HALT_AUDIT:
+                    record(TaskResult(task, Outcome.NOT_ATTEMPTED, message=ctx.halt.reason))
+                return
             try:
                 result = await runner(task)
             except Exception as exc:  # a bug must not lose the record of a task
@@ -493,7 +512,7 @@ async def run_tasks(
 
 
 def _record_not_started(
-    tasks: Iterator[Task],
+    tasks: Iterator[Task] | TaskFeed,
     planned: Counter[str] | None,
     started: Counter[str],
     audit: AuditLog,
@@ -503,7 +522,9 @@ def _record_not_started(
 ) -> None:
     """One ``not_started`` line for the tasks a halted pass never started."""
     if planned is None:
-        remaining: Counter[str] = Counter(task.region for task in tasks)
+        # A feed cannot be counted without waiting for it: its callers give ``planned``.
+        left = tasks if isinstance(tasks, Iterator) else iter(())
+        remaining: Counter[str] = Counter(task.region for task in left)
     else:
         remaining = planned - started
     count = sum(remaining.values())

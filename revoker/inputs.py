@@ -19,7 +19,7 @@ import tempfile
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from revoker.errors import InputError
 from revoker.models import REGIONS
@@ -85,6 +85,7 @@ class Source:
     def _spool_from(self, stream: IO[bytes]) -> None:
         self._spool = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - closed by close()
         shutil.copyfileobj(stream, self._spool)
+        self._spool.flush()  # readers go to the file descriptor, not this buffer
 
     @property
     def label(self) -> str:
@@ -95,9 +96,8 @@ class Source:
         if self._error is not None:
             raise self._error
         if self._spool is not None:
-            self._spool.seek(0)
-            fd = os.dup(self._spool.fileno())
-            return open(fd, encoding="utf-8-sig", newline="")
+            raw = io.BufferedReader(_SpoolReader(self._spool.fileno()))
+            return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         return open(self.name, encoding="utf-8-sig", newline="")
 
     def first_bad_utf8_line(self) -> int | None:
@@ -121,6 +121,38 @@ class Source:
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
+
+
+class _SpoolReader(io.RawIOBase):
+    """Reads a spool file from the start at its own offset (``pread``): two streams
+    over one spool, read at once, never move each other."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self._offset
+        elif whence == os.SEEK_END:
+            offset += os.fstat(self._fd).st_size
+        self._offset = max(0, offset)
+        return self._offset
+
+    def tell(self) -> int:
+        return self._offset
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.pread(self._fd, len(buffer), self._offset)
+        buffer[: len(data)] = data
+        self._offset += len(data)
+        return len(data)
 
 
 def _binary(stream: IO[str]) -> IO[bytes]:

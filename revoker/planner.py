@@ -119,6 +119,15 @@ class Plan:
             counts.update(self.stats.already_done_per_region)
         return counts
 
+    def done_tasks(self) -> Iterator[Task]:
+        """The tasks ``--resume`` skips (done in an earlier run), in input order."""
+        done = self.done
+        if not done or not self.stats.already_done:
+            return
+        for task in self.tasks(include_done=True):
+            if done_digest(task.app_id, task.region, task.key_id) in done:
+                yield task
+
     def close(self) -> None:
         for source in self.sources:
             source.close()

@@ -11,7 +11,7 @@ import signal
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +21,7 @@ import structlog
 from revoker.audit import AuditLog, load_done, save_unrecorded
 from revoker.auth import Credentials
 from revoker.client import AgoraClient
+from revoker.delayqueue import DelayQueue
 from revoker.disconnect import StreamSweep, disconnect_note, resumed_identities
 from revoker.errors import (
     EXIT_ABORTED,
@@ -160,13 +161,21 @@ def exit_code_for(halt_reason: str | None, passes: list[Totals]) -> int:
 
 @dataclass
 class Pass:
-    """One sweep over the plan's tasks."""
+    """One sweep over the plan's tasks.
+
+    A pass with a ``delay`` runs behind the pass before it, alongside it: each
+    task that pass records is run here ``delay`` seconds later, with its own
+    workers, so the pass before is never held up. Its ``tasks`` are then only
+    the ones the pass before does not have (done in an earlier run), run at once.
+    """
 
     event: str
     tasks: Callable[[], Iterator[Task]]
     runner: Callable[[Context], TaskRunner]
     notes: Callable[[], list[str]] | None = None  # summary lines, asked after the pass
     include_done: bool = False  # whether ``tasks`` yields the pairs --resume skips
+    # Run behind the pass before it: each of its tasks this long after that pass ended it.
+    delay: float | None = None
 
 
 def prepare(
@@ -300,32 +309,125 @@ async def _run_passes(
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 pass
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
+    client_settings = settings.client
+    if any(p.delay is not None for p in passes):
+        # Two pools of workers at once: a connection each, so a verify GET never
+        # holds the connection a DELETE waits for.
+        client_settings = replace(client_settings, concurrency=2 * client_settings.concurrency)
     try:
-        async with AgoraClient(settings.client, credentials, transport=transport) as client:
+        async with AgoraClient(client_settings, credentials, transport=transport) as client:
             ctx = Context(client, settings.retry, limits, halt, audit=audit)
-            for sweep in passes:
-                if halt.is_set:
-                    break
-                throttled_before = ctx.throttled
-                totals = await run_tasks(
-                    sweep.tasks(),
-                    sweep.runner(ctx),
-                    ctx=ctx,
-                    audit=audit,
-                    event=sweep.event,
-                    concurrency=settings.client.concurrency,
-                    on_result=on_result,
-                    planned=plan.region_counts(include_done=sweep.include_done),
-                )
-                totals.extra["throttled_429"] = ctx.throttled - throttled_before
-                report.passes.append(totals)
-                report.passes.extend(totals.related.values())
-                if sweep.notes is not None:
-                    report.notes.extend(sweep.notes())
+            index = 0
+            while index < len(passes) and not halt.is_set:
+                sweep = passes[index]
+                behind = passes[index + 1] if index + 1 < len(passes) else None
+                if behind is None or behind.delay is None:
+                    ran = [sweep]
+                    totals = await _sweep(sweep, plan, ctx, audit, settings, on_result)
+                else:
+                    ran = [sweep, behind]
+                    totals = await _sweep_with_follower(
+                        sweep, behind, behind.delay, plan, ctx, audit, settings, on_result
+                    )
+                report.passes.extend(totals)
+                report.notes.extend(note for p in ran if p.notes for note in p.notes())
+                index += len(ran)
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
         report.halt_reason = halt.reason
+
+
+async def _sweep(
+    sweep: Pass,
+    plan: Plan,
+    ctx: Context,
+    audit: AuditLog,
+    settings: RunSettings,
+    on_result: Callable[[TaskResult], None] | None,
+) -> list[Totals]:
+    """Run one pass on its own; its totals, then those of its follow-up lines."""
+    throttled_before = ctx.throttled
+    totals = await run_tasks(
+        sweep.tasks(),
+        sweep.runner(ctx),
+        ctx=ctx,
+        audit=audit,
+        event=sweep.event,
+        concurrency=settings.client.concurrency,
+        on_result=on_result,
+        planned=plan.region_counts(include_done=sweep.include_done),
+    )
+    totals.extra["throttled_429"] = ctx.throttled - throttled_before
+    return [totals, *totals.related.values()]
+
+
+async def _sweep_with_follower(
+    lead: Pass,
+    follower: Pass,
+    delay: float,
+    plan: Plan,
+    ctx: Context,
+    audit: AuditLog,
+    settings: RunSettings,
+    on_result: Callable[[TaskResult], None] | None,
+) -> list[Totals]:
+    """Run ``lead`` and, alongside, ``follower`` on each task ``delay`` s after ``lead`` ends it.
+
+    The follower has its own workers fed by a DelayQueue, so the lead's requests
+    never wait for it; the follower ends when its last task does. After a halt
+    both record what they did not do as ``not_attempted``.
+    """
+    queue: DelayQueue[Task] = DelayQueue(
+        delay, sleep=ctx.halt.sleep, hurried=lambda: ctx.halt.is_set, backlog=follower.tasks()
+    )
+
+    def lead_recorded(result: TaskResult) -> None:
+        queue.put(result.task)
+        if on_result is not None:
+            on_result(result)
+
+    throttled_before = ctx.throttled
+    follower_429 = 0
+    follow = follower.runner(ctx)
+
+    async def counted(task: Task) -> TaskResult:
+        nonlocal follower_429
+        result = await follow(task)
+        follower_429 += sum(1 for a in result.attempts if a.status == 429)
+        return result
+
+    async def run_lead() -> Totals:
+        try:
+            return await run_tasks(
+                lead.tasks(),
+                lead.runner(ctx),
+                ctx=ctx,
+                audit=audit,
+                event=lead.event,
+                concurrency=settings.client.concurrency,
+                on_result=lead_recorded,
+                planned=plan.region_counts(include_done=lead.include_done),
+            )
+        finally:
+            queue.close()
+
+    lead_totals, follower_totals = await asyncio.gather(
+        run_lead(),
+        run_tasks(
+            queue,
+            counted,
+            ctx=ctx,
+            audit=audit,
+            event=follower.event,
+            concurrency=settings.client.concurrency,
+            on_result=on_result,
+            planned=plan.region_counts(include_done=follower.include_done),
+        ),
+    )
+    lead_totals.extra["throttled_429"] = ctx.throttled - throttled_before - follower_429
+    follower_totals.extra["throttled_429"] = follower_429
+    return [lead_totals, *lead_totals.related.values(), follower_totals]
 
 
 def _on_signal(loop: asyncio.AbstractEventLoop, halt: Halt, sig: signal.Signals) -> None:
@@ -337,12 +439,14 @@ def _on_signal(loop: asyncio.AbstractEventLoop, halt: Halt, sig: signal.Signals)
 
 
 def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
-    """The passes of ``revoke``: DELETE every pair, then (with --verify) GET every pair."""
+    """The passes of ``revoke``: DELETE every pair and (with --verify), behind the
+    DELETEs, GET every pair ``verify_delay`` seconds after its DELETE ended (pairs
+    done in an earlier run at once)."""
     passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t))]
     if settings.disconnect:
         passes = [disconnect_pass(settings, plan)]
     if settings.verify:
-        passes.append(verify_pass(plan, include_done=True))
+        passes.append(verify_pass(plan, include_done=True, behind=settings.verify_delay))
     return passes
 
 
@@ -367,13 +471,22 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
         )
         return sweep.run
 
-    return Pass("revoke", tasks, runner)
+    return Pass("revoke", tasks, runner, include_done=resumed)
 
 
-def verify_pass(plan: Plan, *, include_done: bool = False) -> Pass:
+def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None = None) -> Pass:
+    """GET every pair (with ``include_done``, those done in an earlier run too).
+
+    With ``behind``, the pass runs behind the pass before it (see :class:`Pass`):
+    its own tasks are then only those done in an earlier run.
+    """
+
     def runner(ctx: Context) -> TaskRunner:
         return lambda task: query_task(ctx, task)
 
+    if behind is not None:
+        earlier = plan.done_tasks if include_done else lambda: iter(())
+        return Pass("verify", earlier, runner, include_done=include_done, delay=behind)
     return Pass(
         "verify", lambda: plan.tasks(include_done=include_done), runner, include_done=include_done
     )

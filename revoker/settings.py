@@ -181,6 +181,7 @@ class RunSettings:
     resume: bool = False
     dry_run: bool = False
     verify: bool = False
+    verify_delay: float = 2.0  # seconds from a pair's DELETE to its verify GET (replication)
     disconnect: bool = False
     disconnect_timeout: float = 10.0  # seconds to confirm each cut stream is gone
     reveal_keys: bool = False
@@ -220,6 +221,7 @@ class RunSettings:
             "resume": self.resume,
             "dry_run": self.dry_run,
             "verify": self.verify,
+            "verify_delay": self.verify_delay,
             "disconnect": self.disconnect,
             "disconnect_timeout": self.disconnect_timeout,
             "reveal_keys": self.reveal_keys,

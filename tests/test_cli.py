@@ -245,6 +245,26 @@ def test_unreadable_file_exits_2_and_sends_nothing(tmp_path: Path, api: respx.Mo
     assert route.call_count == 0
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--verify", "--verify-delay", "-1"], "--verify-delay must be a number of seconds >= 0"),
+        (["--verify", "--verify-delay", "inf"], "--verify-delay must be a number of seconds >= 0"),
+        (["--verify", "--verify-delay", "nan"], "--verify-delay must be a number of seconds >= 0"),
+        (["--verify-delay", "1"], "--verify-delay needs --verify"),
+    ],
+)
+def test_bad_verify_delay_exits_2_and_sends_nothing(
+    tmp_path: Path, api: respx.MockRouter, args: list[str], message: str
+) -> None:
+    route = api.route().mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", "--key", "key-one-123456", "--app-id", APP, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert route.call_count == 0
+    assert not (tmp_path / "audit.jsonl").exists()
+
+
 def test_missing_credentials_exit_2_naming_the_variable(
     tmp_path: Path, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -38,6 +38,7 @@ def run(
         max_rps=0,
         audit_log=tmp_path / "audit.jsonl",
         verify=verify,
+        verify_delay=0,
     )
     plan = prepare(settings)
     return execute(

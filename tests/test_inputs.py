@@ -244,3 +244,20 @@ def test_a_csv_with_a_known_column_twice_is_refused(tmp_path: Path, column: str)
     assert len(rows) == 1
     assert isinstance(rows[0], InputError)
     assert (rows[0].line, rows[0].reason) == (1, f"CSV header has 2 {column!r} columns")
+
+
+def test_two_streams_over_stdin_read_at_once_each_see_every_line() -> None:
+    # revoke --resume --verify reads the input for the DELETEs and, alongside, for
+    # the pairs done in an earlier run: the two readers must not move each other.
+    lines = [f"key-{i:05d}-abcdef" for i in range(5000)]
+    source = Source("-", stdin=io.StringIO("".join(f"{k}\n" for k in lines)))
+    first, second = source.open(), source.open()
+    got_first, got_second = [], []
+    for _ in lines:
+        got_first.append(first.readline().rstrip("\n"))
+        got_second.append(second.readline().rstrip("\n"))
+    first.close()
+    second.close()
+    source.close()
+    assert got_first == lines
+    assert got_second == lines
