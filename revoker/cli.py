@@ -442,6 +442,15 @@ def _verify_delay(verify: bool, seconds: float | None) -> float:
     return seconds
 
 
+disconnect_timeout_option = click.option(
+    "--disconnect-timeout",
+    type=FiniteFloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for each cut stream to be confirmed gone.",
+)
+
+
 @main.command()
 @input_options
 @client_options
@@ -461,13 +470,7 @@ def _verify_delay(verify: bool, seconds: float | None) -> float:
 @click.option(
     "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."
 )
-@click.option(
-    "--disconnect-timeout",
-    type=click.FloatRange(min=0),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for each cut stream to be confirmed gone.",
-)
+@disconnect_timeout_option
 @click.pass_context
 def revoke(
     ctx: click.Context,
@@ -606,8 +609,11 @@ def streams(show_all: bool, output: str, **opts: Any) -> None:
     help="Validity of the new keys (0 = never expires). Default: the old key's.",
 )
 @click.option(
-    "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."
+    "--disconnect",
+    is_flag=True,
+    help="Also force-disconnect live streams pushed with the old key, once it is deleted.",
 )
+@disconnect_timeout_option
 @click.pass_context
 def rotate(
     ctx: click.Context,
@@ -616,6 +622,7 @@ def rotate(
     append: bool,
     expires_after: int | None,
     disconnect: bool,
+    disconnect_timeout: float,
     **opts: Any,
 ) -> None:
     """Delete every key in every region where it exists and create a replacement there.
@@ -626,7 +633,7 @@ def rotate(
     from revoker.newkeys import NewKeysFile
     from revoker.rotate import ROTATE, rotate_passes
 
-    settings = build_settings(opts, disconnect=disconnect)
+    settings = build_settings(opts, disconnect=disconnect, disconnect_timeout=disconnect_timeout)
     missing = "rotate needs --new-keys-file PATH: the only place new keys are written"
     if new_keys_file is None and not settings.dry_run:
         raise UsageError(missing)

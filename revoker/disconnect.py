@@ -18,6 +18,10 @@ Each cut is confirmed with ``GET .../online-streams/{sid}`` (404 or an empty
 the force-disconnect once at half time. Cutting and confirming run after the
 pair's own line is written (:attr:`TaskResult.later`), so they hold up no DELETE.
 
+``rotate --disconnect`` shares the sweep: its own lookup GET is passed to
+:meth:`StreamSweep.delete_and_cut`, and every pair it ends without a DELETE is
+counted down with :meth:`StreamSweep.skip`, so the second listing still happens.
+
 Each SID gets one ``disconnect`` line: ``disconnected`` (confirmed gone, with the
 confirming request IDs), ``absent`` (the stream had ended before the cut) or
 ``failed`` (with the reason). A listing that fails gives the pair a ``failed``
@@ -55,6 +59,7 @@ MAX_POLL = 1.0
 classify_disconnect = classifier(Outcome.DISCONNECTED)
 
 AppRegion = tuple[str, str]
+Later = Callable[[], Awaitable[list[FollowUp]]]
 
 
 @dataclass
@@ -110,48 +115,73 @@ class StreamSweep:
         self.resumed = resumed or {}
         self._scopes = {where: _Scope(count) for where, count in expected.items()}
 
-    def _scope(self, task: Task) -> _Scope:
+    def _scope(self, task: Task, *, start: bool = True) -> _Scope:
         scope = self._scopes.setdefault((task.app_id, task.region), _Scope(1))
-        if scope.first is None:
+        if start and scope.first is None:
             scope.first = asyncio.ensure_future(self._list(task))
         return scope
 
     async def run(self, task: Task) -> TaskResult:
-        """The runner of one pair: GET, DELETE; the streams are cut later."""
-        scope = self._scope(task)
-        lookup_failed: TaskResult | None = None
+        """The runner of one ``revoke`` pair: GET, DELETE; the streams are cut later."""
         digest = done_digest(task.app_id, task.region, task.key_id)
-        resumed = digest in self.resumed
-        if resumed:
+        if digest in self.resumed:
             stored = self.resumed[digest]
             result = TaskResult(task, Outcome.ABSENT, own_line=False)
             identity = KeyIdentity(
                 task.key, stored.channel if stored else None, stored.uid if stored else None
             )
-        else:
-            lookup = await query_task(self.ctx, task)
-            identity = key_identity(task, lookup)
-            if lookup.outcome not in (Outcome.PRESENT, Outcome.ABSENT):
-                lookup_failed = lookup
-            result = await revoke_task(self.ctx, task)
-            result.audit_fields["lookup"] = _lookup_record(lookup)
-            if identity.channel is not None:
-                result.audit_fields["channel"] = identity.channel
-                result.audit_fields["uid"] = identity.uid
+            result.later = self.skip(task, identity)
+            return result
+        self.start(task)
+        lookup = await query_task(self.ctx, task)
+        return await self.delete_and_cut(task, lookup)
+
+    def start(self, task: Task) -> None:
+        """List the streams of the pair's (app ID, region) now, unless already listing:
+        called before the pair's lookup so the listing runs alongside it."""
+        self._scope(task)
+
+    async def delete_and_cut(self, task: Task, lookup: TaskResult) -> TaskResult:
+        """DELETE the pair's key; its streams are cut in the result's ``later``.
+
+        ``lookup`` is the pair's own GET of the key (its channel and uid tie WHIP
+        streams to it). Only a DELETE that answered 200 or 404 leads to cuts. The
+        pair is counted as done in its (app ID, region) whatever the answer.
+        """
+        identity = key_identity(task, lookup)
+        lookup_failed = None if lookup.outcome in (Outcome.PRESENT, Outcome.ABSENT) else lookup
+        result = await revoke_task(self.ctx, task)
+        result.audit_fields["lookup"] = _lookup_record(lookup)
+        if identity.channel is not None:
+            result.audit_fields["channel"] = identity.channel
+            result.audit_fields["uid"] = identity.uid
         deleted = result.outcome in DONE_OUTCOMES
-        if deleted:
+        result.later = self._settle(task, identity if deleted else None, lookup_failed)
+        return result
+
+    def skip(self, task: Task, gone: KeyIdentity | None = None) -> Later | None:
+        """Count down a pair that sends no DELETE here, so its (app ID, region) still
+        gets the listing after its last DELETE; returns the work for the pair's ``later``.
+
+        ``gone``: the key is known deleted already (an earlier run): its streams are cut.
+        """
+        return self._settle(task, gone, None)
+
+    def _settle(
+        self, task: Task, identity: KeyIdentity | None, lookup_failed: TaskResult | None
+    ) -> Later | None:
+        scope = self._scope(task, start=identity is not None)
+        if identity is not None:
             scope.deleted.add(identity, task)
         scope.remaining -= 1
         last = scope.remaining == 0
-        if deleted or last:
+        if identity is None and not last:
+            return None
 
-            def later() -> Awaitable[list[FollowUp]]:
-                return self._after_delete(
-                    scope, task, identity if deleted else None, last, lookup_failed
-                )
+        def later() -> Awaitable[list[FollowUp]]:
+            return self._after_delete(scope, task, identity, last, lookup_failed)
 
-            result.later = later
-        return result
+        return later
 
     async def _after_delete(
         self,

@@ -251,3 +251,102 @@ def test_the_new_keys_file_is_created_0600(tmp_path: Path, api: respx.MockRouter
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "new.csv").stat().st_mode) == 0o600
+
+
+STREAMS_URL = f"/na/v1/projects/{APP}/rtls/ingress/online-streams"
+KEY2 = "leaked-key-0002-abcdef"
+KEY2_URL = f"/na/v1/projects/{APP}/rtls/ingress/streamkeys/{KEY2}"
+
+
+def live(sid: str, url: str, uid: str = "1001") -> dict[str, Any]:
+    return {"sid": sid, "channel": "news", "uid": uid, "url": url}
+
+
+def cut_and_gone(api: respx.MockRouter, sid: str) -> respx.Route:
+    api.get(f"{STREAMS_URL}/{sid}").mock(side_effect=api_not_found)
+    return api.delete(f"{STREAMS_URL}/{sid}").respond(200, json={"status": "success"})
+
+
+def test_disconnect_cuts_the_old_keys_streams_after_its_delete_with_one_lookup(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    lookup = api.get(KEY_URL).respond(200, json={"status": "success", "data": DATA})
+    api.delete(KEY_URL).respond(200, json={"status": "success"})
+    api.post(CREATE_URL).mock(return_value=created())
+    streams = [
+        live("S1", f"rtmp://x/live/{KEY}"),
+        live("W1", "https://whip.example.com/whip"),  # the key's channel and uid
+        live("X1", f"rtmp://x/live/{KEY}x"),  # a look-alike key
+        live("X2", "https://whip.example.com/whip", uid="1002"),
+    ]
+    listing = api.get(STREAMS_URL).respond(200, json={"status": "success", "data": streams})
+    cuts = {sid: cut_and_gone(api, sid) for sid in ("S1", "W1", "X1", "X2")}
+    done = rotate(tmp_path, "--disconnect")
+    assert done.exit_code == 0, done.output
+    assert lookup.call_count == 1  # rotate's own lookup is the sweep's
+    assert listing.call_count == 2  # before the DELETE, and after the region's last one
+    assert {sid for sid, route in cuts.items() if route.called} == {"S1", "W1"}
+    order = [(c.request.method, c.request.url.path) for c in api.calls]
+    deleted = order.index(("DELETE", KEY_URL))
+    assert (
+        deleted < order.index(("POST", CREATE_URL)) < order.index(("DELETE", f"{STREAMS_URL}/S1"))
+    )
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    lines = {r["sid"]: r for r in records if r["event"] == "disconnect"}
+    assert {sid: r["outcome"] for sid, r in lines.items()} == {
+        "S1": "disconnected",
+        "W1": "disconnected",
+    }
+    assert (lines["S1"]["match"], lines["W1"]["match"]) == ("url", "channel_uid")
+    assert [r["event"] for r in records].index("disconnect") > records.index(result_line(tmp_path))
+    assert "live streams cut off: 2" in done.output
+    assert NEW not in done.output + (tmp_path / "audit.jsonl").read_text()
+
+
+@pytest.mark.parametrize("failure", ["lookup", "delete"])
+def test_disconnect_lists_again_after_the_last_delete_even_if_a_pair_ends_early(
+    tmp_path: Path, api: respx.MockRouter, failure: str
+) -> None:
+    present(api)
+    api.post(CREATE_URL).mock(return_value=created())
+    refused = httpx.Response(403, json={"status": "error", "message": "no"})
+    if failure == "lookup":
+        api.get(KEY2_URL).mock(return_value=refused)
+    else:
+        api.get(KEY2_URL).respond(200, json={"status": "success", "data": DATA})
+        api.delete(KEY2_URL).mock(return_value=refused)
+    late = live("LATE", f"rtmp://x/live/{KEY}")  # started while the keys were being deleted
+    api.get(STREAMS_URL).mock(
+        side_effect=[
+            httpx.Response(
+                200, json={"status": "success", "data": [live("K2", f"rtmp://x/live/{KEY2}")]}
+            ),
+            httpx.Response(200, json={"status": "success", "data": [late]}),
+        ]
+    )
+    cut_late, cut_k2 = cut_and_gone(api, "LATE"), cut_and_gone(api, "K2")
+    done = rotate(tmp_path, "--disconnect", "--max-attempts", "1", "--key", KEY2)
+    assert done.exit_code == 1  # KEY2 was not rotated
+    assert cut_late.called  # the listing after the last DELETE happened
+    assert not cut_k2.called  # KEY2 was never deleted: its stream is left alone
+
+
+def test_resume_with_disconnect_cuts_streams_of_a_key_an_earlier_run_deleted(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS})
+    api.get(KEY_URL).mock(side_effect=api_not_found)  # the killed run's DELETE went through
+    api.post(CREATE_URL).mock(return_value=created())
+    streams = [live("S1", f"rtmp://x/live/{KEY}"), live("W1", "https://whip.example.com/whip")]
+    api.get(STREAMS_URL).respond(200, json={"status": "success", "data": streams})
+    cuts = [cut_and_gone(api, sid) for sid in ("S1", "W1")]
+    assert rotate(tmp_path, "--resume", "--disconnect").exit_code == 0
+    assert all(route.call_count == 1 for route in cuts)
+
+
+def test_disconnect_sends_nothing_for_a_pair_left_unknown(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    write_audit(tmp_path, {"phase": "create", "outcome": "unknown", **SETTINGS})
+    assert rotate(tmp_path, "--resume", "--disconnect").exit_code == 1
+    assert len(api.calls) == 0

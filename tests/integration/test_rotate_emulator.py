@@ -258,3 +258,61 @@ def test_without_new_keys_file_rotate_refuses_and_sends_nothing(tmp_path: Path) 
         assert done.returncode == 2
         assert "--new-keys-file" in done.stderr
     assert read_journal(journal) == []
+
+
+def test_rotate_disconnect_cuts_the_old_keys_streams_after_its_delete(tmp_path: Path) -> None:
+    from tests.integration.test_disconnect_emulator import write_streams
+
+    journal = tmp_path / "journal.jsonl"
+    out = tmp_path / "new-keys.csv"
+    key = next(iter(SEEDED))  # channel news, uid 1001
+    streams = write_streams(
+        tmp_path / "streams.csv",
+        [
+            ("R1", APP, key, "news", "1001", "", "rtmp", 0),
+            ("S1", APP, key, "news", "1001", "", "srt", 0),
+            ("W1", APP, key, "news", "1001", "", "whip", 0),  # no key in its URL
+            ("X1", APP, key[:-1], "news", "1001", "", "rtmp", 0),  # a prefix of the key
+            ("X2", APP, "", "news", "1002", "", "whip", 0),  # same channel, another uid
+        ],
+    )
+    seed = seed_file(tmp_path, SEEDED)
+    with EmulatorProcess(
+        "--seed-keys", str(seed), "--journal", str(journal), "--live-streams", str(streams)
+    ) as emu:
+        done = rotate(
+            emu, tmp_path, "--app-id", APP, "--regions", "na", "--new-keys-file", str(out),
+            "--disconnect", "--key", key,
+        )  # fmt: skip
+        state = emu.state()
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = new_keys(out)
+    stored = {(k["region"], k["key"]): k for k in state["keys"]}
+    assert (stored[("na", row["new_stream_key"])]["channel"], row["uid"]) == ("news", "1001")
+    assert {s["sid"] for s in state["streams"]} == {"X1", "X2"}
+
+    text = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
+    records = [json.loads(line) for line in text.splitlines()]
+    cut = {r["sid"]: r for r in records if r["event"] == "disconnect"}
+    assert {sid: r["outcome"] for sid, r in cut.items()} == dict.fromkeys(
+        ("R1", "S1", "W1"), "disconnected"
+    )
+    assert cut["W1"]["match"] == "channel_uid"
+    assert (cut["R1"]["protocol"], cut["S1"]["protocol"]) == ("rtmp", "srt")
+    assert all(r["confirm_request_ids"] for r in cut.values())
+
+    # Journal order: one lookup, the DELETE (200), the create, then the cuts.
+    entries = read_journal(journal)
+    steps = [
+        (e["method"], e["path"].rsplit("/", 1)[-1])
+        for e in entries
+        if not e["path"].endswith("/online-streams")
+    ]
+    assert steps[:3] == [("GET", key), ("DELETE", key), ("POST", "streamkeys")]
+    assert {sid for _, sid in steps[3:]} == {"R1", "S1", "W1"}  # cuts and their confirmations
+    assert all(e["status"] == 200 for e in entries if e["method"] in ("DELETE", "POST"))
+    listings = [e for e in entries if e["path"].endswith("/online-streams")]
+    assert len(listings) == 2  # before the DELETE and after it
+
+    for output in (done.stdout, done.stderr, text):
+        assert row["new_stream_key"] not in output
