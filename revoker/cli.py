@@ -348,7 +348,7 @@ class Progress:
             self._last = now
             width = 30
             filled = int(width * self.done / max(self.total, 1))
-            _echo(
+            emit(
                 f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
                 f"{self.done}/{self.total} problems={self.bad}",
                 err=True,
@@ -376,32 +376,13 @@ def finish(report: Any, output: str) -> None:
             if saved
             else "saving them to a file failed too; they are listed in the summary"
         )
-        _echo(
+        emit(
             f"revoker: error: {len(report.unrecorded)} completed tasks could not be "
             f"written to the audit log: {where}",
             err=True,
         )
     emit(render(report, output), work_done=not report.dry_run)
     sys.exit(report.exit_code)
-
-
-def _echo(text: str, err: bool = False, nl: bool = True) -> None:
-    """click.echo, where a stream nobody reads any more (a closed pipe, a hung-up
-    terminal) is silenced instead of fatal."""
-    stream = sys.stderr if err else sys.stdout
-    try:
-        click.echo(text, err=err, nl=nl)
-        stream.flush()
-    except OSError:
-        # Point the stream at /dev/null, so the flush at exit cannot fail and
-        # change the exit code that the audit log's run_finished already holds.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, stream.fileno())
-        except (OSError, ValueError):
-            pass
-        finally:
-            os.close(devnull)
 
 
 def _run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
@@ -24,16 +25,29 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
-def emit(text: str, *, work_done: bool, nl: bool = True) -> None:
-    """Print to stdout; a stdout that cannot be written is an :class:`OutputError`, no traceback."""
+# The reader went away (a closed pipe, `| head`, quitting `less`) or the terminal hung up.
+_READER_GONE = frozenset({errno.EPIPE, errno.EIO})
+
+
+def emit(text: str, *, work_done: bool = False, err: bool = False, nl: bool = True) -> None:
+    """Print to stdout (or stderr). A reader that went away is silenced, so the exit
+    code stays the run's; a stdout that cannot take the text (a full device) is an
+    :class:`OutputError`, never a traceback."""
+    stream = sys.stderr if err else sys.stdout
     try:
-        click.echo(text, nl=nl)
-        sys.stdout.flush()
+        click.echo(text, err=err, nl=nl)
+        stream.flush()
     except OSError as exc:
-        # Later flushes (at exit) would fail the same way and print a traceback.
+        # Point the stream at /dev/null, so the flush at exit cannot fail again.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(devnull)
+        if err or exc.errno in _READER_GONE:
+            return
         where = "the audit log has the results" if work_done else "nothing was sent"
         raise OutputError(
             f"cannot write to stdout ({exc.strerror or exc}); {where}", work_done=work_done

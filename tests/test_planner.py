@@ -162,6 +162,7 @@ def test_a_key_is_planned_in_all_its_regions_before_the_next_key(tmp_path: Path)
     ]
 
 
+@pytest.mark.usefixtures("respx_transport")
 def test_deletes_are_sent_in_plan_order_with_many_in_flight(tmp_path: Path) -> None:
     import httpx
     import respx

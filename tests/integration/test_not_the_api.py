@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from revoker.client import NOT_THE_API, SMALL_RUN
+from revoker.client import NOT_THE_API
 from revoker.emulator.app import GATEWAY_NOT_FOUND
 from revoker.emulator.process import EmulatorProcess
 
@@ -104,11 +104,9 @@ def nginx_404() -> Iterator[str]:
     server.server_close()
 
 
-# keys x 4 regions on either side of the size where the aiohttp transport takes over
-@pytest.mark.parametrize(
-    "count", [2, SMALL_RUN // 4 + 1], ids=["httpx-transport", "aiohttp-transport"]
-)
-def test_an_html_404_from_a_front_server_is_failed_on_both_transports(
+# A small and a larger run: one transport decides for every size.
+@pytest.mark.parametrize("count", [2, 65], ids=["small-run", "large-run"])
+def test_an_html_404_from_a_front_server_is_failed_at_every_run_size(
     tmp_path: Path, nginx_404: str, count: int
 ) -> None:
     (tmp_path / "keys.txt").write_text("".join(f"plain-key-{i:04d}\n" for i in range(count)))
