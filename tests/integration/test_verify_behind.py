@@ -142,7 +142,8 @@ def test_sigint_with_verify_accounts_for_every_pair_once_per_event(
         # not_started line, so lines plus that count make the whole plan.
         lines = task_records(read.records, event)
         seen = Counter(pair(r) for r in lines)
-        assert max(seen.values()) == 1 and set(seen) <= set(all_pairs), event
+        assert max(seen.values()) == 1, event
+        assert set(seen) <= set(all_pairs), event
         assert all(r["app_id"] == APP for r in lines)
         not_started = [
             r for r in read.records if r["event"] == "not_started" and r["for_event"] == event
