@@ -29,7 +29,7 @@ from bench.common import (
 )
 from revoker.emulator.process import EmulatorProcess
 
-# revoker's own aiohttp transport (revoker/client.py), counted apart from revoker.
+# revoker's own aiohttp transport (revoker/agora/client.py), counted apart from revoker.
 ADAPTER = "revoker's aiohttp transport (adapter)"
 ADAPTER_FUNCTIONS = frozenset(
     {"handle_async_request", "_open", "_timeout", "_str_headers", "_map_aiohttp_error"}
@@ -52,7 +52,7 @@ LAYERS = (
 
 def layer_of(path: str, caller: str, function: str = "") -> str:
     """The layer of a frame's file; built-ins and other stdlib count for their caller."""
-    if path.endswith("revoker/client.py") and function in ADAPTER_FUNCTIONS:
+    if path.endswith("revoker/agora/client.py") and function in ADAPTER_FUNCTIONS:
         return ADAPTER
     for needle, name in LAYERS:
         if needle in path:

@@ -415,7 +415,7 @@ def startup() -> None:
 
 def audit_throughput() -> None:
     print("5. audit writer")
-    from revoker.audit import AuditLog
+    from revoker.audit.log import AuditLog
     from revoker.models import Attempt, Outcome, Task, TaskResult
 
     n = 50_000

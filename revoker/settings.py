@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from revoker.auth import Credentials
+from revoker.agora.auth import Credentials
 from revoker.errors import CredentialsError, UsageError
 from revoker.models import REGIONS
 
@@ -251,7 +251,7 @@ def load_credentials(
             f"missing credentials: set {' and '.join(missing)} in the environment "
             "(or give --credentials-file)"
         )
-    from revoker.auth import basic_header
+    from revoker.agora.auth import basic_header
     from revoker.logs import add_secret
 
     credentials = Credentials(customer_id, secret)

@@ -10,7 +10,7 @@ import pytest
 import respx
 from click.testing import CliRunner
 
-from revoker.audit import AuditLog, ReadStats, iter_records, load_done, task_record
+from revoker.audit.log import AuditLog, ReadStats, iter_records, load_done, task_record
 from revoker.cli import main
 from revoker.errors import AuditLogError
 from revoker.models import Attempt, Outcome, Task, TaskResult, done_digest, key_id

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from revoker.auth import (
+from revoker.agora.auth import (
     Credentials,
     basic_header,
     body_digest,

@@ -13,11 +13,11 @@ import pytest
 import respx
 from click.testing import CliRunner, Result
 
-from revoker.audit import AuditLog
-from revoker.chain import GENESIS
+from revoker.audit.chain import GENESIS
+from revoker.audit.log import AuditLog
+from revoker.audit.signing import Signer, generate, load_signer
 from revoker.cli import main
 from revoker.models import Attempt, Outcome, Task, TaskResult
-from revoker.signing import Signer, generate, load_signer
 from tests.conftest import APP, BASE
 
 
@@ -79,7 +79,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Strictly increasing timestamps: a resumed run starts after the one it resumes."""
     ticks = itertools.count()
     monkeypatch.setattr(
-        "revoker.audit.now_rfc3339", lambda: f"2026-01-01T00:00:{next(ticks):02d}.000Z"
+        "revoker.audit.log.now_rfc3339", lambda: f"2026-01-01T00:00:{next(ticks):02d}.000Z"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from revoker.delayqueue import DelayQueue
+from revoker.engine.delayqueue import DelayQueue
 
 
 class FakeTime:

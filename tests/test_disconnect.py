@@ -13,8 +13,8 @@ import httpx
 import pytest
 import respx
 
-from revoker.auth import Credentials
-from revoker.service import RunReport, execute, prepare, revoke_passes
+from revoker.agora.auth import Credentials
+from revoker.engine.run import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 from tests.conftest import api_not_found
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 import respx
 
-from revoker.auth import Credentials
-from revoker.executor import Halt
-from revoker.service import RunReport, execute, prepare, revoke_passes
+from revoker.agora.auth import Credentials
+from revoker.engine.pool import Halt
+from revoker.engine.run import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 
 pytestmark = pytest.mark.usefixtures("respx_transport")
@@ -339,10 +339,10 @@ def test_a_server_message_echoing_the_key_is_recorded_without_it(tmp_path: Path)
 def test_a_follow_up_line_that_cannot_be_written_is_listed_unrecorded_alone() -> None:
     import asyncio
 
+    from revoker.engine.pacing import RateLimits
+    from revoker.engine.pool import Context, run_tasks
     from revoker.errors import AuditWriteError
-    from revoker.executor import Context, run_tasks
     from revoker.models import Attempt, FollowUp, Outcome, Task, TaskResult
-    from revoker.ratelimit import RateLimits
 
     written: list[str] = []
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from revoker.engine.inputs import KeyRow, Source, iter_rows, open_sources
 from revoker.errors import InputError
-from revoker.inputs import KeyRow, Source, iter_rows, open_sources
 
 APP = "app1"
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from revoker.engine.inputs import open_sources
+from revoker.engine.planner import build_plan, shard_of
 from revoker.errors import InputErrors, UsageError
-from revoker.inputs import open_sources
 from revoker.models import Task, done_digest, key_id
-from revoker.planner import build_plan, shard_of
 from revoker.settings import InputSettings, Shard
 
 
@@ -167,8 +167,8 @@ def test_deletes_are_sent_in_plan_order_with_many_in_flight(tmp_path: Path) -> N
     import httpx
     import respx
 
-    from revoker.auth import Credentials
-    from revoker.service import execute, prepare, revoke_passes
+    from revoker.agora.auth import Credentials
+    from revoker.engine.run import execute, prepare, revoke_passes
     from revoker.settings import ClientSettings, RunSettings
 
     settings = RunSettings(

@@ -24,12 +24,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from revoker.auth import Credentials
+from revoker.agora.auth import Credentials
+from revoker.agora.client import AgoraClient, key_path
 from revoker.cli import main
-from revoker.client import AgoraClient, key_path
 from revoker.emulator.app import parse_path
 from revoker.emulator.process import EmulatorProcess
-from revoker.inputs import check_key
+from revoker.engine.inputs import check_key
 from revoker.models import REGIONS
 from revoker.settings import ClientSettings
 

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from revoker.cli import main
 from revoker.durations import format_duration, parse_duration
+from revoker.engine.prune import Rule
 from revoker.errors import UsageError
-from revoker.prune import Rule
 
 APP = "app1"
 NOW = 1_700_000_000
@@ -216,7 +216,7 @@ def test_prune_resume_skips_pairs_already_deleted_or_absent(
 def test_prune_shard_only_touches_its_keys(
     seeded: tuple[Any, Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    from revoker.planner import shard_of
+    from revoker.engine.planner import shard_of
 
     emu, keys, env = seeded
     before = pairs(emu.state())

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from revoker.emulator.limiters import ALGORITHMS
-from revoker.ratelimit import Pacer, RateLimits
+from revoker.engine.pacing import Pacer, RateLimits
 
 
 class Clock:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from revoker.audit.merge import build_report
 from revoker.cli import main
-from revoker.report import build_report
 
 
 def line(event: str, region: str, key: str, outcome: str, ts: str, **extra: Any) -> str:

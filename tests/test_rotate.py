@@ -14,8 +14,8 @@ import respx
 from click.testing import CliRunner, Result
 
 from revoker.cli import main
+from revoker.engine.newkeys import HEADER
 from revoker.models import key_id
-from revoker.newkeys import HEADER
 from tests.conftest import APP, BASE, api_not_found
 
 pytestmark = pytest.mark.usefixtures("creds")

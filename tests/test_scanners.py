@@ -12,9 +12,9 @@ import respx
 from click.testing import CliRunner
 
 from revoker.cli import main
+from revoker.engine.inputs import Source, iter_source
+from revoker.engine.scanners import iter_findings
 from revoker.errors import InputError
-from revoker.inputs import Source, iter_source
-from revoker.scanners import iter_findings
 from tests.conftest import APP, BASE, api_not_found
 
 AGORA_RULE = "agora-stream-key"

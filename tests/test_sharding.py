@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from revoker.engine.planner import shard_of
 from revoker.models import key_id
-from revoker.planner import shard_of
 
 pytestmark = pytest.mark.integration
 APP = "app1"

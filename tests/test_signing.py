@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from revoker.audit.signing import key_id
 from revoker.cli import main
-from revoker.signing import key_id
 from tests.conftest import APP, BASE
 
 pytestmark = pytest.mark.usefixtures("creds")

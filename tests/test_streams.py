@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from revoker.emulator.streams import PROTOCOLS, push_url
-from revoker.streams import KeyIdentity, KeyIndex, match_stream, parse_push_url
+from revoker.engine.matching import KeyIdentity, KeyIndex, match_stream, parse_push_url
 
 KEY = "leaked-Key_0001"
 WHO = KeyIdentity(KEY, "room 1", "42")

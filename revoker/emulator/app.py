@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from revoker.auth import Credentials
+from revoker.agora.auth import Credentials
 from revoker.emulator.authcheck import AuthVerifier
 from revoker.emulator.faults import FaultInjector
 from revoker.emulator.limiters import DEFAULT_ALGORITHM, AppLimiters

@@ -8,7 +8,7 @@ import hmac
 import time
 from email.utils import parsedate_to_datetime
 
-from revoker.auth import (
+from revoker.agora.auth import (
     Credentials,
     basic_header,
     body_digest,

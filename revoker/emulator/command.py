@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from revoker.clitypes import FiniteFloatRange
+from revoker.clickext import FiniteFloatRange
 
 _RATE = FiniteFloatRange(0.0, 1.0)
 _RPS = FiniteFloatRange(min=0.0)
@@ -115,7 +115,7 @@ def emulator(
     Prints base_url=http://127.0.0.1:PORT as its first line, then the variables
     to export. Stops on Ctrl-C or SIGTERM, saving --state.
     """
-    from revoker.auth import Credentials
+    from revoker.agora.auth import Credentials
     from revoker.emulator.app import EmulatorConfig
     from revoker.emulator.server import UnsafeHostError, serve
     from revoker.emulator.state import (

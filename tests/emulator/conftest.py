@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import httpx
 
-from revoker.auth import Credentials, basic_header
+from revoker.agora.auth import Credentials, basic_header
 from revoker.emulator.app import EmulatorApp, EmulatorConfig, create_app
 from revoker.emulator.state import EmulatorState, StreamKey
 

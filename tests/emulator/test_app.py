@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from revoker.auth import Credentials, basic_header, hmac_headers, http_date
+from revoker.agora.auth import Credentials, basic_header, hmac_headers, http_date
 from revoker.emulator.app import ConnectionReset, parse_path
 from revoker.emulator.state import EmulatorState, LiveStream
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from revoker.auth import Credentials
+from revoker.agora.auth import Credentials
 from revoker.emulator.app import EmulatorConfig
 from revoker.emulator.command import emulator
 from revoker.emulator.server import UnsafeHostError, base_url_for, is_loopback, serve

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from revoker.client import MAX_BODY
+from revoker.agora.client import MAX_BODY
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from revoker.client import NOT_THE_API
+from revoker.agora.client import NOT_THE_API
 from revoker.emulator.app import GATEWAY_NOT_FOUND
 from revoker.emulator.process import EmulatorProcess
 

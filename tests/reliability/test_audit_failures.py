@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import revoker.audit
+import revoker.audit.log
 from revoker.cli import main
 from revoker.emulator.process import EmulatorProcess
 
@@ -89,7 +89,7 @@ def test_audit_log_that_cannot_be_created_or_written_at_start_exits_2_before_any
 
 
 class _DiskFillsUp:
-    """Stands in for ``os`` inside revoker.audit: ``write`` fails with ENOSPC after N calls."""
+    """Stands in for ``os`` inside revoker.audit.log: ``write`` fails with ENOSPC after N calls."""
 
     def __init__(self, allowed_writes: int) -> None:
         self.allowed = allowed_writes
@@ -131,7 +131,7 @@ def test_audit_write_failing_mid_run_stops_sending_exits_1_and_prints_unrecorded
     keys = make_keys(200)  # 800 pairs; the disk fills after 1 + 50 lines
     keys_csv = write_keys_csv(tmp_path / "keys.csv", keys)
     audit = tmp_path / "audit.jsonl"
-    monkeypatch.setattr(revoker.audit, "os", _DiskFillsUp(allowed_writes=51))
+    monkeypatch.setattr(revoker.audit.log, "os", _DiskFillsUp(allowed_writes=51))
     for name in ("AGORA_APP_ID", "AGORA_REGIONS", "AGORA_FALLBACK_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     before = _journal_size(journal)
@@ -211,7 +211,7 @@ def test_audit_log_hitting_the_file_size_limit_in_a_real_process_loses_no_revoca
 
 
 class _FileSystemFills:
-    """Stands in for ``os`` inside revoker.audit: files opened under ``folder`` take
+    """Stands in for ``os`` inside revoker.audit.log: files opened under ``folder`` take
     ``allowed_writes`` writes in all, then every write there fails with ENOSPC."""
 
     def __init__(self, folder: Path, allowed_writes: int) -> None:
@@ -253,7 +253,7 @@ def test_full_disk_at_concurrency_200_every_sent_request_is_logged_printed_and_s
     full.mkdir()
     spare.mkdir()
     audit = full / "audit.jsonl"
-    monkeypatch.setattr(revoker.audit, "os", _FileSystemFills(full, allowed_writes=51))
+    monkeypatch.setattr(revoker.audit.log, "os", _FileSystemFills(full, allowed_writes=51))
     monkeypatch.setattr(tempfile, "tempdir", str(spare))
     for name in ("AGORA_APP_ID", "AGORA_REGIONS", "AGORA_FALLBACK_BASE_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -168,7 +168,7 @@ def _check_finished(
         return f"run {run_id} says it wrote {lines} lines, the log holds {written} of them"
     if public_key is None:
         return None
-    from revoker import signing
+    from revoker.audit import signing
 
     if "signature" not in record:
         return f"run {run_id} is not signed"

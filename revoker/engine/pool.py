@@ -30,11 +30,11 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from revoker.audit import AuditLog, task_record
-from revoker.client import NOT_THE_API, AgoraClient, ApiResponse, segment
+from revoker.agora.client import NOT_THE_API, AgoraClient, ApiResponse, segment
+from revoker.audit.log import AuditLog, task_record
+from revoker.engine.pacing import Pacer, RateLimits
 from revoker.errors import AuditWriteError, TransportFailure
 from revoker.models import Attempt, FollowUp, Outcome, Task, TaskResult
-from revoker.ratelimit import Pacer, RateLimits
 from revoker.redact import server_request_id, server_text
 from revoker.settings import RetrySettings
 

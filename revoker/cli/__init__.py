@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 import click
 
 from revoker import __version__
-from revoker.clitypes import FiniteFloatRange, emit
+from revoker.cli.output import emit
+from revoker.clickext import FiniteFloatRange
+from revoker.engine.scanners import SCANNERS
 from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
 from revoker.models import Outcome, TaskResult
 from revoker.redact import printable_lines
-from revoker.scanners import SCANNERS
 from revoker.settings import (
     ClientSettings,
     InputSettings,
@@ -367,7 +368,7 @@ def _progress(ctx: click.Context, total: int, label: str) -> Progress | None:
 
 def finish(report: Any, output: str) -> None:
     """Print the summary (and any unrecorded tasks), then exit with the report's code."""
-    from revoker.summary import render
+    from revoker.render.summary import render
 
     if report.unrecorded:
         saved = report.unrecorded_file
@@ -394,7 +395,7 @@ def _run(
     output: str,
     credentials_file: Path | None,
 ) -> None:
-    from revoker.service import RunReport, execute, prepare
+    from revoker.engine.run import RunReport, execute, prepare
 
     credentials = None if settings.dry_run else load_credentials(credentials_file=credentials_file)
     stdin = sys.stdin
@@ -467,7 +468,7 @@ def revoke(
     KEYS are CSV files (header stream_key[,app_id,regions]) or text files
     (one key per line, # comments); '-' reads stdin.
     """
-    from revoker.service import revoke_passes
+    from revoker.engine.run import revoke_passes
 
     settings = build_settings(
         opts,
@@ -493,7 +494,7 @@ def revoke(
 @click.pass_context
 def verify(ctx: click.Context, /, **opts: Any) -> None:
     """GET every key in every region: exit 0 only if every pair is absent."""
-    from revoker.service import verify_pass
+    from revoker.engine.run import verify_pass
 
     settings = build_settings(opts)
     _run(
@@ -515,7 +516,7 @@ def keygen(path: Path) -> None:
     Keep PATH secret (a CI secret); commit PATH.pub so anyone can run
     revoker report --verify --public-key PATH.pub later.
     """
-    from revoker.signing import generate
+    from revoker.audit.signing import generate
 
     public = generate(path)
     click.echo(f"private key: {path} (mode 0600)\npublic key:  {public}")
@@ -549,8 +550,8 @@ def streams(show_all: bool, output: str, **opts: Any) -> None:
     is live or a region could not be checked, 0 if none, 3 if the
     credentials were rejected.
     """
-    from revoker.livestreams import check_streams, render_streams
-    from revoker.service import prepare
+    from revoker.engine.run import prepare
+    from revoker.engine.streams import check_streams, render_streams
     from revoker.settings import GET_RPS
 
     settings = RunSettings(inputs=input_settings(opts))
@@ -611,8 +612,8 @@ def rotate(
     Each replacement has the old key's channel and uid; the new keys go only
     to --new-keys-file. KEYS as for revoke.
     """
-    from revoker.newkeys import NewKeysFile
-    from revoker.rotate import ROTATE, rotate_passes
+    from revoker.engine.newkeys import NewKeysFile
+    from revoker.engine.rotate import ROTATE, rotate_passes
 
     settings = build_settings(opts, disconnect=disconnect, disconnect_timeout=disconnect_timeout)
     missing = "rotate needs --new-keys-file PATH: the only place new keys are written"
@@ -639,7 +640,7 @@ _register_emulator()
 
 
 def _register_operations() -> None:
-    from revoker.opscommands import COMMANDS
+    from revoker.cli.ops import COMMANDS
 
     for command in COMMANDS:
         main.add_command(command)

@@ -21,10 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from revoker.executor import Context, TaskRunner, query_task, revoke_task
+from revoker.engine.planner import Plan
+from revoker.engine.pool import Context, TaskRunner, query_task, revoke_task
+from revoker.engine.run import Pass
 from revoker.models import FollowUp, Outcome, Task, TaskResult
-from revoker.planner import Plan
-from revoker.service import Pass
 
 PRUNE_RESUME_EVENTS = ("query", "revoke")
 

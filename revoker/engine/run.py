@@ -18,20 +18,15 @@ from typing import IO, Any
 import httpx
 import structlog
 
-from revoker.audit import AuditLog, load_done, save_unrecorded
-from revoker.auth import Credentials
-from revoker.client import AgoraClient
-from revoker.delayqueue import DelayQueue
-from revoker.disconnect import StreamSweep, disconnect_note, resumed_identities
-from revoker.errors import (
-    EXIT_ABORTED,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    AuditLogError,
-    AuditWriteError,
-)
-from revoker.executor import (
+from revoker.agora.auth import Credentials
+from revoker.agora.client import AgoraClient
+from revoker.audit.log import AuditLog, load_done, save_unrecorded
+from revoker.engine.delayqueue import DelayQueue
+from revoker.engine.disconnect import StreamSweep, disconnect_note, resumed_identities
+from revoker.engine.inputs import open_sources
+from revoker.engine.pacing import RateLimits
+from revoker.engine.planner import Plan, PlanStats, build_plan
+from revoker.engine.pool import (
     HALT_AUDIT,
     HALT_AUTH,
     HALT_INTERRUPTED,
@@ -43,10 +38,15 @@ from revoker.executor import (
     revoke_task,
     run_tasks,
 )
-from revoker.inputs import open_sources
+from revoker.errors import (
+    EXIT_ABORTED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    AuditLogError,
+    AuditWriteError,
+)
 from revoker.models import Outcome, Task, TaskResult
-from revoker.planner import Plan, PlanStats, build_plan
-from revoker.ratelimit import RateLimits
 from revoker.settings import RunSettings
 
 log = structlog.get_logger("revoker")
@@ -82,7 +82,7 @@ class RunReport:
     dry_run: bool = False
     exit_code: int = EXIT_OK
     notes: list[str] = field(default_factory=list)
-    audit_head: str | None = None  # hash of the audit log's last line (revoker.chain)
+    audit_head: str | None = None  # hash of the audit log's last line (revoker.audit.chain)
     # Where the tasks the audit log refused were saved (None: nowhere but the summary).
     unrecorded_file: Path | None = None
 
@@ -210,7 +210,7 @@ def execute(
     run_id = str(uuid.uuid4())
     signer = None
     if settings.sign_key is not None:
-        from revoker.signing import load_signer
+        from revoker.audit.signing import load_signer
 
         signer = load_signer(settings.sign_key)
     audit = AuditLog.open(

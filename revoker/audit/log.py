@@ -3,7 +3,7 @@
 Every line is one ``os.write`` on an ``O_APPEND`` file, made as soon as its
 task ends, so a killed process loses nothing it has logged; ``fsync`` runs
 in groups. Readers skip a torn line (a crash mid-write) and count it.
-Each line carries ``prev``, the hash chain of :mod:`revoker.chain`; the
+Each line carries ``prev``, the hash chain of :mod:`revoker.audit.chain`; the
 file is locked (``flock``) while a run writes it.
 """
 
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from revoker import __version__
-from revoker.chain import line_hash, tail_head
+from revoker.audit.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
 from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
 
 if TYPE_CHECKING:  # cryptography is imported only when a run signs
-    from revoker.signing import Signer
+    from revoker.audit.signing import Signer
 
 log = structlog.get_logger("revoker")
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 
-from revoker.auth import Credentials
-from revoker.client import AgoraClient
+from revoker.agora.auth import Credentials
+from revoker.agora.client import AgoraClient
+from revoker.engine.pacing import RateLimits
+from revoker.engine.pool import HALT_AUTH, Context, Halt, query_task
 from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
-from revoker.executor import HALT_AUTH, Context, Halt, query_task
 from revoker.models import Outcome, Task, TaskResult, key_hint, key_id
-from revoker.ratelimit import RateLimits
 from revoker.redact import printable_lines
 from revoker.settings import ClientSettings, RetrySettings
 
@@ -125,7 +125,7 @@ def show_key(
 
 
 def render_show(report: ShowReport, fmt: str) -> str:
-    from revoker.summary import table
+    from revoker.render.summary import table
 
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2)

@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ET  # nosec B405
 from collections import defaultdict
 from typing import Any
 
+from revoker.audit.merge import AuditReport, _event_rank, _problem, is_problem
 from revoker.models import REGIONS
-from revoker.report import AuditReport, _event_rank, _problem, is_problem
 
 # Characters XML 1.0 cannot carry at all; a hostile server message may hold them.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

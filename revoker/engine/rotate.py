@@ -9,7 +9,7 @@ Per (app ID, region, key):
 2. A ``rotate`` line with ``phase: "delete"`` (the settings to re-create
    with), then ``DELETE``. A failed DELETE creates nothing. With
    ``--disconnect`` the key's live streams are cut once it is deleted, after
-   the pair's result line (see :mod:`revoker.disconnect`).
+   the pair's result line (see :mod:`revoker.engine.disconnect`).
 3. A ``rotate`` line with ``phase: "create"`` and outcome ``unknown``, fsynced,
    then ``POST`` a key with the same channel and uid in that region only.
 4. The new key goes to the new-keys file (fsynced), then the ``rotate``
@@ -32,11 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from revoker.audit import iter_records
-from revoker.client import ApiResponse
-from revoker.disconnect import DEFAULT_CONFIRM_TIMEOUT, Later, StreamSweep
-from revoker.errors import AuditWriteError, NewKeysWriteError
-from revoker.executor import (
+from revoker.agora.client import ApiResponse
+from revoker.audit.log import iter_records
+from revoker.engine.disconnect import DEFAULT_CONFIRM_TIMEOUT, Later, StreamSweep
+from revoker.engine.matching import KeyIdentity
+from revoker.engine.newkeys import NewKeysFile
+from revoker.engine.planner import Plan
+from revoker.engine.pool import (
     HALT_AUDIT,
     Context,
     TaskRunner,
@@ -44,12 +46,10 @@ from revoker.executor import (
     query_task,
     revoke_task,
 )
+from revoker.engine.run import Pass
+from revoker.errors import AuditWriteError, NewKeysWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult, key_hint, key_id
-from revoker.newkeys import NewKeysFile
-from revoker.planner import Plan
-from revoker.service import Pass
 from revoker.settings import RunSettings
-from revoker.streams import KeyIdentity
 
 ROTATE = "rotate"
 COLLISION_RETRIES = 3

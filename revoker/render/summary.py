@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from revoker.executor import Totals
+from revoker.engine.planner import PlanStats
+from revoker.engine.pool import Totals
+from revoker.engine.run import RunReport, verdict
 from revoker.models import REGIONS
-from revoker.planner import PlanStats
 from revoker.redact import printable_lines
-from revoker.service import RunReport, verdict
 
 MAX_FAILURES_SHOWN = 20
 COLUMNS = {

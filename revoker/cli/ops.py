@@ -22,7 +22,7 @@ from revoker.cli import (
     finish,
     input_options,
 )
-from revoker.clitypes import emit
+from revoker.cli.output import emit
 from revoker.errors import AuditVerifyError, UsageError
 from revoker.settings import (
     RetrySettings,
@@ -54,8 +54,8 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
     (keeps it out of the process list). Exit 0 if every region answered,
     1 if one did not, 3 if the credentials were rejected.
     """
-    from revoker.inputs import check_key
-    from revoker.show import render_show, show_key
+    from revoker.engine.inputs import check_key
+    from revoker.engine.show import render_show, show_key
 
     if key == "-":
         key = sys.stdin.readline().strip()
@@ -97,8 +97,8 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
     deleted. --resume skips pairs already deleted or found absent.
     """
     from revoker.durations import parse_duration
-    from revoker.prune import PRUNE_RESUME_EVENTS, Pruner, Rule
-    from revoker.service import execute, prepare
+    from revoker.engine.prune import PRUNE_RESUME_EVENTS, Pruner, Rule
+    from revoker.engine.run import execute, prepare
 
     if expired == (older_than is not None):
         raise UsageError("give exactly one of --expired or --older-than DURATION")
@@ -175,8 +175,8 @@ def report(
     read. Torn lines are skipped and counted. --verify: exit 4 if a log
     fails verification (FILE:LINE: reason of the first broken link on stderr).
     """
+    from revoker.audit.merge import build_report, render_report
     from revoker.redact import printable_lines
-    from revoker.report import build_report, render_report
 
     if not verify_chain and (expect_head or public_key or require_chain):
         raise UsageError("--expect-head, --public-key and --require-chain need --verify")
@@ -184,12 +184,12 @@ def report(
         raise UsageError("--expect-head checks one log; give exactly one AUDIT_LOG")
     key = None
     if public_key is not None:
-        from revoker.signing import load_public_key
+        from revoker.audit.signing import load_public_key
 
         key = load_public_key(public_key)
     merged = build_report(list(audit_logs))
     if fmt == "junit":
-        from revoker.junit import render_junit
+        from revoker.render.junit import render_junit
 
         emit(render_junit(merged), work_done=False, nl=False)
         sys.exit(merged.exit_code)
@@ -207,7 +207,7 @@ def _verify_logs(
     require_chain: bool,
 ) -> None:
     """Print each log's chain status on stderr; AuditVerifyError (exit 4) on a failure."""
-    from revoker.chain import verify_log
+    from revoker.audit.chain import verify_log
 
     errors = []
     for path in paths:

@@ -1,29 +1,14 @@
-"""click helpers shared by the commands (the core never imports click)."""
+"""Printing for the commands: stdout and stderr that may be gone or full."""
 
 from __future__ import annotations
 
 import errno
-import math
 import os
 import sys
-from typing import Any
 
 import click
 
 from revoker.errors import OutputError
-
-
-class FiniteFloatRange(click.FloatRange):
-    """A FloatRange that also refuses ``nan`` and ``inf`` (every comparison with nan is false)."""
-
-    name = "float range"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
-
 
 # The reader went away (a closed pipe, `| head`, quitting `less`) or the terminal hung up.
 _READER_GONE = frozenset({errno.EPIPE, errno.EIO})

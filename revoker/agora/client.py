@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from revoker import __version__
-from revoker.auth import Credentials, basic_header, hmac_headers
+from revoker.agora.auth import Credentials, basic_header, hmac_headers
 from revoker.errors import TransportFailure, UsageError
 from revoker.redact import server_request_id, server_text
 from revoker.settings import ClientSettings

@@ -2,7 +2,7 @@
 
 Per (app ID, region): one listing of every live stream, and one GET per key
 (its channel and uid tie WHIP streams to it); then the same matching as
-``revoke --disconnect`` (:mod:`revoker.streams`). Nothing is deleted.
+``revoke --disconnect`` (:mod:`revoker.engine.matching`). Nothing is deleted.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import Any
 
 import httpx
 
-from revoker.auth import Credentials
-from revoker.client import AgoraClient, ApiResponse
-from revoker.disconnect import key_identity
+from revoker.agora.auth import Credentials
+from revoker.agora.client import AgoraClient, ApiResponse
+from revoker.engine.disconnect import key_identity
+from revoker.engine.matching import KeyIndex, parse_push_url
+from revoker.engine.pacing import RateLimits
+from revoker.engine.pool import HALT_AUTH, Context, Halt, call_task, classify_get, query_task
 from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
-from revoker.executor import HALT_AUTH, Context, Halt, call_task, classify_get, query_task
 from revoker.models import Outcome, Task
-from revoker.ratelimit import RateLimits
 from revoker.settings import ClientSettings, RetrySettings
-from revoker.streams import KeyIndex, parse_push_url
 
 
 @dataclass
@@ -169,7 +169,7 @@ def check_streams(
 
 
 def render_streams(report: StreamsReport, fmt: str) -> str:
-    from revoker.summary import table
+    from revoker.render.summary import table
 
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2)

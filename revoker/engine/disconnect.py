@@ -8,7 +8,7 @@ Per (app ID, region), one :class:`StreamSweep` scope:
 * per pair: ``GET`` the key (its channel and uid tie WHIP streams to it), then
   ``DELETE`` it (the pair's ``revoke`` line). Only if the DELETE answered 200 or
   404 are the streams of the first listing that match the key (see
-  :mod:`revoker.streams`) force-disconnected: in the other order the encoder
+  :mod:`revoker.engine.matching`) force-disconnected: in the other order the encoder
   reconnects at once under a new SID;
 * after the scope's last DELETE, the streams are listed once more and the ones
   that started meanwhile with any deleted key are cut too.
@@ -37,9 +37,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from revoker.audit import iter_records
-from revoker.client import ApiResponse
-from revoker.executor import (
+from revoker.agora.client import ApiResponse
+from revoker.audit.log import iter_records
+from revoker.engine.matching import (
+    KeyIdentity,
+    KeyIndex,
+    Match,
+    PushUrl,
+    parse_push_url,
+    usable_sid,
+)
+from revoker.engine.pool import (
     Context,
     Totals,
     call_task,
@@ -49,7 +57,6 @@ from revoker.executor import (
     revoke_task,
 )
 from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult, done_digest
-from revoker.streams import KeyIdentity, KeyIndex, Match, PushUrl, parse_push_url, usable_sid
 
 DISCONNECT = "disconnect"
 DEFAULT_CONFIRM_TIMEOUT = 10.0

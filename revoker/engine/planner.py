@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from revoker.engine.inputs import KeyRow, Source, iter_rows
 from revoker.errors import InputError, InputErrors, UsageError
-from revoker.inputs import KeyRow, Source, iter_rows
 from revoker.models import REGIONS, Task, done_digest, key_hint, key_id
 from revoker.settings import InputSettings, Shard
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from revoker.audit import ReadStats, iter_records
+from revoker.audit.log import ReadStats, iter_records
 from revoker.errors import EXIT_FAILED, EXIT_OK, AuditLogError
 from revoker.models import REGIONS
 
@@ -356,7 +356,7 @@ def _count_rows(regions: dict[str, Counter[str]]) -> tuple[list[str], list[list[
 
 
 def render_text(report: AuditReport) -> str:
-    from revoker.summary import table
+    from revoker.render.summary import table
 
     lines = [f"revoker report: {report.verdict()}"]
     lines.append(

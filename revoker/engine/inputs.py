@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
+from revoker.engine.scanners import iter_findings
 from revoker.errors import InputError
 from revoker.models import REGIONS
-from revoker.scanners import iter_findings
 
 MAX_KEY_LENGTH = 1024
 ALLOW_NON_ASCII_FLAG = "--allow-non-ascii-keys"

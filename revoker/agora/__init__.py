@@ -1,0 +1,1 @@
+"""The Agora Media Gateway API: paths, authentication, the HTTP transport."""

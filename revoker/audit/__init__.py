@@ -1,0 +1,1 @@
+"""The audit log: writing, reading, chaining and merging it."""

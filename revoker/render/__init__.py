@@ -1,0 +1,1 @@
+"""Turning results into text, JSON, markdown and JUnit: no I/O beyond strings."""
