@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_scanners import gitleaks_finding
+from tests.engine.test_scanners import gitleaks_finding
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANNERS = ROOT / "examples" / "scanners"

@@ -10,7 +10,7 @@ import pytest
 
 from revoker.emulator.process import EmulatorProcess
 from tests.integration.test_revoke_emulator import APP, lines, revoker, seed
-from tests.test_scanners import gitleaks_finding
+from tests.engine.test_scanners import gitleaks_finding
 
 pytestmark = pytest.mark.integration
 

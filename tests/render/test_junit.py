@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.test_report import line, run, run_event, write
+from tests.audit.test_merge import line, run, run_event, write
 
 TS = "2026-01-01T00:00:00.000Z"
 
