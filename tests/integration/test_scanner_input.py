@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from revoker.emulator.process import EmulatorProcess
-from tests.integration.test_revoke_emulator import APP, lines, revoker, seed
 from tests.engine.test_scanners import gitleaks_finding
+from tests.integration.test_revoke_emulator import APP, lines, revoker, seed
 
 pytestmark = pytest.mark.integration
 
