@@ -470,35 +470,30 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def incident_drill(*, disconnect: bool = False, live_streams: Path | None = None) -> None:
-    """1,000 leaked keys x 4 regions, ``revoke --verify`` at the default caps against the
-    strict sliding-window limiter: wall time against the DELETE bound, every pair
-    verified absent, and when each key was gone from all its regions.
-
-    ``disconnect`` adds ``--disconnect``; ``live_streams`` seeds the emulator's
-    streams (its ``--live-streams`` CSV).
-    """
-    what = " --disconnect" if disconnect else ""
+def incident_drill() -> None:
+    """1,000 leaked keys x 4 regions and 100 live streams: ``revoke --verify
+    --disconnect`` at the default caps against the strict sliding-window limiter:
+    wall time against the DELETE bound, every pair verified absent, every stream
+    cut, and when each key was gone from all its regions."""
     print(
-        f"8. incident drill ({DRILL_KEYS:,} keys x 4 regions, revoke --verify{what}, default "
-        "caps, sliding-window limiter, 0-50 ms jitter)"
+        f"8. incident drill ({DRILL_KEYS:,} keys x 4 regions, 100 live streams, revoke "
+        "--verify --disconnect, default caps, sliding-window limiter, 0-50 ms jitter)"
     )
     keys = make_keys(DRILL_KEYS, "drill")
     app = "drill-app"
-    seed = write_seed_csv(DATA / "drill-seed.csv", ((k, app) for k in keys))
+    seed, live = seed_with_streams(keys, app, "drill")
     keys_file = write_text_keys(DATA / "drill-keys.txt", keys)
-    emu_args = ["--seed-keys", str(seed), "--rate-limit-algorithm", "sliding-window"]
-    emu_args += ["--jitter-ms", JITTER_MS]
-    if live_streams is not None:
-        emu_args += ["--live-streams", str(live_streams)]
-    args = [str(keys_file), "--app-id", app, "--verify", *(["--disconnect"] if disconnect else [])]
+    emu_args = ["--seed-keys", str(seed), "--live-streams", str(live)]
+    emu_args += ["--rate-limit-algorithm", "sliding-window", "--jitter-ms", JITTER_MS]
+    args = [str(keys_file), "--app-id", app, "--verify", "--disconnect"]
     with emulator(*emu_args) as emu:
         result = revoke(emu.base_url, *args, audit="drill.jsonl")
-        left = len(emu.state()["keys"])
+        state = emu.state()
+    left, streams_left = len(state["keys"]), len(state["streams"])
     pairs = DRILL_KEYS * len(REGIONS)
     bound = pairs / DELETE_CAP
     row(
-        "6",
+        "8",
         "drill: wall time",
         result.wall,
         "s",
@@ -514,6 +509,9 @@ def incident_drill(*, disconnect: bool = False, live_streams: Path | None = None
     absent = verified.get("absent", 0)
     row("8", "drill: pairs verified absent", absent, "pairs", f"= {pairs:,}", absent == pairs)
     row("8", "drill: keys left on the emulator", left, "pairs", "= 0", left == 0)
+    cut = summary.get("disconnect", {}).get("counts", {}).get("disconnected", 0)
+    row("8", "drill: streams cut and confirmed", cut, "of 100", "= 100", cut == 100)
+    row("8", "drill: streams left on the emulator", streams_left, "", "= 0", streams_left == 0)
     for event in ("revoke", "verify"):
         throttled = summary.get(event, {}).get("extra", {}).get("throttled_429", 0)
         row("8", f"drill: {event} requests answered 429", throttled, "requests", "")
@@ -596,21 +594,19 @@ def table() -> str:
 # 6. disconnect ------------------------------------------------------------------
 
 
-def disconnect() -> None:
-    """1,000 keys in 4 regions, 100 live streams across every push form, Agora's limits."""
-    print("6. revoke --disconnect")
+def seed_with_streams(keys: list[str], app: str, name: str) -> tuple[Path, Path]:
+    """Seed files for the emulator: every key with a channel and uid, and 100 live
+    streams (every tenth key) across every push form and region."""
     from revoker.emulator.streams import PROTOCOLS
 
-    keys = make_keys(1000, "d")
-    app = "benchapp"
-    seed = DATA / "tmp" / "disconnect-seed.csv"
+    seed = DATA / "tmp" / f"{name}-seed.csv"
     seed.parent.mkdir(parents=True, exist_ok=True)
     seed.write_text(
         "stream_key,app_id,channel,uid\n"
         + "".join(f"{k},{app},ch{i},{i}\n" for i, k in enumerate(keys)),
         encoding="utf-8",
     )
-    live = DATA / "tmp" / "disconnect-streams.csv"
+    live = DATA / "tmp" / f"{name}-streams.csv"
     live.write_text(
         "stream_key,app_id,region,channel,uid,protocol\n"
         + "".join(
@@ -619,6 +615,15 @@ def disconnect() -> None:
         ),
         encoding="utf-8",
     )
+    return seed, live
+
+
+def disconnect() -> None:
+    """1,000 keys in 4 regions, 100 live streams across every push form, Agora's limits."""
+    print("6. revoke --disconnect")
+    keys = make_keys(1000, "d")
+    app = "benchapp"
+    seed, live = seed_with_streams(keys, app, "disconnect")
     key_file = write_text_keys(DATA / "tmp" / "disconnect-keys.txt", keys)
     journal = fresh("disconnect-journal.jsonl")
     with emulator(
