@@ -12,7 +12,6 @@ unless a later ``--resume`` run in the same log finished.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +23,6 @@ from revoker.models import REGIONS
 
 TASK_EVENTS = ("revoke", "verify", "query", "disconnect", "rotate")
 PROBLEM_OUTCOMES = frozenset({"failed", "not_attempted", "unknown"})
-OUTCOME_ORDER = (
-    "revoked",
-    "rotated",
-    "disconnected",
-    "present",
-    "absent",
-    "failed",
-    "unknown",
-    "not_attempted",
-)
-MAX_PROBLEMS_SHOWN = 200
 
 TaskKey = tuple[str, str, str, str, str]
 # The event with one line per planned task (run_started's counts.tasks), by command.
@@ -192,32 +180,31 @@ class AuditReport:
                 event: {
                     "total": dict(sorted(self.totals()[event].items())),
                     "per_region": {
-                        r: dict(sorted(c.items())) for r, c in _region_sorted(regions).items()
+                        r: dict(sorted(c.items())) for r, c in region_sorted(regions).items()
                     },
                 }
-                for event, regions in sorted(counts.items(), key=lambda kv: _event_rank(kv[0]))
+                for event, regions in sorted(counts.items(), key=lambda kv: event_rank(kv[0]))
             },
-            "problems": [_problem(r) for r in self.problems()],
+            "problems": [problem_fields(r) for r in self.problems()],
         }
 
 
-def _event_rank(event: str) -> int:
+def event_rank(event: str) -> int:
+    """Sort key: task events in pipeline order, unknown ones last."""
     return TASK_EVENTS.index(event) if event in TASK_EVENTS else len(TASK_EVENTS)
 
 
-def _region_sorted(regions: dict[str, Counter[str]]) -> dict[str, Counter[str]]:
+def region_sorted(regions: dict[str, Counter[str]]) -> dict[str, Counter[str]]:
+    """The same counts, regions in their usual order (unknown ones last, by name)."""
+
     def rank(region: str) -> tuple[int, str]:
         return (REGIONS.index(region) if region in REGIONS else len(REGIONS), region)
 
     return {r: regions[r] for r in sorted(regions, key=rank)}
 
 
-def _outcomes(counts: dict[str, Counter[str]]) -> list[str]:
-    seen = {o for c in counts.values() for o in c}
-    return [o for o in OUTCOME_ORDER if o in seen] + sorted(seen - set(OUTCOME_ORDER))
-
-
-def _problem(record: dict[str, Any]) -> dict[str, Any]:
+def problem_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """What a report shows of one problem task: where, outcome, message, request IDs."""
     attempts = record.get("attempts") or []
     request_ids = [a.get("request_id") for a in attempts if isinstance(a, dict)]
     server_ids = [
@@ -331,107 +318,3 @@ def _note_run(report: AuditReport, record: dict[str, Any], path: str) -> None:
         )
     else:
         run.update(finished=record.get("ts"), exit_code=record.get("exit_code"))
-
-
-# rendering -----------------------------------------------------------------
-
-
-def render_report(report: AuditReport, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(report.to_dict(), indent=2)
-    if fmt == "markdown":
-        return render_markdown(report)
-    return render_text(report)
-
-
-def _count_rows(regions: dict[str, Counter[str]]) -> tuple[list[str], list[list[str]]]:
-    outcomes = _outcomes(regions)
-    rows = []
-    total: Counter[str] = Counter()
-    for region, counts in _region_sorted(regions).items():
-        rows.append([region, *(str(counts.get(o, 0)) for o in outcomes)])
-        total.update(counts)
-    rows.append(["total", *(str(total.get(o, 0)) for o in outcomes)])
-    return outcomes, rows
-
-
-def render_text(report: AuditReport) -> str:
-    from revoker.render.summary import table
-
-    lines = [f"revoker report: {report.verdict()}"]
-    lines.append(
-        f"  {len(report.logs)} logs, {len(report.runs)} runs, {report.task_count} tasks"
-        + (f", {report.superseded} older records superseded" if report.superseded else "")
-        + (f", {report.torn} torn lines skipped" if report.torn else "")
-    )
-    counts = report.counts()
-    for event in sorted(counts, key=_event_rank):
-        outcomes, rows = _count_rows(counts[event])
-        lines.append(f"{event}:")
-        lines += ["  " + line for line in table([["region", *outcomes], *rows])]
-    for line in report.pending_not_started():
-        lines.append(
-            f"not started ({line['for_event']}, run {line['run_id']}): {line['tasks']} tasks, "
-            "counted not_attempted; run again with --resume"
-        )
-    problems = report.problems()
-    if problems:
-        lines.append(f"problems ({len(problems)}):")
-        for p in (_problem(r) for r in problems[:MAX_PROBLEMS_SHOWN]):
-            lines.append(
-                f"  {p['event']} {p['region']} {p['app_id']} {p['key_hint']} {p['key_id']}"
-                + (f" sid={p['sid']}" if p["sid"] else "")
-                + f": {p['outcome']} HTTP {p['http_status']} {p['message'] or ''} "
-                f"request_ids={','.join(p['request_ids'][-3:]) or '-'}"
-            )
-    lines.append(f"exit code {report.exit_code}")
-    return "\n".join(lines)
-
-
-def _md(value: Any) -> str:
-    from revoker.redact import markdown_cell
-
-    return markdown_cell(value)
-
-
-def render_markdown(report: AuditReport) -> str:
-    """A GitHub-flavoured summary: heading, verdict, region x outcome tables, problems."""
-    mark = "❌" if report.exit_code else "✅"
-    lines = ["## revoker audit report", "", f"**{mark} {_md(report.verdict())}**", ""]
-    lines.append(
-        f"{len(report.logs)} audit logs, {len(report.runs)} runs, {report.task_count} tasks"
-        + (f", {report.superseded} older records superseded" if report.superseded else "")
-        + (f", **{report.torn} torn lines skipped**" if report.torn else "")
-        + "."
-    )
-    counts = report.counts()
-    for event in sorted(counts, key=_event_rank):
-        outcomes, rows = _count_rows(counts[event])
-        lines += ["", f"### {event}", ""]
-        lines.append("| region | " + " | ".join(outcomes) + " |")
-        lines.append("|---|" + "---:|" * len(outcomes))
-        for row in rows:
-            cells = [f"**{c}**" if row[0] == "total" else c for c in row]
-            lines.append("| " + " | ".join(cells) + " |")
-    problems = report.problems()
-    if problems:
-        lines += ["", f"### Problems ({len(problems)})", ""]
-        lines.append(
-            "| event | region | app_id | key | outcome | HTTP | message "
-            "| request IDs (sent / echoed) |"
-        )
-        lines.append("|---|---|---|---|---|---:|---|---|")
-        for p in (_problem(r) for r in problems[:MAX_PROBLEMS_SHOWN]):
-            key = f"`{_md(p['key_hint'])}` {_md(p['key_id'])}"
-            if p["sid"]:
-                key += f" sid `{_md(p['sid'])}`"
-            ids = ", ".join(p["request_ids"][-3:]) or "-"
-            echoed = ", ".join(p["server_request_ids"][-3:]) or "-"
-            lines.append(
-                f"| {_md(p['event'])} | {_md(p['region'])} | {_md(p['app_id'])} | {key} | "
-                f"{_md(p['outcome'])} | {_md(p['http_status'])} | {_md(p['message'])} | "
-                f"{_md(ids)} / {_md(echoed)} |"
-            )
-        if len(problems) > MAX_PROBLEMS_SHOWN:
-            lines.append(f"\n... and {len(problems) - MAX_PROBLEMS_SHOWN} more (see --format json)")
-    return "\n".join(lines) + "\n"

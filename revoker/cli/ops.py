@@ -1,7 +1,8 @@
-"""The operations commands: ``show``, ``prune`` and ``report`` (click side only).
+"""The commands besides the bulk runs (click side only): ``show`` and ``streams``
+(read-only queries), ``report`` (audit logs) and ``keygen``.
 
-Registered on the ``revoker`` group by :mod:`revoker.cli`; errors become exit
-codes in ``RevokerGroup`` like every other command.
+None of them writes an audit log. Each returns its exit code; errors become exit
+codes in :mod:`revoker.cli` like every other command's.
 """
 
 from __future__ import annotations
@@ -12,23 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from revoker.cli import (
-    _progress,
+from revoker.cli.options import (
     allow_non_ascii_option,
-    build_settings,
-    client_options,
     client_settings,
     connection_options,
-    finish,
     input_options,
+    input_settings,
 )
-from revoker.cli.output import emit
-from revoker.errors import AuditVerifyError, UsageError
-from revoker.settings import (
-    RetrySettings,
-    load_credentials,
-    parse_regions,
-)
+from revoker.cli.output import emit, skipped_rows
+from revoker.errors import EXIT_OK, AuditVerifyError, UsageError
+from revoker.settings import RetrySettings, RunSettings, load_credentials, parse_regions
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -47,7 +41,7 @@ if TYPE_CHECKING:
 @connection_options
 @allow_non_ascii_option
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -> None:
+def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -> int:
     """Query one key in every region: present, channel, uid, created, expires.
 
     Read-only; writes no audit log. Use '-' as KEY to read it from stdin
@@ -55,7 +49,8 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
     1 if one did not, 3 if the credentials were rejected.
     """
     from revoker.engine.inputs import check_key
-    from revoker.engine.show import render_show, show_key
+    from revoker.engine.show import show_key
+    from revoker.render.show import render_show
 
     if key == "-":
         key = sys.stdin.readline().strip()
@@ -75,51 +70,59 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
         retry=RetrySettings(max_attempts=opts["max_attempts"]),
     )
     emit(render_show(report, output), work_done=True)
-    sys.exit(report.exit_code)
+    return report.exit_code
 
 
 @click.command()
 @input_options
-@client_options
-@click.option("--expired", is_flag=True, help="Delete pairs whose expiry has passed.")
+@connection_options
 @click.option(
-    "--older-than",
-    metavar="DURATION",
-    help="Delete pairs created more than DURATION ago (90d, 12h, 30min, 2w, 6mo = 180d).",
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=8,
+    show_default=True,
+    help="Requests in flight.",
 )
-@click.pass_context
-def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: Any) -> None:
-    """Cron clean-up: GET every key in every region, DELETE only the pairs that match.
+@click.option(
+    "--max-rps",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GET requests/s per app ID (default: Agora's 100; 0 = no cap).",
+)
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every live stream of the app, matched or not."
+)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def streams(show_all: bool, output: str, **opts: Any) -> int:
+    """Live streams pushed with KEYS, per region (read-only; nothing is deleted).
 
-    Give exactly one of --expired or --older-than. Agora cannot list keys, so
-    KEYS (files, '-' for stdin, --key) is the inventory to check. With
-    --dry-run the GETs are still sent (to know what matches) and nothing is
-    deleted. --resume skips pairs already deleted or found absent.
+    Lists the live streams of each app ID once per region and GETs each key
+    (its channel and uid tie WHIP streams to it). Exit 1 if a matching stream
+    is live or a region could not be checked, 0 if none, 3 if the
+    credentials were rejected.
     """
-    from revoker.durations import parse_duration
-    from revoker.engine.prune import PRUNE_RESUME_EVENTS, Pruner, Rule
-    from revoker.engine.run import execute, prepare
+    from revoker.engine.run import prepare
+    from revoker.engine.streams import check_streams
+    from revoker.render.streams import render_streams
+    from revoker.settings import GET_RPS
 
-    if expired == (older_than is not None):
-        raise UsageError("give exactly one of --expired or --older-than DURATION")
-    rule = Rule(expired=True) if expired else Rule(older_than=parse_duration(older_than or ""))
-    settings = build_settings(opts)
+    settings = RunSettings(inputs=input_settings(opts))
     credentials = load_credentials(credentials_file=opts["credentials_file"])
-    plan = prepare(settings, sys.stdin, resume_events=PRUNE_RESUME_EVENTS)
-    for error in plan.stats.invalid:
-        click.echo(f"revoker: skipped invalid row: {error}", err=True)
-    pruner = Pruner(rule, dry_run=settings.dry_run)
-    report = execute(
-        "prune",
-        settings,
-        plan,
-        credentials,
-        pruner.passes(plan),
-        on_result=_progress(ctx, plan.stats.tasks, "prune"),
-    )
-    report.dry_run = settings.dry_run
-    report.notes += pruner.notes()
-    finish(report, opts["output"])
+    plan = prepare(settings, sys.stdin)
+    skipped_rows(plan.stats.invalid)
+    try:
+        report = check_streams(
+            plan.tasks(),
+            client_settings(opts, opts["concurrency"]),
+            credentials,
+            retry=RetrySettings(max_attempts=opts["max_attempts"]),
+            get_rps=GET_RPS if opts["max_rps"] is None else opts["max_rps"],
+            show_all=show_all,
+        )
+    finally:
+        plan.close()
+    click.echo(render_streams(report, output))
+    return report.exit_code
 
 
 @click.command()
@@ -167,7 +170,7 @@ def report(
     expect_head: str | None,
     public_key: Path | None,
     require_chain: bool,
-) -> None:
+) -> int:
     """Merge audit logs (shards, resumed runs): latest outcome per task, counts, problems.
 
     Exit 1 if any task's latest outcome is failed or not_attempted (or a
@@ -175,8 +178,9 @@ def report(
     read. Torn lines are skipped and counted. --verify: exit 4 if a log
     fails verification (FILE:LINE: reason of the first broken link on stderr).
     """
-    from revoker.audit.merge import build_report, render_report
+    from revoker.audit.merge import build_report
     from revoker.redact import printable_lines
+    from revoker.render.report import render_report
 
     if not verify_chain and (expect_head or public_key or require_chain):
         raise UsageError("--expect-head, --public-key and --require-chain need --verify")
@@ -192,12 +196,12 @@ def report(
         from revoker.render.junit import render_junit
 
         emit(render_junit(merged), work_done=False, nl=False)
-        sys.exit(merged.exit_code)
+        return merged.exit_code
     text = render_report(merged, fmt)
     emit(printable_lines(text) if fmt == "text" else text, work_done=False, nl=fmt != "markdown")
     if verify_chain:
         _verify_logs(audit_logs, expect_head, key, require_chain)
-    sys.exit(merged.exit_code)
+    return merged.exit_code
 
 
 def _verify_logs(
@@ -234,4 +238,19 @@ def _verify_logs(
         raise AuditVerifyError("\n".join(errors))
 
 
-COMMANDS = (show, prune, report)
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def keygen(path: Path) -> int:
+    """Write an Ed25519 key pair for --sign-key: PATH (private, 0600) and PATH.pub.
+
+    Keep PATH secret (a CI secret); commit PATH.pub so anyone can run
+    revoker report --verify --public-key PATH.pub later.
+    """
+    from revoker.audit.signing import generate
+
+    public = generate(path)
+    click.echo(f"private key: {path} (mode 0600)\npublic key:  {public}")
+    return EXIT_OK
+
+
+COMMANDS = (show, streams, report, keygen)

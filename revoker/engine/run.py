@@ -490,3 +490,39 @@ def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None 
     return Pass(
         "verify", lambda: plan.tasks(include_done=include_done), runner, include_done=include_done
     )
+
+
+def run_command(
+    command: str,
+    settings: RunSettings,
+    credentials: Credentials | None,
+    stdin: IO[str] | None,
+    *,
+    passes_for: Callable[[RunSettings, Plan], list[Pass]],
+    resume_events: tuple[str, ...] = (),
+    on_plan: Callable[[PlanStats], None] | None = None,
+    progress: Callable[[int], Callable[[TaskResult], None] | None] | None = None,
+) -> RunReport:
+    """One bulk command end to end: read the plan, build its passes, run them.
+
+    Without ``credentials`` (a dry run) nothing is sent: the report holds the plan
+    only. ``on_plan`` sees the plan's counts (and its invalid rows) before anything
+    is sent; ``progress`` is given the number of tasks and returns the callback each
+    result goes to. ``settings.dry_run`` with credentials (prune) still sends what
+    the passes send and marks the report as a dry run.
+    """
+    plan = prepare(settings, stdin, resume_events=resume_events)
+    if on_plan is not None:
+        on_plan(plan.stats)
+    if credentials is None:
+        plan.close()
+        return RunReport(command, "-", None, plan.stats, dry_run=True)
+    try:
+        passes = passes_for(settings, plan)
+    except BaseException:
+        plan.close()
+        raise
+    on_result = progress(plan.stats.tasks * len(passes)) if progress is not None else None
+    report = execute(command, settings, plan, credentials, passes, on_result=on_result)
+    report.dry_run = settings.dry_run
+    return report

@@ -3,98 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
 from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient
 from revoker.engine.pacing import RateLimits
-from revoker.engine.pool import HALT_AUTH, Context, Halt, query_task
-from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
-from revoker.models import Outcome, Task, TaskResult, key_hint, key_id
-from revoker.redact import printable_lines
+from revoker.engine.pool import Context, Halt, query_task
+from revoker.models import Task
+from revoker.results import RegionView, ShowReport
 from revoker.settings import ClientSettings, RetrySettings
-
-
-def iso(unix: Any) -> str | None:
-    """Unix seconds (int or string) -> RFC 3339 UTC; None if unreadable."""
-    try:
-        return datetime.fromtimestamp(int(str(unix)), UTC).isoformat().replace("+00:00", "Z")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-
-
-@dataclass
-class RegionView:
-    """What one region says about the key."""
-
-    region: str
-    outcome: str
-    present: bool | None
-    http_status: int | None
-    channel: str | None = None
-    uid: str | None = None
-    created: str | None = None
-    expires: str | None = None  # ISO time, "never", or None
-    message: str | None = None
-    request_id: str | None = None
-    server_request_id: str | None = None
-
-    @classmethod
-    def from_result(cls, result: TaskResult) -> RegionView:
-        last = result.last
-        view = cls(
-            region=result.task.region,
-            outcome=str(result.outcome),
-            present={Outcome.PRESENT: True, Outcome.ABSENT: False}.get(result.outcome),
-            http_status=result.http_status,
-            message=result.message if result.outcome is Outcome.FAILED else None,
-            request_id=last.request_id if last else None,
-            server_request_id=last.server_request_id if last else None,
-        )
-        data = result.data if result.outcome is Outcome.PRESENT else None
-        if isinstance(data, dict):
-            view.channel = str(data.get("channel", "")) or None
-            view.uid = str(data.get("uid", "")) or None
-            view.created = iso(data.get("createdAt"))
-            try:
-                after = int(data.get("expiresAfter") or 0)
-                created = int(str(data.get("createdAt")))
-            except (TypeError, ValueError, OverflowError):
-                view.expires = None
-            else:
-                view.expires = "never" if after <= 0 else iso(created + after)
-        return view
-
-
-@dataclass
-class ShowReport:
-    app_id: str
-    key: str
-    regions: list[RegionView] = field(default_factory=list)
-    halt_reason: str | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.halt_reason == HALT_AUTH:
-            return EXIT_ABORTED
-        if any(v.present is None for v in self.regions):
-            return EXIT_FAILED
-        return EXIT_OK
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "app_id": self.app_id,
-            "key_id": key_id(self.key),
-            "key_hint": key_hint(self.key),
-            "exit_code": self.exit_code,
-            "halt_reason": self.halt_reason,
-            "regions": [vars(v) for v in self.regions],
-        }
 
 
 def show_key(
@@ -122,27 +40,3 @@ def show_key(
         return report
 
     return asyncio.run(run())
-
-
-def render_show(report: ShowReport, fmt: str) -> str:
-    from revoker.render.summary import table
-
-    if fmt == "json":
-        return json.dumps(report.to_dict(), indent=2)
-    rows = [["region", "present", "channel", "uid", "created", "expires"]]
-    for v in report.regions:
-        present = {True: "yes", False: "no", None: f"? ({v.outcome})"}[v.present]
-        rows.append(
-            [v.region, present, v.channel or "-", v.uid or "-", v.created or "-", v.expires or "-"]
-        )
-    lines = [f"key {key_hint(report.key)} ({key_id(report.key)}) in app {report.app_id}"]
-    lines += ["  " + line for line in table(rows, numeric=False)]
-    for v in report.regions:
-        if v.present is None:
-            lines.append(
-                f"  {v.region}: {v.outcome} HTTP {v.http_status} {v.message or ''} "
-                f"request_id={v.request_id} server_request_id={v.server_request_id}"
-            )
-    if report.halt_reason == HALT_AUTH:
-        lines.append("credentials rejected (401)")
-    return printable_lines("\n".join(lines))

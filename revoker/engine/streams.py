@@ -8,9 +8,7 @@ Per (app ID, region): one listing of every live stream, and one GET per key
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,53 +18,10 @@ from revoker.agora.client import AgoraClient, ApiResponse
 from revoker.engine.disconnect import key_identity
 from revoker.engine.matching import KeyIndex, parse_push_url
 from revoker.engine.pacing import RateLimits
-from revoker.engine.pool import HALT_AUTH, Context, Halt, call_task, classify_get, query_task
-from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
+from revoker.engine.pool import Context, Halt, call_task, classify_get, query_task
 from revoker.models import Outcome, Task
+from revoker.results import StreamRow, StreamsReport
 from revoker.settings import ClientSettings, RetrySettings
-
-
-@dataclass
-class StreamRow:
-    """One live stream: matched to a key (``key_hint``, ``match``) or, with --all, not."""
-
-    app_id: str
-    region: str
-    sid: Any
-    match: str | None
-    protocol: str
-    channel: Any
-    uid: Any
-    begin_at: Any
-    status: Any
-    key_hint: str | None = None
-    key_id: str | None = None
-
-
-@dataclass
-class StreamsReport:
-    rows: list[StreamRow] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    halt_reason: str | None = None
-
-    @property
-    def matched(self) -> list[StreamRow]:
-        return [r for r in self.rows if r.match]
-
-    @property
-    def exit_code(self) -> int:
-        if self.halt_reason == HALT_AUTH:
-            return EXIT_ABORTED
-        return EXIT_FAILED if self.matched or self.failures else EXIT_OK
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "exit_code": self.exit_code,
-            "live_matched": len(self.matched),
-            "halt_reason": self.halt_reason,
-            "streams": [vars(r) for r in self.rows],
-            "failures": self.failures,
-        }
 
 
 def _failure(task: Task, what: str, result: Any) -> dict[str, Any]:
@@ -166,36 +121,3 @@ def check_streams(
         return report
 
     return asyncio.run(run())
-
-
-def render_streams(report: StreamsReport, fmt: str) -> str:
-    from revoker.render.summary import table
-
-    if fmt == "json":
-        return json.dumps(report.to_dict(), indent=2)
-    lines: list[str] = []
-    if report.rows:
-        rows = [
-            ["region", "sid", "key", "match", "protocol", "channel", "uid", "beginAt", "status"]
-        ]
-        for r in report.rows:
-            cells = [r.region, r.sid, r.key_hint, r.match, r.protocol, r.channel, r.uid]
-            cells += [r.begin_at, r.status]
-            rows.append(["-" if c in (None, "") else str(c) for c in cells])
-        lines += table(rows, numeric=False)
-    matched = len(report.matched)
-    lines.append(
-        f"live streams matching the keys: {matched}"
-        + (" (revoke --disconnect cuts them off)" if matched else "")
-    )
-    for failure in report.failures:
-        where = f"{failure['app_id']}/{failure['region']}"
-        who = f" key {failure['key_hint']}" if failure["key_hint"] else ""
-        lines.append(
-            f"could not check {where}{who}: {failure['what']} {failure['outcome']} "
-            f"HTTP {failure['http_status']} {failure['message'] or ''} "
-            f"request_id={failure['request_id']}"
-        )
-    if report.halt_reason == HALT_AUTH:
-        lines.append("credentials rejected (401)")
-    return "\n".join(lines)

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET  # nosec B405
 from collections import defaultdict
 from typing import Any
 
-from revoker.audit.merge import AuditReport, _event_rank, _problem, is_problem
+from revoker.audit.merge import AuditReport, event_rank, is_problem, problem_fields
 from revoker.models import REGIONS
 
 # Characters XML 1.0 cannot carry at all; a hostile server message may hold them.
@@ -46,7 +46,7 @@ def _testcase(suite: ET.Element, event: str, region: str, record: dict[str, Any]
     )
     if not is_problem(record):
         return False
-    p = _problem(record)
+    p = problem_fields(record)
     message = f"{p['outcome']}: HTTP {p['http_status'] or '-'}: {p['message'] or ''}".rstrip(": ")
     failure = ET.SubElement(case, "failure", message=_text(message), type=_text(p["outcome"]))
     failure.text = _text(
@@ -77,7 +77,7 @@ def render_junit(report: AuditReport) -> str:
         groups[event][region].append(record)
     root = ET.Element("testsuites", name="revoker")
     total = failures = 0
-    for event in sorted(groups, key=_event_rank):
+    for event in sorted(groups, key=event_rank):
         for region in sorted(groups[event], key=_region_rank):
             records = groups[event][region]
             suite = ET.SubElement(root, "testsuite", name=_text(f"{event} {region}"))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 
 from revoker.engine.planner import PlanStats
 from revoker.engine.pool import Totals
 from revoker.engine.run import RunReport, verdict
 from revoker.models import REGIONS
 from revoker.redact import printable_lines
+from revoker.render.table import table
 
 MAX_FAILURES_SHOWN = 20
 COLUMNS = {
@@ -25,19 +25,6 @@ def render(report: RunReport, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2, sort_keys=False)
     return render_text(report)
-
-
-def table(rows: Iterable[list[str]], *, numeric: bool = True) -> list[str]:
-    """Aligned columns: the first left, the rest right (``numeric``) or left."""
-    rows = list(rows)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(
-            cell.rjust(w) if numeric and i else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
 
 
 def plan_lines(stats: PlanStats) -> list[str]:

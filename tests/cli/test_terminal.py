@@ -14,7 +14,8 @@ import structlog
 from click.testing import CliRunner
 
 from revoker import logs
-from revoker.cli import _progress, main
+from revoker.cli import main
+from revoker.cli.output import progress_line
 
 REVOKER = str(Path(sys.executable).parent / "revoker")
 
@@ -53,17 +54,17 @@ def test_no_color_flag_turns_colour_and_progress_bar_off(
 ) -> None:
     monkeypatch.setattr(sys, "stderr", FakeTTY())
     ctx = click.Context(main, obj={"quiet": False})
-    assert _progress(ctx, 10, "revoke") is not None  # a TTY gets the bar by default
+    assert progress_line(ctx, 10, "revoke") is not None  # a TTY gets the bar by default
     result = CliRunner().invoke(main, ["--no-color", "report", "/nonexistent"])
     assert result.exit_code == 2
-    assert _progress(ctx, 10, "revoke") is None
+    assert progress_line(ctx, 10, "revoke") is None
     assert "\x1b[" not in console_line()
 
 
 def test_no_color_env_turns_progress_bar_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stderr", FakeTTY())
     monkeypatch.setenv("NO_COLOR", "1")
-    assert _progress(click.Context(main, obj={"quiet": False}), 10, "revoke") is None
+    assert progress_line(click.Context(main, obj={"quiet": False}), 10, "revoke") is None
 
 
 @pytest.mark.parametrize(

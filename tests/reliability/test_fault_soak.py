@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import revoker.cli
+import revoker.cli.options
 from revoker.cli import main
 from revoker.emulator.process import EmulatorProcess
 from revoker.models import key_id
@@ -55,7 +55,7 @@ def test_soak_every_pair_revoked_once_and_every_request_id_matches_the_journal(
     journal = tmp_path / "journal.jsonl"
     audit = tmp_path / "audit.jsonl"
     fast = functools.partial(RetrySettings, backoff_base=0.01, backoff_max=0.25)
-    monkeypatch.setattr(revoker.cli, "RetrySettings", fast)
+    monkeypatch.setattr(revoker.cli.options, "RetrySettings", fast)
     for name in ("AGORA_APP_ID", "AGORA_REGIONS", "AGORA_FALLBACK_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
 
