@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-import revoker.agora.client
+import revoker.agora.transport
 
 BASE = "https://agora.test"
 APP = "9d2498880e934632b38b0a68fa2f1622"
@@ -49,7 +49,7 @@ def creds(monkeypatch: pytest.MonkeyPatch) -> None:
 def respx_transport(monkeypatch: pytest.MonkeyPatch) -> None:
     """Inject httpx's own transport (the one respx intercepts) in place of aiohttp's."""
     monkeypatch.setattr(
-        revoker.agora.client,
+        revoker.agora.transport,
         "make_transport",
         lambda limits: httpx.AsyncHTTPTransport(limits=limits, trust_env=False),
     )

@@ -18,9 +18,10 @@ import click
 from revoker import __version__
 from revoker.cli.output import emit
 from revoker.clickext import FiniteFloatRange
+from revoker.credentials import load_credentials
 from revoker.engine.scanners import SCANNERS
 from revoker.errors import EXIT_INTERRUPTED, EXIT_USAGE, RevokerError, UsageError
-from revoker.models import Outcome, TaskResult
+from revoker.models import Outcome, TaskResult, parse_regions
 from revoker.redact import printable_lines
 from revoker.settings import (
     ClientSettings,
@@ -31,8 +32,6 @@ from revoker.settings import (
     check_audit_log_path,
     check_base_url,
     default_fallback,
-    load_credentials,
-    parse_regions,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -23,12 +23,10 @@ from revoker.cli import (
     input_options,
 )
 from revoker.cli.output import emit
+from revoker.credentials import load_credentials
 from revoker.errors import AuditVerifyError, UsageError
-from revoker.settings import (
-    RetrySettings,
-    load_credentials,
-    parse_regions,
-)
+from revoker.models import parse_regions
+from revoker.settings import RetrySettings
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient
+from revoker.credentials import Credentials
 from revoker.engine.pacing import RateLimits
 from revoker.engine.pool import HALT_AUTH, Context, Halt, query_task
 from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK

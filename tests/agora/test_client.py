@@ -9,8 +9,9 @@ import httpx
 import pytest
 import respx
 
-from revoker.agora.auth import Credentials, hmac_headers
+from revoker.agora.auth import hmac_headers
 from revoker.agora.client import AgoraClient, ApiResponse, key_path, parse_retry_after, segment
+from revoker.credentials import Credentials
 from revoker.errors import TransportFailure, UsageError
 from revoker.settings import ClientSettings, check_base_url, default_fallback
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from revoker.agora.auth import Credentials
+from revoker.credentials import Credentials
 from revoker.engine.run import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 from tests.conftest import api_not_found

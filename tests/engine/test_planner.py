@@ -167,7 +167,7 @@ def test_deletes_are_sent_in_plan_order_with_many_in_flight(tmp_path: Path) -> N
     import httpx
     import respx
 
-    from revoker.agora.auth import Credentials
+    from revoker.credentials import Credentials
     from revoker.engine.run import execute, prepare, revoke_passes
     from revoker.settings import ClientSettings, RunSettings
 

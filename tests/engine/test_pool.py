@@ -11,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from revoker.agora.auth import Credentials
+from revoker.credentials import Credentials
 from revoker.engine.pool import Halt
 from revoker.engine.run import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
