@@ -29,11 +29,9 @@ from bench.common import (
 )
 from revoker.emulator.process import EmulatorProcess
 
-# revoker's own aiohttp transport (revoker/agora/client.py), counted apart from revoker.
+# revoker's own aiohttp transport, counted apart from revoker.
 ADAPTER = "revoker's aiohttp transport (adapter)"
-ADAPTER_FUNCTIONS = frozenset(
-    {"handle_async_request", "_open", "_timeout", "_str_headers", "_map_aiohttp_error"}
-)
+ADAPTER_MODULE = "revoker/agora/transport.py"
 
 LAYERS = (
     ("revoker/", "revoker (executor, client, audit, planner)"),
@@ -50,9 +48,9 @@ LAYERS = (
 )
 
 
-def layer_of(path: str, caller: str, function: str = "") -> str:
+def layer_of(path: str, caller: str) -> str:
     """The layer of a frame's file; built-ins and other stdlib count for their caller."""
-    if path.endswith("revoker/agora/client.py") and function in ADAPTER_FUNCTIONS:
+    if path.endswith(ADAPTER_MODULE):
         return ADAPTER
     for needle, name in LAYERS:
         if needle in path:
@@ -88,7 +86,7 @@ def main() -> None:
     def walk(frame: Any, caller: str) -> None:
         # Own time: the frame's, plus its synthetic "[self]" children; never "[await]"
         # (time suspended in an await is waiting, not CPU).
-        layer = layer_of(frame.file_path or "", caller, frame.function or "")
+        layer = layer_of(frame.file_path or "", caller)
         own = frame.time - sum(c.time for c in frame.children if c.identifier != "[self]")
         totals[layer] += own
         for child in frame.children:

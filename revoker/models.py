@@ -8,7 +8,32 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from revoker.errors import UsageError
+from revoker.redact import MASK
+
 REGIONS: tuple[str, ...] = ("na", "eu", "ap", "cn")
+# A list of regions is comma-separated; ";" and "|" separate too, so a CSV cell
+# (where a bare "," would end the cell) can hold one without quotes.
+_REGION_SEPARATORS = str.maketrans({";": ",", "|": ","})
+
+
+def parse_regions(value: str | None) -> tuple[str, ...]:
+    """``na,EU`` (or ``na;eu``, ``na|eu``) -> ``("na", "eu")``, in :data:`REGIONS` order.
+
+    Case-insensitive; blank or None means every region. :class:`UsageError` for a
+    list that names no region (``,``) or an unknown one.
+    """
+    if value is None or not value.strip():
+        return REGIONS
+    wanted = {p.strip().lower() for p in value.translate(_REGION_SEPARATORS).split(",")}
+    wanted.discard("")
+    if not wanted:
+        raise UsageError(f"no region given in {value!r} (expected some of {', '.join(REGIONS)})")
+    unknown = sorted(wanted - set(REGIONS))
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise UsageError(f"unknown region {names} (expected {', '.join(REGIONS)})")
+    return tuple(r for r in REGIONS if r in wanted)
 
 
 class Outcome(StrEnum):
@@ -42,7 +67,7 @@ def done_digest(app_id: str, region: str, kid: str) -> int:
 def key_hint(key: str) -> str:
     """First 4 and last 3 characters; ``***`` for keys shorter than 12."""
     if len(key) < 12:
-        return "***"
+        return MASK
     return f"{key[:4]}...{key[-3:]}"
 
 

@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-import io
-import ipaddress
 import os
 import stat
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from revoker.agora.auth import Credentials
-from revoker.errors import CredentialsError, UsageError
+from revoker.errors import UsageError
 from revoker.models import REGIONS
+from revoker.net import is_loopback
 
 DEFAULT_BASE_URL = "https://api.agora.io"
 # Agora's reliability guide: on DNS or connect failure, the other domain.
 FALLBACK_HOSTS = {"api.agora.io": "api.sd-rtn.com", "api.sd-rtn.com": "api.agora.io"}
 DELETE_RPS = 50.0
 GET_RPS = 100.0
-
-
-def parse_regions(value: str | None) -> tuple[str, ...]:
-    """``na,eu`` (or ``na;eu``, any case) -> ``("na", "eu")`` in canonical order."""
-    if value is None or not value.strip():
-        return REGIONS
-    wanted = {part.strip().lower() for part in value.replace(";", ",").split(",") if part.strip()}
-    if not wanted:
-        raise UsageError(f"no region given in {value!r} (expected some of {', '.join(REGIONS)})")
-    unknown = sorted(wanted - set(REGIONS))
-    if unknown:
-        raise UsageError(f"unknown region {', '.join(unknown)} (expected {', '.join(REGIONS)})")
-    return tuple(r for r in REGIONS if r in wanted)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_base_url(url: str, *, allow_path: bool = False) -> str:
@@ -226,67 +201,3 @@ class RunSettings:
             "disconnect_timeout": self.disconnect_timeout,
             "reveal_keys": self.reveal_keys,
         }
-
-
-def load_credentials(
-    env: Mapping[str, str] | None = None, credentials_file: Path | None = None
-) -> Credentials:
-    """Credentials from a 0600 file (``KEY=value`` lines) or the environment.
-
-    Never from argv. Error messages name variables and paths, never values.
-    """
-    env = os.environ if env is None else env
-    values: dict[str, str] = {}
-    if credentials_file is not None:
-        values = _read_credentials_file(credentials_file)
-    customer_id = values.get("AGORA_CUSTOMER_ID") or env.get("AGORA_CUSTOMER_ID", "")
-    secret = values.get("AGORA_CUSTOMER_SECRET") or env.get("AGORA_CUSTOMER_SECRET", "")
-    missing = [
-        name
-        for name, value in (("AGORA_CUSTOMER_ID", customer_id), ("AGORA_CUSTOMER_SECRET", secret))
-        if not value
-    ]
-    if missing:
-        raise CredentialsError(
-            f"missing credentials: set {' and '.join(missing)} in the environment "
-            "(or give --credentials-file)"
-        )
-    from revoker.agora.auth import basic_header
-    from revoker.logs import add_secret
-
-    credentials = Credentials(customer_id, secret)
-    add_secret(secret)
-    add_secret(basic_header(credentials).removeprefix("Basic "))
-    return credentials
-
-
-def _read_credentials_file(path: Path) -> dict[str, str]:
-    """``NAME=value`` lines parsed as a dotenv file (comments, ``export``, quotes, a BOM).
-
-    Values are taken literally (no ``$VAR`` expansion: a secret may contain ``$``).
-    """
-    from dotenv.parser import parse_stream
-
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise CredentialsError(f"{path}: is a directory, not a credentials file")
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise CredentialsError(
-                f"{path}: credentials file must not be readable by others "
-                f"(mode {stat.S_IMODE(info.st_mode):o}; run chmod 600 {path})"
-            )
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise CredentialsError(f"{path}: cannot read credentials file ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise CredentialsError(f"{path}:{line}: not UTF-8 text") from None
-    values: dict[str, str] = {}
-    for binding in parse_stream(io.StringIO(text)):
-        if binding.key is None and not binding.error:
-            continue  # a blank or comment line
-        if binding.error or binding.key is None or binding.value is None:  # ``NAME`` alone
-            raise CredentialsError(f"{path}:{binding.original.line}: expected NAME=value")
-        values[binding.key] = binding.value
-    return values

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-import revoker.agora.client
+import revoker.agora.transport
 
 BASE = "https://agora.test"
 APP = "9d2498880e934632b38b0a68fa2f1622"
@@ -45,14 +45,20 @@ def creds(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+def mock_transport(limits: httpx.Limits | None = None) -> httpx.AsyncBaseTransport:
+    """httpx's own transport: the one respx intercepts (production sends over aiohttp's).
+
+    Pass it as ``transport=`` wherever the code under test takes one.
+    """
+    if limits is None:
+        return httpx.AsyncHTTPTransport(trust_env=False)
+    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+
+
 @pytest.fixture
 def respx_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inject httpx's own transport (the one respx intercepts) in place of aiohttp's."""
-    monkeypatch.setattr(
-        revoker.agora.client,
-        "make_transport",
-        lambda limits: httpx.AsyncHTTPTransport(limits=limits, trust_env=False),
-    )
+    """For CLI tests (CliRunner), which cannot pass ``transport=``: the factory replaced."""
+    monkeypatch.setattr(revoker.agora.transport, "make_transport", mock_transport)
 
 
 @pytest.fixture

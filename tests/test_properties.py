@@ -24,11 +24,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient, key_path
 from revoker.cli import main
-from revoker.emulator.app import parse_path
+from revoker.credentials import Credentials
 from revoker.emulator.process import EmulatorProcess
+from revoker.emulator.routes import parse_path
 from revoker.engine.inputs import check_key
 from revoker.models import REGIONS
 from revoker.settings import ClientSettings

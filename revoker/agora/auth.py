@@ -1,6 +1,6 @@
 """Agora RESTful authentication: HTTP Basic and HMAC-SHA256.
 
-The HMAC scheme (``MEDIA-GATEWAY-API.md``)::
+The HMAC scheme, as Agora's RESTful authentication guide defines it::
 
     digest  = "SHA-256=" + base64(sha256(body))
     signed  = "host: {host}\\ndate: {date}\\n{METHOD} {path} HTTP/1.1\\ndigest: {digest}"
@@ -13,24 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass, field
 from email.utils import formatdate
 
-
-@dataclass(frozen=True)
-class Credentials:
-    """Customer ID and secret. The secret never appears in ``repr``."""
-
-    customer_id: str
-    customer_secret: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"Credentials(customer_id={self.customer_id!r}, customer_secret='***')"
+from revoker.credentials import Credentials
 
 
 def basic_header(creds: Credentials) -> str:
-    token = f"{creds.customer_id}:{creds.customer_secret}".encode()
-    return "Basic " + base64.b64encode(token).decode("ascii")
+    return "Basic " + creds.basic_token
 
 
 def body_digest(body: bytes) -> str:

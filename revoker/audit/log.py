@@ -228,7 +228,7 @@ def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) 
 def task_record(
     event: str, result: TaskResult, run_id: str, reveal_keys: bool, **extra: Any
 ) -> dict[str, Any]:
-    """The JSON object of one task line (DESIGN.md, "Audit log")."""
+    """The JSON object of one task line (README, "Audit log")."""
     task = result.task
     last = result.last
     record: dict[str, Any] = {

@@ -22,8 +22,9 @@ from revoker.cli.options import (
     input_options,
 )
 from revoker.cli.output import emit, progress_line, skipped_rows
+from revoker.credentials import load_credentials
 from revoker.errors import UsageError
-from revoker.settings import RunSettings, load_credentials
+from revoker.settings import RunSettings
 
 if TYPE_CHECKING:
     from revoker.engine.planner import Plan

@@ -21,8 +21,10 @@ from revoker.cli.options import (
     input_settings,
 )
 from revoker.cli.output import emit, skipped_rows
+from revoker.credentials import load_credentials
 from revoker.errors import EXIT_OK, AuditVerifyError, UsageError
-from revoker.settings import RetrySettings, RunSettings, load_credentials, parse_regions
+from revoker.models import parse_regions
+from revoker.settings import RetrySettings, RunSettings
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

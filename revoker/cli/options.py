@@ -18,6 +18,7 @@ import click
 from revoker.clickext import FiniteFloatRange
 from revoker.engine.scanners import SCANNERS
 from revoker.errors import UsageError
+from revoker.models import parse_regions
 from revoker.settings import (
     ClientSettings,
     InputSettings,
@@ -27,7 +28,6 @@ from revoker.settings import (
     check_audit_log_path,
     check_base_url,
     default_fallback,
-    parse_regions,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -32,11 +32,10 @@ import random
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -44,10 +43,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from revoker.agora.auth import Credentials
 from revoker.emulator.authcheck import AuthVerifier
+from revoker.emulator.config import EmulatorConfig
 from revoker.emulator.faults import FaultInjector
-from revoker.emulator.limiters import DEFAULT_ALGORITHM, AppLimiters
+from revoker.emulator.limiters import AppLimiters
+from revoker.emulator.routes import ALLOWED_METHODS, ApiRoute, parse_path
 from revoker.emulator.state import EmulatorState, new_sid
 from revoker.models import REGIONS
 
@@ -65,72 +65,6 @@ _REGIONS = frozenset(REGIONS)
 
 class ConnectionReset(Exception):
     """Raised by the app for an injected reset when no TCP transport can be aborted."""
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    """Everything that shapes the emulator's behaviour. Rates are fractions 0..1."""
-
-    credentials: Credentials
-    default_app_id: str | None = None
-    latency_ms: float = 0.0
-    error_rate: float = 0.0
-    reset_rate: float = 0.0
-    throttle_rate: float = 0.0
-    delete_rps: float = 50.0
-    get_rps: float = 100.0
-    create_rps: float = 50.0
-    rate_limit_algorithm: str = DEFAULT_ALGORITHM
-    jitter_ms: float = 0.0
-    create_latency_ms: float = 0.0
-    """Extra delay before a create is answered (and the key made): a create in flight."""
-    fault_methods: frozenset[str] = field(default_factory=frozenset)
-    """Methods the injected faults apply to (empty: every method)."""
-    forbidden_apps: frozenset[str] = field(default_factory=frozenset)
-    journal: Path | None = None
-    seed: int | None = None
-    state_path: Path | None = None
-    reconnect: bool = True
-    """Force-disconnecting a stream whose key still exists makes the encoder reconnect
-    at once under a new SID (as the real service does); False turns that off."""
-    disconnect_delay_ms: float = 0.0
-    """A force-disconnected stream stays listed this long (the command is asynchronous)."""
-    quota_exhausted_apps: frozenset[str] = field(default_factory=frozenset)
-    """Apps whose online-streams requests answer 429 "Resources quota limit exceeded."
-    without Retry-After."""
-
-
-@dataclass(frozen=True, slots=True)
-class ApiRoute:
-    """A parsed API path: ``kind`` is "keys" or "streams"; ``item`` the key or SID."""
-
-    region: str
-    app_id: str
-    kind: str
-    item: str | None
-
-
-def parse_path(raw_path: str) -> ApiRoute | None:
-    """Split a raw path on "/" and unquote each segment; None if it is no API path.
-
-    The region is *not* validated here (case-sensitive check by the caller).
-    """
-    parts = raw_path.split("/")
-    n = len(parts)
-    if n not in (8, 9) or parts[0] or parts[2] != "v1" or parts[3] != "projects":
-        return None
-    if parts[5] != "rtls" or parts[6] != "ingress":
-        return None
-    if parts[7] == "streamkeys":
-        kind = "keys"
-    elif parts[7] == "online-streams":
-        kind = "streams"
-    else:
-        return None
-    item = unquote(parts[8]) if n == 9 else None
-    if item == "":
-        return None
-    return ApiRoute(unquote(parts[1]), unquote(parts[4]), kind, item)
 
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -263,7 +197,7 @@ class Emulator:
             assert fault.status is not None
             return fault.status, _error(fault.message), fault.kind, 1 if fault.status == 429 else 0
 
-        allowed = _ALLOWED[(route.kind, route.item is not None)]
+        allowed = ALLOWED_METHODS[(route.kind, route.item is not None)]
         if method not in allowed:
             return 405, _error(MSG_METHOD), None, 0
         if route.app_id in self.config.forbidden_apps:
@@ -358,26 +292,6 @@ class Emulator:
         self.journal.write(json.dumps(record) + "\n")
         self.journal.flush()
 
-    def snapshot(self) -> dict[str, Any]:
-        """Every key and live stream, for ``GET /_emulator/state``."""
-        keys = [
-            {
-                "region": region,
-                "app_id": app_id,
-                "key": key.stream_key,
-                "channel": key.channel,
-                "uid": key.uid,
-                "expiresAfter": key.expires_after,
-                "createdAt": str(key.created_at),
-            }
-            for region, app_id, key in self.state.iter_keys()
-        ]
-        streams = [
-            {"app_id": s.app_id, "region": s.region, "stream_key": s.stream_key, **s.to_api()}
-            for s in self.state.streams.values()
-        ]
-        return {"keys": keys, "streams": streams}
-
     def stats_snapshot(self) -> dict[str, Any]:
         """Request counts per method and status, for ``GET /_emulator/stats``."""
         by_method: Counter[str] = Counter()
@@ -394,14 +308,6 @@ class Emulator:
             "by_method_status": nested,
             "faults": dict(self.fault_stats),
         }
-
-
-_ALLOWED: dict[tuple[str, bool], tuple[str, ...]] = {
-    ("keys", False): ("POST",),
-    ("keys", True): ("GET", "DELETE"),
-    ("streams", False): ("GET",),
-    ("streams", True): ("GET", "DELETE"),
-}
 
 
 def _success_data(data: Any) -> bytes:
@@ -474,7 +380,7 @@ def create_app(config: EmulatorConfig, state: EmulatorState | None = None) -> Em
     emulator = Emulator(config, state if state is not None else EmulatorState())
 
     async def admin_state(request: Request) -> JSONResponse:
-        return JSONResponse(emulator.snapshot())
+        return JSONResponse(emulator.state.snapshot())
 
     async def admin_stats(request: Request) -> JSONResponse:
         return JSONResponse(emulator.stats_snapshot())

@@ -9,13 +9,13 @@ import time
 from email.utils import parsedate_to_datetime
 
 from revoker.agora.auth import (
-    Credentials,
     basic_header,
     body_digest,
     hmac_signature,
     parse_hmac_authorization,
     string_to_sign,
 )
+from revoker.credentials import Credentials
 
 #: How far the HMAC ``Date`` header may be from the server clock, in seconds.
 MAX_CLOCK_SKEW = 15 * 60

@@ -115,15 +115,11 @@ def emulator(
     Prints base_url=http://127.0.0.1:PORT as its first line, then the variables
     to export. Stops on Ctrl-C or SIGTERM, saving --state.
     """
-    from revoker.agora.auth import Credentials
-    from revoker.emulator.app import EmulatorConfig
+    from revoker.credentials import Credentials
+    from revoker.emulator.config import EmulatorConfig
+    from revoker.emulator.seeds import load_live_streams, load_seed_keys
     from revoker.emulator.server import UnsafeHostError, serve
-    from revoker.emulator.state import (
-        EmulatorState,
-        SeedError,
-        load_live_streams,
-        load_seed_keys,
-    )
+    from revoker.emulator.state import EmulatorState, SeedError
 
     if (customer_id is None) != (customer_secret is None):
         raise click.UsageError("give both --customer-id and --customer-secret, or neither")

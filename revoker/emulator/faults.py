@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-#: Injected 5xx statuses and their bodies' messages (from MEDIA-GATEWAY-API.md).
+#: Injected 5xx statuses and the messages the Media Gateway API answers with.
 SERVER_ERRORS: tuple[tuple[int, str], ...] = (
     (500, "Internal error."),
     (502, "Bad gateway."),

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import httpx
 
-from revoker.agora.auth import Credentials
+from revoker.credentials import Credentials
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _CLEARED_ENV = ("AGORA_CUSTOMER_ID", "AGORA_CUSTOMER_SECRET", "AGORA_APP_ID", "AGORA_BASE_URL")

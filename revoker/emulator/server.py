@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import signal
 import socket
 import sys
@@ -12,23 +11,15 @@ from types import FrameType
 
 import uvicorn
 
-from revoker.emulator.app import EmulatorConfig, create_app
+from revoker.emulator.app import create_app
+from revoker.emulator.config import EmulatorConfig
 from revoker.emulator.state import EmulatorState
 from revoker.logs import use_color
+from revoker.net import is_loopback
 
 
 class UnsafeHostError(ValueError):
     """A non-loopback address was chosen implicitly."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from revoker.engine.scanners import iter_findings
-from revoker.errors import InputError
-from revoker.models import REGIONS
+from revoker.errors import InputError, UsageError
+from revoker.models import parse_regions
 
 MAX_KEY_LENGTH = 1024
 ALLOW_NON_ASCII_FLAG = "--allow-non-ascii-keys"
@@ -32,7 +32,6 @@ _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _FORBIDDEN_IN_KEY = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 # Lone surrogates: argv bytes that are not UTF-8 (surrogateescape); unencodable.
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_REGION_SET = frozenset(REGIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,17 +223,6 @@ def check_app_id(app_id: str) -> str | None:
     return None
 
 
-def parse_row_regions(cell: str) -> tuple[tuple[str, ...] | None, str | None]:
-    """``na;EU`` -> (("na", "eu"), None); an empty cell -> (None, None); bad -> (None, reason)."""
-    parts = [p.strip().lower() for p in re.split(r"[;,|]", cell) if p.strip()]
-    if not parts:
-        return None, None
-    unknown = [p for p in parts if p not in _REGION_SET]
-    if unknown:
-        return None, f"unknown region {unknown[0]!r} (expected {', '.join(REGIONS)})"
-    return tuple(r for r in REGIONS if r in parts), None
-
-
 @dataclass(frozen=True, slots=True)
 class RowPolicy:
     """How rows are checked: the app ID for rows without one, and which keys pass."""
@@ -255,10 +243,11 @@ def _make_row(
     reason = check_app_id(app)
     if reason:
         return InputError(label, line, reason)
-    regions, reason = parse_row_regions(regions_cell)
-    if reason:
-        return InputError(label, line, reason)
-    return KeyRow(key, app, regions or REGIONS, label, line)
+    try:
+        regions = parse_regions(regions_cell)
+    except UsageError as exc:
+        return InputError(label, line, str(exc))
+    return KeyRow(key, app, regions, label, line)
 
 
 _BOM_LINE = "UTF-8 byte order mark (U+FEFF) at the start of the line (files joined together?)"

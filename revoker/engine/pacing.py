@@ -22,8 +22,9 @@ class Pacer:
     """Spaces requests evenly at ``TARGET`` x cap (no bursts) and backs off on 429.
 
     Pacing a little under the cap keeps any one-second window (fixed or sliding,
-    as the server counts it after up to ~50 ms of network jitter) at or below the
-    cap: requests sent over 1.05 s can land in one server second. On a 429 the
+    as the server counts it once network jitter has bunched some requests) at or
+    below the cap: requests sent over a little more than a second can land in one
+    server second. On a 429 the
     rate is cut to ``CUT`` of itself, at most once per ``WINDOW`` (a burst of
     429s from one window is one signal). Recovery waits for a whole window without
     a cut, so 429s in every window keep lowering the rate (a cap lower than ours,

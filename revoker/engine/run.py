@@ -18,9 +18,9 @@ from typing import IO, Any
 import httpx
 import structlog
 
-from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient
 from revoker.audit.log import AuditLog, load_done, save_unrecorded
+from revoker.credentials import Credentials
 from revoker.engine.delayqueue import DelayQueue
 from revoker.engine.disconnect import StreamSweep, disconnect_note, resumed_identities
 from revoker.engine.inputs import open_sources

@@ -6,8 +6,8 @@ import asyncio
 
 import httpx
 
-from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient
+from revoker.credentials import Credentials
 from revoker.engine.pacing import RateLimits
 from revoker.engine.pool import Context, Halt, query_task
 from revoker.models import Task

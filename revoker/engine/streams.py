@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient, ApiResponse
+from revoker.credentials import Credentials
 from revoker.engine.disconnect import key_identity
 from revoker.engine.matching import KeyIndex, parse_push_url
 from revoker.engine.pacing import RateLimits

@@ -9,12 +9,12 @@ import httpx
 import pytest
 import respx
 
-from revoker.agora.auth import Credentials, hmac_headers
+from revoker.agora.auth import hmac_headers
 from revoker.agora.client import AgoraClient, ApiResponse, key_path, parse_retry_after, segment
+from revoker.credentials import Credentials
 from revoker.errors import TransportFailure, UsageError
 from revoker.settings import ClientSettings, check_base_url, default_fallback
-
-pytestmark = pytest.mark.usefixtures("respx_transport")
+from tests.conftest import mock_transport
 
 BASE = "https://agora.test"
 CREDS = Credentials("cid", "secret-value")
@@ -22,7 +22,7 @@ CREDS = Credentials("cid", "secret-value")
 
 def call(settings: ClientSettings, method: str, *args: str) -> ApiResponse:
     async def go() -> ApiResponse:
-        async with AgoraClient(settings, CREDS) as client:
+        async with AgoraClient(settings, CREDS, transport=mock_transport()) as client:
             result: ApiResponse = await getattr(client, method)(*args)
             return result
 
@@ -126,7 +126,7 @@ def test_connect_failure_switches_to_the_fallback_host() -> None:
         backup = api.delete(url__startswith="https://fallback.test").respond(200, json={})
 
         async def go() -> ApiResponse:
-            async with AgoraClient(settings, CREDS) as client:
+            async with AgoraClient(settings, CREDS, transport=mock_transport()) as client:
                 with pytest.raises(TransportFailure) as info:
                     await client.delete_key("na", "app", "k")
                 assert info.value.connect

@@ -9,8 +9,10 @@ from urllib.parse import quote
 
 import httpx
 
-from revoker.agora.auth import Credentials, basic_header
-from revoker.emulator.app import EmulatorApp, EmulatorConfig, create_app
+from revoker.agora.auth import basic_header
+from revoker.credentials import Credentials
+from revoker.emulator.app import EmulatorApp, create_app
+from revoker.emulator.config import EmulatorConfig
 from revoker.emulator.state import EmulatorState, StreamKey
 
 CREDS = Credentials("test-id", "test-secret")

@@ -9,8 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from revoker.agora.auth import Credentials, basic_header, hmac_headers, http_date
-from revoker.emulator.app import ConnectionReset, parse_path
+from revoker.agora.auth import basic_header, hmac_headers, http_date
+from revoker.credentials import Credentials
+from revoker.emulator.app import ConnectionReset
+from revoker.emulator.routes import parse_path
 from revoker.emulator.state import EmulatorState, LiveStream
 
 from .conftest import (

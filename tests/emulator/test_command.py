@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from revoker.agora.auth import Credentials
-from revoker.emulator.app import EmulatorConfig
+from revoker.credentials import Credentials
 from revoker.emulator.command import emulator
-from revoker.emulator.server import UnsafeHostError, base_url_for, is_loopback, serve
+from revoker.emulator.config import EmulatorConfig
+from revoker.emulator.server import UnsafeHostError, base_url_for, serve
 
 
 def test_bad_seed_file_exits_2_naming_file_and_line(tmp_path: Path) -> None:
@@ -59,16 +59,6 @@ def test_serve_refuses_non_loopback_host_unless_explicit() -> None:
     with pytest.raises(UnsafeHostError):
         serve(config, "0.0.0.0", 0, announce=lines.append)
     assert lines == []
-
-
-def test_loopback_detection() -> None:
-    assert is_loopback("127.0.0.1")
-    assert is_loopback("127.1.2.3")
-    assert is_loopback("::1")
-    assert is_loopback("localhost")
-    assert not is_loopback("0.0.0.0")
-    assert not is_loopback("10.0.0.1")
-    assert not is_loopback("example.com")
 
 
 def test_base_url_shows_a_connectable_address() -> None:

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from revoker.emulator.state import (
-    EmulatorState,
-    LiveStream,
-    SeedError,
-    StreamKey,
-    load_live_streams,
-    load_seed_keys,
-    parse_regions,
-)
+from revoker.emulator.seeds import load_live_streams, load_seed_keys
+from revoker.emulator.state import EmulatorState, LiveStream, SeedError, StreamKey
 
 
 def _write(tmp_path: Path, text: str, name: str = "seed.csv") -> Path:
@@ -85,11 +78,18 @@ def test_missing_seed_file_is_a_seed_error(tmp_path: Path) -> None:
         load_seed_keys(EmulatorState(), tmp_path / "absent.csv", "app1")
 
 
-def test_parse_regions_is_case_insensitive_and_defaults_to_all() -> None:
-    assert parse_regions("") == ("na", "eu", "ap", "cn")
-    assert parse_regions("CN;na;cn") == ("cn", "na")
-    with pytest.raises(ValueError, match="unknown region"):
-        parse_regions("na;xx")
+def test_seed_regions_are_case_insensitive_and_default_to_all(tmp_path: Path) -> None:
+    path = _write(tmp_path, "stream_key,app_id,regions\nk1,app1,\nk2,app1,CN;na;cn\n")
+    state = EmulatorState()
+    load_seed_keys(state, path, None)
+    assert {region for region, _, key in state.iter_keys() if key.stream_key == "k1"} == {
+        "na", "eu", "ap", "cn"
+    }  # fmt: skip
+    assert {region for region, _, key in state.iter_keys() if key.stream_key == "k2"} == {
+        "cn", "na"
+    }  # fmt: skip
+    with pytest.raises(SeedError, match="unknown region 'xx'"):
+        load_seed_keys(EmulatorState(), _write(tmp_path, "stream_key,regions\nk,na;xx\n"), "a")
 
 
 def test_live_streams_file_generates_missing_sids(tmp_path: Path) -> None:

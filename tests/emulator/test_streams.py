@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from revoker.emulator.state import EmulatorState, LiveStream, load_live_streams
+from revoker.emulator.seeds import load_live_streams
+from revoker.emulator.state import EmulatorState, LiveStream
 from revoker.emulator.streams import begin_at_text, push_url
 
 from .conftest import APP_ID, call, make_app, streams_path

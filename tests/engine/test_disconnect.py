@@ -13,12 +13,10 @@ import httpx
 import pytest
 import respx
 
-from revoker.agora.auth import Credentials
+from revoker.credentials import Credentials
 from revoker.engine.run import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
-from tests.conftest import api_not_found
-
-pytestmark = pytest.mark.usefixtures("respx_transport")
+from tests.conftest import api_not_found, mock_transport
 
 BASE = "https://agora.test"
 APP = "app1"
@@ -52,6 +50,7 @@ def run(
         plan,
         Credentials("cid", "secret"),
         revoke_passes(settings, plan),
+        transport=mock_transport(),
         install_signal_handlers=False,
     )
     lines = settings.audit_log.read_text().splitlines()

@@ -43,6 +43,7 @@ def test_text_file_skips_comments_and_blank_lines(tmp_path: Path) -> None:
         ("stream_key,app_id\nok,a\n,app1\n", 3, "empty stream key"),
         ("stream_key\nab cd\n", 2, "whitespace"),
         ("stream_key,regions\nk1,na;mars\n", 2, "unknown region 'mars'"),
+        ("stream_key,regions\nk1,;\n", 2, "no region given"),
         ('stream_key\nk1\n"unterminated\n', 3, "malformed CSV"),
         ("stream_key,app_id\nk1,a,b,c\n", 2, "fields but the header has"),
         ("key,region\nk1,na\n", 1, "no 'stream_key' column"),
@@ -57,6 +58,14 @@ def test_bad_csv_rows_name_the_line_and_the_reason(
     assert errors[0].line == line
     assert reason in errors[0].reason
     assert str(errors[0]).startswith(f"{tmp_path / 'k.csv'}:{line}: ")
+
+
+def test_a_regions_cell_takes_the_syntax_of_the_regions_option(tmp_path: Path) -> None:
+    text = 'stream_key,regions\nk1,"EU, na"\nk2,cn;AP\nk3,\n'
+    rows = rows_of(tmp_path, "k.csv", text)
+    assert [r.regions for r in rows if isinstance(r, KeyRow)] == [
+        ("na", "eu"), ("ap", "cn"), ("na", "eu", "ap", "cn")
+    ]  # fmt: skip
 
 
 def test_missing_app_id_is_an_error_when_no_default(tmp_path: Path) -> None:

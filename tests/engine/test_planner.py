@@ -162,14 +162,14 @@ def test_a_key_is_planned_in_all_its_regions_before_the_next_key(tmp_path: Path)
     ]
 
 
-@pytest.mark.usefixtures("respx_transport")
 def test_deletes_are_sent_in_plan_order_with_many_in_flight(tmp_path: Path) -> None:
     import httpx
     import respx
 
-    from revoker.agora.auth import Credentials
+    from revoker.credentials import Credentials
     from revoker.engine.run import execute, prepare, revoke_passes
     from revoker.settings import ClientSettings, RunSettings
+    from tests.conftest import mock_transport
 
     settings = RunSettings(
         inputs=InputSettings(keys=tuple(f"key-{i:03d}" for i in range(20)), app_id="app"),
@@ -194,6 +194,7 @@ def test_deletes_are_sent_in_plan_order_with_many_in_flight(tmp_path: Path) -> N
             plan,
             Credentials("cid", "sec"),
             revoke_passes(settings, plan),
+            transport=mock_transport(),
             install_signal_handlers=False,
         )
     assert report.exit_code == 0

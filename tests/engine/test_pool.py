@@ -11,12 +11,11 @@ import httpx
 import pytest
 import respx
 
-from revoker.agora.auth import Credentials
+from revoker.credentials import Credentials
 from revoker.engine.pool import Halt
 from revoker.engine.run import RunReport, execute, prepare, revoke_passes
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
-
-pytestmark = pytest.mark.usefixtures("respx_transport")
+from tests.conftest import mock_transport
 
 BASE = "https://agora.test"
 CREDS = Credentials("cid", "sec")
@@ -47,6 +46,7 @@ def run(
         plan,
         CREDS,
         revoke_passes(settings, plan),
+        transport=mock_transport(),
         install_signal_handlers=False,
     )
 
@@ -313,6 +313,7 @@ def test_both_hosts_unreachable_switch_at_once_then_back_off(
             plan,
             CREDS,
             revoke_passes(settings, plan),
+            transport=mock_transport(),
             install_signal_handlers=False,
         )
     assert report.exit_code == 1

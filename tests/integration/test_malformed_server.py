@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from revoker.agora.client import MAX_BODY
+from revoker.agora.transport import MAX_BODY
 
 pytestmark = pytest.mark.integration
 
