@@ -395,7 +395,8 @@ def _run(
     output: str,
     credentials_file: Path | None,
 ) -> None:
-    from revoker.engine.run import RunReport, execute, prepare
+    from revoker.engine.run import execute, prepare
+    from revoker.results import RunReport
 
     credentials = None if settings.dry_run else load_credentials(credentials_file=credentials_file)
     stdin = sys.stdin

@@ -39,6 +39,7 @@ from typing import Any
 
 from revoker.agora.client import ApiResponse
 from revoker.audit.log import iter_records
+from revoker.engine.jobs import call_task, classifier, classify_get, query_task, revoke_task
 from revoker.engine.matching import (
     KeyIdentity,
     KeyIndex,
@@ -47,16 +48,9 @@ from revoker.engine.matching import (
     parse_push_url,
     usable_sid,
 )
-from revoker.engine.pool import (
-    Context,
-    Totals,
-    call_task,
-    classifier,
-    classify_get,
-    query_task,
-    revoke_task,
-)
+from revoker.engine.pool import Context
 from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult, done_digest
+from revoker.results import Totals
 
 DISCONNECT = "disconnect"
 DEFAULT_CONFIRM_TIMEOUT = 10.0
@@ -78,8 +72,7 @@ class Listing:
 
     @property
     def request_id(self) -> str | None:
-        last = self.result.last
-        return last.request_id if last else None
+        return self.result.request_id
 
 
 @dataclass
@@ -312,10 +305,10 @@ class StreamSweep:
                 return ctx.client.get_stream(task.region, task.app_id, sid)
 
             poll, response = await call_task(ctx, task, "GET", send_get, classify_get)
-            ids.extend(a.request_id for a in poll.attempts)
+            ids.extend(poll.request_ids)
             if _gone(poll, response, sid):
                 cut.duration_ms = int((time.monotonic() - started) * 1000) + cut.duration_ms
-                fields["confirmed_by"] = poll.last.request_id if poll.last else None
+                fields["confirmed_by"] = poll.request_id
                 return
             if poll.outcome is not Outcome.PRESENT:
                 reason = f"could not confirm: {poll.message or poll.outcome}"
@@ -378,12 +371,11 @@ def _listing_failed(task: Task, listing: Listing, which: str) -> FollowUp:
 
 
 def _lookup_record(lookup: TaskResult) -> dict[str, Any]:
-    last = lookup.last
     return {
         "outcome": str(lookup.outcome),
         "http_status": lookup.http_status,
-        "request_id": last.request_id if last else None,
-        "server_request_id": last.server_request_id if last else None,
+        "request_id": lookup.request_id,
+        "server_request_id": lookup.server_request_id,
         "attempts": [a.to_record() for a in lookup.attempts],
     }
 

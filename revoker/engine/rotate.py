@@ -35,25 +35,19 @@ from typing import Any
 from revoker.agora.client import ApiResponse
 from revoker.audit.log import iter_records
 from revoker.engine.disconnect import DEFAULT_CONFIRM_TIMEOUT, Later, StreamSweep
+from revoker.engine.jobs import call_task, query_task, revoke_task
 from revoker.engine.matching import KeyIdentity
 from revoker.engine.newkeys import NewKeysFile
 from revoker.engine.planner import Plan
-from revoker.engine.pool import (
-    HALT_AUDIT,
-    Context,
-    TaskRunner,
-    call_task,
-    query_task,
-    revoke_task,
-)
+from revoker.engine.pool import Context, TaskRunner
 from revoker.engine.run import Pass
 from revoker.errors import AuditWriteError, NewKeysWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult, key_hint, key_id
+from revoker.results import HaltReason
 from revoker.settings import RunSettings
 
 ROTATE = "rotate"
 COLLISION_RETRIES = 3
-HALT_NEW_KEYS = "new_keys_file_failed"
 NO_REPLACEMENT = "old key already deleted, no replacement issued"
 UNKNOWN_HELP = (
     "the create was sent but its answer was lost: a replacement may exist; check in "
@@ -138,12 +132,11 @@ def _prior_of(record: dict[str, Any]) -> Prior | None:
 
 def _step(result: TaskResult) -> dict[str, Any]:
     """One request step of a rotation, for the result line (request IDs included)."""
-    last = result.last
     return {
         "outcome": str(result.outcome),
         "http_status": result.http_status,
-        "request_id": last.request_id if last else None,
-        "server_request_id": last.server_request_id if last else None,
+        "request_id": result.request_id,
+        "server_request_id": result.server_request_id,
         "attempts": [a.to_record() for a in result.attempts],
         "message": result.message,
     }
@@ -356,7 +349,7 @@ class Rotation:
                 expires_after=new.expires_after,
             )
         except NewKeysWriteError as exc:
-            ctx.halt.trip(HALT_NEW_KEYS)
+            ctx.halt.trip(HaltReason.NEW_KEYS_FILE_FAILED)
             self.unknown += 1
             result = self._end(
                 task,
@@ -392,7 +385,7 @@ class Rotation:
             if phase == "create":
                 ctx.audit.sync()
         except AuditWriteError:
-            ctx.halt.trip(HALT_AUDIT)
+            ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
             return False
         return True
 

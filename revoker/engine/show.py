@@ -12,11 +12,13 @@ import httpx
 
 from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient
+from revoker.engine.jobs import query_task
 from revoker.engine.pacing import RateLimits
-from revoker.engine.pool import HALT_AUTH, Context, Halt, query_task
-from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
+from revoker.engine.pool import Context, Halt
+from revoker.engine.retry import RetryPolicy
 from revoker.models import Outcome, Task, TaskResult, key_hint, key_id
 from revoker.redact import printable_lines
+from revoker.results import HaltReason, exit_code_for
 from revoker.settings import ClientSettings, RetrySettings
 
 
@@ -46,15 +48,14 @@ class RegionView:
 
     @classmethod
     def from_result(cls, result: TaskResult) -> RegionView:
-        last = result.last
         view = cls(
             region=result.task.region,
             outcome=str(result.outcome),
             present={Outcome.PRESENT: True, Outcome.ABSENT: False}.get(result.outcome),
             http_status=result.http_status,
             message=result.message if result.outcome is Outcome.FAILED else None,
-            request_id=last.request_id if last else None,
-            server_request_id=last.server_request_id if last else None,
+            request_id=result.request_id,
+            server_request_id=result.server_request_id,
         )
         data = result.data if result.outcome is Outcome.PRESENT else None
         if isinstance(data, dict):
@@ -76,15 +77,12 @@ class ShowReport:
     app_id: str
     key: str
     regions: list[RegionView] = field(default_factory=list)
-    halt_reason: str | None = None
+    halt_reason: HaltReason | None = None
 
     @property
     def exit_code(self) -> int:
-        if self.halt_reason == HALT_AUTH:
-            return EXIT_ABORTED
-        if any(v.present is None for v in self.regions):
-            return EXIT_FAILED
-        return EXIT_OK
+        unknown = any(v.present is None for v in self.regions)
+        return exit_code_for(self.halt_reason, problems=unknown)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,7 +111,7 @@ def show_key(
         halt = Halt()
         limits = {m: RateLimits(0) for m in ("DELETE", "GET")}
         async with AgoraClient(client_settings, credentials, transport=transport) as client:
-            ctx = Context(client, retry or RetrySettings(), limits, halt)
+            ctx = Context(client, RetryPolicy.from_settings(retry or RetrySettings()), limits, halt)
             results = await asyncio.gather(
                 *(query_task(ctx, Task(app_id, region, key)) for region in regions)
             )
@@ -143,6 +141,6 @@ def render_show(report: ShowReport, fmt: str) -> str:
                 f"  {v.region}: {v.outcome} HTTP {v.http_status} {v.message or ''} "
                 f"request_id={v.request_id} server_request_id={v.server_request_id}"
             )
-    if report.halt_reason == HALT_AUTH:
+    if report.halt_reason == HaltReason.AUTH_REJECTED:
         lines.append("credentials rejected (401)")
     return printable_lines("\n".join(lines))

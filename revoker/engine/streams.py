@@ -18,11 +18,13 @@ import httpx
 from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient, ApiResponse
 from revoker.engine.disconnect import key_identity
+from revoker.engine.jobs import call_task, classify_get, query_task
 from revoker.engine.matching import KeyIndex, parse_push_url
 from revoker.engine.pacing import RateLimits
-from revoker.engine.pool import HALT_AUTH, Context, Halt, call_task, classify_get, query_task
-from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
-from revoker.models import Outcome, Task
+from revoker.engine.pool import Context, Halt
+from revoker.engine.retry import RetryPolicy
+from revoker.models import Outcome, Task, TaskResult
+from revoker.results import HaltReason, exit_code_for
 from revoker.settings import ClientSettings, RetrySettings
 
 
@@ -47,7 +49,7 @@ class StreamRow:
 class StreamsReport:
     rows: list[StreamRow] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
-    halt_reason: str | None = None
+    halt_reason: HaltReason | None = None
 
     @property
     def matched(self) -> list[StreamRow]:
@@ -55,9 +57,7 @@ class StreamsReport:
 
     @property
     def exit_code(self) -> int:
-        if self.halt_reason == HALT_AUTH:
-            return EXIT_ABORTED
-        return EXIT_FAILED if self.matched or self.failures else EXIT_OK
+        return exit_code_for(self.halt_reason, problems=bool(self.matched or self.failures))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,8 +69,7 @@ class StreamsReport:
         }
 
 
-def _failure(task: Task, what: str, result: Any) -> dict[str, Any]:
-    last = result.last
+def _failure(task: Task, what: str, result: TaskResult) -> dict[str, Any]:
     return {
         "app_id": task.app_id,
         "region": task.region,
@@ -79,7 +78,7 @@ def _failure(task: Task, what: str, result: Any) -> dict[str, Any]:
         "outcome": str(result.outcome),
         "http_status": result.http_status,
         "message": result.message,
-        "request_id": last.request_id if last else None,
+        "request_id": result.request_id,
     }
 
 
@@ -104,7 +103,7 @@ def check_streams(
         limits = {"GET": RateLimits(get_rps), "DELETE": RateLimits(0)}
         gate = asyncio.Semaphore(max(1, client_settings.concurrency))
         async with AgoraClient(client_settings, credentials, transport=transport) as client:
-            ctx = Context(client, retry, limits, halt)
+            ctx = Context(client, RetryPolicy.from_settings(retry), limits, halt)
 
             async def lookup(task: Task) -> Any:
                 async with gate:
@@ -196,6 +195,6 @@ def render_streams(report: StreamsReport, fmt: str) -> str:
             f"HTTP {failure['http_status']} {failure['message'] or ''} "
             f"request_id={failure['request_id']}"
         )
-    if report.halt_reason == HALT_AUTH:
+    if report.halt_reason == HaltReason.AUTH_REJECTED:
         lines.append("credentials rejected (401)")
     return "\n".join(lines)
