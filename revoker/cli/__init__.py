@@ -614,7 +614,8 @@ def rotate(
     to --new-keys-file. KEYS as for revoke.
     """
     from revoker.engine.newkeys import NewKeysFile
-    from revoker.engine.rotate import ROTATE, rotate_passes
+    from revoker.engine.rotate import rotate_passes
+    from revoker.engine.rotate_resume import ROTATE
 
     settings = build_settings(opts, disconnect=disconnect, disconnect_timeout=disconnect_timeout)
     missing = "rotate needs --new-keys-file PATH: the only place new keys are written"

@@ -20,7 +20,8 @@ from revoker.agora.auth import Credentials
 from revoker.agora.client import AgoraClient
 from revoker.audit.log import AuditLog, load_done, save_unrecorded
 from revoker.engine.delayqueue import DelayQueue
-from revoker.engine.disconnect import StreamSweep, disconnect_note, resumed_identities
+from revoker.engine.disconnect import StreamSweep
+from revoker.engine.disconnect_records import disconnect_note, resumed_identities
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.pacing import RateLimits
