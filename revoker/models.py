@@ -51,6 +51,39 @@ class Outcome(StrEnum):
 
 DONE_OUTCOMES = frozenset({Outcome.REVOKED, Outcome.ABSENT, Outcome.ROTATED})
 
+# For each kind of task line (its event): the outcomes that are a success, then the
+# outcomes that are a problem, each in the order a summary shows them. An event not
+# listed here follows ``revoke``.
+_EVENT_OUTCOMES: dict[str, tuple[tuple[Outcome, ...], tuple[Outcome, ...]]] = {
+    "revoke": ((Outcome.REVOKED, Outcome.ABSENT), (Outcome.FAILED, Outcome.NOT_ATTEMPTED)),
+    "verify": ((Outcome.ABSENT,), (Outcome.PRESENT, Outcome.FAILED, Outcome.NOT_ATTEMPTED)),
+    "query": ((Outcome.PRESENT, Outcome.ABSENT), (Outcome.FAILED, Outcome.NOT_ATTEMPTED)),
+    "disconnect": (
+        (Outcome.DISCONNECTED, Outcome.ABSENT),
+        (Outcome.FAILED, Outcome.NOT_ATTEMPTED),
+    ),
+    "rotate": (
+        (Outcome.ROTATED, Outcome.ABSENT),
+        (Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_ATTEMPTED),
+    ),
+}
+
+
+def ok_outcomes(event: str) -> tuple[Outcome, ...]:
+    """The outcomes of an ``event`` line that count as success (for the exit code too)."""
+    return _EVENT_OUTCOMES.get(event, _EVENT_OUTCOMES["revoke"])[0]
+
+
+def event_outcomes(event: str) -> tuple[Outcome, ...]:
+    """Every outcome an ``event`` line usually has, successes first (a summary's columns)."""
+    ok, problems = _EVENT_OUTCOMES.get(event, _EVENT_OUTCOMES["revoke"])
+    return ok + problems
+
+
+def is_problem(event: str, outcome: str | None) -> bool:
+    """Whether an ``event`` line with ``outcome`` needs attention (not a success)."""
+    return outcome not in ok_outcomes(event)
+
 
 def key_id(key: str) -> str:
     """Stable, non-reversible identifier of a key for logs: ``sha256:`` + 32 hex."""
@@ -139,6 +172,23 @@ class TaskResult:
     def http_status(self) -> int | None:
         last = self.last
         return last.status if last else None
+
+    @property
+    def request_ids(self) -> list[str]:
+        """Our request ID of every attempt, in order (the last one is the answer's)."""
+        return [attempt.request_id for attempt in self.attempts]
+
+    @property
+    def request_id(self) -> str | None:
+        """Our request ID of the last attempt (None: nothing was sent)."""
+        last = self.last
+        return last.request_id if last else None
+
+    @property
+    def server_request_id(self) -> str | None:
+        """The server's request ID of the last attempt, if it gave one."""
+        last = self.last
+        return last.server_request_id if last else None
 
 
 @dataclass(slots=True)

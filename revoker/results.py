@@ -1,21 +1,180 @@
-"""Results the engine produces and the renderers read: base data, no I/O.
+"""What a run produces and every renderer reads: plan counts, pass totals, the report.
 
-The engine fills these in; :mod:`revoker.render` turns them into text or JSON;
-neither imports the other.
+Plain data with no I/O, so the engine fills it and the renderers show it without
+either importing the other. The one rule that turns a result into an exit code
+lives here too (errors map through ``RevokerError.exit_code``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_OK
-from revoker.models import Outcome, TaskResult, key_hint, key_id
+from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
+from revoker.models import Outcome, Task, TaskResult, is_problem, key_hint, key_id
 
-# The halt reason of a run stopped by rejected credentials (a 401): the engine's
-# pool trips it, the reports below turn it into exit code 3.
-HALT_AUTH = "auth_rejected"
+
+class HaltReason(StrEnum):
+    """Why a run stopped taking new work; written as is to the audit log and summaries."""
+
+    INTERRUPTED = "interrupted"  # a stop signal (SIGINT, SIGTERM, SIGHUP)
+    AUTH_REJECTED = "auth_rejected"  # a 401: every further request would be rejected too
+    AUDIT_WRITE_FAILED = "audit_write_failed"  # nothing may be done that cannot be recorded
+    NEW_KEYS_FILE_FAILED = "new_keys_file_failed"  # rotate: a new key could not be saved
+
+
+def exit_code_for(halt_reason: str | None, *, problems: bool) -> int:
+    """The one place a result becomes an exit code: the halt first, then any problem."""
+    if halt_reason == HaltReason.AUTH_REJECTED:
+        return EXIT_ABORTED
+    if halt_reason == HaltReason.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if halt_reason == HaltReason.AUDIT_WRITE_FAILED or problems:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+@dataclass
+class PlanStats:
+    """What a plan holds, counted in the validation pass."""
+
+    rows: int = 0
+    keys: int = 0
+    tasks: int = 0
+    duplicates: int = 0
+    out_of_shard: int = 0
+    already_done: int = 0
+    per_app_region: Counter[tuple[str, str]] = field(default_factory=Counter)
+    already_done_per_region: Counter[str] = field(default_factory=Counter)
+    sample: list[Task] = field(default_factory=list)
+    invalid: list[InputError] = field(default_factory=list)
+    invalid_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        per_app: dict[str, dict[str, int]] = {}
+        for (app, region), count in sorted(self.per_app_region.items()):
+            per_app.setdefault(app, {})[region] = count
+        return {
+            "rows": self.rows,
+            "keys": self.keys,
+            "tasks": self.tasks,
+            "duplicates_skipped": self.duplicates,
+            "out_of_shard": self.out_of_shard,
+            "already_done": self.already_done,
+            "invalid_rows": self.invalid_count,
+            "per_app_region": per_app,
+            "sample": [
+                {"app_id": t.app_id, "region": t.region, "key_hint": key_hint(t.key)}
+                for t in self.sample
+            ],
+        }
+
+
+@dataclass
+class Totals:
+    """Counts of one pass over the tasks, for the summary and ``run_finished``."""
+
+    event: str
+    counts: Counter[str] = field(default_factory=Counter)
+    per_region: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    unrecorded: list[TaskResult] = field(default_factory=list)
+    # The audit lines of ``unrecorded`` (keys masked), for the fallback file.
+    unrecorded_records: list[dict[str, Any]] = field(default_factory=list)
+    extra: Counter[str] = field(default_factory=Counter)
+    # Totals of the follow-up lines (TaskResult.follow_ups) of this pass, by event.
+    related: dict[str, Totals] = field(default_factory=dict)
+
+    MAX_FAILURES = 100
+
+    def add(self, result: TaskResult) -> None:
+        outcome = str(result.outcome)
+        self.counts[outcome] += 1
+        self.per_region.setdefault(result.task.region, Counter())[outcome] += 1
+        if result.outcome is Outcome.FAILED and len(self.failures) < self.MAX_FAILURES:
+            self.failures.append(
+                {
+                    "app_id": result.task.app_id,
+                    "region": result.task.region,
+                    "key_id": result.task.key_id,
+                    "key_hint": result.task.key_hint,
+                    "http_status": result.http_status,
+                    "message": result.message,
+                    "request_ids": result.request_ids,
+                    "server_request_id": result.server_request_id,
+                }
+            )
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def problems(self) -> bool:
+        """Whether any task of the pass ended in an outcome that is not a success."""
+        return any(n and is_problem(self.event, outcome) for outcome, n in self.counts.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counts": dict(sorted(self.counts.items())),
+            "per_region": {r: dict(sorted(c.items())) for r, c in sorted(self.per_region.items())},
+            **({"extra": dict(self.extra)} if self.extra else {}),
+        }
+
+
+@dataclass
+class RunReport:
+    """The result of one command: what the summary shows and the exit code."""
+
+    command: str
+    run_id: str
+    audit_log: Path | None
+    plan: PlanStats
+    passes: list[Totals] = field(default_factory=list)
+    halt_reason: HaltReason | None = None
+    dry_run: bool = False
+    exit_code: int = EXIT_OK
+    notes: list[str] = field(default_factory=list)
+    audit_head: str | None = None  # hash of the audit log's last line (revoker.audit.chain)
+    # Where the tasks the audit log refused were saved (None: nowhere but the summary).
+    unrecorded_file: Path | None = None
+
+    @property
+    def unrecorded(self) -> list[TaskResult]:
+        return [r for p in self.passes for r in p.unrecorded]
+
+    def pass_for(self, event: str) -> Totals | None:
+        return next((p for p in self.passes if p.event == event), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every fact of the report; the renderer adds its ``verdict`` sentence."""
+        return {
+            "command": self.command,
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "exit_code": self.exit_code,
+            "halt_reason": self.halt_reason,
+            "audit_log": str(self.audit_log) if self.audit_log else None,
+            "audit_head": self.audit_head,
+            "plan": self.plan.to_dict(),
+            **{p.event: {**p.to_dict(), "failures": p.failures} for p in self.passes},
+            "unrecorded": [
+                {
+                    "app_id": r.task.app_id,
+                    "region": r.task.region,
+                    "key_hint": r.task.key_hint,
+                    "outcome": str(r.outcome),
+                    "request_ids": r.request_ids,
+                }
+                for r in self.unrecorded
+            ],
+            "unrecorded_file": str(self.unrecorded_file) if self.unrecorded_file else None,
+            "notes": self.notes,
+        }
 
 
 def iso(unix: Any) -> str | None:
@@ -44,15 +203,14 @@ class RegionView:
 
     @classmethod
     def from_result(cls, result: TaskResult) -> RegionView:
-        last = result.last
         view = cls(
             region=result.task.region,
             outcome=str(result.outcome),
             present={Outcome.PRESENT: True, Outcome.ABSENT: False}.get(result.outcome),
             http_status=result.http_status,
             message=result.message if result.outcome is Outcome.FAILED else None,
-            request_id=last.request_id if last else None,
-            server_request_id=last.server_request_id if last else None,
+            request_id=result.request_id,
+            server_request_id=result.server_request_id,
         )
         data = result.data if result.outcome is Outcome.PRESENT else None
         if isinstance(data, dict):
@@ -80,11 +238,8 @@ class ShowReport:
 
     @property
     def exit_code(self) -> int:
-        if self.halt_reason == HALT_AUTH:
-            return EXIT_ABORTED
-        if any(v.present is None for v in self.regions):
-            return EXIT_FAILED
-        return EXIT_OK
+        unknown = any(v.present is None for v in self.regions)
+        return exit_code_for(self.halt_reason, problems=unknown)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,9 +283,7 @@ class StreamsReport:
 
     @property
     def exit_code(self) -> int:
-        if self.halt_reason == HALT_AUTH:
-            return EXIT_ABORTED
-        return EXIT_FAILED if self.matched or self.failures else EXIT_OK
+        return exit_code_for(self.halt_reason, problems=bool(self.matched or self.failures))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -245,8 +245,8 @@ def task_record(
     record.update(
         outcome=str(result.outcome),
         http_status=result.http_status,
-        request_id=last.request_id if last else None,
-        server_request_id=last.server_request_id if last else None,
+        request_id=result.request_id,
+        server_request_id=result.server_request_id,
         host=last.host if last else None,
         attempts=[a.to_record() for a in result.attempts],
         duration_ms=result.duration_ms,

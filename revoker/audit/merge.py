@@ -4,8 +4,9 @@ For every task (app ID, region, key ID, event; plus the SID for
 ``disconnect`` lines) the latest record wins: latest by ``ts``, then by the
 order the logs were given and the line order. Counts per event, region and
 outcome; every problem with its request IDs and the server's message.
-Problems: a latest outcome ``failed`` or ``not_attempted``, and a ``verify``
-that still found the key ``present``. A halted run's ``not_started`` line (the
+Problems: a latest outcome that is not a success for its event
+(:func:`revoker.models.is_problem`: ``failed``, ``not_attempted``, ``unknown``,
+a ``verify`` that still found the key ``present``). A halted run's ``not_started`` line (the
 tasks it never started, by count) adds that many ``not_attempted`` tasks,
 unless a later ``--resume`` run in the same log finished.
 """
@@ -20,9 +21,20 @@ from typing import Any
 from revoker.audit.log import ReadStats, iter_records
 from revoker.errors import EXIT_FAILED, EXIT_OK, AuditLogError
 from revoker.models import REGIONS
+from revoker.models import is_problem as is_problem_outcome
 
 TASK_EVENTS = ("revoke", "verify", "query", "disconnect", "rotate")
-PROBLEM_OUTCOMES = frozenset({"failed", "not_attempted", "unknown"})
+OUTCOME_ORDER = (
+    "revoked",
+    "rotated",
+    "disconnected",
+    "present",
+    "absent",
+    "failed",
+    "unknown",
+    "not_attempted",
+)
+MAX_PROBLEMS_SHOWN = 200
 
 TaskKey = tuple[str, str, str, str, str]
 # The event with one line per planned task (run_started's counts.tasks), by command.
@@ -30,8 +42,8 @@ PLANNED_EVENT = {"revoke": "revoke", "verify": "verify", "prune": "query"}
 
 
 def is_problem(record: dict[str, Any]) -> bool:
-    outcome = record.get("outcome")
-    return outcome in PROBLEM_OUTCOMES or (record.get("event") == "verify" and outcome == "present")
+    """Whether a task line's outcome is not a success for its event."""
+    return is_problem_outcome(str(record.get("event")), record.get("outcome"))
 
 
 @dataclass

@@ -28,7 +28,8 @@ from revoker.settings import RunSettings
 
 if TYPE_CHECKING:
     from revoker.engine.planner import Plan
-    from revoker.engine.run import Pass, RunReport
+    from revoker.engine.run import Pass
+    from revoker.results import RunReport
 
 
 def _run(
@@ -217,7 +218,8 @@ def rotate(
     to --new-keys-file. KEYS as for revoke.
     """
     from revoker.engine.newkeys import NewKeysFile
-    from revoker.engine.rotate import ROTATE, rotate_passes
+    from revoker.engine.rotate import rotate_passes
+    from revoker.engine.rotate_resume import ROTATE
 
     settings = build_settings(opts, disconnect=disconnect, disconnect_timeout=disconnect_timeout)
     missing = "rotate needs --new-keys-file PATH: the only place new keys are written"

@@ -32,33 +32,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from revoker.agora.client import ApiResponse
-from revoker.audit.log import iter_records
+from revoker.engine.disconnect_records import (
+    DISCONNECT,
+    Listing,
+    listing_failed,
+    step_record,
+)
+from revoker.engine.jobs import call_task, classifier, classify_get, query_task, revoke_task
 from revoker.engine.matching import (
     KeyIdentity,
     KeyIndex,
     Match,
-    PushUrl,
     parse_push_url,
     usable_sid,
 )
-from revoker.engine.pool import (
-    Context,
-    Totals,
-    call_task,
-    classifier,
-    classify_get,
-    query_task,
-    revoke_task,
-)
+from revoker.engine.pool import Context
 from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult, done_digest
 
-DISCONNECT = "disconnect"
 DEFAULT_CONFIRM_TIMEOUT = 10.0
 FIRST_POLL = 0.2  # seconds before the first confirming GET; doubles up to MAX_POLL
 MAX_POLL = 1.0
@@ -67,19 +62,6 @@ classify_disconnect = classifier(Outcome.DISCONNECTED)
 
 AppRegion = tuple[str, str]
 Later = Callable[[], Awaitable[list[FollowUp]]]
-
-
-@dataclass
-class Listing:
-    """One answer of ``GET .../online-streams``; ``entries`` is None if the listing failed."""
-
-    result: TaskResult
-    entries: list[tuple[dict[str, Any], PushUrl]] | None
-
-    @property
-    def request_id(self) -> str | None:
-        last = self.result.last
-        return last.request_id if last else None
 
 
 @dataclass
@@ -158,7 +140,7 @@ class StreamSweep:
         identity = key_identity(task, lookup)
         lookup_failed = None if lookup.outcome in (Outcome.PRESENT, Outcome.ABSENT) else lookup
         result = await revoke_task(self.ctx, task)
-        result.audit_fields["lookup"] = _lookup_record(lookup)
+        result.audit_fields["lookup"] = step_record(lookup)
         if identity.channel is not None:
             result.audit_fields["channel"] = identity.channel
             result.audit_fields["uid"] = identity.uid
@@ -243,7 +225,7 @@ class StreamSweep:
         which: str,
     ) -> list[FollowUp]:
         if listing.entries is None:
-            return [_listing_failed(task, listing, which)]
+            return [listing_failed(task, listing, which)]
         jobs = []
         for stream, push in listing.entries:
             found = index.find(stream, push)
@@ -312,10 +294,10 @@ class StreamSweep:
                 return ctx.client.get_stream(task.region, task.app_id, sid)
 
             poll, response = await call_task(ctx, task, "GET", send_get, classify_get)
-            ids.extend(a.request_id for a in poll.attempts)
+            ids.extend(poll.request_ids)
             if _gone(poll, response, sid):
                 cut.duration_ms = int((time.monotonic() - started) * 1000) + cut.duration_ms
-                fields["confirmed_by"] = poll.last.request_id if poll.last else None
+                fields["confirmed_by"] = poll.request_id
                 return
             if poll.outcome is not Outcome.PRESENT:
                 reason = f"could not confirm: {poll.message or poll.outcome}"
@@ -355,68 +337,3 @@ def _gone(poll: TaskResult, response: ApiResponse | None, sid: str) -> bool:
 
 async def _ready(note: FollowUp) -> FollowUp:
     return note
-
-
-def _listing_failed(task: Task, listing: Listing, which: str) -> FollowUp:
-    source = listing.result
-    outcome = Outcome.NOT_ATTEMPTED if source.outcome is Outcome.NOT_ATTEMPTED else Outcome.FAILED
-    what = (
-        "listing live streams failed"
-        if which == "before"
-        else "listing live streams after the last DELETE failed (streams started "
-        "during the run were not checked)"
-    )
-    result = TaskResult(
-        task,
-        outcome,
-        list(source.attempts),
-        source.duration_ms,
-        f"{what}: {source.message or 'unexpected answer'}",
-    )
-    fields = {"sid": None, "listing": which, "list_request_id": listing.request_id}
-    return FollowUp(DISCONNECT, result, fields)
-
-
-def _lookup_record(lookup: TaskResult) -> dict[str, Any]:
-    last = lookup.last
-    return {
-        "outcome": str(lookup.outcome),
-        "http_status": lookup.http_status,
-        "request_id": last.request_id if last else None,
-        "server_request_id": last.server_request_id if last else None,
-        "attempts": [a.to_record() for a in lookup.attempts],
-    }
-
-
-def resumed_identities(path: Path, done: Collection[int]) -> dict[int, KeyIdentity | None]:
-    """Pairs deleted in an earlier run (by :func:`~revoker.models.done_digest`), with the
-    channel and uid their ``revoke`` line recorded (None if it recorded none); the key
-    itself comes from the input."""
-    wanted: dict[int, KeyIdentity | None] = dict.fromkeys(done)
-    if not wanted or not path.exists():
-        return wanted
-    for record in iter_records(path):
-        if record.get("event") != "revoke":
-            continue
-        digest = done_digest(
-            str(record.get("app_id")), str(record.get("region")), str(record.get("key_id"))
-        )
-        channel = record.get("channel")
-        if digest in wanted and isinstance(channel, str):
-            uid = record.get("uid")
-            wanted[digest] = KeyIdentity("", channel, str(uid) if uid is not None else None)
-    return wanted
-
-
-def disconnect_note(totals: Totals | None) -> str:
-    """The summary line that replaces "streams keep running" under --disconnect."""
-    counts = totals.counts if totals else {}
-    cut = counts.get(str(Outcome.DISCONNECTED), 0)
-    line = f"live streams cut off: {cut}"
-    ended = counts.get(str(Outcome.ABSENT), 0)
-    if ended:
-        line += f" ({ended} had already ended)"
-    failed = counts.get(str(Outcome.FAILED), 0) + counts.get(str(Outcome.NOT_ATTEMPTED), 0)
-    if failed:
-        line += f"; {failed} could NOT be cut off (see disconnect failures)"
-    return line

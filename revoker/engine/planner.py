@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from revoker.engine.inputs import KeyRow, Source, iter_rows
 from revoker.errors import InputError, InputErrors, UsageError
-from revoker.models import REGIONS, Task, done_digest, key_hint, key_id
+from revoker.models import REGIONS, Task, done_digest, key_id
+from revoker.results import PlanStats
 from revoker.settings import InputSettings, Shard
 
 MAX_ERRORS_SHOWN = 20
@@ -35,42 +34,6 @@ def shard_of(key: str, count: int) -> int:
 def _pair_digest(app_id: str, key: str) -> int:
     data = app_id.encode("utf-8") + b"\x00" + key.encode("utf-8")
     return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
-
-
-@dataclass
-class PlanStats:
-    """What a plan holds, counted in the validation pass."""
-
-    rows: int = 0
-    keys: int = 0
-    tasks: int = 0
-    duplicates: int = 0
-    out_of_shard: int = 0
-    already_done: int = 0
-    per_app_region: Counter[tuple[str, str]] = field(default_factory=Counter)
-    already_done_per_region: Counter[str] = field(default_factory=Counter)
-    sample: list[Task] = field(default_factory=list)
-    invalid: list[InputError] = field(default_factory=list)
-    invalid_count: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        per_app: dict[str, dict[str, int]] = {}
-        for (app, region), count in sorted(self.per_app_region.items()):
-            per_app.setdefault(app, {})[region] = count
-        return {
-            "rows": self.rows,
-            "keys": self.keys,
-            "tasks": self.tasks,
-            "duplicates_skipped": self.duplicates,
-            "out_of_shard": self.out_of_shard,
-            "already_done": self.already_done,
-            "invalid_rows": self.invalid_count,
-            "per_app_region": per_app,
-            "sample": [
-                {"app_id": t.app_id, "region": t.region, "key_hint": key_hint(t.key)}
-                for t in self.sample
-            ],
-        }
 
 
 class Plan:

@@ -21,8 +21,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.planner import Plan
-from revoker.engine.pool import Context, TaskRunner, query_task, revoke_task
+from revoker.engine.pool import Context, TaskRunner
 from revoker.engine.run import Pass
 from revoker.models import FollowUp, Outcome, Task, TaskResult
 

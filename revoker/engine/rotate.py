@@ -29,124 +29,34 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from revoker.agora.client import ApiResponse
-from revoker.audit.log import iter_records
 from revoker.engine.disconnect import DEFAULT_CONFIRM_TIMEOUT, Later, StreamSweep
+from revoker.engine.disconnect_records import step_record
+from revoker.engine.jobs import call_task, query_task, revoke_task
 from revoker.engine.matching import KeyIdentity
 from revoker.engine.newkeys import NewKeysFile
 from revoker.engine.planner import Plan
-from revoker.engine.pool import (
-    HALT_AUDIT,
-    Context,
-    TaskRunner,
-    call_task,
-    query_task,
-    revoke_task,
-)
+from revoker.engine.pool import Context, TaskRunner
+from revoker.engine.rotate_resume import ROTATE, KeySettings, Pair, Prior, load_priors
 from revoker.engine.run import Pass
 from revoker.errors import AuditWriteError, NewKeysWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult, key_hint, key_id
+from revoker.results import HaltReason
 from revoker.settings import RunSettings
 
-ROTATE = "rotate"
 COLLISION_RETRIES = 3
-HALT_NEW_KEYS = "new_keys_file_failed"
 NO_REPLACEMENT = "old key already deleted, no replacement issued"
 UNKNOWN_HELP = (
     "the create was sent but its answer was lost: a replacement may exist; check in "
     "Agora Console or with `revoker show` before issuing one (revoker will not create again)"
 )
 
-Pair = tuple[str, str, str]  # (app_id, region, key_id)
-
-
-@dataclass(frozen=True)
-class KeySettings:
-    """What a replacement is created with."""
-
-    channel: str
-    uid: str
-    expires_after: int
-
-    @classmethod
-    def from_data(cls, data: Any) -> KeySettings | None:
-        """From a query's ``data`` (API names); None if it lacks a usable field."""
-        if not isinstance(data, dict):
-            return None
-        channel, uid, expires = data.get("channel"), data.get("uid"), data.get("expiresAfter")
-        if not isinstance(channel, str) or not isinstance(uid, str):
-            return None
-        if not isinstance(expires, int) or isinstance(expires, bool) or expires < 0:
-            return None
-        return cls(channel, uid, expires)
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> KeySettings | None:
-        """From a ``rotate`` audit line's own fields."""
-        return cls.from_data(
-            {
-                "channel": record.get("channel"),
-                "uid": record.get("uid"),
-                "expiresAfter": record.get("expires_after"),
-            }
-        )
-
-    def fields(self) -> dict[str, Any]:
-        return {"channel": self.channel, "uid": self.uid, "expires_after": self.expires_after}
-
-
-@dataclass(frozen=True)
-class Prior:
-    """What an earlier run left unfinished for a pair."""
-
-    state: str  # "unknown": a create may have happened; "deleted": the old key may be gone
-    settings: KeySettings | None
-    run_id: str
-
-
-def load_priors(path: Path) -> dict[Pair, Prior]:
-    """Pairs whose latest ``rotate`` line leaves work that must not simply start over."""
-    priors: dict[Pair, Prior] = {}
-    if not path.exists():
-        return priors
-    for record in iter_records(path):
-        if record.get("event") != ROTATE:
-            continue
-        pair = (str(record.get("app_id")), str(record.get("region")), str(record.get("key_id")))
-        prior = _prior_of(record)
-        if prior is None:
-            priors.pop(pair, None)
-        else:
-            priors[pair] = prior
-    return priors
-
-
-def _prior_of(record: dict[str, Any]) -> Prior | None:
-    run_id = str(record.get("run_id"))
-    settings = KeySettings.from_record(record)
-    if record.get("outcome") == str(Outcome.UNKNOWN):
-        return Prior("unknown", settings, run_id)
-    if record.get("phase") == "delete" or (
-        record.get("outcome") == str(Outcome.FAILED) and record.get("old_key_deleted")
-    ):
-        return Prior("deleted", settings, run_id)
-    return None
-
 
 def _step(result: TaskResult) -> dict[str, Any]:
     """One request step of a rotation, for the result line (request IDs included)."""
-    last = result.last
-    return {
-        "outcome": str(result.outcome),
-        "http_status": result.http_status,
-        "request_id": last.request_id if last else None,
-        "server_request_id": last.server_request_id if last else None,
-        "attempts": [a.to_record() for a in result.attempts],
-        "message": result.message,
-    }
+    return {**step_record(result), "message": result.message}
 
 
 def is_collision(response: ApiResponse) -> bool:
@@ -356,7 +266,7 @@ class Rotation:
                 expires_after=new.expires_after,
             )
         except NewKeysWriteError as exc:
-            ctx.halt.trip(HALT_NEW_KEYS)
+            ctx.halt.trip(HaltReason.NEW_KEYS_FILE_FAILED)
             self.unknown += 1
             result = self._end(
                 task,
@@ -392,7 +302,7 @@ class Rotation:
             if phase == "create":
                 ctx.audit.sync()
         except AuditWriteError:
-            ctx.halt.trip(HALT_AUDIT)
+            ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
             return False
         return True
 

@@ -7,13 +7,11 @@ raised as RevokerError subclasses; everything else ends in a RunReport.
 from __future__ import annotations
 
 import asyncio
-import signal
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import IO, Any
+from dataclasses import dataclass, replace
+from typing import IO
 
 import httpx
 import structlog
@@ -22,31 +20,18 @@ from revoker.agora.client import AgoraClient
 from revoker.audit.log import AuditLog, load_done, save_unrecorded
 from revoker.credentials import Credentials
 from revoker.engine.delayqueue import DelayQueue
-from revoker.engine.disconnect import StreamSweep, disconnect_note, resumed_identities
+from revoker.engine.disconnect import StreamSweep
+from revoker.engine.disconnect_records import disconnect_note, resumed_identities
 from revoker.engine.inputs import open_sources
+from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.pacing import RateLimits
-from revoker.engine.planner import Plan, PlanStats, build_plan
-from revoker.engine.pool import (
-    HALT_AUDIT,
-    HALT_AUTH,
-    HALT_INTERRUPTED,
-    Context,
-    Halt,
-    TaskRunner,
-    Totals,
-    query_task,
-    revoke_task,
-    run_tasks,
-)
-from revoker.errors import (
-    EXIT_ABORTED,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    AuditLogError,
-    AuditWriteError,
-)
+from revoker.engine.planner import Plan, build_plan
+from revoker.engine.pool import Context, Halt, TaskRunner, run_tasks
+from revoker.engine.retry import RetryPolicy
+from revoker.engine.signals import stop_on_signals
+from revoker.errors import EXIT_FAILED, AuditLogError, AuditWriteError
 from revoker.models import Outcome, Task, TaskResult
+from revoker.results import HaltReason, PlanStats, RunReport, Totals, exit_code_for
 from revoker.settings import RunSettings
 
 log = structlog.get_logger("revoker")
@@ -55,108 +40,6 @@ STREAMS_NOTE = (
     "Deleting a key does not stop a stream already running with it: "
     "use --disconnect (or Agora's force-disconnect with the stream's SID)."
 )
-# SIGHUP too: a closed terminal or a dropped ssh session must stop a run as
-# gracefully as SIGTERM, not kill it with DELETEs unrecorded.
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-OK_OUTCOMES = {
-    "revoke": {str(Outcome.REVOKED), str(Outcome.ABSENT)},
-    "verify": {str(Outcome.ABSENT)},
-    "query": {str(Outcome.PRESENT), str(Outcome.ABSENT)},
-    "disconnect": {str(Outcome.DISCONNECTED), str(Outcome.ABSENT)},
-    "rotate": {str(Outcome.ROTATED), str(Outcome.ABSENT)},
-}
-
-
-@dataclass
-class RunReport:
-    """The result of one command: what the summary shows and the exit code."""
-
-    command: str
-    run_id: str
-    audit_log: Path | None
-    plan: PlanStats
-    passes: list[Totals] = field(default_factory=list)
-    halt_reason: str | None = None
-    dry_run: bool = False
-    exit_code: int = EXIT_OK
-    notes: list[str] = field(default_factory=list)
-    audit_head: str | None = None  # hash of the audit log's last line (revoker.audit.chain)
-    # Where the tasks the audit log refused were saved (None: nowhere but the summary).
-    unrecorded_file: Path | None = None
-
-    @property
-    def unrecorded(self) -> list[TaskResult]:
-        return [r for p in self.passes for r in p.unrecorded]
-
-    def pass_for(self, event: str) -> Totals | None:
-        return next((p for p in self.passes if p.event == event), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "command": self.command,
-            "run_id": self.run_id,
-            "dry_run": self.dry_run,
-            "exit_code": self.exit_code,
-            "verdict": verdict(self),
-            "halt_reason": self.halt_reason,
-            "audit_log": str(self.audit_log) if self.audit_log else None,
-            "audit_head": self.audit_head,
-            "plan": self.plan.to_dict(),
-            **{p.event: {**p.to_dict(), "failures": p.failures} for p in self.passes},
-            "unrecorded": [
-                {
-                    "app_id": r.task.app_id,
-                    "region": r.task.region,
-                    "key_hint": r.task.key_hint,
-                    "outcome": str(r.outcome),
-                    "request_ids": [a.request_id for a in r.attempts],
-                }
-                for r in self.unrecorded
-            ],
-            "unrecorded_file": str(self.unrecorded_file) if self.unrecorded_file else None,
-            "notes": self.notes,
-        }
-
-
-def verdict(report: RunReport) -> str:
-    if report.dry_run:
-        return "dry run: queried, nothing deleted" if report.passes else "dry run: nothing sent"
-    if report.halt_reason == HALT_AUTH:
-        return "aborted: credentials rejected (401); the rest is not_attempted"
-    if report.halt_reason == HALT_INTERRUPTED:
-        return "interrupted: in-flight requests finished; the rest is not_attempted"
-    if report.halt_reason == HALT_AUDIT:
-        return "stopped: the audit log could not be written"
-    if report.exit_code == EXIT_OK:
-        return {
-            "revoke": "every key revoked or absent in every region",
-            "verify": "every key absent in every region",
-            "prune": "every matching pair deleted",
-            "rotate": "every key rotated (or absent) in every region",
-        }.get(report.command, "done")
-    return {
-        "revoke": "some keys were NOT revoked",
-        "verify": "some keys are still present (or could not be checked)",
-        "prune": "some pairs could NOT be checked or deleted",
-        "rotate": "some keys were NOT rotated",
-    }.get(report.command, "failures")
-
-
-def exit_code_for(halt_reason: str | None, passes: list[Totals]) -> int:
-    """The one place results become an exit code (errors map via RevokerError.exit_code)."""
-    if halt_reason == HALT_AUTH:
-        return EXIT_ABORTED
-    if halt_reason == HALT_INTERRUPTED:
-        return EXIT_INTERRUPTED
-    if halt_reason == HALT_AUDIT:
-        return EXIT_FAILED
-    for totals in passes:
-        ok = OK_OUTCOMES.get(totals.event, OK_OUTCOMES["revoke"])
-        if any(n and outcome not in ok for outcome, n in totals.counts.items()):
-            return EXIT_FAILED
-    return EXIT_OK
 
 
 @dataclass
@@ -205,8 +88,12 @@ def execute(
     transport: httpx.AsyncBaseTransport | None = None,
     on_result: Callable[[TaskResult], None] | None = None,
     install_signal_handlers: bool = True,
+    retry: RetryPolicy | None = None,
 ) -> RunReport:
-    """Open the audit log, run every pass, write ``run_finished``; return the report."""
+    """Open the audit log, run every pass, write ``run_finished``; return the report.
+
+    ``retry`` replaces the policy built from ``settings.retry`` (e.g. shorter waits).
+    """
     run_id = str(uuid.uuid4())
     signer = None
     if settings.sign_key is not None:
@@ -240,9 +127,12 @@ def execute(
                 transport,
                 on_result,
                 install_signal_handlers,
+                retry or RetryPolicy.from_settings(settings.retry),
             )
         )
-        report.exit_code = exit_code_for(report.halt_reason, report.passes)
+        report.exit_code = exit_code_for(
+            report.halt_reason, problems=any(p.problems for p in report.passes)
+        )
         if plan.changed and report.halt_reason is None:
             log.error("input changed during the run", detail=plan.changed)
             report.notes.append(f"ERROR: {plan.changed}; run again to be sure")
@@ -255,7 +145,7 @@ def execute(
             report.notes.append(STREAMS_NOTE)
         elif revoked and settings.disconnect and command in ("revoke", "rotate"):
             report.notes.append(disconnect_note(report.pass_for("disconnect")))
-        if report.halt_reason != HALT_AUDIT:
+        if report.halt_reason != HaltReason.AUDIT_WRITE_FAILED:
             audit.run_finished(
                 command=command,
                 exit_code=report.exit_code,
@@ -271,7 +161,7 @@ def execute(
             **{p.event: dict(p.counts) for p in report.passes},
         )
     except AuditWriteError:
-        report.halt_reason = HALT_AUDIT
+        report.halt_reason = HaltReason.AUDIT_WRITE_FAILED
         report.exit_code = EXIT_FAILED
     finally:
         report.audit_head = audit.head
@@ -279,7 +169,7 @@ def execute(
         try:
             audit.close()
         except AuditWriteError:
-            report.halt_reason = report.halt_reason or HALT_AUDIT
+            report.halt_reason = report.halt_reason or HaltReason.AUDIT_WRITE_FAILED
             report.exit_code = EXIT_FAILED
         if report.unrecorded:
             records = [r for p in report.passes for r in p.unrecorded_records]
@@ -297,17 +187,9 @@ async def _run_passes(
     transport: httpx.AsyncBaseTransport | None,
     on_result: Callable[[TaskResult], None] | None,
     install_signal_handlers: bool,
+    retry: RetryPolicy,
 ) -> None:
     halt = Halt()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    if install_signal_handlers:
-        for sig in STOP_SIGNALS:
-            try:
-                loop.add_signal_handler(sig, _on_signal, loop, halt, sig)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-                pass
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
     client_settings = settings.client
     if any(p.delay is not None for p in passes):
@@ -315,26 +197,25 @@ async def _run_passes(
         # holds the connection a DELETE waits for.
         client_settings = replace(client_settings, concurrency=2 * client_settings.concurrency)
     try:
-        async with AgoraClient(client_settings, credentials, transport=transport) as client:
-            ctx = Context(client, settings.retry, limits, halt, audit=audit)
-            index = 0
-            while index < len(passes) and not halt.is_set:
-                sweep = passes[index]
-                behind = passes[index + 1] if index + 1 < len(passes) else None
-                if behind is None or behind.delay is None:
-                    ran = [sweep]
-                    totals = await _sweep(sweep, plan, ctx, audit, settings, on_result)
-                else:
-                    ran = [sweep, behind]
-                    totals = await _sweep_with_follower(
-                        sweep, behind, behind.delay, plan, ctx, audit, settings, on_result
-                    )
-                report.passes.extend(totals)
-                report.notes.extend(note for p in ran if p.notes for note in p.notes())
-                index += len(ran)
+        with stop_on_signals(halt, install=install_signal_handlers):
+            async with AgoraClient(client_settings, credentials, transport=transport) as client:
+                ctx = Context(client, retry, limits, halt, audit=audit)
+                index = 0
+                while index < len(passes) and not halt.is_set:
+                    sweep = passes[index]
+                    behind = passes[index + 1] if index + 1 < len(passes) else None
+                    if behind is None or behind.delay is None:
+                        ran = [sweep]
+                        totals = await _sweep(sweep, plan, ctx, audit, settings, on_result)
+                    else:
+                        ran = [sweep, behind]
+                        totals = await _sweep_with_follower(
+                            sweep, behind, behind.delay, plan, ctx, audit, settings, on_result
+                        )
+                    report.passes.extend(totals)
+                    report.notes.extend(note for p in ran if p.notes for note in p.notes())
+                    index += len(ran)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
         report.halt_reason = halt.reason
 
 
@@ -428,14 +309,6 @@ async def _sweep_with_follower(
     lead_totals.extra["throttled_429"] = ctx.throttled - throttled_before - follower_429
     follower_totals.extra["throttled_429"] = follower_429
     return [lead_totals, *lead_totals.related.values(), follower_totals]
-
-
-def _on_signal(loop: asyncio.AbstractEventLoop, halt: Halt, sig: signal.Signals) -> None:
-    """First signal: finish in-flight requests, record the rest. Second: default action."""
-    log.warning("signal received: finishing in-flight requests", signal=sig.name)
-    halt.trip(HALT_INTERRUPTED)
-    for stop in STOP_SIGNALS:
-        loop.remove_signal_handler(stop)
 
 
 def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:

@@ -8,8 +8,10 @@ import httpx
 
 from revoker.agora.client import AgoraClient
 from revoker.credentials import Credentials
+from revoker.engine.jobs import query_task
 from revoker.engine.pacing import RateLimits
-from revoker.engine.pool import Context, Halt, query_task
+from revoker.engine.pool import Context, Halt
+from revoker.engine.retry import RetryPolicy
 from revoker.models import Task
 from revoker.results import RegionView, ShowReport
 from revoker.settings import ClientSettings, RetrySettings
@@ -31,7 +33,7 @@ def show_key(
         halt = Halt()
         limits = {m: RateLimits(0) for m in ("DELETE", "GET")}
         async with AgoraClient(client_settings, credentials, transport=transport) as client:
-            ctx = Context(client, retry or RetrySettings(), limits, halt)
+            ctx = Context(client, RetryPolicy.from_settings(retry or RetrySettings()), limits, halt)
             results = await asyncio.gather(
                 *(query_task(ctx, Task(app_id, region, key)) for region in regions)
             )

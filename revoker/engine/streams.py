@@ -16,16 +16,17 @@ import httpx
 from revoker.agora.client import AgoraClient, ApiResponse
 from revoker.credentials import Credentials
 from revoker.engine.disconnect import key_identity
+from revoker.engine.jobs import call_task, classify_get, query_task
 from revoker.engine.matching import KeyIndex, parse_push_url
 from revoker.engine.pacing import RateLimits
-from revoker.engine.pool import Context, Halt, call_task, classify_get, query_task
-from revoker.models import Outcome, Task
+from revoker.engine.pool import Context, Halt
+from revoker.engine.retry import RetryPolicy
+from revoker.models import Outcome, Task, TaskResult
 from revoker.results import StreamRow, StreamsReport
 from revoker.settings import ClientSettings, RetrySettings
 
 
-def _failure(task: Task, what: str, result: Any) -> dict[str, Any]:
-    last = result.last
+def _failure(task: Task, what: str, result: TaskResult) -> dict[str, Any]:
     return {
         "app_id": task.app_id,
         "region": task.region,
@@ -34,7 +35,7 @@ def _failure(task: Task, what: str, result: Any) -> dict[str, Any]:
         "outcome": str(result.outcome),
         "http_status": result.http_status,
         "message": result.message,
-        "request_id": last.request_id if last else None,
+        "request_id": result.request_id,
     }
 
 
@@ -59,7 +60,7 @@ def check_streams(
         limits = {"GET": RateLimits(get_rps), "DELETE": RateLimits(0)}
         gate = asyncio.Semaphore(max(1, client_settings.concurrency))
         async with AgoraClient(client_settings, credentials, transport=transport) as client:
-            ctx = Context(client, retry, limits, halt)
+            ctx = Context(client, RetryPolicy.from_settings(retry), limits, halt)
 
             async def lookup(task: Task) -> Any:
                 async with gate:

@@ -7,7 +7,7 @@ import json
 from revoker.models import key_hint, key_id
 from revoker.redact import printable_lines
 from revoker.render.table import table
-from revoker.results import HALT_AUTH, ShowReport
+from revoker.results import HaltReason, ShowReport
 
 
 def render_show(report: ShowReport, fmt: str) -> str:
@@ -27,6 +27,6 @@ def render_show(report: ShowReport, fmt: str) -> str:
                 f"  {v.region}: {v.outcome} HTTP {v.http_status} {v.message or ''} "
                 f"request_id={v.request_id} server_request_id={v.server_request_id}"
             )
-    if report.halt_reason == HALT_AUTH:
+    if report.halt_reason == HaltReason.AUTH_REJECTED:
         lines.append("credentials rejected (401)")
     return printable_lines("\n".join(lines))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from revoker.render.table import table
-from revoker.results import HALT_AUTH, StreamsReport
+from revoker.results import HaltReason, StreamsReport
 
 
 def render_streams(report: StreamsReport, fmt: str) -> str:
@@ -34,6 +34,6 @@ def render_streams(report: StreamsReport, fmt: str) -> str:
             f"HTTP {failure['http_status']} {failure['message'] or ''} "
             f"request_id={failure['request_id']}"
         )
-    if report.halt_reason == HALT_AUTH:
+    if report.halt_reason == HaltReason.AUTH_REJECTED:
         lines.append("credentials rejected (401)")
     return "\n".join(lines)

@@ -3,28 +3,53 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from revoker.engine.planner import PlanStats
-from revoker.engine.pool import Totals
-from revoker.engine.run import RunReport, verdict
-from revoker.models import REGIONS
+from revoker.errors import EXIT_OK
+from revoker.models import REGIONS, event_outcomes
 from revoker.redact import printable_lines
 from revoker.render.table import table
+from revoker.results import HaltReason, PlanStats, RunReport, Totals
 
 MAX_FAILURES_SHOWN = 20
-COLUMNS = {
-    "revoke": ["revoked", "absent", "failed", "not_attempted"],
-    "verify": ["absent", "present", "failed", "not_attempted"],
-    "query": ["present", "absent", "failed", "not_attempted"],
-    "disconnect": ["disconnected", "absent", "failed", "not_attempted"],
-    "rotate": ["rotated", "absent", "failed", "unknown", "not_attempted"],
-}
 
 
 def render(report: RunReport, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report.to_dict(), indent=2, sort_keys=False)
+        return json.dumps(report_dict(report), indent=2, sort_keys=False)
     return render_text(report)
+
+
+def report_dict(report: RunReport) -> dict[str, Any]:
+    """The report's facts with its verdict sentence, right after the exit code."""
+    facts = list(report.to_dict().items())
+    at = next(i for i, (name, _) in enumerate(facts) if name == "exit_code") + 1
+    return dict([*facts[:at], ("verdict", verdict(report)), *facts[at:]])
+
+
+def verdict(report: RunReport) -> str:
+    """One sentence saying how the run ended, for people."""
+    if report.dry_run:
+        return "dry run: queried, nothing deleted" if report.passes else "dry run: nothing sent"
+    if report.halt_reason == HaltReason.AUTH_REJECTED:
+        return "aborted: credentials rejected (401); the rest is not_attempted"
+    if report.halt_reason == HaltReason.INTERRUPTED:
+        return "interrupted: in-flight requests finished; the rest is not_attempted"
+    if report.halt_reason == HaltReason.AUDIT_WRITE_FAILED:
+        return "stopped: the audit log could not be written"
+    if report.exit_code == EXIT_OK:
+        return {
+            "revoke": "every key revoked or absent in every region",
+            "verify": "every key absent in every region",
+            "prune": "every matching pair deleted",
+            "rotate": "every key rotated (or absent) in every region",
+        }.get(report.command, "done")
+    return {
+        "revoke": "some keys were NOT revoked",
+        "verify": "some keys are still present (or could not be checked)",
+        "prune": "some pairs could NOT be checked or deleted",
+        "rotate": "some keys were NOT rotated",
+    }.get(report.command, "failures")
 
 
 def plan_lines(stats: PlanStats) -> list[str]:
@@ -52,7 +77,7 @@ def plan_lines(stats: PlanStats) -> list[str]:
 
 
 def totals_lines(totals: Totals) -> list[str]:
-    columns = list(COLUMNS.get(totals.event, COLUMNS["revoke"]))
+    columns = [str(outcome) for outcome in event_outcomes(totals.event)]
     columns += sorted(set(totals.counts) - set(columns))
     rows = [["region", *columns]]
     for region in REGIONS:
@@ -89,7 +114,7 @@ def render_text(report: RunReport) -> str:
         # All of them, however many: a request ID left out here is lost evidence.
         lines.append(f"NOT RECORDED in the audit log ({len(report.unrecorded)} tasks):")
         for r in report.unrecorded:
-            ids = ",".join(a.request_id for a in r.attempts) or "-"
+            ids = ",".join(r.request_ids) or "-"
             lines.append(
                 f"  {r.task.region} {r.task.app_id} {r.task.key_hint} "
                 f"{r.task.key_id}: {r.outcome} request_ids={ids}"

@@ -14,7 +14,9 @@ import pytest
 import respx
 
 from revoker.credentials import Credentials
-from revoker.engine.run import RunReport, execute, prepare, revoke_passes
+from revoker.engine.retry import Backoff, RetryPolicy
+from revoker.engine.run import execute, prepare, revoke_passes
+from revoker.results import RunReport
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 from tests.conftest import api_not_found, mock_transport
 
@@ -37,7 +39,7 @@ def run(
     settings = RunSettings(
         inputs=InputSettings(keys=(KEY,), app_id=APP, regions=("na",)),
         client=ClientSettings(base_url=BASE, concurrency=2),
-        retry=RetrySettings(max_attempts=max_attempts, backoff_base=0.001, backoff_max=0.01),
+        retry=RetrySettings(max_attempts=max_attempts),
         max_rps=0,
         audit_log=tmp_path / "audit.jsonl",
         disconnect=True,
@@ -52,6 +54,7 @@ def run(
         revoke_passes(settings, plan),
         transport=mock_transport(),
         install_signal_handlers=False,
+        retry=RetryPolicy(max_attempts, Backoff(0.001, 0.01)),
     )
     lines = settings.audit_log.read_text().splitlines()
     return report, [json.loads(line) for line in lines]

@@ -13,7 +13,9 @@ import respx
 
 from revoker.credentials import Credentials
 from revoker.engine.pool import Halt
-from revoker.engine.run import RunReport, execute, prepare, revoke_passes
+from revoker.engine.retry import Backoff, RetryPolicy
+from revoker.engine.run import execute, prepare, revoke_passes
+from revoker.results import RunReport
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 from tests.conftest import mock_transport
 
@@ -33,7 +35,7 @@ def run(
     settings = RunSettings(
         inputs=InputSettings(keys=tuple(keys), app_id="app", regions=regions),
         client=ClientSettings(base_url=BASE, concurrency=concurrency),
-        retry=RetrySettings(max_attempts=max_attempts, backoff_base=0.01, backoff_max=0.05),
+        retry=RetrySettings(max_attempts=max_attempts),
         max_rps=0,
         audit_log=tmp_path / "audit.jsonl",
         verify=verify,
@@ -48,6 +50,7 @@ def run(
         revoke_passes(settings, plan),
         transport=mock_transport(),
         install_signal_handlers=False,
+        retry=RetryPolicy(max_attempts, Backoff(0.01, 0.05)),
     )
 
 
@@ -364,7 +367,7 @@ def test_a_follow_up_line_that_cannot_be_written_is_listed_unrecorded_alone() ->
         return query
 
     async def go() -> Any:
-        ctx = Context(None, RetrySettings(), {"GET": RateLimits(0)}, Halt())  # type: ignore[arg-type]
+        ctx = Context(None, RetryPolicy(), {"GET": RateLimits(0)}, Halt())  # type: ignore[arg-type]
         return await run_tasks(
             iter([task]),
             runner,

@@ -6,28 +6,25 @@ drawn per attempt, so an attempt fails with probability 0.5. With
 ``--max-attempts 40`` the chance that any of the 2,000 tasks runs out of attempts
 is at most 2000 * 0.5**40, about 2e-9: "all revoked" is a property, not luck.
 
-The run goes through the real CLI (in-process, so the retry backoff can be made
-short): with the production backoff (0.5 s base, full jitter, 30 s cap) the same
-soak takes about two minutes, dominated by the few tasks that need 10+ attempts.
-Only the sleep lengths differ; every retry decision is the production one, and
-``Retry-After`` is still honoured in full.
+The run goes through the engine's entry points (what the CLI calls) with a
+short retry backoff passed in: with the production backoff (full jitter, a
+capped exponential) the few tasks that need 10+ attempts would dominate the
+soak. Only the sleep lengths differ; every retry decision is the production
+one, and ``Retry-After`` is still honoured in full.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-import revoker.cli.options
-from revoker.cli import main
 from revoker.emulator.process import EmulatorProcess
+from revoker.engine.retry import Backoff, RetryPolicy
+from revoker.engine.run import execute, prepare, revoke_passes
 from revoker.models import key_id
-from revoker.settings import RetrySettings
+from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 
 from .helpers import (
     APP,
@@ -48,16 +45,12 @@ MAX_ATTEMPTS = 40
 @pytest.mark.slow
 @pytest.mark.integration
 def test_soak_every_pair_revoked_once_and_every_request_id_matches_the_journal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     keys = make_keys(PAIRS // 4)
     keys_csv = write_keys_csv(tmp_path / "keys.csv", keys)
     journal = tmp_path / "journal.jsonl"
     audit = tmp_path / "audit.jsonl"
-    fast = functools.partial(RetrySettings, backoff_base=0.01, backoff_max=0.25)
-    monkeypatch.setattr(revoker.cli.options, "RetrySettings", fast)
-    for name in ("AGORA_APP_ID", "AGORA_REGIONS", "AGORA_FALLBACK_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
 
     emulator = EmulatorProcess(
         "--seed-keys", str(keys_csv), "--journal", str(journal),
@@ -65,35 +58,29 @@ def test_soak_every_pair_revoked_once_and_every_request_id_matches_the_journal(
         "--latency-ms", "20", "--delete-rps", "0", "--seed", "6",
     )  # fmt: skip
     with emulator:
-        result = CliRunner().invoke(
-            main,
-            [
-                "--log-format",
-                "json",
-                "-q",
-                "revoke",
-                str(keys_csv),
-                "--audit-log",
-                str(audit),
-                "--max-rps",
-                "0",
-                "--concurrency",
-                "64",
-                "--max-attempts",
-                str(MAX_ATTEMPTS),
-                "--timeout",
-                "10",
-                "--output",
-                "json",
-            ],
-            env=emulator.client_env(),
-            catch_exceptions=False,
+        settings = RunSettings(
+            inputs=InputSettings(sources=(str(keys_csv),)),
+            client=ClientSettings(base_url=emulator.base_url, timeout=10, concurrency=64),
+            retry=RetrySettings(max_attempts=MAX_ATTEMPTS),
+            max_rps=0,
+            audit_log=audit,
+        )
+        plan = prepare(settings)
+        report = execute(
+            "revoke",
+            settings,
+            plan,
+            emulator.credentials,
+            revoke_passes(settings, plan),
+            install_signal_handlers=False,
+            retry=RetryPolicy(MAX_ATTEMPTS, Backoff(0.01, 0.25)),
         )
         left = emulator.state()["keys"]
 
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert summary["revoke"]["counts"] == {"revoked": PAIRS}
+    assert report.exit_code == 0, report.to_dict()
+    revoked = report.pass_for("revoke")
+    assert revoked is not None
+    assert revoked.counts == {"revoked": PAIRS}
     assert left == []
 
     read = read_audit(audit)

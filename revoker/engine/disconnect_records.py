@@ -1,0 +1,97 @@
+"""The lines ``--disconnect`` writes besides the cuts, and what it reads back.
+
+A failed listing or lookup as a ``disconnect`` line, the record of one request
+step, the identities an earlier run recorded (for ``--resume``), and the
+summary note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from revoker.audit.log import iter_records
+from revoker.engine.matching import KeyIdentity, PushUrl
+from revoker.models import FollowUp, Outcome, Task, TaskResult, done_digest
+from revoker.results import Totals
+
+DISCONNECT = "disconnect"
+
+
+@dataclass
+class Listing:
+    """One answer of ``GET .../online-streams``; ``entries`` is None if the listing failed."""
+
+    result: TaskResult
+    entries: list[tuple[dict[str, Any], PushUrl]] | None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.result.request_id
+
+
+def listing_failed(task: Task, listing: Listing, which: str) -> FollowUp:
+    source = listing.result
+    outcome = Outcome.NOT_ATTEMPTED if source.outcome is Outcome.NOT_ATTEMPTED else Outcome.FAILED
+    what = (
+        "listing live streams failed"
+        if which == "before"
+        else "listing live streams after the last DELETE failed (streams started "
+        "during the run were not checked)"
+    )
+    result = TaskResult(
+        task,
+        outcome,
+        list(source.attempts),
+        source.duration_ms,
+        f"{what}: {source.message or 'unexpected answer'}",
+    )
+    fields = {"sid": None, "listing": which, "list_request_id": listing.request_id}
+    return FollowUp(DISCONNECT, result, fields)
+
+
+def step_record(lookup: TaskResult) -> dict[str, Any]:
+    """One request a pair's line records besides its own: outcome, request IDs, attempts."""
+    return {
+        "outcome": str(lookup.outcome),
+        "http_status": lookup.http_status,
+        "request_id": lookup.request_id,
+        "server_request_id": lookup.server_request_id,
+        "attempts": [a.to_record() for a in lookup.attempts],
+    }
+
+
+def resumed_identities(path: Path, done: Collection[int]) -> dict[int, KeyIdentity | None]:
+    """Pairs deleted in an earlier run (by :func:`~revoker.models.done_digest`), with the
+    channel and uid their ``revoke`` line recorded (None if it recorded none); the key
+    itself comes from the input."""
+    wanted: dict[int, KeyIdentity | None] = dict.fromkeys(done)
+    if not wanted or not path.exists():
+        return wanted
+    for record in iter_records(path):
+        if record.get("event") != "revoke":
+            continue
+        digest = done_digest(
+            str(record.get("app_id")), str(record.get("region")), str(record.get("key_id"))
+        )
+        channel = record.get("channel")
+        if digest in wanted and isinstance(channel, str):
+            uid = record.get("uid")
+            wanted[digest] = KeyIdentity("", channel, str(uid) if uid is not None else None)
+    return wanted
+
+
+def disconnect_note(totals: Totals | None) -> str:
+    """The summary line that replaces "streams keep running" under --disconnect."""
+    counts = totals.counts if totals else {}
+    cut = counts.get(str(Outcome.DISCONNECTED), 0)
+    line = f"live streams cut off: {cut}"
+    ended = counts.get(str(Outcome.ABSENT), 0)
+    if ended:
+        line += f" ({ended} had already ended)"
+    failed = counts.get(str(Outcome.FAILED), 0) + counts.get(str(Outcome.NOT_ATTEMPTED), 0)
+    if failed:
+        line += f"; {failed} could NOT be cut off (see disconnect failures)"
+    return line

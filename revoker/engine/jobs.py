@@ -1,0 +1,222 @@
+"""What a task does: one API call with retries, classified into an outcome.
+
+:func:`call_api` sends with the run's :class:`~revoker.engine.retry.RetryPolicy`.
+Retried: transport errors, 409, 429, 500, 502, 503, 504 (a create only when
+the server cannot have acted on it). A 401 trips the run's halt switch:
+nothing new is sent, the rest is recorded ``not_attempted``. Cancellation is
+never retried. :func:`revoke_task` and :func:`query_task` are the plain DELETE
+and GET tasks; the other jobs (disconnect, rotate, prune) build on
+:func:`call_task`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from tenacity import AsyncRetrying, retry_if_exception, retry_if_result
+
+from revoker.agora.client import NOT_THE_API, ApiResponse, segment
+from revoker.engine.pacing import Pacer
+from revoker.engine.pool import Context, Halted
+from revoker.errors import TransportFailure
+from revoker.models import Attempt, Outcome, Task, TaskResult
+from revoker.redact import server_request_id, server_text
+from revoker.results import HaltReason
+
+RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+# Answers that say the request was turned away before anything was done.
+REJECTED_STATUS = frozenset({409, 429})
+
+
+async def call_api(
+    ctx: Context,
+    method: str,
+    app_id: str,
+    send: Callable[[], Awaitable[ApiResponse]],
+    attempts: list[Attempt],
+    *,
+    idempotent: bool = True,
+) -> ApiResponse:
+    """One API call with retries; every attempt is appended to ``attempts``.
+
+    Returns the last response (even a retryable one once attempts run out);
+    raises TransportFailure if the last attempt got no response, Halted if
+    the run halted before an attempt was sent. A call that is not
+    ``idempotent`` (a create) is repeated only when the server cannot have
+    acted on it: 409 and 429, or a connection that was never made.
+    """
+    retry_statuses = RETRYABLE_STATUS if idempotent else REJECTED_STATUS
+
+    def repeatable(exc: BaseException) -> bool:
+        return isinstance(exc, TransportFailure) and (idempotent or exc.connect)
+
+    limiter: Pacer | None = ctx.limits[method].get(app_id)
+
+    async def once() -> ApiResponse:
+        if ctx.halt.is_set:
+            raise Halted
+        if limiter is not None:
+            await ctx.halt.sleep(limiter.reserve())  # wakes at once if the run halts
+            if ctx.halt.is_set:
+                raise Halted
+        try:
+            response = await send()
+        except TransportFailure as exc:
+            attempts.append(Attempt(exc.request_id, exc.host, error=exc.kind, ms=exc.ms))
+            raise
+        attempts.append(
+            Attempt(
+                response.request_id,
+                response.host,
+                status=response.status,
+                ms=response.ms,
+                server_request_id=response.server_request_id,
+            )
+        )
+        if response.status == 429:
+            ctx.throttled += 1
+            if limiter is not None:
+                limiter.throttled()
+        elif response.status == 401:
+            ctx.halt.trip(HaltReason.AUTH_REJECTED)
+        return response
+
+    # Fast path: most calls succeed at once, and a tenacity loop per call costs more
+    # than the rest of the call's own work. A retryable first outcome is replayed
+    # as tenacity's attempt 1, so waits, stops and attempt numbers are unchanged.
+    first: ApiResponse | TransportFailure
+    try:
+        first = await once()
+    except TransportFailure as exc:
+        if not repeatable(exc):
+            raise
+        first = exc
+    else:
+        if first.status not in retry_statuses or ctx.retry.max_attempts <= 1:
+            return first
+    replay: list[ApiResponse | TransportFailure] = [first]
+
+    async def attempt() -> ApiResponse:
+        if replay:
+            outcome = replay.pop()
+            if isinstance(outcome, TransportFailure):
+                raise outcome
+            return outcome
+        return await once()
+
+    retrying = AsyncRetrying(
+        stop=ctx.retry.stop(ctx.halt),
+        wait=ctx.retry.wait.with_fallback(ctx.client.has_fallback),
+        retry=(
+            retry_if_exception(repeatable) | retry_if_result(lambda r: r.status in retry_statuses)
+        ),
+        sleep=ctx.halt.sleep,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    result: ApiResponse = await retrying(attempt)
+    return result
+
+
+async def call_task(
+    ctx: Context,
+    task: Task,
+    method: str,
+    send: Callable[[], Awaitable[ApiResponse]],
+    classify: Callable[[ApiResponse], Outcome],
+    *,
+    idempotent: bool = True,
+) -> tuple[TaskResult, ApiResponse | None]:
+    """One API call (with retries) as a TaskResult, plus the last response if any."""
+    attempts: list[Attempt] = []
+    started = time.perf_counter()
+    result = TaskResult(task, Outcome.NOT_ATTEMPTED, attempts)
+    response: ApiResponse | None = None
+    try:
+        response = await call_api(ctx, method, task.app_id, send, attempts, idempotent=idempotent)
+    except Halted:
+        if attempts:
+            result.outcome = Outcome.FAILED
+            result.message = f"stopped before retrying ({ctx.halt.reason})"
+        else:
+            result.message = ctx.halt.reason
+    except TransportFailure as exc:
+        result.outcome = Outcome.FAILED
+        result.message = f"no response: {exc.kind} ({len(attempts)} attempts)"
+    else:
+        result.outcome = classify(response)
+        result.message = (
+            NOT_THE_API if response.foreign else _without_key(response.message, task.key)
+        )
+        result.data = response.data
+        if result.outcome is Outcome.FAILED and response.status in RETRYABLE_STATUS:
+            result.message = f"{result.message or response.status} (after {len(attempts)} attempts)"
+    forms = _key_forms(task.key)
+    for attempt in attempts:
+        attempt.server_request_id = server_request_id(attempt.server_request_id, forms)
+    result.duration_ms = int((time.perf_counter() - started) * 1000)
+    return result, response
+
+
+async def run_call(
+    ctx: Context,
+    task: Task,
+    method: str,
+    send: Callable[[], Awaitable[ApiResponse]],
+    classify: Callable[[ApiResponse], Outcome],
+) -> TaskResult:
+    """A task made of one API call, turned into a TaskResult with its outcome."""
+    result, _ = await call_task(ctx, task, method, send, classify)
+    return result
+
+
+def _key_forms(key: str) -> tuple[str, ...]:
+    """The plain key as sent and as decoded; a 2-letter test key must not blank half a message."""
+    forms = sorted({key, segment(key)}, key=len, reverse=True)  # the longer form first
+    return tuple(form for form in forms if len(form) >= 6)
+
+
+def _without_key(message: str | None, key: str) -> str | None:
+    """A server's message with the plain key (as sent or decoded) blanked."""
+    return server_text(message, _key_forms(key)) if message else message
+
+
+def classifier(success: Outcome) -> Callable[[ApiResponse], Outcome]:
+    """200 -> ``success``, the API's own 404 -> absent, anything else -> failed.
+
+    Any other 404 (:attr:`ApiResponse.foreign`: an HTML page, no echoed request
+    ID) is ``failed``: counting it as absent would call a live key revoked.
+    """
+
+    def classify(response: ApiResponse) -> Outcome:
+        if response.status == 200:
+            return success
+        if response.not_found:
+            return Outcome.ABSENT
+        return Outcome.FAILED
+
+    return classify
+
+
+classify_delete = classifier(Outcome.REVOKED)
+classify_get = classifier(Outcome.PRESENT)
+
+
+async def revoke_task(ctx: Context, task: Task) -> TaskResult:
+    return await run_call(
+        ctx,
+        task,
+        "DELETE",
+        lambda: ctx.client.delete_key(task.region, task.app_id, task.key),
+        classify_delete,
+    )
+
+
+async def query_task(ctx: Context, task: Task) -> TaskResult:
+    return await run_call(
+        ctx,
+        task,
+        "GET",
+        lambda: ctx.client.get_key(task.region, task.app_id, task.key),
+        classify_get,
+    )
