@@ -24,17 +24,6 @@ from revoker.models import REGIONS
 from revoker.models import is_problem as is_problem_outcome
 
 TASK_EVENTS = ("revoke", "verify", "query", "disconnect", "rotate")
-OUTCOME_ORDER = (
-    "revoked",
-    "rotated",
-    "disconnected",
-    "present",
-    "absent",
-    "failed",
-    "unknown",
-    "not_attempted",
-)
-MAX_PROBLEMS_SHOWN = 200
 
 TaskKey = tuple[str, str, str, str, str]
 # The event with one line per planned task (run_started's counts.tasks), by command.

@@ -26,7 +26,7 @@ from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.pacing import RateLimits
 from revoker.engine.planner import Plan, build_plan
-from revoker.engine.pool import Context, Halt, TaskRunner, run_tasks
+from revoker.engine.pool import Context, Halt, TaskFeed, TaskRunner, run_tasks
 from revoker.engine.retry import RetryPolicy
 from revoker.engine.signals import stop_on_signals
 from revoker.errors import EXIT_FAILED, AuditLogError, AuditWriteError
@@ -200,17 +200,18 @@ async def _run_passes(
         with stop_on_signals(halt, install=install_signal_handlers):
             async with AgoraClient(client_settings, credentials, transport=transport) as client:
                 ctx = Context(client, retry, limits, halt, audit=audit)
+                sweeper = _Sweeper(plan, ctx, audit, settings.client.concurrency)
                 index = 0
                 while index < len(passes) and not halt.is_set:
                     sweep = passes[index]
                     behind = passes[index + 1] if index + 1 < len(passes) else None
                     if behind is None or behind.delay is None:
                         ran = [sweep]
-                        totals = await _sweep(sweep, plan, ctx, audit, settings, on_result)
+                        totals = await _sweep(sweep, sweeper, on_result)
                     else:
                         ran = [sweep, behind]
                         totals = await _sweep_with_follower(
-                            sweep, behind, behind.delay, plan, ctx, audit, settings, on_result
+                            sweep, behind, behind.delay, sweeper, on_result
                         )
                     report.passes.extend(totals)
                     report.notes.extend(note for p in ran if p.notes for note in p.notes())
@@ -219,26 +220,41 @@ async def _run_passes(
         report.halt_reason = halt.reason
 
 
+@dataclass(frozen=True)
+class _Sweeper:
+    """What every pass of one run shares: the plan, the context, the log, the workers."""
+
+    plan: Plan
+    ctx: Context
+    audit: AuditLog
+    concurrency: int
+
+    async def run(
+        self,
+        sweep: Pass,
+        tasks: Iterator[Task] | TaskFeed,
+        runner: TaskRunner,
+        on_result: Callable[[TaskResult], None] | None,
+    ) -> Totals:
+        return await run_tasks(
+            tasks,
+            runner,
+            ctx=self.ctx,
+            audit=self.audit,
+            event=sweep.event,
+            concurrency=self.concurrency,
+            on_result=on_result,
+            planned=self.plan.region_counts(include_done=sweep.include_done),
+        )
+
+
 async def _sweep(
-    sweep: Pass,
-    plan: Plan,
-    ctx: Context,
-    audit: AuditLog,
-    settings: RunSettings,
-    on_result: Callable[[TaskResult], None] | None,
+    sweep: Pass, sweeper: _Sweeper, on_result: Callable[[TaskResult], None] | None
 ) -> list[Totals]:
     """Run one pass on its own; its totals, then those of its follow-up lines."""
+    ctx = sweeper.ctx
     throttled_before = ctx.throttled
-    totals = await run_tasks(
-        sweep.tasks(),
-        sweep.runner(ctx),
-        ctx=ctx,
-        audit=audit,
-        event=sweep.event,
-        concurrency=settings.client.concurrency,
-        on_result=on_result,
-        planned=plan.region_counts(include_done=sweep.include_done),
-    )
+    totals = await sweeper.run(sweep, sweep.tasks(), sweep.runner(ctx), on_result)
     totals.extra["throttled_429"] = ctx.throttled - throttled_before
     return [totals, *totals.related.values()]
 
@@ -247,10 +263,7 @@ async def _sweep_with_follower(
     lead: Pass,
     follower: Pass,
     delay: float,
-    plan: Plan,
-    ctx: Context,
-    audit: AuditLog,
-    settings: RunSettings,
+    sweeper: _Sweeper,
     on_result: Callable[[TaskResult], None] | None,
 ) -> list[Totals]:
     """Run ``lead`` and, alongside, ``follower`` on each task ``delay`` s after ``lead`` ends it.
@@ -259,6 +272,7 @@ async def _sweep_with_follower(
     never wait for it; the follower ends when its last task does. After a halt
     both record what they did not do as ``not_attempted``.
     """
+    ctx = sweeper.ctx
     queue: DelayQueue[Task] = DelayQueue(
         delay, sleep=ctx.halt.sleep, hurried=lambda: ctx.halt.is_set, backlog=follower.tasks()
     )
@@ -280,31 +294,12 @@ async def _sweep_with_follower(
 
     async def run_lead() -> Totals:
         try:
-            return await run_tasks(
-                lead.tasks(),
-                lead.runner(ctx),
-                ctx=ctx,
-                audit=audit,
-                event=lead.event,
-                concurrency=settings.client.concurrency,
-                on_result=lead_recorded,
-                planned=plan.region_counts(include_done=lead.include_done),
-            )
+            return await sweeper.run(lead, lead.tasks(), lead.runner(ctx), lead_recorded)
         finally:
             queue.close()
 
     lead_totals, follower_totals = await asyncio.gather(
-        run_lead(),
-        run_tasks(
-            queue,
-            counted,
-            ctx=ctx,
-            audit=audit,
-            event=follower.event,
-            concurrency=settings.client.concurrency,
-            on_result=on_result,
-            planned=plan.region_counts(include_done=follower.include_done),
-        ),
+        run_lead(), sweeper.run(follower, queue, counted, on_result)
     )
     lead_totals.extra["throttled_429"] = ctx.throttled - throttled_before - follower_429
     follower_totals.extra["throttled_429"] = follower_429
