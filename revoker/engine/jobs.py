@@ -37,6 +37,7 @@ async def call_api(
     attempts: list[Attempt],
     *,
     idempotent: bool = True,
+    spare: bool = False,
 ) -> ApiResponse:
     """One API call with retries; every attempt is appended to ``attempts``.
 
@@ -44,7 +45,9 @@ async def call_api(
     raises TransportFailure if the last attempt got no response, Halted if
     the run halted before an attempt was sent. A call that is not
     ``idempotent`` (a create) is repeated only when the server cannot have
-    acted on it: 409 and 429, or a connection that was never made.
+    acted on it: 409 and 429, or a connection that was never made. A
+    ``spare`` call takes only slots of its budget that no other call waits for
+    (see :meth:`Pacer.reserve_spare`).
     """
     retry_statuses = RETRYABLE_STATUS if idempotent else REJECTED_STATUS
 
@@ -56,7 +59,16 @@ async def call_api(
     async def once() -> ApiResponse:
         if ctx.halt.is_set:
             raise Halted
-        if limiter is not None:
+        if limiter is not None and spare:
+            async with limiter.spare_turn:
+                booked, wait = limiter.reserve_spare()
+                while not booked and not ctx.halt.is_set:
+                    await ctx.halt.sleep(wait)
+                    booked, wait = limiter.reserve_spare()
+            await ctx.halt.sleep(wait)
+            if ctx.halt.is_set:
+                raise Halted
+        elif limiter is not None:
             await ctx.halt.sleep(limiter.reserve())  # wakes at once if the run halts
             if ctx.halt.is_set:
                 raise Halted
@@ -126,6 +138,7 @@ async def call_task(
     classify: Callable[[ApiResponse], Outcome],
     *,
     idempotent: bool = True,
+    spare: bool = False,
 ) -> tuple[TaskResult, ApiResponse | None]:
     """One API call (with retries) as a TaskResult, plus the last response if any."""
     attempts: list[Attempt] = []
@@ -133,7 +146,9 @@ async def call_task(
     result = TaskResult(task, Outcome.NOT_ATTEMPTED, attempts)
     response: ApiResponse | None = None
     try:
-        response = await call_api(ctx, method, task.app_id, send, attempts, idempotent=idempotent)
+        response = await call_api(
+            ctx, method, task.app_id, send, attempts, idempotent=idempotent, spare=spare
+        )
     except Halted:
         if attempts:
             result.outcome = Outcome.FAILED
@@ -164,9 +179,11 @@ async def run_call(
     method: str,
     send: Callable[[], Awaitable[ApiResponse]],
     classify: Callable[[ApiResponse], Outcome],
+    *,
+    spare: bool = False,
 ) -> TaskResult:
     """A task made of one API call, turned into a TaskResult with its outcome."""
-    result, _ = await call_task(ctx, task, method, send, classify)
+    result, _ = await call_task(ctx, task, method, send, classify, spare=spare)
     return result
 
 
@@ -212,11 +229,13 @@ async def revoke_task(ctx: Context, task: Task) -> TaskResult:
     )
 
 
-async def query_task(ctx: Context, task: Task) -> TaskResult:
+async def query_task(ctx: Context, task: Task, *, spare: bool = False) -> TaskResult:
+    """GET the key in the task's region; ``spare``: only on GET slots nothing else waits for."""
     return await run_call(
         ctx,
         task,
         "GET",
         lambda: ctx.client.get_key(task.region, task.app_id, task.key),
         classify_get,
+        spare=spare,
     )

@@ -346,11 +346,13 @@ def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None 
     """GET every pair (with ``include_done``, those done in an earlier run too).
 
     With ``behind``, the pass runs behind the pass before it (see :class:`Pass`):
-    its own tasks are then only those done in an earlier run.
+    its own tasks are then only those done in an earlier run, and its GETs take
+    only spare slots of the GET budget, so the lookups that DELETEs wait for
+    (``--disconnect``) are never queued behind verifications.
     """
 
     def runner(ctx: Context) -> TaskRunner:
-        return lambda task: query_task(ctx, task)
+        return lambda task: query_task(ctx, task, spare=behind is not None)
 
     if behind is not None:
         earlier = plan.done_tasks if include_done else lambda: iter(())

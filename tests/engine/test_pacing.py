@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -152,3 +153,47 @@ def test_the_pacer_holds_95_percent_of_the_cap_with_at_most_1_percent_429s(
         assert fidelity.ratio >= 0.95, (seed, fidelity)
         assert fidelity.ratio < 1.0, (seed, fidelity)
         assert fidelity.throttled <= 0.01, (seed, fidelity)
+
+
+def test_a_spare_slot_is_booked_only_when_no_booked_request_waits() -> None:
+    clock = Clock()
+    pacer = Pacer(10, clock=clock)
+    gap = 1 / pacer.rate
+    assert pacer.reserve() == 0.0  # a lookup takes the slot now
+    booked, wait = pacer.reserve_spare()  # busy: nothing booked, ask again before it frees
+    assert (booked, wait) == (False, pytest.approx(gap / 2))
+    assert pacer.reserve() == pytest.approx(gap)  # the next lookup is not pushed back
+    clock.now += 1.75 * gap  # the next free slot is a quarter of a slot away
+    assert pacer.reserve_spare() == (True, pytest.approx(gap / 4))
+    assert pacer.reserve() == pytest.approx(1.25 * gap)  # one slot later, the pace holds
+
+
+def test_spare_requests_fill_the_gaps_and_never_delay_the_others() -> None:
+    """Lookups at half the budget (one per DELETE) and verifications asking for spare
+    slots all the time, each waking a little late: lookups wait at most a slot and
+    a half, the budget is used almost whole, and the pace is never exceeded."""
+    clock = Clock()
+    pacer = Pacer(100, clock=clock)
+    gap = 1 / pacer.rate
+    step = gap / 10
+    sent: list[float] = []
+    lookup_waits: list[float] = []
+    next_lookup = clock.now
+    spare_ready = clock.now
+    end = clock.now + 20
+    while clock.now < end:
+        if clock.now >= next_lookup:
+            wait = pacer.reserve()
+            lookup_waits.append(wait)
+            sent.append(clock.now + wait)
+            next_lookup += 2 * gap  # lookups come at half the budget
+        if clock.now >= spare_ready:
+            booked, wait = pacer.reserve_spare()
+            if booked:
+                sent.append(clock.now + wait)
+            spare_ready = clock.now + wait + step  # every wake-up is a step late
+        clock.now += step
+    assert max(lookup_waits) <= 1.5 * gap + 1e-9
+    sent.sort()
+    assert len(sent) >= 0.98 * 20 * pacer.rate  # spare requests used what was left
+    assert all(b - a >= gap - 1e-9 for a, b in itertools.pairwise(sent))
