@@ -51,7 +51,7 @@ from revoker.engine.matching import (
     parse_push_url,
     usable_sid,
 )
-from revoker.engine.pool import Context
+from revoker.engine.pool import RunContext
 from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult, done_digest
 
 DEFAULT_CONFIRM_TIMEOUT = 10.0
@@ -93,7 +93,7 @@ class StreamSweep:
 
     def __init__(
         self,
-        ctx: Context,
+        ctx: RunContext,
         expected: Mapping[AppRegion, int],
         *,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,

@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception, retry_if_result
 
 from revoker.agora.client import NOT_THE_API, ApiResponse, segment
 from revoker.engine.pacing import Pacer
-from revoker.engine.pool import Context, Halted
+from revoker.engine.pool import Halted, RunContext
 from revoker.errors import TransportFailure
 from revoker.models import Attempt, Outcome, Task, TaskResult
 from revoker.redact import server_request_id, server_text
@@ -30,7 +30,7 @@ REJECTED_STATUS = frozenset({409, 429})
 
 
 async def call_api(
-    ctx: Context,
+    ctx: RunContext,
     method: str,
     app_id: str,
     send: Callable[[], Awaitable[ApiResponse]],
@@ -131,7 +131,7 @@ async def call_api(
 
 
 async def call_task(
-    ctx: Context,
+    ctx: RunContext,
     task: Task,
     method: str,
     send: Callable[[], Awaitable[ApiResponse]],
@@ -174,7 +174,7 @@ async def call_task(
 
 
 async def run_call(
-    ctx: Context,
+    ctx: RunContext,
     task: Task,
     method: str,
     send: Callable[[], Awaitable[ApiResponse]],
@@ -219,7 +219,7 @@ classify_delete = classifier(Outcome.REVOKED)
 classify_get = classifier(Outcome.PRESENT)
 
 
-async def revoke_task(ctx: Context, task: Task) -> TaskResult:
+async def revoke_task(ctx: RunContext, task: Task) -> TaskResult:
     return await run_call(
         ctx,
         task,
@@ -229,7 +229,7 @@ async def revoke_task(ctx: Context, task: Task) -> TaskResult:
     )
 
 
-async def query_task(ctx: Context, task: Task, *, spare: bool = False) -> TaskResult:
+async def query_task(ctx: RunContext, task: Task, *, spare: bool = False) -> TaskResult:
     """GET the key in the task's region; ``spare``: only on GET slots nothing else waits for."""
     return await run_call(
         ctx,

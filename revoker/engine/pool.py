@@ -63,7 +63,7 @@ class Halt:
 
 
 @dataclass
-class Context:
+class RunContext:
     """What every task needs: the client, limits, retry policy and the halt switch."""
 
     client: AgoraClient
@@ -107,7 +107,7 @@ async def run_tasks(
     tasks: Iterator[Task] | TaskFeed,
     runner: TaskRunner,
     *,
-    ctx: Context,
+    ctx: RunContext,
     audit: AuditLog,
     event: str,
     concurrency: int,

@@ -23,7 +23,7 @@ from typing import Any
 
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.planner import Plan
-from revoker.engine.pool import Context, TaskRunner
+from revoker.engine.pool import RunContext, TaskRunner
 from revoker.engine.run import Pass
 from revoker.models import FollowUp, Outcome, Task, TaskResult
 
@@ -80,7 +80,7 @@ class Pruner:
     dry_run: bool = False
     matched: Counter[str] = field(default_factory=Counter)
 
-    async def run(self, ctx: Context, task: Task) -> TaskResult:
+    async def run(self, ctx: RunContext, task: Task) -> TaskResult:
         result = await query_task(ctx, task)
         if result.outcome is not Outcome.PRESENT:
             return result
@@ -97,7 +97,7 @@ class Pruner:
         return result
 
     def passes(self, plan: Plan) -> list[Pass]:
-        def runner(ctx: Context) -> TaskRunner:
+        def runner(ctx: RunContext) -> TaskRunner:
             return lambda task: self.run(ctx, task)
 
         return [Pass("query", plan.tasks, runner)]

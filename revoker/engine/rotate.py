@@ -38,7 +38,7 @@ from revoker.engine.jobs import call_task, query_task, revoke_task
 from revoker.engine.matching import KeyIdentity
 from revoker.engine.newkeys import NewKeysFile
 from revoker.engine.planner import Plan
-from revoker.engine.pool import Context, TaskRunner
+from revoker.engine.pool import RunContext, TaskRunner
 from revoker.engine.rotate_resume import ROTATE, KeySettings, Pair, Prior, load_priors
 from revoker.engine.run import Pass
 from revoker.errors import AuditWriteError, NewKeysWriteError
@@ -91,14 +91,14 @@ class Rotation:
     no_replacement: int = 0
     unknown: int = 0
 
-    def runner(self, ctx: Context) -> TaskRunner:
+    def runner(self, ctx: RunContext) -> TaskRunner:
         if self.disconnect:
             self.sweep = StreamSweep(
                 ctx, self.per_app_region, confirm_timeout=self.disconnect_timeout
             )
         return lambda task: self.rotate(ctx, task)
 
-    async def rotate(self, ctx: Context, task: Task) -> TaskResult:
+    async def rotate(self, ctx: RunContext, task: Task) -> TaskResult:
         prior = self.priors.get((task.app_id, task.region, task.key_id))
         steps: list[tuple[str, TaskResult]] = []
         result = await self._rotate(ctx, task, prior, steps)
@@ -123,7 +123,7 @@ class Rotation:
         return sweep.skip(task)
 
     async def _rotate(
-        self, ctx: Context, task: Task, prior: Prior | None, steps: list[tuple[str, TaskResult]]
+        self, ctx: RunContext, task: Task, prior: Prior | None, steps: list[tuple[str, TaskResult]]
     ) -> TaskResult:
         if prior is not None and prior.state == "unknown":
             return self._still_unknown(task, prior)
@@ -158,7 +158,7 @@ class Rotation:
             return self._delete_failed(task, steps, deleted)
         return await self._create(ctx, task, steps, new)
 
-    async def _delete(self, ctx: Context, task: Task, lookup: TaskResult) -> TaskResult:
+    async def _delete(self, ctx: RunContext, task: Task, lookup: TaskResult) -> TaskResult:
         """DELETE the key; with --disconnect its streams are cut in the result's ``later``."""
         if self.sweep is None:
             return await revoke_task(ctx, task)
@@ -180,7 +180,7 @@ class Rotation:
         return result
 
     async def _delete_only(
-        self, ctx: Context, task: Task, steps: list[tuple[str, TaskResult]], lookup: TaskResult
+        self, ctx: RunContext, task: Task, steps: list[tuple[str, TaskResult]], lookup: TaskResult
     ) -> TaskResult:
         """Not stored here: DELETE anyway (a script-generated key is revoked that way)."""
         deleted = await self._delete(ctx, task, lookup)
@@ -198,7 +198,7 @@ class Rotation:
         return self._end(task, steps, outcome or Outcome.FAILED, message)
 
     async def _create(
-        self, ctx: Context, task: Task, steps: list[tuple[str, TaskResult]], new: KeySettings
+        self, ctx: RunContext, task: Task, steps: list[tuple[str, TaskResult]], new: KeySettings
     ) -> TaskResult:
         if not self._intent(
             ctx,
@@ -248,7 +248,7 @@ class Rotation:
 
     def _save(
         self,
-        ctx: Context,
+        ctx: RunContext,
         task: Task,
         steps: list[tuple[str, TaskResult]],
         new: KeySettings,
@@ -290,7 +290,7 @@ class Rotation:
         return result
 
     def _intent(
-        self, ctx: Context, task: Task, phase: str, new: KeySettings, outcome: Outcome, why: str
+        self, ctx: RunContext, task: Task, phase: str, new: KeySettings, outcome: Outcome, why: str
     ) -> bool:
         """Write (and for a create, fsync) the line saying what is about to be sent."""
         if ctx.audit is None:

@@ -26,7 +26,7 @@ from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.pacing import RateLimits
 from revoker.engine.planner import Plan, build_plan
-from revoker.engine.pool import Context, Halt, TaskFeed, TaskRunner, run_tasks
+from revoker.engine.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
 from revoker.engine.retry import RetryPolicy
 from revoker.engine.signals import stop_on_signals
 from revoker.errors import EXIT_FAILED, AuditLogError, AuditWriteError
@@ -54,7 +54,7 @@ class Pass:
 
     event: str
     tasks: Callable[[], Iterator[Task]]
-    runner: Callable[[Context], TaskRunner]
+    runner: Callable[[RunContext], TaskRunner]
     notes: Callable[[], list[str]] | None = None  # summary lines, asked after the pass
     include_done: bool = False  # whether ``tasks`` yields the pairs --resume skips
     # Run behind the pass before it: each of its tasks this long after that pass ended it.
@@ -199,7 +199,7 @@ async def _run_passes(
     try:
         with stop_on_signals(halt, install=install_signal_handlers):
             async with AgoraClient(client_settings, credentials, transport=transport) as client:
-                ctx = Context(client, retry, limits, halt, audit=audit)
+                ctx = RunContext(client, retry, limits, halt, audit=audit)
                 sweeper = _Sweeper(plan, ctx, audit, settings.client.concurrency)
                 index = 0
                 while index < len(passes) and not halt.is_set:
@@ -225,7 +225,7 @@ class _Sweeper:
     """What every pass of one run shares: the plan, the context, the log, the workers."""
 
     plan: Plan
-    ctx: Context
+    ctx: RunContext
     audit: AuditLog
     concurrency: int
 
@@ -326,7 +326,7 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
     def tasks() -> Iterator[Task]:
         return plan.tasks(include_done=resumed)
 
-    def runner(ctx: Context) -> TaskRunner:
+    def runner(ctx: RunContext) -> TaskRunner:
         expected: Counter[tuple[str, str]] = Counter(plan.stats.per_app_region)
         done = {}
         if resumed:
@@ -351,7 +351,7 @@ def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None 
     (``--disconnect``) are never queued behind verifications.
     """
 
-    def runner(ctx: Context) -> TaskRunner:
+    def runner(ctx: RunContext) -> TaskRunner:
         return lambda task: query_task(ctx, task, spare=behind is not None)
 
     if behind is not None:

@@ -10,7 +10,7 @@ from revoker.agora.client import AgoraClient
 from revoker.credentials import Credentials
 from revoker.engine.jobs import query_task
 from revoker.engine.pacing import RateLimits
-from revoker.engine.pool import Context, Halt
+from revoker.engine.pool import Halt, RunContext
 from revoker.engine.retry import RetryPolicy
 from revoker.models import Task
 from revoker.results import RegionView, ShowReport
@@ -33,7 +33,9 @@ def show_key(
         halt = Halt()
         limits = {m: RateLimits(0) for m in ("DELETE", "GET")}
         async with AgoraClient(client_settings, credentials, transport=transport) as client:
-            ctx = Context(client, RetryPolicy.from_settings(retry or RetrySettings()), limits, halt)
+            ctx = RunContext(
+                client, RetryPolicy.from_settings(retry or RetrySettings()), limits, halt
+            )
             results = await asyncio.gather(
                 *(query_task(ctx, Task(app_id, region, key)) for region in regions)
             )

@@ -19,7 +19,7 @@ from revoker.engine.disconnect import key_identity
 from revoker.engine.jobs import call_task, classify_get, query_task
 from revoker.engine.matching import KeyIndex, parse_push_url
 from revoker.engine.pacing import RateLimits
-from revoker.engine.pool import Context, Halt
+from revoker.engine.pool import Halt, RunContext
 from revoker.engine.retry import RetryPolicy
 from revoker.models import Outcome, Task, TaskResult
 from revoker.results import StreamRow, StreamsReport
@@ -60,7 +60,7 @@ def check_streams(
         limits = {"GET": RateLimits(get_rps), "DELETE": RateLimits(0)}
         gate = asyncio.Semaphore(max(1, client_settings.concurrency))
         async with AgoraClient(client_settings, credentials, transport=transport) as client:
-            ctx = Context(client, RetryPolicy.from_settings(retry), limits, halt)
+            ctx = RunContext(client, RetryPolicy.from_settings(retry), limits, halt)
 
             async def lookup(task: Task) -> Any:
                 async with gate:

@@ -344,7 +344,7 @@ def test_a_follow_up_line_that_cannot_be_written_is_listed_unrecorded_alone() ->
     import asyncio
 
     from revoker.engine.pacing import RateLimits
-    from revoker.engine.pool import Context, run_tasks
+    from revoker.engine.pool import RunContext, run_tasks
     from revoker.errors import AuditWriteError
     from revoker.models import Attempt, FollowUp, Outcome, Task, TaskResult
 
@@ -367,7 +367,7 @@ def test_a_follow_up_line_that_cannot_be_written_is_listed_unrecorded_alone() ->
         return query
 
     async def go() -> Any:
-        ctx = Context(None, RetryPolicy(), {"GET": RateLimits(0)}, Halt())  # type: ignore[arg-type]
+        ctx = RunContext(None, RetryPolicy(), {"GET": RateLimits(0)}, Halt())  # type: ignore[arg-type]
         return await run_tasks(
             iter([task]),
             runner,
