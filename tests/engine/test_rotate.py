@@ -200,6 +200,23 @@ def test_resume_after_a_delete_intent_creates_from_the_recorded_settings(
     assert result_line(tmp_path)["outcome"] == "rotated"
 
 
+def test_resume_after_a_failed_delete_that_went_through_issues_the_replacement(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    """Every DELETE attempt timed out, yet one reached Agora: the key is gone. The
+    resumed run must issue the replacement, not call the pair absent."""
+    write_audit(
+        tmp_path,
+        {"phase": "delete", "outcome": "failed", **SETTINGS},
+        {"phase": "result", "outcome": "failed", "message": "DELETE failed (no response)"},
+    )
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    create = api.post(CREATE_URL).mock(return_value=created())
+    assert rotate(tmp_path, "--resume").exit_code == 0
+    assert json.loads(create.calls.last.request.content)["settings"]["uid"] == "1001"
+    assert result_line(tmp_path)["outcome"] == "rotated"
+
+
 def test_resume_skips_pairs_already_rotated(tmp_path: Path, api: respx.MockRouter) -> None:
     write_audit(tmp_path, {"phase": "result", "outcome": "rotated", **SETTINGS})
     done = rotate(tmp_path, "--resume")
