@@ -30,7 +30,7 @@ TaskKey = tuple[str, str, str, str, str]
 PLANNED_EVENT = {"revoke": "revoke", "verify": "verify", "prune": "query"}
 
 
-def is_problem(record: dict[str, Any]) -> bool:
+def record_is_problem(record: dict[str, Any]) -> bool:
     """Whether a task line's outcome is not a success for its event."""
     return is_problem_outcome(str(record.get("event")), record.get("outcome"))
 
@@ -84,9 +84,11 @@ class AuditReport:
         return len(self.latest) + sum(int(line["tasks"]) for line in self.pending_not_started())
 
     def _resumed_later(self, run: dict[str, Any]) -> bool:
-        """Whether a later ``--resume`` run in the same log finished."""
+        """Whether a later ``--resume`` run of the same command in the same log finished
+        (a ``verify --resume`` after a stopped ``revoke`` finishes nothing of it)."""
         return any(
             later.get("log") == run.get("log")
+            and later.get("command") == run.get("command")
             and later.get("resume")
             and "finished" in later
             and str(later.get("started", "")) > str(run.get("started", ""))
@@ -97,7 +99,7 @@ class AuditReport:
         return {event: sum(regions.values(), Counter()) for event, regions in self.counts().items()}
 
     def problems(self) -> list[dict[str, Any]]:
-        return [r for r in self.latest.values() if is_problem(r)]
+        return [r for r in self.latest.values() if record_is_problem(r)]
 
     def unfinished_runs(self) -> list[dict[str, Any]]:
         """Runs that started but never finished (killed) and that no later
@@ -135,7 +137,7 @@ class AuditReport:
             self.unfinished_runs()
             or self.pending_not_started()
             or self.incomplete_runs()
-            or any(is_problem(r) for r in self.latest.values())
+            or any(record_is_problem(r) for r in self.latest.values())
         ):
             return EXIT_FAILED
         return EXIT_OK

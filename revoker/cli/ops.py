@@ -198,9 +198,10 @@ def report(
         from revoker.render.junit import render_junit
 
         emit(render_junit(merged), work_done=False, nl=False)
-        return merged.exit_code
-    text = render_report(merged, fmt)
-    emit(printable_lines(text) if fmt == "text" else text, work_done=False, nl=fmt != "markdown")
+    else:
+        text = render_report(merged, fmt)
+        nl = fmt != "markdown"
+        emit(printable_lines(text) if fmt == "text" else text, work_done=False, nl=nl)
     if verify_chain:
         _verify_logs(audit_logs, expect_head, key, require_chain)
     return merged.exit_code

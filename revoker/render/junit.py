@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET  # nosec B405
 from collections import defaultdict
 from typing import Any
 
-from revoker.audit.merge import AuditReport, event_rank, is_problem, problem_fields
+from revoker.audit.merge import AuditReport, event_rank, problem_fields, record_is_problem
 from revoker.models import REGIONS
 
 # Characters XML 1.0 cannot carry at all; a hostile server message may hold them.
@@ -44,7 +44,7 @@ def _testcase(suite: ET.Element, event: str, region: str, record: dict[str, Any]
         classname=_text(f"revoker.{event}.{region}"),
         time=_seconds(record),
     )
-    if not is_problem(record):
+    if not record_is_problem(record):
         return False
     p = problem_fields(record)
     message = f"{p['outcome']}: HTTP {p['http_status'] or '-'}: {p['message'] or ''}".rstrip(": ")

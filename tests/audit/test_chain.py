@@ -123,6 +123,16 @@ def test_a_changed_field_is_exit_4_at_the_next_line(log: Path) -> None:
     assert "all 4 tasks done" in result.stdout, "the usual report comes first"
 
 
+@pytest.mark.parametrize("fmt", ["json", "markdown", "junit"])
+def test_every_report_format_verifies_the_chain(log: Path, fmt: str) -> None:
+    lines = lines_of(log)
+    lines[2] = lines[2].replace(b'"outcome":"revoked"', b'"outcome":"absent"')
+    put(log, lines)
+    result = verify(log, "--format", fmt)
+    assert result.exit_code == 4
+    assert f"{log}:4: prev does not match the hash of line 3" in result.stderr
+
+
 def test_a_changed_run_finished_is_caught_by_expect_head_and_by_the_signature(
     tmp_path: Path, keys: tuple[Path, Path]
 ) -> None:

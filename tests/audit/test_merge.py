@@ -328,3 +328,25 @@ def test_wrongly_typed_nested_fields_and_a_deeply_nested_line_are_skipped_as_tor
     assert not isinstance(result.exception, RecursionError | TypeError), result.exception
     assert "2 torn lines skipped" in result.output
     assert result.exit_code == 0
+
+
+def test_a_resumed_run_of_another_command_does_not_finish_a_stopped_revoke(
+    tmp_path: Path,
+) -> None:
+    """`verify --resume` after a stopped `revoke` resumes none of the revoke's pairs."""
+    stopped = [
+        _run_line("run_started", "r1", "2026-01-01T00:00:00.000Z", command="revoke",
+                  options={}, counts={}),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+        _run_line("not_started", "r1", "2026-01-01T00:00:02.000Z", for_event="revoke",
+                  outcome="not_attempted", message="interrupted", tasks=3,
+                  per_region={"eu": 1, "ap": 2}),
+        _run_line("run_finished", "r1", "2026-01-01T00:00:03.000Z", exit_code=130),
+        _run_line("run_started", "r2", "2026-01-01T01:00:00.000Z", command="verify",
+                  options={"resume": True}, counts={}),
+        line("verify", "na", "a", "absent", "2026-01-01T01:00:01.000Z"),
+        _run_line("run_finished", "r2", "2026-01-01T01:00:02.000Z", exit_code=0),
+    ]  # fmt: skip
+    report = build_report([write(tmp_path / "audit.jsonl", *stopped)])
+    assert report.totals()["revoke"] == {"revoked": 1, "not_attempted": 3}
+    assert report.exit_code == 1
