@@ -82,14 +82,16 @@ class Plan:
             counts.update(self.stats.already_done_per_region)
         return counts
 
+    def done_pair(self, task: Task) -> bool:
+        """Whether ``task`` was done in an earlier run (``--resume``)."""
+        done = self.done
+        return done is not None and done_digest(task.app_id, task.region, task.key_id) in done
+
     def done_tasks(self) -> Iterator[Task]:
         """The tasks ``--resume`` skips (done in an earlier run), in input order."""
-        done = self.done
-        if not done or not self.stats.already_done:
+        if not self.done or not self.stats.already_done:
             return
-        for task in self.tasks(include_done=True):
-            if done_digest(task.app_id, task.region, task.key_id) in done:
-                yield task
+        yield from filter(self.done_pair, self.tasks(include_done=True))
 
     def close(self) -> None:
         for source in self.sources:

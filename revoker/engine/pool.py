@@ -113,6 +113,7 @@ async def run_tasks(
     concurrency: int,
     on_result: Callable[[TaskResult], None] | None = None,
     planned: Counter[str] | None = None,
+    done_before: Callable[[Task], bool] | None = None,
 ) -> Totals:
     """Run every task (at most ``concurrency`` at once) and record each as it ends.
 
@@ -123,7 +124,9 @@ async def run_tasks(
     one ``not_started`` line with their count per region (``planned``, the
     pass's tasks per region, gives it at once; without it the rest of an
     iterator is read to count them), so stopping a huge run stays quick and
-    small and ``--resume`` still redoes them. If the audit log cannot be
+    small and ``--resume`` still redoes them. Tasks ``done_before`` says an
+    earlier run finished (yielded only so their streams can be cut) are neither
+    counted nor recorded then. If the audit log cannot be
     written, the run halts and the results that could not be recorded are
     kept in ``Totals.unrecorded``.
     """
@@ -180,10 +183,12 @@ async def run_tasks(
 
     async def worker() -> None:
         async for task in _each(tasks):
-            started[task.region] += 1
+            earlier = done_before is not None and done_before(task)
+            if not earlier:
+                started[task.region] += 1
             if ctx.halt.is_set:
                 # Taken from the shared tasks just as the run halted: recorded on its own.
-                if ctx.halt.reason != HaltReason.AUDIT_WRITE_FAILED:
+                if not earlier and ctx.halt.reason != HaltReason.AUDIT_WRITE_FAILED:
                     record(TaskResult(task, Outcome.NOT_ATTEMPTED, message=ctx.halt.reason))
                 return
             try:

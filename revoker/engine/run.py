@@ -59,6 +59,9 @@ class Pass:
     include_done: bool = False  # whether ``tasks`` yields the pairs --resume skips
     # Run behind the pass before it: each of its tasks this long after that pass ended it.
     delay: float | None = None
+    # Tasks an earlier run finished that ``tasks`` still yields (their streams are
+    # cut): not this pass's work, so never counted or recorded as not attempted.
+    done_before: Callable[[Task], bool] | None = None
 
 
 def prepare(
@@ -245,6 +248,7 @@ class _Sweeper:
             concurrency=self.concurrency,
             on_result=on_result,
             planned=self.plan.region_counts(include_done=sweep.include_done),
+            done_before=sweep.done_before,
         )
 
 
@@ -339,7 +343,7 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
         )
         return sweep.run
 
-    return Pass("revoke", tasks, runner, include_done=resumed)
+    return Pass("revoke", tasks, runner, done_before=plan.done_pair if resumed else None)
 
 
 def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None = None) -> Pass:

@@ -15,7 +15,7 @@ from revoker.credentials import Credentials
 from revoker.engine.pool import Halt
 from revoker.engine.retry import Backoff, RetryPolicy
 from revoker.engine.run import execute, prepare, revoke_passes
-from revoker.results import RunReport
+from revoker.results import HaltReason, RunReport
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 from tests.conftest import mock_transport
 
@@ -397,3 +397,55 @@ def test_429s_are_counted_per_pass_even_without_a_rate_limit(
         ("revoke", 1),
         ("verify", 0),
     ]
+
+
+def test_a_halted_pass_neither_counts_nor_records_the_pairs_an_earlier_run_finished() -> None:
+    """`revoke --disconnect --resume` yields the pairs done before (their streams are
+    cut); when the run halts they must not become `not_attempted`."""
+    import asyncio
+    from collections import Counter
+
+    from revoker.engine.pacing import RateLimits
+    from revoker.engine.pool import RunContext, run_tasks
+    from revoker.models import Task, TaskResult
+
+    lines: list[tuple[str, str, str]] = []
+    events: list[dict[str, Any]] = []
+
+    class Log:
+        run_id = "run-1"
+
+        def task(self, event: str, result: TaskResult, **fields: Any) -> None:
+            lines.append((event, result.task.key, str(result.outcome)))
+
+        def event(self, event: str, **fields: Any) -> None:
+            events.append({"event": event, **fields})
+
+    done = {"done-key-000001", "done-key-000002"}
+    tasks = [Task("app", "na", k) for k in ("done-key-000001", "todo-key-000001")]
+    tasks += [Task("app", "na", k) for k in ("done-key-000002", "todo-key-000002")]
+
+    async def go() -> Any:
+        halt = Halt()
+        halt.trip(HaltReason.INTERRUPTED)
+        ctx = RunContext(None, RetryPolicy(), {"GET": RateLimits(0)}, halt)  # type: ignore[arg-type]
+
+        async def runner(task: Task) -> TaskResult:
+            raise AssertionError("nothing runs after a halt")
+
+        return await run_tasks(
+            iter(tasks),
+            runner,
+            ctx=ctx,
+            audit=Log(),  # type: ignore[arg-type]
+            event="revoke",
+            concurrency=1,
+            planned=Counter({"na": 2}),  # the two pairs still to do
+            done_before=lambda task: task.key in done,
+        )
+
+    totals = asyncio.run(go())
+    assert all(key not in done for _, key, _ in lines), lines
+    recorded = len(lines) + sum(e["tasks"] for e in events if e["event"] == "not_started")
+    assert recorded == 2
+    assert totals.counts == {"not_attempted": 2}
