@@ -21,6 +21,7 @@ from revoker.cli.options import (
     input_settings,
 )
 from revoker.cli.output import emit, skipped_rows
+from revoker.clickext import FiniteFloatRange
 from revoker.credentials import load_credentials
 from revoker.errors import EXIT_OK, AuditVerifyError, UsageError
 from revoker.models import parse_regions
@@ -87,7 +88,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 )
 @click.option(
     "--max-rps",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=None,
     help="GET requests/s per app ID (default: Agora's 100; 0 = no cap).",
 )
@@ -106,9 +107,9 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     from revoker.engine.run import prepare
     from revoker.engine.streams import check_streams
     from revoker.render.streams import render_streams
-    from revoker.settings import GET_RPS
 
-    settings = RunSettings(inputs=input_settings(opts))
+    # Shards share the app's GET budget as the bulk commands do (RunSettings.rps_for).
+    settings = RunSettings(inputs=input_settings(opts), max_rps=opts["max_rps"])
     credentials = load_credentials(credentials_file=opts["credentials_file"])
     plan = prepare(settings, sys.stdin)
     skipped_rows(plan.stats.invalid)
@@ -118,12 +119,12 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
             client_settings(opts, opts["concurrency"]),
             credentials,
             retry=RetrySettings(max_attempts=opts["max_attempts"]),
-            get_rps=GET_RPS if opts["max_rps"] is None else opts["max_rps"],
+            get_rps=settings.rps_for("GET"),
             show_all=show_all,
         )
     finally:
         plan.close()
-    click.echo(render_streams(report, output))
+    emit(render_streams(report, output), work_done=True)
     return report.exit_code
 
 
@@ -252,7 +253,7 @@ def keygen(path: Path) -> int:
     from revoker.audit.signing import generate
 
     public = generate(path)
-    click.echo(f"private key: {path} (mode 0600)\npublic key:  {public}")
+    emit(f"private key: {path} (mode 0600)\npublic key:  {public}", work_done=True)
     return EXIT_OK
 
 

@@ -144,7 +144,7 @@ def execute(
         deleted = revoked and (
             revoked.counts.get(str(Outcome.REVOKED)) or revoked.counts.get(str(Outcome.ROTATED))
         )
-        if revoked and deleted and not settings.disconnect:
+        if revoked and deleted and not settings.disconnect and command in ("revoke", "rotate"):
             report.notes.append(STREAMS_NOTE)
         elif revoked and settings.disconnect and command in ("revoke", "rotate"):
             report.notes.append(disconnect_note(report.pass_for("disconnect")))

@@ -520,3 +520,16 @@ def test_a_full_stdout_is_a_clear_error_exit_2_when_nothing_was_sent(tmp_path: P
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "cannot write to stdout (No space left on device); nothing was sent" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_streams_refuses_a_max_rps_that_is_not_a_finite_rate(
+    api: respx.MockRouter, keys_csv: Path, value: str
+) -> None:
+    route = api.route().mock(return_value=ok())
+    result = CliRunner().invoke(
+        main, ["streams", str(keys_csv), "--base-url", BASE, "--max-rps", value]
+    )
+    assert result.exit_code == 2
+    assert "Invalid value for '--max-rps'" in result.stderr
+    assert route.call_count == 0
