@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 MASK = "***"
 REQUEST_ID_MAX = 128
@@ -57,6 +58,33 @@ def markdown_cell(value: object) -> str:
 def server_text(text: str, secrets: Iterable[str]) -> str:
     """A server's message: secrets blanked, control characters escaped."""
     return printable(redact(text, secrets))
+
+
+def server_data(value: Any, secrets: Iterable[str]) -> Any:
+    """A server's ``data`` (JSON) with every string value in it through :func:`redact`.
+
+    Only secrets are blanked: stream URLs keep their exact text, the key in them
+    is what matching looks for. Walked without recursion, however deep the JSON.
+    """
+    secrets = tuple(s for s in secrets if s)
+    if not secrets:
+        return value
+    root: list[Any] = [value]
+    stack: list[tuple[list[Any] | dict[Any, Any], Any]] = [(root, 0)]
+    while stack:
+        holder, slot = stack.pop()
+        item = holder[slot]
+        if isinstance(item, str):
+            holder[slot] = redact(item, secrets)
+        elif isinstance(item, dict):
+            copy = dict(item)
+            holder[slot] = copy
+            stack.extend((copy, name) for name in copy)
+        elif isinstance(item, list):
+            copy_list = list(item)
+            holder[slot] = copy_list
+            stack.extend((copy_list, index) for index in range(len(copy_list)))
+    return root[0]
 
 
 def server_request_id(value: str | None, secrets: Iterable[str]) -> str | None:

@@ -59,3 +59,24 @@ def test_a_markdown_cell_carries_no_markup_from_the_server() -> None:
     assert cell == (
         "a\\|b 'code' &lt;img src=x onerror=alert(1)&gt; \\[x\\](http://e) &amp;amp;\\\\x0anext"
     )
+
+
+def test_server_data_blanks_secrets_at_any_depth_and_leaves_the_rest_exact() -> None:
+    from revoker.redact import server_data
+
+    deep: object = "tok-SECRET-x"
+    for _ in range(5000):  # deeper than Python's recursion limit
+        deep = [deep]
+    data = {
+        "channel": "SECRET",
+        "streams": [{"url": "rtmp://h/live/key%2Fone", "uid": 7}, deep],
+        "SECRET": None,
+    }
+    out = server_data(data, ("SECRET",))
+    assert out["channel"] == "***"
+    assert out["streams"][0] == {"url": "rtmp://h/live/key%2Fone", "uid": 7}
+    inner = out["streams"][1]
+    while isinstance(inner, list):
+        inner = inner[0]
+    assert inner == "tok-***-x"
+    assert data["channel"] == "SECRET", "the server's data itself is left alone"

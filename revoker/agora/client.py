@@ -25,7 +25,7 @@ from revoker.agora import transport as _transport
 from revoker.agora.auth import basic_header, hmac_headers
 from revoker.credentials import Credentials
 from revoker.errors import TransportFailure, UsageError
-from revoker.redact import server_request_id, server_text
+from revoker.redact import server_data, server_request_id, server_text
 from revoker.settings import ClientSettings
 
 NOT_THE_API = "not an answer of the Media Gateway API (check --base-url)"
@@ -250,7 +250,7 @@ def _to_api_response(
     message: str | None = None
     data: Any = None
     if isinstance(body, dict):
-        data = body.get("data")
+        data = server_data(body.get("data"), secrets)
         if response.status_code != 200:
             raw = body.get("message")
             message = str(raw)[:500] if raw is not None else None

@@ -202,6 +202,22 @@ def test_a_server_echoing_the_secret_or_basic_token_is_redacted() -> None:
     assert response.message == "bad Basic *** ***"
 
 
+def test_secrets_echoed_in_the_data_of_an_answer_are_redacted_too() -> None:
+    """The key's channel or a stream's uid is server text that reaches the audit log."""
+    with respx.mock(base_url=BASE) as api:
+        api.get(url__regex=".*").mock(
+            side_effect=lambda request: httpx.Response(
+                200,
+                json={
+                    "status": "success",
+                    "data": {"channel": "secret-value", "uid": request.headers["Authorization"]},
+                },
+            )
+        )
+        response = call(ClientSettings(base_url=BASE), "get_key", "na", "app", "k")
+    assert response.data == {"channel": "***", "uid": "Basic ***"}
+
+
 def test_an_internationalised_host_is_sent_and_signed_as_punycode() -> None:
     base = "https://bücher.example"
     with respx.mock() as api:
