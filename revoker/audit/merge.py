@@ -27,7 +27,7 @@ TASK_EVENTS = ("revoke", "verify", "query", "disconnect", "rotate")
 
 TaskKey = tuple[str, str, str, str, str]
 # The event with one line per planned task (run_started's counts.tasks), by command.
-PLANNED_EVENT = {"revoke": "revoke", "verify": "verify", "prune": "query"}
+PLANNED_EVENT = {"revoke": "revoke", "verify": "verify", "prune": "query", "rotate": "rotate"}
 
 
 def record_is_problem(record: dict[str, Any]) -> bool:
@@ -257,7 +257,8 @@ def build_report(paths: list[Path]) -> AuditReport:
                 continue
             if event not in TASK_EVENTS:
                 continue
-            report.task_lines[(str(record.get("run_id")), str(event))] += 1
+            if record.get("phase") in (None, "result"):  # rotate's intent lines are extra
+                report.task_lines[(str(record.get("run_id")), str(event))] += 1
             key: TaskKey = (
                 str(event),
                 str(record.get("app_id")),

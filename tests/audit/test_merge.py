@@ -350,3 +350,24 @@ def test_a_resumed_run_of_another_command_does_not_finish_a_stopped_revoke(
     report = build_report([write(tmp_path / "audit.jsonl", *stopped)])
     assert report.totals()["revoke"] == {"revoked": 1, "not_attempted": 3}
     assert report.exit_code == 1
+
+
+def test_a_rotate_run_missing_result_lines_is_incomplete_whatever_its_intent_lines(
+    tmp_path: Path,
+) -> None:
+    started = _run_line("run_started", "r1", "2026-01-01T00:00:00.000Z", command="rotate",
+                        options={}, counts={"tasks": 2})  # fmt: skip
+    intent = json.loads(line("rotate", "na", "a", "unknown", "2026-01-01T00:00:01.000Z"))
+    result = json.loads(line("rotate", "na", "a", "rotated", "2026-01-01T00:00:02.000Z"))
+    intents = [json.dumps({**intent, "phase": p}) + "\n" for p in ("delete", "create")]
+    finished = _run_line("run_finished", "r1", "2026-01-01T00:00:03.000Z", exit_code=0)
+    log = write(
+        tmp_path / "audit.jsonl",
+        started,
+        *intents,
+        json.dumps({**result, "phase": "result"}) + "\n",
+        finished,
+    )
+    report = build_report([log])
+    assert [(r["run_id"], r["recorded"]) for r in report.incomplete_runs()] == [("r1", 1)]
+    assert report.exit_code == 1
