@@ -34,7 +34,7 @@ ADAPTER = "revoker's aiohttp transport (adapter)"
 ADAPTER_MODULE = "revoker/agora/transport.py"
 
 LAYERS = (
-    ("revoker/", "revoker (executor, client, audit, planner)"),
+    ("revoker/", "revoker (engine, client, audit, planner)"),
     ("tenacity/", "tenacity (retry loop)"),
     ("httpx_aiohttp/", "httpx-aiohttp adapter"),
     ("httpx/", "httpx client layer (URL, headers, Request/Response)"),

@@ -1,4 +1,4 @@
-"""One run of a command, end to end: plan, audit log, client, executor, verdict.
+"""One run of a command, end to end: plan, audit log, client, worker pool, report.
 
 This is what the CLI calls; it never imports click. Expected failures are
 raised as RevokerError subclasses; everything else ends in a RunReport.
