@@ -40,6 +40,7 @@ from revoker.agora.client import ApiResponse
 from revoker.engine.disconnect_records import (
     DISCONNECT,
     Listing,
+    list_streams,
     listing_failed,
     step_record,
 )
@@ -48,7 +49,6 @@ from revoker.engine.matching import (
     KeyIdentity,
     KeyIndex,
     Match,
-    parse_push_url,
     usable_sid,
 )
 from revoker.engine.pool import RunContext
@@ -207,14 +207,7 @@ class StreamSweep:
         return lines
 
     async def _list(self, task: Task) -> Listing:
-        def send() -> Awaitable[ApiResponse]:
-            return self.ctx.client.list_streams(task.region, task.app_id)
-
-        result, response = await call_task(self.ctx, task, "GET", send, classify_get)
-        if response is None or response.status != 200 or not isinstance(response.data, list):
-            return Listing(result, None)
-        entries = [(s, parse_push_url(s.get("url"))) for s in response.data if isinstance(s, dict)]
-        return Listing(result, entries)
+        return await list_streams(self.ctx, task)
 
     async def _cut_matches(
         self,

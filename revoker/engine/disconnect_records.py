@@ -7,13 +7,16 @@ summary note.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from revoker.agora.client import ApiResponse
 from revoker.audit.log import iter_records
-from revoker.engine.matching import KeyIdentity, PushUrl
+from revoker.engine.jobs import call_task, classify_get
+from revoker.engine.matching import KeyIdentity, PushUrl, parse_push_url
+from revoker.engine.pool import RunContext
 from revoker.models import FollowUp, Outcome, Task, TaskResult, done_digest
 from revoker.results import Totals
 
@@ -30,6 +33,19 @@ class Listing:
     @property
     def request_id(self) -> str | None:
         return self.result.request_id
+
+
+async def list_streams(ctx: RunContext, task: Task) -> Listing:
+    """Every live stream of the task's app ID in its region, each with its parsed URL."""
+
+    def send() -> Awaitable[ApiResponse]:
+        return ctx.client.list_streams(task.region, task.app_id)
+
+    result, response = await call_task(ctx, task, "GET", send, classify_get)
+    if response is None or response.status != 200 or not isinstance(response.data, list):
+        return Listing(result, None)
+    entries = [(s, parse_push_url(s.get("url"))) for s in response.data if isinstance(s, dict)]
+    return Listing(result, entries)
 
 
 def listing_failed(task: Task, listing: Listing, which: str) -> FollowUp:

@@ -143,6 +143,7 @@ async def call_task(
     """One API call (with retries) as a TaskResult, plus the last response if any."""
     attempts: list[Attempt] = []
     started = time.perf_counter()
+    forms = _key_forms(task.key)  # blanked in everything the server says about this task
     result = TaskResult(task, Outcome.NOT_ATTEMPTED, attempts)
     response: ApiResponse | None = None
     try:
@@ -160,13 +161,11 @@ async def call_task(
         result.message = f"no response: {exc.kind} ({len(attempts)} attempts)"
     else:
         result.outcome = classify(response)
-        result.message = (
-            NOT_THE_API if response.foreign else _without_key(response.message, task.key)
-        )
+        message = response.message and server_text(response.message, forms)
+        result.message = NOT_THE_API if response.foreign else message
         result.data = response.data
         if result.outcome is Outcome.FAILED and response.status in RETRYABLE_STATUS:
             result.message = f"{result.message or response.status} (after {len(attempts)} attempts)"
-    forms = _key_forms(task.key)
     for attempt in attempts:
         attempt.server_request_id = server_request_id(attempt.server_request_id, forms)
     result.duration_ms = int((time.perf_counter() - started) * 1000)
@@ -191,11 +190,6 @@ def _key_forms(key: str) -> tuple[str, ...]:
     """The plain key as sent and as decoded; a 2-letter test key must not blank half a message."""
     forms = sorted({key, segment(key)}, key=len, reverse=True)  # the longer form first
     return tuple(form for form in forms if len(form) >= 6)
-
-
-def _without_key(message: str | None, key: str) -> str | None:
-    """A server's message with the plain key (as sent or decoded) blanked."""
-    return server_text(message, _key_forms(key)) if message else message
 
 
 def classifier(success: Outcome) -> Callable[[ApiResponse], Outcome]:

@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 
-from revoker.agora.client import AgoraClient, ApiResponse
+from revoker.agora.client import AgoraClient
 from revoker.credentials import Credentials
 from revoker.engine.disconnect import key_identity
-from revoker.engine.jobs import call_task, classify_get, query_task
-from revoker.engine.matching import KeyIndex, parse_push_url
+from revoker.engine.disconnect_records import Listing, list_streams
+from revoker.engine.jobs import query_task
+from revoker.engine.matching import KeyIndex
 from revoker.engine.pacing import RateLimits
 from revoker.engine.pool import Halt, RunContext
 from revoker.engine.retry import RetryPolicy
@@ -66,15 +67,9 @@ def check_streams(
                 async with gate:
                     return await query_task(ctx, task)
 
-            async def listing(task: Task) -> tuple[Any, ApiResponse | None]:
+            async def listing(task: Task) -> Listing:
                 async with gate:
-                    return await call_task(
-                        ctx,
-                        task,
-                        "GET",
-                        lambda: client.list_streams(task.region, task.app_id),
-                        classify_get,
-                    )
+                    return await list_streams(ctx, task)
 
             async def one_group(keys: list[Task]) -> None:
                 listed, lookups = await asyncio.gather(
@@ -85,18 +80,10 @@ def check_streams(
                     index.add(key_identity(task, found), task)
                     if found.outcome not in (Outcome.PRESENT, Outcome.ABSENT):
                         report.failures.append(_failure(task, "lookup", found))
-                result, response = listed
-                if (
-                    response is None
-                    or response.status != 200
-                    or not isinstance(response.data, list)
-                ):
-                    report.failures.append(_failure(keys[0], "listing", result))
+                if listed.entries is None:
+                    report.failures.append(_failure(keys[0], "listing", listed.result))
                     return
-                for stream in response.data:
-                    if not isinstance(stream, dict):
-                        continue
-                    push = parse_push_url(stream.get("url"))
+                for stream, push in listed.entries:
                     hit = index.find(stream, push)
                     if hit is None and not show_all:
                         continue
