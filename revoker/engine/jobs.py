@@ -86,6 +86,8 @@ async def call_api(
                 server_request_id=response.server_request_id,
             )
         )
+        if limiter is not None:
+            limiter.observe(response.ms / 1000)
         if response.status == 429:
             ctx.throttled += 1
             if limiter is not None:

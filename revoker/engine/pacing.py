@@ -1,5 +1,8 @@
 """Per-app pacing: even spacing just under the cap, a gentle cut on 429.
 
+How far under depends on the path: the spread of the answers' round trips bounds
+how much network jitter can bunch evenly sent requests into one server second.
+
 Our own small pacer rather than aiolimiter or pyrate-limiter: aiolimiter's leaky
 bucket lets a burst as large as the cap through after any idle spell (a strict
 sliding-window server answers that burst 429), its rate cannot be changed at run
@@ -14,28 +17,39 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 Clock = Callable[[], float]
 
 
 class Pacer:
-    """Spaces requests evenly at ``TARGET`` x cap (no bursts) and backs off on 429.
+    """Spaces requests evenly at the target share of the cap (no bursts) and backs
+    off on 429.
 
-    Pacing a little under the cap keeps any one-second window (fixed or sliding,
-    as the server counts it once network jitter has bunched some requests) at or
-    below the cap: requests sent over a little more than a second can land in one
-    server second. On a 429 the
-    rate is cut to ``CUT`` of itself, at most once per ``WINDOW`` (a burst of
-    429s from one window is one signal). Recovery waits for a whole window without
-    a cut, so 429s in every window keep lowering the rate (a cap lower than ours,
-    e.g. shared with another client); then it climbs by ``RECOVERY`` x cap per
-    second, up to the target and never above it. The cut is gentle because a
-    lone 429 is usually jitter, not a lower cap: each cut costs about
-    ``(1 - CUT)`` x cap requests.
+    The target: any one-second window as the server counts it (fixed or sliding)
+    must stay at or below the cap, and network jitter lands in one server second
+    requests sent over ``1 + spread`` seconds, where ``spread`` is how much the
+    delay to the server varies. That variation is bounded by the spread of the
+    round trips this pacer is shown (:meth:`observe`), so the target is
+    ``1 / (1 + spread + MARGIN)`` of the cap, kept between ``MIN_TARGET`` (until
+    enough round trips are seen, and on any path noisier than 0-50 ms of jitter,
+    where only the 429 cut below protects) and ``MAX_TARGET``.
+
+    On a 429 the rate is cut to ``CUT`` of itself, at most once per ``WINDOW`` (a
+    burst of 429s from one window is one signal). Recovery waits for a whole
+    window without a cut, so 429s in every window keep lowering the rate (a cap
+    lower than ours, e.g. shared with another client); then it climbs by
+    ``RECOVERY`` x cap per second, up to the target and never above it. The cut
+    is gentle because a lone 429 is usually jitter, not a lower cap: each cut
+    costs about ``(1 - CUT)`` x cap requests.
     """
 
-    TARGET = 0.955
+    MIN_TARGET = 0.955
+    MAX_TARGET = 0.99
+    MARGIN = 0.005  # of the window: the pacer's own late wake-ups
+    SAMPLES = 256  # round trips the spread is taken over
+    MIN_SAMPLES = 32
     CUT = 0.95
     RECOVERY = 0.25
     WINDOW = 1.0
@@ -44,9 +58,11 @@ class Pacer:
         if cap <= 0:
             raise ValueError("cap must be positive")
         self.cap = cap
-        self.target = cap * self.TARGET
+        self.target = cap * self.MIN_TARGET
         self.rate = self.target
         self.floor = min(floor, self.target)
+        self._round_trips: deque[float] = deque(maxlen=self.SAMPLES)
+        self._unrated = 0  # round trips observed since the target was last set
         self._clock = clock
         self._next = float("-inf")
         self._last_cut = float("-inf")
@@ -93,6 +109,24 @@ class Pacer:
         if now - self._last_cut >= self.WINDOW:
             self.rate = max(self.floor, self.rate * self.CUT)
             self._last_cut = now
+
+    def observe(self, seconds: float) -> None:
+        """One answered request's round trip; every ``MIN_SAMPLES`` of them, the
+        target follows the spread (largest minus smallest) of the last ``SAMPLES``.
+
+        The whole range, not a percentile: the requests a window can bunch are
+        the ones delayed least and most.
+        """
+        self._round_trips.append(seconds)
+        self._unrated += 1
+        if self._unrated < self.MIN_SAMPLES:
+            return
+        self._unrated = 0
+        spread = max(self._round_trips) - min(self._round_trips)
+        share = 1.0 / (1.0 + (spread + self.MARGIN) / self.WINDOW)
+        self.target = self.cap * min(self.MAX_TARGET, max(self.MIN_TARGET, share))
+        self.floor = min(self.floor, self.target)
+        self.rate = min(self.rate, self.target)  # climbs back by _recover when it rose
 
     def _recover(self, now: float) -> None:
         if self.rate < self.target and now - self._last_cut >= self.WINDOW:

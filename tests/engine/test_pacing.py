@@ -24,8 +24,8 @@ class Clock:
 def test_requests_are_spaced_evenly_just_under_the_cap_without_burst() -> None:
     clock = Clock()
     pacer = Pacer(50, clock=clock)
-    gap = 1 / (50 * Pacer.TARGET)
-    assert 0.95 <= Pacer.TARGET < 1.0
+    gap = 1 / (50 * Pacer.MIN_TARGET)
+    assert 0.95 <= Pacer.MIN_TARGET < Pacer.MAX_TARGET < 1.0
     waits = [pacer.reserve() for _ in range(5)]
     assert waits == pytest.approx([0.0, gap, 2 * gap, 3 * gap, 4 * gap])
 
@@ -74,8 +74,74 @@ def test_after_a_quiet_window_the_rate_recovers_to_the_target_and_never_above() 
     for _ in range(100):  # 10 s without 429s
         clock.now += 0.1
         pacer.reserve()
-    assert pacer.rate == pytest.approx(50 * Pacer.TARGET)
+    assert pacer.rate == pytest.approx(50 * Pacer.MIN_TARGET)
     assert pacer.rate < pacer.cap
+
+
+def observe(pacer: Pacer, round_trips: list[float]) -> None:
+    for seconds in round_trips:
+        pacer.observe(seconds)
+
+
+def calm(n: int = Pacer.MIN_SAMPLES) -> list[float]:
+    """Round trips of a quiet path: 2-3 ms."""
+    return [0.002 + 0.001 * (i % 2) for i in range(n)]
+
+
+def test_the_target_stays_at_its_minimum_until_enough_round_trips_are_seen() -> None:
+    pacer = Pacer(50, clock=Clock())
+    observe(pacer, calm(Pacer.MIN_SAMPLES - 1))
+    assert pacer.target == pytest.approx(50 * Pacer.MIN_TARGET)
+
+
+def test_on_a_calm_path_the_pace_climbs_to_99_percent_of_the_cap_and_never_above() -> None:
+    clock = Clock()
+    pacer = Pacer(50, clock=clock)
+    observe(pacer, calm())
+    assert pacer.target == pytest.approx(50 * Pacer.MAX_TARGET)
+    for _ in range(20):  # 2 s: it climbs, it does not jump
+        clock.now += 0.1
+        pacer.reserve()
+    assert pacer.rate == pytest.approx(50 * Pacer.MAX_TARGET)
+    assert pacer.rate < pacer.cap
+
+
+def test_the_target_leaves_room_for_the_spread_of_the_round_trips() -> None:
+    """Requests sent over 1 s + spread can reach the server within one second."""
+    pacer = Pacer(100, clock=Clock())
+    observe(pacer, [0.010 + 0.020 * (i % 2) for i in range(Pacer.MIN_SAMPLES)])  # 20 ms
+    assert pacer.target == pytest.approx(100 / (1 + 0.020 + Pacer.MARGIN))
+
+
+def test_a_path_as_noisy_as_50_ms_of_jitter_keeps_the_minimum_target() -> None:
+    pacer = Pacer(50, clock=Clock())
+    observe(pacer, calm())
+    observe(pacer, [0.001 + 0.060 * (i % 2) for i in range(Pacer.MIN_SAMPLES)])
+    assert pacer.target == pytest.approx(50 * Pacer.MIN_TARGET)
+
+
+def test_when_the_path_gets_noisier_the_pace_drops_at_once() -> None:
+    clock = Clock()
+    pacer = Pacer(50, clock=clock)
+    observe(pacer, calm())
+    for _ in range(20):
+        clock.now += 0.1
+        pacer.reserve()
+    assert pacer.rate == pytest.approx(50 * Pacer.MAX_TARGET)
+    observe(pacer, [0.002 + 0.040 * (i % 2) for i in range(Pacer.MIN_SAMPLES)])
+    assert pacer.rate == pytest.approx(50 / (1 + 0.040 + Pacer.MARGIN))
+
+
+def test_after_a_429_the_rate_recovers_to_the_calm_target_not_above() -> None:
+    clock = Clock()
+    pacer = Pacer(50, clock=clock)
+    observe(pacer, calm())
+    pacer.throttled()
+    assert pacer.rate < 50 * Pacer.MIN_TARGET
+    for _ in range(100):
+        clock.now += 0.1
+        pacer.reserve()
+    assert pacer.rate == pytest.approx(50 * Pacer.MAX_TARGET)
 
 
 def test_the_rate_never_drops_below_the_floor() -> None:
@@ -95,8 +161,9 @@ def test_each_app_id_has_its_own_pacer_and_zero_means_no_cap() -> None:
 
 
 # Simulation: 32 workers send through one pacer to a server limiter (the emulator's
-# own), each request reaching it 0..50 ms late and its answer 0..50 ms after that.
-# A 429 costs the request a Retry-After wait, then it books a new slot (a retry).
+# own), each request reaching it 0..jitter late and its answer 0..jitter after that;
+# the pacer is shown each round trip. A 429 costs the request a Retry-After wait,
+# then it books a new slot (a retry).
 
 
 @dataclass
@@ -105,13 +172,16 @@ class Fidelity:
     throttled: float  # share of sent requests answered 429
 
 
-def simulate(algorithm: str, cap: float, *, seed: int, successes: int = 2000) -> Fidelity:
+def simulate(
+    algorithm: str, cap: float, *, seed: int, jitter: float = 0.05, successes: int = 2000
+) -> Fidelity:
     rng = random.Random(seed)
     clock = Clock()
     pacer = Pacer(cap, clock=clock)
     server = ALGORITHMS[algorithm](cap, clock.now)
     events: list[tuple[float, int, str, int, int]] = []
     order = 0
+    sent_at = [0.0] * 32
 
     def at(when: float, what: str, worker: int, retry_after: int = 0) -> None:
         nonlocal order
@@ -128,17 +198,20 @@ def simulate(algorithm: str, cap: float, *, seed: int, successes: int = 2000) ->
             at(clock.now + pacer.reserve(), "send", worker)
         elif what == "send":
             sent += 1
-            at(clock.now + rng.uniform(0, 0.05), "arrive", worker)
+            sent_at[worker] = clock.now
+            at(clock.now + rng.uniform(0, jitter), "arrive", worker)
         elif what == "arrive":
             wait = server.take(clock.now)
-            at(clock.now + rng.uniform(0, 0.05), "answer", worker, wait)
-        elif retry_after:
-            throttled += 1
-            pacer.throttled()
-            at(clock.now + retry_after, "ready", worker)
-        else:
-            done.append(clock.now)
-            at(clock.now, "ready", worker)
+            at(clock.now + rng.uniform(0, jitter), "answer", worker, wait)
+        else:  # the answer
+            pacer.observe(clock.now - sent_at[worker])
+            if retry_after:
+                throttled += 1
+                pacer.throttled()
+                at(clock.now + retry_after, "ready", worker)
+            else:
+                done.append(clock.now)
+                at(clock.now, "ready", worker)
     rate = (len(done) - 1) / (done[-1] - done[0])
     return Fidelity(rate / cap, throttled / sent)
 
@@ -151,6 +224,18 @@ def test_the_pacer_holds_95_percent_of_the_cap_with_at_most_1_percent_429s(
     for seed in range(3):
         fidelity = simulate(algorithm, cap, seed=seed)
         assert fidelity.ratio >= 0.95, (seed, fidelity)
+        assert fidelity.ratio < 1.0, (seed, fidelity)
+        assert fidelity.throttled <= 0.01, (seed, fidelity)
+
+
+@pytest.mark.parametrize("cap", [50, 100])
+@pytest.mark.parametrize("algorithm", ["token-bucket", "fixed-window", "sliding-window"])
+def test_on_a_calm_path_the_pacer_holds_98_percent_of_the_cap_with_at_most_1_percent_429s(
+    algorithm: str, cap: float
+) -> None:
+    for seed in range(3):
+        fidelity = simulate(algorithm, cap, seed=seed, jitter=0.001)
+        assert fidelity.ratio >= 0.98, (seed, fidelity)
         assert fidelity.ratio < 1.0, (seed, fidelity)
         assert fidelity.throttled <= 0.01, (seed, fidelity)
 
