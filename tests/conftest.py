@@ -45,14 +45,33 @@ def creds(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def mock_transport(limits: httpx.Limits | None = None) -> httpx.AsyncBaseTransport:
-    """httpx's own transport: the one respx intercepts (production sends over aiohttp's).
+# Mock headers for an answer with no X-Request-ID at all (a proxy's, not the API's).
+NO_ECHO = {"X-Request-ID": ""}
 
-    Pass it as ``transport=`` wherever the code under test takes one.
+
+class EchoingTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, which respx intercepts; like the API, every answer but
+    a 401 echoes the request's X-Request-ID unless the mock set one of its own
+    (:data:`NO_ECHO`: none)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        sent = request.headers.get("X-Request-ID")
+        if response.headers.get("X-Request-ID") == "":
+            del response.headers["X-Request-ID"]
+        elif sent and response.status_code != 401 and "X-Request-ID" not in response.headers:
+            response.headers["X-Request-ID"] = sent
+        return response
+
+
+def mock_transport(limits: httpx.Limits | None = None) -> httpx.AsyncBaseTransport:
+    """The transport respx intercepts (production sends over aiohttp's); see
+    :class:`EchoingTransport`. Pass it as ``transport=`` wherever the code under
+    test takes one.
     """
     if limits is None:
-        return httpx.AsyncHTTPTransport(trust_env=False)
-    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        return EchoingTransport(trust_env=False)
+    return EchoingTransport(limits=limits, trust_env=False)
 
 
 @pytest.fixture

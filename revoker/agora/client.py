@@ -83,17 +83,20 @@ class ApiResponse:
     message: str | None = None
     data: Any = None
     retry_after: float | None = None
-    api_error: bool = False  # a JSON error body ({"status": "error", ...}) and our ID echoed
+    # The API's own shape: {"status": "success", ...} for a 200, {"status": "error",
+    # ...} otherwise, and the X-Request-ID we sent echoed.
+    api_answer: bool = False
 
     @property
     def not_found(self) -> bool:
         """The API itself answered "not found": the only 404 that means ``absent``."""
-        return self.status == 404 and self.api_error
+        return self.status == 404 and self.api_answer
 
     @property
     def foreign(self) -> bool:
-        """A 404 that is not the API's (an HTML page, a proxy, a wrong base path)."""
-        return self.status == 404 and not self.api_error
+        """A 200 or 404 that is not the API's (an HTML page, a catch-all proxy, a wrong
+        base path): never a key revoked, present or absent."""
+        return self.status in (200, 404) and not self.api_answer
 
 
 def _error_kind(exc: httpx.HTTPError) -> str:
@@ -267,9 +270,11 @@ def _to_api_response(
         message=None if message is None else server_text(message, secrets),
         data=data,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        # The API echoes the X-Request-ID it was sent; a front proxy or another
-        # service under a wrong base path does not answer in this shape.
-        api_error=(
-            isinstance(body, dict) and body.get("status") == "error" and echoed == request_id
+        # The API echoes the X-Request-ID it was sent; a front proxy, a catch-all
+        # page or another service under a wrong base path does not answer in this shape.
+        api_answer=(
+            isinstance(body, dict)
+            and body.get("status") == ("success" if response.status_code == 200 else "error")
+            and echoed == request_id
         ),
     )

@@ -42,7 +42,11 @@ async def list_streams(ctx: RunContext, task: Task) -> Listing:
         return ctx.client.list_streams(task.region, task.app_id)
 
     result, response = await call_task(ctx, task, "GET", send, classify_get)
-    if response is None or response.status != 200 or not isinstance(response.data, list):
+    if (
+        response is None
+        or result.outcome is not Outcome.PRESENT
+        or not isinstance(response.data, list)
+    ):
         return Listing(result, None)
     entries = [(s, parse_push_url(s.get("url"))) for s in response.data if isinstance(s, dict)]
     return Listing(result, entries)

@@ -195,14 +195,15 @@ def _key_forms(key: str) -> tuple[str, ...]:
 
 
 def classifier(success: Outcome) -> Callable[[ApiResponse], Outcome]:
-    """200 -> ``success``, the API's own 404 -> absent, anything else -> failed.
+    """The API's own 200 -> ``success``, its own 404 -> absent, anything else -> failed.
 
-    Any other 404 (:attr:`ApiResponse.foreign`: an HTML page, no echoed request
-    ID) is ``failed``: counting it as absent would call a live key revoked.
+    A 200 or 404 that is not the API's (:attr:`ApiResponse.foreign`: an HTML page,
+    no echoed request ID) is ``failed``: counting it as revoked or absent would
+    call a live key revoked.
     """
 
     def classify(response: ApiResponse) -> Outcome:
-        if response.status == 200:
+        if response.status == 200 and response.api_answer:
             return success
         if response.not_found:
             return Outcome.ABSENT

@@ -65,9 +65,10 @@ def is_collision(response: ApiResponse) -> bool:
 
 
 def classify_create(response: ApiResponse) -> Outcome:
-    """200 with a key -> rotated; 5xx -> unknown (may have been created); else failed."""
+    """The API's 200 with a key -> rotated; another 200 or a 5xx -> unknown (may have
+    been created); else failed."""
     if response.status == 200:
-        data = response.data
+        data = response.data if response.api_answer else None
         if isinstance(data, dict) and isinstance(data.get("streamKey"), str) and data["streamKey"]:
             return Outcome.ROTATED
         return Outcome.UNKNOWN

@@ -338,7 +338,7 @@ def test_expect_head_needs_exactly_one_log_and_the_flags_need_verify(log: Path) 
 def test_the_summary_shows_the_head_of_the_log_it_wrote(
     tmp_path: Path, api: respx.MockRouter, creds: None
 ) -> None:
-    api.delete(url__regex=".*").mock(return_value=httpx.Response(200, json={"status": "ok"}))
+    api.delete(url__regex=".*").mock(return_value=httpx.Response(200, json={"status": "success"}))
     path = tmp_path / "audit.jsonl"
     args = ["revoke", "--key", "stream-key-0000-abcdef", "--app-id", APP, "--base-url", BASE]
     args += ["--audit-log", str(path), "--max-rps", "0"]

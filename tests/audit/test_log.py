@@ -149,7 +149,7 @@ def test_a_second_writer_on_the_same_log_is_refused_while_the_first_holds_it(
 def test_a_run_on_a_log_another_run_is_writing_exits_2_and_sends_nothing(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:
-    route = api.route().mock(return_value=httpx.Response(200, json={}))
+    route = api.route().mock(return_value=httpx.Response(200, json={"status": "success"}))
     path = tmp_path / "audit.jsonl"
     running = AuditLog.open(path, "run-1")
     try:

@@ -48,7 +48,7 @@ def test_a_signed_run_finished_verifies_with_the_documented_message(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:
     """A third party can check the signature from the README's definition alone."""
-    api.delete(url__regex=".*").mock(return_value=httpx.Response(200, json={"status": "ok"}))
+    api.delete(url__regex=".*").mock(return_value=httpx.Response(200, json={"status": "success"}))
     public_path = keygen(tmp_path / "k.pem")
     code, stderr = revoke(tmp_path, "--sign-key", str(tmp_path / "k.pem"))
     assert code == 0, stderr
@@ -70,7 +70,7 @@ def test_a_signed_run_finished_verifies_with_the_documented_message(
 def test_a_sign_key_readable_by_others_exits_2_and_sends_nothing(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:
-    route = api.route().mock(return_value=httpx.Response(200, json={}))
+    route = api.route().mock(return_value=httpx.Response(200, json={"status": "success"}))
     keygen(tmp_path / "k.pem")
     (tmp_path / "k.pem").chmod(0o644)
     code, stderr = revoke(tmp_path, "--sign-key", str(tmp_path / "k.pem"))
@@ -83,7 +83,7 @@ def test_a_sign_key_readable_by_others_exits_2_and_sends_nothing(
 def test_a_sign_key_that_is_not_ed25519_exits_2_and_sends_nothing(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:
-    route = api.route().mock(return_value=httpx.Response(200, json={}))
+    route = api.route().mock(return_value=httpx.Response(200, json={"status": "success"}))
     bad = tmp_path / "k.pem"
     bad.write_text("not a key\n")
     bad.chmod(0o600)

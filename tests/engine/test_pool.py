@@ -17,7 +17,7 @@ from revoker.engine.retry import Backoff, RetryPolicy
 from revoker.engine.run import execute, prepare, revoke_passes
 from revoker.results import HaltReason, RunReport
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
-from tests.conftest import mock_transport
+from tests.conftest import NO_ECHO, mock_transport
 
 BASE = "https://agora.test"
 CREDS = Credentials("cid", "sec")
@@ -112,9 +112,41 @@ def _echoed(request: httpx.Request) -> dict[str, str]:
 @pytest.mark.parametrize(
     "answer",
     [
-        lambda r: httpx.Response(404, text=NGINX_404, headers={"Content-Type": "text/html"}),
+        lambda r: httpx.Response(200, text="<html>ok</html>", headers=NO_ECHO),
+        lambda r: httpx.Response(200, text="<html>ok</html>", headers=_echoed(r)),
+        lambda r: httpx.Response(200, json={"status": "success"}, headers=NO_ECHO),
+        lambda r: httpx.Response(200, json={}, headers=_echoed(r)),
+        lambda r: httpx.Response(200, headers=_echoed(r)),
+        lambda r: httpx.Response(
+            200, json={"status": "success"}, headers={"X-Request-ID": "someone-else"}
+        ),
+    ],
+    ids=["html", "html-echoed", "no-request-id", "no-status", "empty", "other-id"],
+)
+def test_a_200_that_is_not_the_apis_answer_is_failed_not_revoked(
+    tmp_path: Path, answer: Any
+) -> None:
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(side_effect=answer)
+        api.get(url__regex=".*").mock(side_effect=answer)
+        report = run(tmp_path, ["key-one"], verify=True)
+    assert report.exit_code == 1
+    for event in ("revoke", "verify"):
+        (record,) = records(tmp_path, event)
+        assert (record["outcome"], record["http_status"]) == ("failed", 200)
+        assert record["message"] == "not an answer of the Media Gateway API (check --base-url)"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda r: httpx.Response(
+            404, text=NGINX_404, headers={"Content-Type": "text/html", **NO_ECHO}
+        ),
         lambda r: httpx.Response(404, text=NGINX_404, headers=_echoed(r)),
-        lambda r: httpx.Response(404, json={"status": "error", "message": "Not found"}),
+        lambda r: httpx.Response(
+            404, json={"status": "error", "message": "Not found"}, headers=NO_ECHO
+        ),
         lambda r: httpx.Response(404, json={"message": "no route"}, headers=_echoed(r)),
         lambda r: httpx.Response(404, json=["status", "error"], headers=_echoed(r)),
         lambda r: httpx.Response(404, headers=_echoed(r)),
@@ -229,7 +261,10 @@ def test_backoff_without_retry_after_is_bounded_full_jitter(
 def test_transient_statuses_are_retried(tmp_path: Path, sleeps: list[float], status: int) -> None:
     with respx.mock(base_url=BASE) as api:
         api.delete(url__regex=".*").mock(
-            side_effect=[echo(status)(httpx.Request("DELETE", BASE)), httpx.Response(200, json={})]
+            side_effect=[
+                echo(status)(httpx.Request("DELETE", BASE)),
+                httpx.Response(200, json={"status": "success"}),
+            ]
         )
         report = run(tmp_path, ["key-one"])
     assert report.exit_code == 0
@@ -388,7 +423,10 @@ def test_429s_are_counted_per_pass_even_without_a_rate_limit(
 ) -> None:
     with respx.mock(base_url=BASE) as api:
         api.delete(url__regex=".*").mock(
-            side_effect=[echo(429)(httpx.Request("DELETE", BASE)), httpx.Response(200, json={})]
+            side_effect=[
+                echo(429)(httpx.Request("DELETE", BASE)),
+                httpx.Response(200, json={"status": "success"}),
+            ]
         )
         api.get(url__regex=".*").mock(side_effect=echo(404))
         report = run(tmp_path, ["key-one"], verify=True)

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from revoker.cli import main
 from revoker.engine.newkeys import HEADER
 from revoker.models import key_id
-from tests.conftest import APP, BASE, api_not_found
+from tests.conftest import APP, BASE, NO_ECHO, api_not_found
 
 pytestmark = pytest.mark.usefixtures("creds")
 
@@ -129,6 +129,21 @@ def test_a_5xx_create_is_unknown_and_never_sent_again(
     assert create.call_count == 1
     assert result_line(tmp_path)["outcome"] == "unknown"
     assert json.loads(done.stdout)["rotate"]["counts"] == {"unknown": 1}
+
+
+def test_a_create_answered_200_by_something_other_than_the_api_is_unknown_not_rotated(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    """A proxy's 200 (no echoed X-Request-ID) hands out no key: the create may or may
+    not have reached the API, so a human looks and nothing is created again."""
+    present(api)
+    body = {"status": "success", "data": {"streamKey": "made-up-by-a-proxy-0001"}}
+    create = api.post(CREATE_URL).respond(200, json=body, headers=NO_ECHO)
+    done = rotate(tmp_path)
+    assert done.exit_code == 1
+    assert create.call_count == 1
+    assert result_line(tmp_path)["outcome"] == "unknown"
+    assert "made-up-by-a-proxy" not in (tmp_path / "new.csv").read_text()
 
 
 def test_a_lost_create_answer_is_unknown_and_never_sent_again(

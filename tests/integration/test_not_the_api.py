@@ -1,7 +1,9 @@
-"""A 404 that is not the API's own answer is a failure, never "absent" (i.e. done).
+"""A 200 or 404 that is not the API's own answer is a failure, never "revoked" or
+"absent" (i.e. done).
 
 A wrong base path (against the emulator, which answers unknown routes as a front
-gateway would) and an nginx-like server answering an HTML 404 to everything.
+gateway would), an nginx-like server answering an HTML 404 to everything, and
+catch-all servers answering 200 to everything.
 """
 
 from __future__ import annotations
@@ -76,19 +78,18 @@ def test_wrong_base_path_fails_every_pair_then_resume_with_the_right_url_revokes
     assert cli("report", str(audit), env=env).returncode == 0
 
 
-@pytest.fixture
-def nginx_404() -> Iterator[str]:
-    """A loopback server that answers every request with nginx's HTML 404 page."""
+def serve_everything(status: int, body: bytes, content_type: str) -> Iterator[str]:
+    """A loopback server that answers every request alike, with no X-Request-ID."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def answer(self) -> None:
-            self.send_response(404)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(NGINX_404)))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(NGINX_404)
+            self.wfile.write(body)
 
         do_GET = do_DELETE = answer
 
@@ -102,6 +103,11 @@ def nginx_404() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def nginx_404() -> Iterator[str]:
+    yield from serve_everything(404, NGINX_404, "text/html")
 
 
 # A small and a larger run: one transport decides for every size.
@@ -121,3 +127,34 @@ def test_an_html_404_from_a_front_server_is_failed_at_every_run_size(
     assert summary["revoke"]["counts"] == {"failed": count * 4}
     assert summary["verify"]["counts"] == {"failed": count * 4}
     assert {r["message"] for r in records(audit, "revoke")} == {NOT_THE_API}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<!doctype html><title>Console</title><div id=app></div>", "text/html"),
+        (b'{"status":"success"}', "application/json"),
+    ],
+    ids=["single-page-app", "success-without-our-request-id"],
+)
+def test_a_catch_all_200_is_failed_never_revoked_and_the_keys_stay_to_do(
+    tmp_path: Path, body: bytes, content_type: str
+) -> None:
+    (tmp_path / "keys.txt").write_text("plain-key-0001\nplain-key-0002\n")
+    audit = tmp_path / "audit.jsonl"
+    env = {"AGORA_CUSTOMER_ID": "cid", "AGORA_CUSTOMER_SECRET": "secret", "AGORA_APP_ID": APP}
+    for url in serve_everything(200, body, content_type):
+        result = cli(
+            "revoke", str(tmp_path / "keys.txt"), "--base-url", url, "--verify",
+            "--max-attempts", "1", "--audit-log", str(audit), "--output", "json", env=env,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["revoke"]["counts"] == {"failed": 8}
+    assert summary["verify"]["counts"] == {"failed": 8}
+    assert {(r["http_status"], r["message"]) for r in records(audit, "revoke")} == {
+        (200, NOT_THE_API)
+    }
+    report = cli("report", str(audit), env=env)
+    assert report.returncode == 1
+    assert "NOT done" in report.stdout
