@@ -59,17 +59,21 @@ async def call_api(
     async def once() -> ApiResponse:
         if ctx.halt.is_set:
             raise Halted
+        slot = 0.0  # when the pacer booked this attempt to go
         if limiter is not None and spare:
             async with limiter.spare_turn:
                 booked, wait = limiter.reserve_spare()
                 while not booked and not ctx.halt.is_set:
                     await ctx.halt.sleep(wait)
                     booked, wait = limiter.reserve_spare()
+            slot = time.monotonic() + wait
             await ctx.halt.sleep(wait)
             if ctx.halt.is_set:
                 raise Halted
         elif limiter is not None:
-            await ctx.halt.sleep(limiter.reserve())  # wakes at once if the run halts
+            wait = limiter.reserve()
+            slot = time.monotonic() + wait
+            await ctx.halt.sleep(wait)  # wakes at once if the run halts
             if ctx.halt.is_set:
                 raise Halted
         try:
@@ -87,7 +91,9 @@ async def call_api(
             )
         )
         if limiter is not None:
-            limiter.observe(response.ms / 1000)
+            # From the booked slot, not from the send: a late wake-up bunches
+            # requests as much as network jitter does.
+            limiter.observe(time.monotonic() - slot)
         if response.status == 429:
             ctx.throttled += 1
             if limiter is not None:

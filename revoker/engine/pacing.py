@@ -16,6 +16,7 @@ lines.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,10 +32,11 @@ class Pacer:
     must stay at or below the cap, and network jitter lands in one server second
     requests sent over ``1 + spread`` seconds, where ``spread`` is how much the
     delay to the server varies. That variation is bounded by the spread of the
-    round trips this pacer is shown (:meth:`observe`), so the target is
-    ``1 / (1 + spread + MARGIN)`` of the cap, kept between ``MIN_TARGET`` (until
-    enough round trips are seen, and on any path noisier than 0-50 ms of jitter,
-    where only the 429 cut below protects) and ``MAX_TARGET``.
+    times from booked slot to answer this pacer is shown (:meth:`observe`), so the
+    target is ``1 / (1 + spread + MARGIN)`` of the cap (of its whole number of
+    requests), kept between ``MIN_TARGET`` (until enough answers are seen, and
+    on any path whose spread exceeds about 40 ms, where only the 429 cut below
+    protects) and ``MAX_TARGET``.
 
     On a 429 the rate is cut to ``CUT`` of itself, at most once per ``WINDOW`` (a
     burst of 429s from one window is one signal). Recovery waits for a whole
@@ -47,8 +49,8 @@ class Pacer:
 
     MIN_TARGET = 0.955
     MAX_TARGET = 0.99
-    MARGIN = 0.005  # of the window: the pacer's own late wake-ups
-    SAMPLES = 256  # round trips the spread is taken over
+    MARGIN = 0.005  # of the window: what the measured spread may miss
+    SAMPLES = 256  # answers the spread is taken over
     MIN_SAMPLES = 32
     CUT = 0.95
     RECOVERY = 0.25
@@ -111,8 +113,9 @@ class Pacer:
             self._last_cut = now
 
     def observe(self, seconds: float) -> None:
-        """One answered request's round trip; every ``MIN_SAMPLES`` of them, the
-        target follows the spread (largest minus smallest) of the last ``SAMPLES``.
+        """Seconds from one request's booked slot to its answer; every
+        ``MIN_SAMPLES`` of them, the target follows the spread (largest minus
+        smallest) of the last ``SAMPLES``.
 
         The whole range, not a percentile: the requests a window can bunch are
         the ones delayed least and most.
@@ -124,7 +127,13 @@ class Pacer:
         self._unrated = 0
         spread = max(self._round_trips) - min(self._round_trips)
         share = 1.0 / (1.0 + (spread + self.MARGIN) / self.WINDOW)
-        self.target = self.cap * min(self.MAX_TARGET, max(self.MIN_TARGET, share))
+        # A window holds whole requests: at a cap of 16.7/s (50/s over three
+        # shards) an even 16.5/s puts 17 in some windows, so the pace leaves room
+        # for the whole number under the cap.
+        whole = math.floor(self.cap) if self.cap >= 1 else self.cap
+        self.target = max(
+            self.MIN_TARGET * self.cap, min(self.MAX_TARGET * self.cap, whole * share)
+        )
         self.floor = min(self.floor, self.target)
         self.rate = min(self.rate, self.target)  # climbs back by _recover when it rose
 

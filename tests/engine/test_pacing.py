@@ -173,11 +173,18 @@ class Fidelity:
 
 
 def simulate(
-    algorithm: str, cap: float, *, seed: int, jitter: float = 0.05, successes: int = 2000
+    algorithm: str,
+    cap: float,
+    *,
+    seed: int,
+    jitter: float = 0.05,
+    successes: int = 2000,
+    shards: int = 1,
 ) -> Fidelity:
+    """``shards``: that many pacers, each at ``cap / shards``, share the server's cap."""
     rng = random.Random(seed)
     clock = Clock()
-    pacer = Pacer(cap, clock=clock)
+    pacers = [Pacer(cap / shards, clock=clock) for _ in range(shards)]
     server = ALGORITHMS[algorithm](cap, clock.now)
     events: list[tuple[float, int, str, int, int]] = []
     order = 0
@@ -194,6 +201,7 @@ def simulate(
     done: list[float] = []
     while len(done) < successes:
         clock.now, _, what, worker, retry_after = heapq.heappop(events)
+        pacer = pacers[worker % shards]
         if what == "ready":
             at(clock.now + pacer.reserve(), "send", worker)
         elif what == "send":
@@ -225,6 +233,17 @@ def test_the_pacer_holds_95_percent_of_the_cap_with_at_most_1_percent_429s(
         fidelity = simulate(algorithm, cap, seed=seed)
         assert fidelity.ratio >= 0.95, (seed, fidelity)
         assert fidelity.ratio < 1.0, (seed, fidelity)
+        assert fidelity.throttled <= 0.01, (seed, fidelity)
+
+
+@pytest.mark.parametrize("shards", [2, 3, 4, 6, 7, 8])
+@pytest.mark.parametrize("algorithm", ["fixed-window", "sliding-window"])
+def test_shards_sharing_the_cap_stay_under_it_on_a_calm_path(algorithm: str, shards: int) -> None:
+    """Each shard paces at its share of 50/s; a window holds whole requests, so no
+    shard may fit one request more than its share in any second."""
+    for seed in range(2):
+        fidelity = simulate(algorithm, 50, seed=seed, jitter=0.001, shards=shards)
+        assert fidelity.ratio >= 0.9, (seed, fidelity)
         assert fidelity.throttled <= 0.01, (seed, fidelity)
 
 
