@@ -510,14 +510,8 @@ def drill_run(label: str, jitter_ms: str) -> None:
     # The force-disconnects count against the DELETE budget too (Agora's docs are
     # silent; revoker assumes so).
     deletes = pairs + cut
-    if not label:
-        bound = pairs / DELETE_CAP
-        target = f"<= {1.1 * bound:g} s (1.10 x {bound:g} s DELETE bound)"
-    else:
-        # Jitter bunches requests, so no pacer free of 429s beats cap / 1.05 here:
-        # the target counts every DELETE the drill sends, the cuts too.
-        bound = deletes / DELETE_CAP
-        target = f"<= {1.1 * bound:g} s (1.10 x {bound:g} s, {deletes:,} DELETEs)"
+    bound = pairs / DELETE_CAP
+    target = f"<= {1.1 * bound:g} s (1.10 x {bound:g} s DELETE bound)"
     row(
         "8",
         f"drill{label}: wall time",
@@ -547,16 +541,15 @@ def drill_run(label: str, jitter_ms: str) -> None:
         "= 0",
         streams_left == 0,
     )
-    if not label:
-        row(
-            "8",
-            f"drill: wall time against the {deletes:,} DELETEs it sends",
-            result.wall / (deletes / DELETE_CAP),
-            "x",
-            "",
-            None,
-            f"{deletes / DELETE_CAP:g} s at {DELETE_CAP:g}/s",
-        )
+    row(
+        "8",
+        f"drill{label}: wall time against the {deletes:,} DELETEs it sends",
+        result.wall / (deletes / DELETE_CAP),
+        "x",
+        "",
+        None,
+        f"{deletes / DELETE_CAP:g} s at {DELETE_CAP:g}/s",
+    )
     for event in ("revoke", "verify"):
         throttled = summary.get(event, {}).get("extra", {}).get("throttled_429", 0)
         row("8", f"drill{label}: {event} requests answered 429", throttled, "requests", "")

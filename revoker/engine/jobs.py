@@ -171,7 +171,7 @@ async def call_task(
         result.outcome = classify(response)
         message = response.message and server_text(response.message, forms)
         result.message = NOT_THE_API if response.foreign else message
-        result.data = response.data
+        result.data = response.data if response.api_answer else None  # no facts from a proxy
         if result.outcome is Outcome.FAILED and response.status in RETRYABLE_STATUS:
             result.message = f"{result.message or response.status} (after {len(attempts)} attempts)"
     for attempt in attempts:
