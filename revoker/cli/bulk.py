@@ -230,7 +230,7 @@ def rotate(
     def passes(settings: RunSettings, plan: Plan) -> list[Pass]:
         if new_keys_file is None:  # a dry run stops before its passes are built
             raise UsageError(missing)
-        new_keys = NewKeysFile.open(new_keys_file, append=append)
+        new_keys = NewKeysFile(new_keys_file, append=append)  # created once the log is locked
         ctx.call_on_close(new_keys.close)
         return rotate_passes(settings, plan, new_keys, expires_after=expires_after)
 

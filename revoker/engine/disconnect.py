@@ -20,7 +20,9 @@ pair's own line is written (:attr:`TaskResult.later`), so they hold up no DELETE
 
 ``rotate --disconnect`` shares the sweep: its own lookup GET is passed to
 :meth:`StreamSweep.delete_and_cut`, and every pair it ends without a DELETE is
-counted down with :meth:`StreamSweep.skip`, so the second listing still happens.
+counted down with :meth:`StreamSweep.skip`, so the second listing still happens;
+a pair an earlier run rotated (``--resume``) goes through
+:meth:`StreamSweep.resumed_pair`, as ``revoke``'s do.
 
 Each SID gets one ``disconnect`` line: ``disconnected`` (confirmed gone, with the
 confirming request IDs), ``absent`` (the stream had ended before the cut) or
@@ -112,18 +114,26 @@ class StreamSweep:
 
     async def run(self, task: Task) -> TaskResult:
         """The runner of one ``revoke`` pair: GET, DELETE; the streams are cut later."""
-        digest = done_digest(task.app_id, task.region, task.key_id)
-        if digest in self.resumed:
-            stored = self.resumed[digest]
-            result = TaskResult(task, Outcome.ABSENT, own_line=False)
-            identity = KeyIdentity(
-                task.key, stored.channel if stored else None, stored.uid if stored else None
-            )
-            result.later = self.skip(task, identity)
-            return result
+        earlier = self.resumed_pair(task)
+        if earlier is not None:
+            return earlier
         self.start(task)
         lookup = await query_task(self.ctx, task)
         return await self.delete_and_cut(task, lookup)
+
+    def resumed_pair(self, task: Task) -> TaskResult | None:
+        """A pair whose key an earlier run deleted (``resumed``): no request and no
+        line of its own, only its streams cut later; None for any other pair."""
+        digest = done_digest(task.app_id, task.region, task.key_id)
+        if digest not in self.resumed:
+            return None
+        stored = self.resumed[digest]
+        result = TaskResult(task, Outcome.ABSENT, own_line=False)
+        identity = KeyIdentity(
+            task.key, stored.channel if stored else None, stored.uid if stored else None
+        )
+        result.later = self.skip(task, identity)
+        return result
 
     def start(self, task: Task) -> None:
         """List the streams of the pair's (app ID, region) now, unless already listing:

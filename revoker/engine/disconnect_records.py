@@ -83,15 +83,17 @@ def step_record(lookup: TaskResult) -> dict[str, Any]:
     }
 
 
-def resumed_identities(path: Path, done: Collection[int]) -> dict[int, KeyIdentity | None]:
-    """Pairs deleted in an earlier run (by :func:`~revoker.models.done_digest`), with the
-    channel and uid their ``revoke`` line recorded (None if it recorded none); the key
-    itself comes from the input."""
+def resumed_identities(
+    path: Path, done: Collection[int], *, event: str
+) -> dict[int, KeyIdentity | None]:
+    """Pairs whose key an earlier run deleted (by :func:`~revoker.models.done_digest`),
+    with the channel and uid its ``event`` lines (``revoke`` or ``rotate``) recorded
+    (None if they recorded none); the key itself comes from the input."""
     wanted: dict[int, KeyIdentity | None] = dict.fromkeys(done)
     if not wanted or not path.exists():
         return wanted
     for record in iter_records(path):
-        if record.get("event") != "revoke":
+        if record.get("event") != event:
             continue
         digest = done_digest(
             str(record.get("app_id")), str(record.get("region")), str(record.get("key_id"))

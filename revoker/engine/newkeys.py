@@ -1,7 +1,8 @@
 """The new-keys file of ``revoker rotate``: the only place a replacement key is written.
 
 A CSV file, mode 0600, created with ``O_EXCL`` (an existing file is refused
-unless appending) and never through a symbolic link. Each row is written
+unless appending) and never through a symbolic link, only once the run holds
+the audit log's lock (a run refused it leaves no file). Each row is written
 with one ``os.write`` and fsynced before the rotation is recorded as done
 in the audit log, so a key the audit log calls rotated is on disk.
 """
@@ -33,27 +34,35 @@ def _csv_line(values: tuple[str, ...]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-class NewKeysFile:
-    """Appends replacement keys, one fsynced row each. Open with :meth:`open`."""
+def _exists(path: Path) -> UsageError:
+    return UsageError(
+        f"{path}: new-keys file already exists (give --append to add to it, or another path)"
+    )
 
-    def __init__(self, path: Path, fd: int) -> None:
+
+class NewKeysFile:
+    """Appends replacement keys, one fsynced row each; nothing is created before :meth:`open`."""
+
+    def __init__(self, path: Path, *, append: bool = False) -> None:
+        """Refuses an existing file at once (unless appending), before the run
+        takes the audit log; :meth:`open` checks again when it creates it."""
+        if not append and os.path.lexists(path):
+            raise _exists(path)
         self.path = path
-        self._fd: int | None = fd
+        self.append = append
+        self._fd: int | None = None
         self.rows = 0
 
-    @classmethod
-    def open(cls, path: Path, *, append: bool = False) -> NewKeysFile:
+    def open(self) -> None:
         """Create ``path`` (0600) or, with ``append``, add to it; UsageError (exit 2) if not."""
+        path = self.path
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-        if not append:
+        if not self.append:
             flags |= os.O_EXCL
         try:
             fd = os.open(path, flags, 0o600)
         except FileExistsError:
-            raise UsageError(
-                f"{path}: new-keys file already exists (give --append to add to it, "
-                "or another path)"
-            ) from None
+            raise _exists(path) from None
         except OSError as exc:
             raise UsageError(f"{path}: cannot create new-keys file ({exc.strerror})") from None
         try:
@@ -76,7 +85,7 @@ class NewKeysFile:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd)
+        self._fd = fd
 
     def write(
         self,
@@ -91,7 +100,7 @@ class NewKeysFile:
     ) -> None:
         """Append one row and fsync it; NewKeysWriteError if the disk says no."""
         if self._fd is None:
-            raise NewKeysWriteError(f"{self.path}: new-keys file is closed")
+            raise NewKeysWriteError(f"{self.path}: new-keys file is not open")
         line = _csv_line((app_id, region, channel, uid, old_key_id, new_key, str(expires_after)))
         try:
             written = os.write(self._fd, line)

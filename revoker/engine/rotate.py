@@ -22,17 +22,18 @@ is ``unknown``: a human looks, revoker never creates again for that pair.
 ``--resume`` reads the latest ``rotate`` line of each pair: ``unknown`` stays
 ``unknown`` without a request; a pair whose old key may already be deleted
 (phase ``delete``, or a create refused) is re-created from the recorded settings.
+With ``--disconnect``, a pair an earlier run rotated is neither queried, deleted
+nor created again, but the old key's streams are listed and cut.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from revoker.agora.client import ApiResponse
-from revoker.engine.disconnect import DEFAULT_CONFIRM_TIMEOUT, Later, StreamSweep
+from revoker.engine.disconnect import Later, StreamSweep
 from revoker.engine.disconnect_records import step_record
 from revoker.engine.jobs import call_task, query_task, revoke_task
 from revoker.engine.matching import KeyIdentity
@@ -40,7 +41,7 @@ from revoker.engine.newkeys import NewKeysFile
 from revoker.engine.planner import Plan
 from revoker.engine.pool import RunContext, TaskRunner
 from revoker.engine.rotate_resume import ROTATE, KeySettings, Pair, Prior, load_priors
-from revoker.engine.run import Pass
+from revoker.engine.run import DisconnectPlan, Pass
 from revoker.errors import AuditWriteError, NewKeysWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult, key_hint, key_id
 from revoker.results import HaltReason
@@ -83,23 +84,23 @@ class Rotation:
 
     new_keys: NewKeysFile
     expires_after: int | None = None  # overrides the old key's validity
-    disconnect: bool = False
     priors: dict[Pair, Prior] = field(default_factory=dict)
-    # --disconnect: the pairs of each (app ID, region) and how long to confirm a cut.
-    per_app_region: Counter[tuple[str, str]] = field(default_factory=Counter)
-    disconnect_timeout: float = DEFAULT_CONFIRM_TIMEOUT
+    # --disconnect: builds the run's sweep (see run.DisconnectPlan).
+    sweep_for: Callable[[RunContext], StreamSweep] | None = None
     sweep: StreamSweep | None = None
     no_replacement: int = 0
     unknown: int = 0
 
     def runner(self, ctx: RunContext) -> TaskRunner:
-        if self.disconnect:
-            self.sweep = StreamSweep(
-                ctx, self.per_app_region, confirm_timeout=self.disconnect_timeout
-            )
+        if self.sweep_for is not None:
+            self.sweep = self.sweep_for(ctx)
         return lambda task: self.rotate(ctx, task)
 
     async def rotate(self, ctx: RunContext, task: Task) -> TaskResult:
+        if self.sweep is not None:
+            earlier = self.sweep.resumed_pair(task)
+            if earlier is not None:  # rotated by an earlier run: only its streams are cut
+                return earlier
         prior = self.priors.get((task.app_id, task.region, task.key_id))
         steps: list[tuple[str, TaskResult]] = []
         result = await self._rotate(ctx, task, prior, steps)
@@ -358,14 +359,18 @@ def rotate_passes(
     *,
     expires_after: int | None = None,
 ) -> list[Pass]:
-    """The one pass of ``rotate`` (reads the audit log's unfinished pairs under --resume)."""
+    """The one pass of ``rotate`` (reads the audit log's unfinished pairs under --resume).
+
+    The new-keys file is created when the pass starts, once the audit log is locked.
+    With --disconnect and --resume, the pairs an earlier run rotated are run too, for
+    their streams only (see :class:`~revoker.engine.run.DisconnectPlan`).
+    """
     priors = load_priors(settings.audit_log) if settings.resume else {}
-    job = Rotation(
-        new_keys,
-        expires_after,
-        settings.disconnect,
-        priors,
-        per_app_region=Counter(plan.stats.per_app_region),
-        disconnect_timeout=settings.disconnect_timeout,
-    )
-    return [Pass(ROTATE, plan.tasks, job.runner, notes=job.notes)]
+    tasks: Callable[[], Iterator[Task]] = plan.tasks
+    done_before: Callable[[Task], bool] | None = None
+    job = Rotation(new_keys, expires_after, priors)
+    if settings.disconnect:
+        cuts = DisconnectPlan(settings, plan, ROTATE)
+        job.sweep_for, tasks, done_before = cuts.sweep, cuts.tasks, cuts.done_before
+    start = new_keys.open
+    return [Pass(ROTATE, tasks, job.runner, job.notes, done_before=done_before, start=start)]

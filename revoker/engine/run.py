@@ -24,6 +24,7 @@ from revoker.engine.disconnect import StreamSweep
 from revoker.engine.disconnect_records import disconnect_note, resumed_identities
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
+from revoker.engine.matching import KeyIdentity
 from revoker.engine.pacing import RateLimits
 from revoker.engine.planner import Plan, build_plan
 from revoker.engine.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
@@ -62,6 +63,9 @@ class Pass:
     # Tasks an earlier run finished that ``tasks`` still yields (their streams are
     # cut): not this pass's work, so never counted or recorded as not attempted.
     done_before: Callable[[Task], bool] | None = None
+    # Called once the audit log is open and locked, before the run's first line: creates
+    # what the pass writes besides the audit log, so a run refused the lock leaves none.
+    start: Callable[[], None] | None = None
 
 
 def prepare(
@@ -109,6 +113,9 @@ def execute(
     report = RunReport(command, run_id, settings.audit_log, plan.stats)
     try:
         try:
+            for each in passes:
+                if each.start is not None:
+                    each.start()
             audit.run_started(command, settings.public_options(), plan.stats.to_dict())
             log.info(
                 "run started",
@@ -325,25 +332,47 @@ def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
 def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
     """DELETE every pair and cut off its live streams; with --resume, the pairs deleted
     in an earlier run are not deleted again but their streams are listed and cut."""
-    resumed = settings.resume and bool(plan.done)
+    cuts = DisconnectPlan(settings, plan, "revoke")
+    return Pass("revoke", cuts.tasks, lambda ctx: cuts.sweep(ctx).run, done_before=cuts.done_before)
 
-    def tasks() -> Iterator[Task]:
-        return plan.tasks(include_done=resumed)
 
-    def runner(ctx: RunContext) -> TaskRunner:
-        expected: Counter[tuple[str, str]] = Counter(plan.stats.per_app_region)
-        done = {}
-        if resumed:
-            # The earlier run's pairs of this input: counted and matched, not deleted.
-            expected = Counter((t.app_id, t.region) for t in tasks())
-            assert plan.done is not None
-            done = resumed_identities(settings.audit_log, plan.done)
-        sweep = StreamSweep(
-            ctx, expected, confirm_timeout=settings.disconnect_timeout, resumed=done
+@dataclass(frozen=True)
+class DisconnectPlan:
+    """The pairs a ``--disconnect`` pass runs and its :class:`StreamSweep`.
+
+    With --resume, the pairs whose key an earlier run deleted (its ``event`` lines,
+    ``revoke`` or ``rotate``) are run too: nothing is sent for them, but their
+    streams are listed and cut, and they count in their (app ID, region) so the
+    listing after its last DELETE still happens.
+    """
+
+    settings: RunSettings
+    plan: Plan
+    event: str
+
+    @property
+    def resumed(self) -> bool:
+        return self.settings.resume and bool(self.plan.done)
+
+    def tasks(self) -> Iterator[Task]:
+        return self.plan.tasks(include_done=self.resumed)
+
+    @property
+    def done_before(self) -> Callable[[Task], bool] | None:
+        """The pass's ``done_before``: the earlier run's pairs are not its work."""
+        return self.plan.done_pair if self.resumed else None
+
+    def sweep(self, ctx: RunContext) -> StreamSweep:
+        expected: Counter[tuple[str, str]] = Counter(self.plan.stats.per_app_region)
+        done: dict[int, KeyIdentity | None] = {}
+        if self.resumed:
+            # The earlier run's pairs of this input: counted and matched, not sent again.
+            expected = Counter((t.app_id, t.region) for t in self.tasks())
+            assert self.plan.done is not None
+            done = resumed_identities(self.settings.audit_log, self.plan.done, event=self.event)
+        return StreamSweep(
+            ctx, expected, confirm_timeout=self.settings.disconnect_timeout, resumed=done
         )
-        return sweep.run
-
-    return Pass("revoke", tasks, runner, done_before=plan.done_pair if resumed else None)
 
 
 def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None = None) -> Pass:

@@ -13,6 +13,7 @@ import pytest
 import respx
 from click.testing import CliRunner, Result
 
+from revoker.audit.log import AuditLog
 from revoker.cli import main
 from revoker.engine.newkeys import HEADER
 from revoker.models import key_id
@@ -258,10 +259,29 @@ def test_an_existing_new_keys_file_is_refused_unless_appending(
     assert done.exit_code == 2
     assert "already exists" in done.output
     assert len(api.calls) == 0
+    assert not (tmp_path / "audit.jsonl").exists(), "refused before the audit log is touched"
     present(api)
     api.post(CREATE_URL).mock(return_value=created())
     assert rotate(tmp_path, "--append").exit_code == 0
     assert len(path.read_text().splitlines()) == 2
+
+
+def test_a_run_refused_the_audit_log_lock_leaves_no_new_keys_file_behind(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    running = AuditLog.open(tmp_path / "audit.jsonl", "another-run")
+    try:
+        done = rotate(tmp_path)
+    finally:
+        running.close()
+    assert done.exit_code == 2
+    assert "another revoker run is writing this audit log" in done.output
+    assert len(api.calls) == 0
+    assert not (tmp_path / "new.csv").exists()
+    present(api)
+    api.post(CREATE_URL).mock(return_value=created())
+    assert rotate(tmp_path).exit_code == 0  # the same paths, without --append
+    assert len((tmp_path / "new.csv").read_text().splitlines()) == 2
 
 
 def test_a_symlinked_new_keys_file_is_refused(tmp_path: Path, api: respx.MockRouter) -> None:

@@ -316,3 +316,47 @@ def test_rotate_disconnect_cuts_the_old_keys_streams_after_its_delete(tmp_path: 
 
     for output in (done.stdout, done.stderr, text):
         assert row["new_stream_key"] not in output
+
+
+def test_resume_with_disconnect_cuts_streams_of_keys_an_earlier_run_rotated(
+    tmp_path: Path,
+) -> None:
+    """The earlier run rotated the key but died before cutting its streams: the
+    resumed run lists and cuts them, and neither deletes nor creates again."""
+    from tests.integration.test_disconnect_emulator import write_streams
+
+    journal = tmp_path / "journal.jsonl"
+    key = next(iter(SEEDED))  # channel news, uid 1001
+    streams = write_streams(
+        tmp_path / "streams.csv",
+        [
+            ("R1", APP, key, "news", "1001", "", "rtmp", 0),
+            ("W1", APP, key, "news", "1001", "", "whip", 0),  # tied by the recorded channel/uid
+            ("X1", APP, key[:-1], "news", "1001", "", "rtmp", 0),  # a prefix of the key
+            ("X2", APP, "", "news", "1002", "", "whip", 0),  # same channel, another uid
+        ],
+    )
+    seed = seed_file(tmp_path, SEEDED)
+    args = ("--app-id", APP, "--regions", "na", "--key", key)
+    with EmulatorProcess(
+        "--seed-keys", str(seed), "--journal", str(journal), "--live-streams", str(streams)
+    ) as emu:
+        first = rotate(emu, tmp_path, *args, "--new-keys-file", str(tmp_path / "first.csv"))
+        sent_before = len(read_journal(journal))
+        second = rotate(
+            emu, tmp_path, *args, "--new-keys-file", str(tmp_path / "second.csv"),
+            "--resume", "--disconnect",
+        )  # fmt: skip
+        state = emu.state()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert {s["sid"] for s in state["streams"]} == {"X1", "X2"}
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    cut = {r["sid"]: r["outcome"] for r in records if r["event"] == "disconnect"}
+    assert cut == {"R1": "disconnected", "W1": "disconnected"}
+    assert len([r for r in records if r["event"] == "rotate" and r["phase"] == "result"]) == 1
+    resumed = read_journal(journal)[sent_before:]
+    assert [e for e in resumed if e["key"] is not None] == []  # no GET, DELETE or POST of a key
+    assert not any(e["method"] == "POST" for e in resumed)
+    assert sum(1 for e in resumed if e["path"].endswith("/online-streams")) == 2
+    assert new_keys(tmp_path / "second.csv") == []
