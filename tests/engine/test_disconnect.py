@@ -18,7 +18,7 @@ from revoker.engine.retry import Backoff, RetryPolicy
 from revoker.engine.run import execute, prepare, revoke_passes
 from revoker.results import RunReport
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
-from tests.conftest import api_not_found, mock_transport
+from tests.conftest import NO_ECHO, api_not_found, mock_transport
 
 BASE = "https://agora.test"
 APP = "app1"
@@ -215,6 +215,82 @@ def test_a_confirming_404_means_gone(tmp_path: Path) -> None:
     (line,) = (r for r in records if r["event"] == "disconnect")
     assert line["outcome"] == "disconnected"
     assert report.exit_code == 0
+
+
+NOT_THE_API = "not an answer of the Media Gateway API (check --base-url)"
+# The API's shape, but not its answer: no X-Request-ID, or another request's.
+PROXY_HEADERS = [NO_ECHO, {"X-Request-ID": "someone-else"}]
+PROXY_IDS = ["no-request-id", "other-id"]
+
+
+@pytest.mark.parametrize("headers", PROXY_HEADERS, ids=PROXY_IDS)
+def test_a_listing_that_is_not_the_apis_answer_is_failed_and_its_sids_are_never_cut(
+    tmp_path: Path, headers: dict[str, str]
+) -> None:
+    fake = httpx.Response(
+        200, json={"status": "success", "data": [stream("S9", KEY)]}, headers=headers
+    )
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=fake)
+        cut = api.delete(sid_url("S9")).mock(return_value=ok())
+        api.get(sid_url("S9")).mock(return_value=ok([]))
+        report, records = run(tmp_path)
+    assert not cut.called
+    lines = [r for r in records if r["event"] == "disconnect"]
+    assert [(r["outcome"], r["sid"], r["listing"]) for r in lines] == [
+        ("failed", None, "before"),
+        ("failed", None, "after"),
+    ]
+    assert all(NOT_THE_API in r["message"] for r in lines)
+    assert report.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, json={"status": "success"}, headers=NO_ECHO),
+        httpx.Response(200, text="<html>ok</html>"),
+    ],
+    ids=["no-request-id", "html"],
+)
+def test_a_force_disconnect_answered_by_a_200_not_the_apis_is_not_disconnected(
+    tmp_path: Path, answer: httpx.Response
+) -> None:
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        api.delete(sid_url("S1")).mock(return_value=answer)
+        api.get(sid_url("S1")).mock(return_value=ok([stream("S1", KEY)]))  # still live
+        report, records = run(tmp_path, timeout=0.6)
+    (line,) = (r for r in records if r["event"] == "disconnect")
+    assert (line["sid"], line["outcome"], line["http_status"]) == ("S1", "failed", 200)
+    assert line["message"] == NOT_THE_API
+    assert "confirmed_by" not in line
+    assert any(note.startswith("live streams cut off: 0") for note in report.notes)
+    assert report.exit_code == 1
+
+
+@pytest.mark.parametrize("headers", PROXY_HEADERS, ids=PROXY_IDS)
+def test_a_confirming_empty_200_that_is_not_the_apis_answer_does_not_mean_gone(
+    tmp_path: Path, headers: dict[str, str]
+) -> None:
+    empty = httpx.Response(200, json={"status": "success", "data": []}, headers=headers)
+    with respx.mock(base_url=BASE, assert_all_called=True) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        cut = api.delete(sid_url("S1")).mock(return_value=ok())
+        api.get(sid_url("S1")).mock(return_value=empty)
+        report, records = run(tmp_path, timeout=0.6)
+    assert cut.call_count == 2  # never confirmed: re-sent once, as for a stream still live
+    (line,) = (r for r in records if r["event"] == "disconnect")
+    assert line["outcome"] == "failed"
+    assert line["message"].startswith(f"could not confirm: {NOT_THE_API}")
+    assert "confirmed_by" not in line
+    assert report.exit_code == 1
 
 
 @pytest.mark.integration

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import respx
 from click.testing import CliRunner
@@ -19,6 +20,7 @@ from revoker.cli import main
 from revoker.durations import format_duration, parse_duration
 from revoker.engine.prune import Rule
 from revoker.errors import UsageError
+from tests.conftest import BASE, NO_ECHO
 
 APP = "app1"
 NOW = 1_700_000_000
@@ -96,6 +98,40 @@ def test_prune_older_than_3m_is_refused_before_sending(monkeypatch: Any) -> None
     assert result.exit_code == 2, result.output
     assert "write 'min' for minutes or 'mo' for months" in result.output
     assert route.call_count == 0
+
+
+EXPIRED_LONG_AGO = {"streamKey": "k" * 16, "channel": "c", "uid": "1", "createdAt": "1000",
+                    "expiresAfter": 60}  # fmt: skip
+
+
+@pytest.mark.usefixtures("creds")
+@pytest.mark.parametrize("rule", [["--expired"], ["--older-than", "1d"]], ids=["expired", "old"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, json={"status": "success", "data": EXPIRED_LONG_AGO}, headers=NO_ECHO),
+        httpx.Response(200, text="<html>expired</html>"),
+    ],
+    ids=["200-no-request-id", "html-200"],
+)
+def test_a_get_answered_by_a_200_that_is_not_the_apis_never_leads_to_a_delete(
+    api: respx.MockRouter, tmp_path: Path, rule: list[str], answer: httpx.Response
+) -> None:
+    key_url = f"/na/v1/projects/{APP}/rtls/ingress/streamkeys/{'k' * 16}"
+    api.get(key_url).mock(return_value=answer)
+    delete = api.delete(url__regex=".*")
+    audit = tmp_path / "prune.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["prune", *rule, "--key", "k" * 16, "--app-id", APP, "--regions", "na", "--base-url",
+         BASE, "--max-attempts", "1", "--audit-log", str(audit)],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert not delete.called
+    (query,) = (r for r in records(audit) if r.get("event") in ("query", "revoke"))
+    assert (query["event"], query["outcome"]) == ("query", "failed")
+    assert query["message"] == "not an answer of the Media Gateway API (check --base-url)"
+    assert "matched" not in query
 
 
 # against the emulator -----------------------------------------------------------------

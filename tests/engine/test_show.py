@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -11,7 +11,7 @@ import respx
 from click.testing import CliRunner
 
 from revoker.cli import main
-from tests.conftest import api_not_found
+from tests.conftest import NO_ECHO, api_not_found
 
 pytestmark = pytest.mark.usefixtures("respx_transport")
 
@@ -64,14 +64,39 @@ def test_table_shows_each_region_with_iso_times(api: respx.MockRouter) -> None:
     assert lines[4].split() == ["ap", "no", "-", "-", "-", "-"]
 
 
-def test_a_404_that_is_not_the_apis_is_unknown_not_absent(api: respx.MockRouter) -> None:
+def foreign_present() -> httpx.Response:
+    """The API's 200 for the key, but from a proxy: no X-Request-ID echoed."""
+    answer = present(0)
+    answer.headers["X-Request-ID"] = NO_ECHO["X-Request-ID"]
+    return answer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda: httpx.Response(404, text="<html>404 Not Found</html>"),
+        foreign_present,
+        lambda: httpx.Response(200, text="<html>room 7 1686820170</html>"),
+    ],
+    ids=["html-404", "200-no-request-id", "html-200"],
+)
+def test_an_answer_that_is_not_the_apis_is_unknown_never_absent_or_present(
+    api: respx.MockRouter, answer: Callable[[], httpx.Response]
+) -> None:
     api.get(url("na")).mock(side_effect=missing)
-    api.get(url("eu")).respond(404, text="<html>404 Not Found</html>")
+    api.get(url("eu")).mock(side_effect=lambda request: answer())
     code, out = show("--regions", "na,eu", "--output", "json")
     assert code == 1, out
     na, eu = json.loads(out)["regions"]
     assert (na["present"], eu["present"], eu["outcome"]) == (False, None, "failed")
     assert eu["message"] == "not an answer of the Media Gateway API (check --base-url)"
+    assert (eu["channel"], eu["uid"], eu["created"], eu["expires"]) == (None,) * 4
+    code, out = show("--regions", "eu")
+    assert code == 1, out
+    assert "eu: failed HTTP " in out
+    assert "not an answer of the Media Gateway API (check --base-url)" in out
+    assert "room" not in out
+    assert "2023-06-15" not in out
 
 
 def test_json_output_and_region_subset(api: respx.MockRouter) -> None:

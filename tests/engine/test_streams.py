@@ -11,7 +11,7 @@ import respx
 from click.testing import CliRunner, Result
 
 from revoker.cli import main
-from tests.conftest import APP, BASE, api_not_found
+from tests.conftest import APP, BASE, NO_ECHO, api_not_found
 
 pytestmark = pytest.mark.usefixtures("creds")
 
@@ -78,6 +78,28 @@ def test_a_failed_listing_is_reported_and_exits_1(api: respx.MockRouter) -> None
     assert result.exit_code == 1
     assert "could not check" in result.output
     assert "not enabled" in result.output
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, json={"status": "success", "data": [LIVE, WHIP]}, headers=NO_ECHO),
+        httpx.Response(200, text=f"<html>{LIVE}</html>"),
+    ],
+    ids=["200-no-request-id", "html-200"],
+)
+def test_a_listing_that_is_not_the_apis_answer_is_a_failure_never_live_matches(
+    api: respx.MockRouter, answer: httpx.Response
+) -> None:
+    api.get(STREAMS).mock(return_value=answer)
+    api.get(KEY_PATH).respond(200, json={"status": "success", "data": {"channel": "c", "uid": "1"}})
+    result = invoke("--key", KEY, "--output", "json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert report["streams"] == []
+    (failure,) = report["failures"]
+    assert (failure["what"], failure["outcome"]) == ("listing", "failed")
+    assert failure["message"] == "not an answer of the Media Gateway API (check --base-url)"
 
 
 def test_bad_input_exits_2_with_nothing_sent(api: respx.MockRouter, tmp_path: Path) -> None:
