@@ -233,6 +233,35 @@ def test_resume_after_a_failed_delete_that_went_through_issues_the_replacement(
     assert result_line(tmp_path)["outcome"] == "rotated"
 
 
+def test_a_rerun_without_resume_keeps_a_pair_left_unknown_unknown_without_any_request(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    """The old key is gone after an unknown create: a rerun that forgot --resume must not
+    call the pair absent (exit 0, report "all done") and so lose a replacement that may
+    exist on the server."""
+    write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS},
+                {"phase": "create", "outcome": "unknown", **SETTINGS},
+                {"phase": "result", "outcome": "unknown", "old_key_deleted": True, **SETTINGS})  # fmt: skip
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    api.delete(KEY_URL).mock(side_effect=api_not_found)
+    done = rotate(tmp_path)
+    assert done.exit_code == 1
+    assert len(api.calls) == 0
+    assert result_line(tmp_path)["outcome"] == "unknown"
+
+
+def test_a_rerun_without_resume_issues_the_replacement_an_earlier_run_could_not(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS},
+                {"phase": "result", "outcome": "failed", "old_key_deleted": True, **SETTINGS})  # fmt: skip
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    create = api.post(CREATE_URL).mock(return_value=created())
+    assert rotate(tmp_path).exit_code == 0
+    assert create.call_count == 1
+    assert result_line(tmp_path)["outcome"] == "rotated"
+
+
 def test_resume_skips_pairs_already_rotated(tmp_path: Path, api: respx.MockRouter) -> None:
     write_audit(tmp_path, {"phase": "result", "outcome": "rotated", **SETTINGS})
     done = rotate(tmp_path, "--resume")
