@@ -239,9 +239,12 @@ def test_a_rerun_without_resume_keeps_a_pair_left_unknown_unknown_without_any_re
     """The old key is gone after an unknown create: a rerun that forgot --resume must not
     call the pair absent (exit 0, report "all done") and so lose a replacement that may
     exist on the server."""
-    write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS},
-                {"phase": "create", "outcome": "unknown", **SETTINGS},
-                {"phase": "result", "outcome": "unknown", "old_key_deleted": True, **SETTINGS})  # fmt: skip
+    write_audit(
+        tmp_path,
+        {"phase": "delete", "outcome": "failed", **SETTINGS},
+        {"phase": "create", "outcome": "unknown", **SETTINGS},
+        {"phase": "result", "outcome": "unknown", "old_key_deleted": True, **SETTINGS},
+    )
     api.get(KEY_URL).mock(side_effect=api_not_found)
     api.delete(KEY_URL).mock(side_effect=api_not_found)
     done = rotate(tmp_path)
@@ -253,8 +256,11 @@ def test_a_rerun_without_resume_keeps_a_pair_left_unknown_unknown_without_any_re
 def test_a_rerun_without_resume_issues_the_replacement_an_earlier_run_could_not(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:
-    write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS},
-                {"phase": "result", "outcome": "failed", "old_key_deleted": True, **SETTINGS})  # fmt: skip
+    write_audit(
+        tmp_path,
+        {"phase": "delete", "outcome": "failed", **SETTINGS},
+        {"phase": "result", "outcome": "failed", "old_key_deleted": True, **SETTINGS},
+    )
     api.get(KEY_URL).mock(side_effect=api_not_found)
     create = api.post(CREATE_URL).mock(return_value=created())
     assert rotate(tmp_path).exit_code == 0
