@@ -19,8 +19,8 @@ Creating is not idempotent, so a create is repeated only when the answer
 proves nothing was created (409, 429, a connection never made, or a key
 collision, at most :data:`COLLISION_RETRIES` times). A 5xx or a lost answer
 is ``unknown``: a human looks, revoker never creates again for that pair.
-``--resume`` reads the latest ``rotate`` line of each pair: ``unknown`` stays
-``unknown`` without a request; a pair whose old key may already be deleted
+Every run (``--resume`` or not) reads the latest ``rotate`` line of each pair:
+``unknown`` stays ``unknown`` without a request; a pair whose old key may already be deleted
 (phase ``delete``, or a create refused) is re-created from the recorded settings.
 With ``--disconnect``, a pair an earlier run rotated is neither queried, deleted
 nor created again, but the old key's streams are listed and cut.
@@ -359,13 +359,16 @@ def rotate_passes(
     *,
     expires_after: int | None = None,
 ) -> list[Pass]:
-    """The one pass of ``rotate`` (reads the audit log's unfinished pairs under --resume).
+    """The one pass of ``rotate``.
 
-    The new-keys file is created when the pass starts, once the audit log is locked.
+    The audit log's unfinished pairs are read with or without --resume: a rerun that
+    forgot it must neither call a pair left ``unknown`` absent (its old key is gone)
+    nor leave a deleted key without its replacement. The new-keys file is created
+    when the pass starts, once the audit log is locked.
     With --disconnect and --resume, the pairs an earlier run rotated are run too, for
     their streams only (see :class:`~revoker.engine.run.DisconnectPlan`).
     """
-    priors = load_priors(settings.audit_log) if settings.resume else {}
+    priors = load_priors(settings.audit_log)
     tasks: Callable[[], Iterator[Task]] = plan.tasks
     done_before: Callable[[Task], bool] | None = None
     job = Rotation(new_keys, expires_after, priors)

@@ -74,8 +74,8 @@ def load_priors(path: Path) -> dict[Pair, Prior]:
         pair = (str(record.get("app_id")), str(record.get("region")), str(record.get("key_id")))
         prior = _prior_of(record)
         earlier = priors.get(pair)
-        if prior is None and earlier is not None and _delete_may_have_happened(record, earlier):
-            continue  # the DELETE this run sent may have gone through: keep its intent
+        if prior is None and earlier is not None and not _settles(record):
+            continue  # e.g. a query that failed, a halt: what the earlier line left stands
         if prior is None:
             priors.pop(pair, None)
         else:
@@ -83,18 +83,16 @@ def load_priors(path: Path) -> dict[Pair, Prior]:
     return priors
 
 
-def _delete_may_have_happened(record: dict[str, Any], earlier: Prior) -> bool:
-    """A result line that ends the pair without saying whether its old key is gone,
-    after this run's DELETE intent: a DELETE that failed (every attempt timed out or
-    answered 5xx, or the run stopped while it waited to retry) may still have
-    deleted the key, so a resumed run must be able to issue the replacement."""
-    return (
-        earlier.state == "deleted"
-        and earlier.run_id == str(record.get("run_id"))
-        and record.get("phase") == "result"
-        and record.get("outcome") in (str(Outcome.FAILED), str(Outcome.NOT_ATTEMPTED))
-        and "old_key_deleted" not in record
-    )
+def _settles(record: dict[str, Any]) -> bool:
+    """Whether a line without a prior of its own ends what an earlier line left.
+
+    Only ``rotated`` and ``absent`` do. A ``failed`` or ``not_attempted`` line
+    does not: a DELETE that failed (every attempt timed out or answered 5xx) may
+    still have deleted the key, and a later run whose query failed or that halted
+    (Ctrl-C, 401) learnt nothing, so the replacement is still owed and a create
+    that may have happened is still ``unknown``.
+    """
+    return record.get("outcome") in (str(Outcome.ROTATED), str(Outcome.ABSENT))
 
 
 def _prior_of(record: dict[str, Any]) -> Prior | None:

@@ -72,7 +72,7 @@ def created(key: str = NEW) -> httpx.Response:
 def result_line(tmp_path: Path) -> dict[str, Any]:
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    return [r for r in records if r["event"] == "rotate" and r["phase"] == "result"][-1]
+    return [r for r in records if r["event"] == "rotate" and r.get("phase") == "result"][-1]
 
 
 def test_the_replacement_is_created_with_the_old_channel_uid_and_the_new_validity(
@@ -231,6 +231,80 @@ def test_resume_after_a_failed_delete_that_went_through_issues_the_replacement(
     assert rotate(tmp_path, "--resume").exit_code == 0
     assert json.loads(create.calls.last.request.content)["settings"]["uid"] == "1001"
     assert result_line(tmp_path)["outcome"] == "rotated"
+
+
+def test_a_rerun_without_resume_keeps_a_pair_left_unknown_unknown_without_any_request(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    """The old key is gone after an unknown create: a rerun that forgot --resume must not
+    call the pair absent (exit 0, report "all done") and so lose a replacement that may
+    exist on the server."""
+    write_audit(
+        tmp_path,
+        {"phase": "delete", "outcome": "failed", **SETTINGS},
+        {"phase": "create", "outcome": "unknown", **SETTINGS},
+        {"phase": "result", "outcome": "unknown", "old_key_deleted": True, **SETTINGS},
+    )
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    api.delete(KEY_URL).mock(side_effect=api_not_found)
+    done = rotate(tmp_path)
+    assert done.exit_code == 1
+    assert len(api.calls) == 0
+    assert result_line(tmp_path)["outcome"] == "unknown"
+
+
+def test_a_rerun_without_resume_issues_the_replacement_an_earlier_run_could_not(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    write_audit(
+        tmp_path,
+        {"phase": "delete", "outcome": "failed", **SETTINGS},
+        {"phase": "result", "outcome": "failed", "old_key_deleted": True, **SETTINGS},
+    )
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    create = api.post(CREATE_URL).mock(return_value=created())
+    assert rotate(tmp_path).exit_code == 0
+    assert create.call_count == 1
+    assert result_line(tmp_path)["outcome"] == "rotated"
+
+
+def test_a_resume_whose_query_failed_leaves_the_replacement_to_the_next_resume(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    """A killed run deleted the key; the first --resume cannot query it (5xx, network):
+    the second --resume must still issue the replacement, not call the pair absent."""
+    write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS})
+    api.get(KEY_URL).respond(503, json={"status": "error", "message": "busy"})
+    assert rotate(tmp_path, "--resume", "--max-attempts", "1").exit_code == 1
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    delete = api.delete(KEY_URL).mock(side_effect=api_not_found)
+    create = api.post(CREATE_URL).mock(return_value=created())
+    assert rotate(tmp_path, "--resume", "--append").exit_code == 0
+    assert (delete.call_count, create.call_count) == (0, 1)
+    assert result_line(tmp_path)["outcome"] == "rotated"
+
+
+@pytest.mark.parametrize("state", ["delete", "create"])
+def test_a_not_attempted_line_from_a_halted_resume_keeps_what_the_earlier_run_left(
+    tmp_path: Path, api: respx.MockRouter, state: str
+) -> None:
+    """A resume halted (Ctrl-C, 401) as it took the pair writes a bare not_attempted
+    line: the old key deleted (or a create maybe made) earlier must not be forgotten."""
+    intents = [{"phase": "delete", "outcome": "failed", **SETTINGS}]
+    if state == "create":
+        intents.append({"phase": "create", "outcome": "unknown", **SETTINGS})
+    write_audit(tmp_path, *intents, {"outcome": "not_attempted", "message": "interrupted"})
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    delete = api.delete(KEY_URL).mock(side_effect=api_not_found)
+    create = api.post(CREATE_URL).mock(return_value=created())
+    done = rotate(tmp_path, "--resume")
+    assert delete.call_count == 0
+    if state == "delete":
+        assert (done.exit_code, create.call_count) == (0, 1)
+        assert result_line(tmp_path)["outcome"] == "rotated"
+    else:
+        assert (done.exit_code, len(api.calls)) == (1, 0)
+        assert result_line(tmp_path)["outcome"] == "unknown"
 
 
 def test_resume_skips_pairs_already_rotated(tmp_path: Path, api: respx.MockRouter) -> None:
