@@ -294,15 +294,19 @@ class Rotation:
     def _intent(
         self, ctx: RunContext, task: Task, phase: str, new: KeySettings, outcome: Outcome, why: str
     ) -> bool:
-        """Write (and for a create, fsync) the line saying what is about to be sent."""
+        """Write and fsync the line saying what is about to be sent.
+
+        On disk before the request: after a crash or power loss, the create's
+        line keeps a resumed run from creating twice, the DELETE's from leaving
+        the owner without the replacement once the GET finds the key gone.
+        """
         if ctx.audit is None:
             raise RuntimeError("rotate needs the audit log in its context")
         try:
             ctx.audit.task(
                 ROTATE, TaskResult(task, outcome, message=why), phase=phase, **new.fields()
             )
-            if phase == "create":
-                ctx.audit.sync()
+            ctx.audit.sync()
         except AuditWriteError:
             ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
             return False

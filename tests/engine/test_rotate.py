@@ -147,6 +147,32 @@ def test_a_create_answered_200_by_something_other_than_the_api_is_unknown_not_ro
     assert "made-up-by-a-proxy" not in (tmp_path / "new.csv").read_text()
 
 
+def test_each_intent_line_is_on_disk_before_its_delete_and_its_create(
+    tmp_path: Path, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+    fsync = AuditLog.sync
+
+    def sync(self: AuditLog) -> None:
+        last = json.loads(self.path.read_text().splitlines()[-1])
+        order.append(f"fsync {last.get('phase')} intent")
+        fsync(self)
+
+    def answer(response: httpx.Response) -> Any:
+        def respond(request: httpx.Request) -> httpx.Response:
+            order.append(request.method)
+            return response
+
+        return respond
+
+    monkeypatch.setattr(AuditLog, "sync", sync)
+    api.get(KEY_URL).respond(200, json={"status": "success", "data": DATA})
+    api.delete(KEY_URL).mock(side_effect=answer(httpx.Response(200, json={"status": "success"})))
+    api.post(CREATE_URL).mock(side_effect=answer(created()))
+    assert rotate(tmp_path).exit_code == 0
+    assert order == ["fsync delete intent", "DELETE", "fsync create intent", "POST"]
+
+
 def test_a_lost_create_answer_is_unknown_and_never_sent_again(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:
