@@ -34,9 +34,10 @@ class Pacer:
     delay to the server varies. That variation is bounded by the spread of the
     times from booked slot to answer this pacer is shown (:meth:`observe`), so the
     target is ``1 / (1 + spread + MARGIN)`` of the cap (of its whole number of
-    requests), kept between ``MIN_TARGET`` (until enough answers are seen, and
+    requests), kept between ``MIN_TARGET`` and ``MAX_TARGET`` of that whole
+    number (``MIN_TARGET`` until enough answers are seen, and
     on any path whose spread exceeds about 40 ms, where only the 429 cut below
-    protects) and ``MAX_TARGET``.
+    protects).
 
     On a 429 the rate is cut to ``CUT`` of itself, at most once per ``WINDOW`` (a
     burst of 429s from one window is one signal). Recovery waits for a whole
@@ -60,7 +61,11 @@ class Pacer:
         if cap <= 0:
             raise ValueError("cap must be positive")
         self.cap = cap
-        self.target = cap * self.MIN_TARGET
+        # A window holds whole requests: at a cap of 16.7/s (50/s over three
+        # shards, or a --max-rps of 2.5) an even 16.5/s puts 17 in some windows,
+        # so the pace leaves room for the whole number under the cap.
+        self.whole = math.floor(cap) if cap >= 1 else cap
+        self.target = self.whole * self.MIN_TARGET
         self.rate = self.target
         self.floor = min(floor, self.target)
         self._round_trips: deque[float] = deque(maxlen=self.SAMPLES)
@@ -127,13 +132,7 @@ class Pacer:
         self._unrated = 0
         spread = max(self._round_trips) - min(self._round_trips)
         share = 1.0 / (1.0 + (spread + self.MARGIN) / self.WINDOW)
-        # A window holds whole requests: at a cap of 16.7/s (50/s over three
-        # shards) an even 16.5/s puts 17 in some windows, so the pace leaves room
-        # for the whole number under the cap.
-        whole = math.floor(self.cap) if self.cap >= 1 else self.cap
-        self.target = max(
-            self.MIN_TARGET * self.cap, min(self.MAX_TARGET * self.cap, whole * share)
-        )
+        self.target = self.whole * min(self.MAX_TARGET, max(self.MIN_TARGET, share))
         self.floor = min(self.floor, self.target)
         self.rate = min(self.rate, self.target)  # climbs back by _recover when it rose
 

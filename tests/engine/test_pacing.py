@@ -250,6 +250,19 @@ def test_shards_sharing_the_cap_stay_under_it_on_a_calm_path(algorithm: str, sha
         assert fidelity.throttled <= 0.01, (seed, fidelity)
 
 
+@pytest.mark.parametrize("jitter", [0.05, 0.001], ids=["0-50ms-jitter", "calm-path"])
+@pytest.mark.parametrize("cap", [1.5, 2.5, 50 / 3])
+@pytest.mark.parametrize("algorithm", ["fixed-window", "sliding-window"])
+def test_a_fractional_cap_is_paced_under_its_whole_number_of_requests(
+    algorithm: str, cap: float, jitter: float
+) -> None:
+    """A --max-rps of 2.5 (or 50/s over three shards) against a server that counts
+    whole requests per second: an even 2.4/s puts 3 in some seconds, every one a 429."""
+    fidelity = simulate(algorithm, cap, seed=0, jitter=jitter, successes=300)
+    assert fidelity.throttled <= 0.01, fidelity
+    assert fidelity.ratio * cap >= 0.95 * int(cap), fidelity
+
+
 def test_a_spare_slot_is_booked_only_when_no_booked_request_waits() -> None:
     clock = Clock()
     pacer = Pacer(10, clock=clock)
