@@ -127,7 +127,7 @@ class Pacer:
             self.rate = max(self.floor, drew * self.CUT ** min(self._streak, self.STREAK))
             # A 429 while still probing says the cap lies below rates already
             # tried: the climb stays slow up to the highest of them.
-            low, high = self._probe
+            high = self._probe[1]
             self._probe = (self.rate, max(high if drew < high else 0.0, drew / self.CUT))
             self._last_cut = now
 
