@@ -34,17 +34,22 @@ class Pacer:
     delay to the server varies. That variation is bounded by the spread of the
     times from booked slot to answer this pacer is shown (:meth:`observe`), so the
     target is ``1 / (1 + spread + MARGIN)`` of the cap (of its whole number of
-    requests), kept between ``MIN_TARGET`` (until enough answers are seen, and
+    requests), kept between ``MIN_TARGET`` and ``MAX_TARGET`` of that whole
+    number (``MIN_TARGET`` until enough answers are seen, and
     on any path whose spread exceeds about 40 ms, where only the 429 cut below
-    protects) and ``MAX_TARGET``.
+    protects).
 
     On a 429 the rate is cut to ``CUT`` of itself, at most once per ``WINDOW`` (a
-    burst of 429s from one window is one signal). Recovery waits for a whole
-    window without a cut, so 429s in every window keep lowering the rate (a cap
-    lower than ours, e.g. shared with another client); then it climbs by
-    ``RECOVERY`` x cap per second, up to the target and never above it. The cut
-    is gentle because a lone 429 is usually jitter, not a lower cap: each cut
-    costs about ``(1 - CUT)`` x cap requests.
+    burst of 429s from one window is one signal). The cut is gentle because a
+    lone 429 is usually jitter, not a lower cap: each cut costs about
+    ``(1 - CUT)`` x cap requests. Cuts in windows in a row are a lower cap (e.g.
+    one shared with another client): they deepen, up to ``CUT ** STREAK``, so
+    the pace finds it in a few windows, not fights it for many. Recovery waits
+    for a whole window without a cut; then the rate climbs by ``PROBE`` x cap per
+    second back through the rates that drew 429s (just past the highest), and by
+    ``RECOVERY`` x cap per second beyond them, up to the target and never above
+    it. A fast climb straight back would meet the same lower cap again and
+    again: a saw-tooth of 429s every few seconds for the whole run.
     """
 
     MIN_TARGET = 0.955
@@ -53,14 +58,20 @@ class Pacer:
     SAMPLES = 256  # answers the spread is taken over
     MIN_SAMPLES = 32
     CUT = 0.95
+    STREAK = 3  # cuts in windows in a row deepen up to CUT ** STREAK
     RECOVERY = 0.25
+    PROBE = 0.01  # of the cap per second, back up through rates that drew a 429
     WINDOW = 1.0
 
     def __init__(self, cap: float, *, floor: float = 1.0, clock: Clock = time.monotonic) -> None:
         if cap <= 0:
             raise ValueError("cap must be positive")
         self.cap = cap
-        self.target = cap * self.MIN_TARGET
+        # A window holds whole requests: at a cap of 16.7/s (50/s over three
+        # shards, or a --max-rps of 2.5) an even 16.5/s puts 17 in some windows,
+        # so the pace leaves room for the whole number under the cap.
+        self.whole = math.floor(cap) if cap >= 1 else cap
+        self.target = self.whole * self.MIN_TARGET
         self.rate = self.target
         self.floor = min(floor, self.target)
         self._round_trips: deque[float] = deque(maxlen=self.SAMPLES)
@@ -68,6 +79,8 @@ class Pacer:
         self._clock = clock
         self._next = float("-inf")
         self._last_cut = float("-inf")
+        self._streak = 0  # windows in a row with a cut
+        self._probe = (0.0, 0.0)  # the pace climbs at PROBE between these rates
         self._last_seen = clock()
         self.throttles = 0
         # Requests that take spare slots wait their turn here, so one polls at a time.
@@ -109,7 +122,13 @@ class Pacer:
         self.throttles += 1
         now = self._clock()
         if now - self._last_cut >= self.WINDOW:
-            self.rate = max(self.floor, self.rate * self.CUT)
+            self._streak = self._streak + 1 if now - self._last_cut < 2 * self.WINDOW else 1
+            drew = self.rate
+            self.rate = max(self.floor, drew * self.CUT ** min(self._streak, self.STREAK))
+            # A 429 while still probing says the cap lies below rates already
+            # tried: the climb stays slow up to the highest of them.
+            high = self._probe[1]
+            self._probe = (self.rate, max(high if drew < high else 0.0, drew / self.CUT))
             self._last_cut = now
 
     def observe(self, seconds: float) -> None:
@@ -127,20 +146,16 @@ class Pacer:
         self._unrated = 0
         spread = max(self._round_trips) - min(self._round_trips)
         share = 1.0 / (1.0 + (spread + self.MARGIN) / self.WINDOW)
-        # A window holds whole requests: at a cap of 16.7/s (50/s over three
-        # shards) an even 16.5/s puts 17 in some windows, so the pace leaves room
-        # for the whole number under the cap.
-        whole = math.floor(self.cap) if self.cap >= 1 else self.cap
-        self.target = max(
-            self.MIN_TARGET * self.cap, min(self.MAX_TARGET * self.cap, whole * share)
-        )
+        self.target = self.whole * min(self.MAX_TARGET, max(self.MIN_TARGET, share))
         self.floor = min(self.floor, self.target)
         self.rate = min(self.rate, self.target)  # climbs back by _recover when it rose
 
     def _recover(self, now: float) -> None:
         if self.rate < self.target and now - self._last_cut >= self.WINDOW:
             elapsed = now - max(self._last_seen, self._last_cut + self.WINDOW)
-            self.rate = min(self.target, self.rate + self.cap * self.RECOVERY * elapsed)
+            low, high = self._probe
+            speed = self.PROBE if low <= self.rate < high else self.RECOVERY
+            self.rate = min(self.target, self.rate + self.cap * speed * elapsed)
         self._last_seen = now
 
 

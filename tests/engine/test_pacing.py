@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import random
@@ -38,7 +39,7 @@ def test_an_idle_pacer_sends_the_next_request_at_once() -> None:
     assert pacer.reserve() == 0.0
 
 
-def test_a_429_cuts_the_rate_gently_once_per_window() -> None:
+def test_a_429_cuts_the_rate_gently_once_per_window_and_deeper_in_windows_in_a_row() -> None:
     clock = Clock()
     pacer = Pacer(50, clock=clock)
     pacer.throttled()
@@ -47,8 +48,12 @@ def test_a_429_cuts_the_rate_gently_once_per_window() -> None:
     assert 0.85 <= Pacer.CUT < 1.0
     assert pacer.throttles == 2
     clock.now += 1.0
-    pacer.throttled()
-    assert pacer.rate == pytest.approx(pacer.target * Pacer.CUT**2)
+    pacer.throttled()  # the next window too: a lower cap, not jitter
+    assert pacer.rate == pytest.approx(pacer.target * Pacer.CUT**3)
+    clock.now += 5.0
+    rate = pacer.rate
+    pacer.throttled()  # after a quiet spell: a gentle cut again
+    assert pacer.rate == pytest.approx(rate * Pacer.CUT)
 
 
 def test_429s_in_every_window_keep_lowering_the_rate() -> None:
@@ -132,6 +137,23 @@ def test_when_the_path_gets_noisier_the_pace_drops_at_once() -> None:
     assert pacer.rate == pytest.approx(50 / (1 + 0.040 + Pacer.MARGIN))
 
 
+def test_after_a_cut_the_rate_climbs_slowly_through_the_rates_that_drew_429s() -> None:
+    clock = Clock()
+    pacer = Pacer(50, clock=clock)
+    drew = pacer.rate
+    pacer.throttled()
+    cut = pacer.rate
+    clock.now += Pacer.WINDOW
+    pacer.reserve()
+    clock.now += 1.0
+    pacer.reserve()
+    assert pacer.rate == pytest.approx(cut + 50 * Pacer.PROBE)  # probing, not 25% a second
+    for _ in range(100):  # past the rate that drew the 429
+        clock.now += 0.1
+        pacer.reserve()
+    assert pacer.rate == pytest.approx(drew)
+
+
 def test_after_a_429_the_rate_recovers_to_the_calm_target_not_above() -> None:
     clock = Clock()
     pacer = Pacer(50, clock=clock)
@@ -170,6 +192,9 @@ def test_each_app_id_has_its_own_pacer_and_zero_means_no_cap() -> None:
 class Fidelity:
     ratio: float  # successful requests per second / cap
     throttled: float  # share of sent requests answered 429
+    throttles: int = 0  # 429s in all
+    late_throttles: int = 0  # 429s once a quarter of the successes are in
+    busiest: int = 0  # most requests sent in any one second
 
 
 def simulate(
@@ -180,12 +205,17 @@ def simulate(
     jitter: float = 0.05,
     successes: int = 2000,
     shards: int = 1,
+    server_cap: float | None = None,
+    calm_until: int = 0,
 ) -> Fidelity:
-    """``shards``: that many pacers, each at ``cap / shards``, share the server's cap."""
+    """``shards``: that many pacers, each at ``cap / shards``, share the server's cap;
+    ``server_cap``: the server's real cap when it is not ours; ``calm_until``: the
+    path is calm (0-1 ms) until that many successes, then ``jitter`` sets in."""
     rng = random.Random(seed)
     clock = Clock()
     pacers = [Pacer(cap / shards, clock=clock) for _ in range(shards)]
-    server = ALGORITHMS[algorithm](cap, clock.now)
+    real_cap = cap if server_cap is None else server_cap
+    server = ALGORITHMS[algorithm](real_cap, clock.now)
     events: list[tuple[float, int, str, int, int]] = []
     order = 0
     sent_at = [0.0] * 32
@@ -199,6 +229,8 @@ def simulate(
         at(clock.now, "ready", worker)
     sent = throttled = 0
     done: list[float] = []
+    sends: list[float] = []
+    late: int = 0  # 429s after the first quarter of the successes
     while len(done) < successes:
         clock.now, _, what, worker, retry_after = heapq.heappop(events)
         pacer = pacers[worker % shards]
@@ -207,21 +239,26 @@ def simulate(
         elif what == "send":
             sent += 1
             sent_at[worker] = clock.now
-            at(clock.now + rng.uniform(0, jitter), "arrive", worker)
+            sends.append(clock.now)
+            spread = jitter if len(done) >= calm_until else 0.001
+            at(clock.now + rng.uniform(0, spread), "arrive", worker)
         elif what == "arrive":
             wait = server.take(clock.now)
-            at(clock.now + rng.uniform(0, jitter), "answer", worker, wait)
+            spread = jitter if len(done) >= calm_until else 0.001
+            at(clock.now + rng.uniform(0, spread), "answer", worker, wait)
         else:  # the answer
             pacer.observe(clock.now - sent_at[worker])
             if retry_after:
                 throttled += 1
+                late += len(done) >= successes // 4
                 pacer.throttled()
                 at(clock.now + retry_after, "ready", worker)
             else:
                 done.append(clock.now)
                 at(clock.now, "ready", worker)
     rate = (len(done) - 1) / (done[-1] - done[0])
-    return Fidelity(rate / cap, throttled / sent)
+    busiest = max(bisect.bisect_left(sends, t + 1.0) - i for i, t in enumerate(sends))
+    return Fidelity(rate / real_cap, throttled / sent, throttled, late, busiest)
 
 
 @pytest.mark.parametrize(
@@ -248,6 +285,52 @@ def test_shards_sharing_the_cap_stay_under_it_on_a_calm_path(algorithm: str, sha
         fidelity = simulate(algorithm, 50, seed=seed, jitter=0.001, shards=shards)
         assert fidelity.ratio >= 0.9, (seed, fidelity)
         assert fidelity.throttled <= 0.01, (seed, fidelity)
+
+
+@pytest.mark.parametrize("jitter", [0.05, 0.001], ids=["0-50ms-jitter", "calm-path"])
+@pytest.mark.parametrize("cap", [1.5, 2.5, 50 / 3])
+@pytest.mark.parametrize("algorithm", ["fixed-window", "sliding-window"])
+def test_a_fractional_cap_is_paced_under_its_whole_number_of_requests(
+    algorithm: str, cap: float, jitter: float
+) -> None:
+    """A --max-rps of 2.5 (or 50/s over three shards) against a server that counts
+    whole requests per second: an even 2.4/s puts 3 in some seconds, every one a 429."""
+    fidelity = simulate(algorithm, cap, seed=0, jitter=jitter, successes=300)
+    assert fidelity.throttled <= 0.01, fidelity
+    assert fidelity.busiest <= int(cap) or jitter > 0.01, fidelity  # what the pacer sends
+    assert fidelity.ratio * cap >= 0.93 * int(cap), fidelity
+
+
+@pytest.mark.parametrize("jitter", [0.05, 0.001], ids=["0-50ms-jitter", "calm-path"])
+@pytest.mark.parametrize("algorithm", ["token-bucket", "fixed-window", "sliding-window"])
+def test_a_server_cap_half_ours_is_found_and_held_with_few_429s(
+    algorithm: str, jitter: float
+) -> None:
+    """The server allows 25/s where revoker assumes 50 (a lower real cap, or another
+    client on the app ID): the pace settles just under 25/s; 429s come while it
+    comes down and seldom after, not in a saw-tooth that climbs back to 50 again
+    and again. Every request still ends in a success."""
+    fidelity = simulate(algorithm, 50, seed=0, jitter=jitter, server_cap=25)
+    assert fidelity.ratio >= 0.9, fidelity
+    assert fidelity.throttled <= 0.06, fidelity
+    assert fidelity.late_throttles <= 40, fidelity
+
+
+@pytest.mark.parametrize("algorithm", ["token-bucket", "fixed-window", "sliding-window"])
+def test_a_calm_path_that_turns_noisy_mid_run_costs_few_429s(algorithm: str) -> None:
+    """At 99% of the cap on a calm path, 0-50 ms of jitter sets in: the pace falls to
+    its minimum with the first round trips that show it, and the 429s stay few."""
+    for seed in range(2):
+        fidelity = simulate(algorithm, 50, seed=seed, jitter=0.05, calm_until=1000)
+        assert fidelity.throttled <= 0.01, (seed, fidelity)
+        assert fidelity.ratio >= 0.94, (seed, fidelity)
+
+
+@pytest.mark.parametrize("cap", [0.5, 1, 1.5, 2.5, 50 / 7, 100 / 7, 1000])
+def test_edge_caps_never_send_more_in_a_second_than_the_cap_allows(cap: float) -> None:
+    fidelity = simulate("sliding-window", cap, seed=0, jitter=0.001, successes=300)
+    assert fidelity.busiest <= max(1, int(cap)), fidelity
+    assert fidelity.throttles == 0, fidelity
 
 
 def test_a_spare_slot_is_booked_only_when_no_booked_request_waits() -> None:

@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from revoker.credentials import Credentials
+from revoker.engine.pacing import Pacer
 from revoker.engine.pool import Halt
 from revoker.engine.retry import Backoff, RetryPolicy
 from revoker.engine.run import execute, prepare, revoke_passes
@@ -31,12 +32,13 @@ def run(
     concurrency: int = 4,
     max_attempts: int = 6,
     verify: bool = False,
+    max_rps: float = 0,
 ) -> RunReport:
     settings = RunSettings(
         inputs=InputSettings(keys=tuple(keys), app_id="app", regions=regions),
         client=ClientSettings(base_url=BASE, concurrency=concurrency),
         retry=RetrySettings(max_attempts=max_attempts),
-        max_rps=0,
+        max_rps=max_rps,
         audit_log=tmp_path / "audit.jsonl",
         verify=verify,
         verify_delay=0,
@@ -234,6 +236,23 @@ def test_retry_sequence_ends_revoked_with_every_request_id(
     assert record["request_id"] == sent[-1]
     assert record["server_request_id"] == sent[-1]
     assert sleeps[2] == 2.0, "Retry-After in seconds is honoured"
+
+
+def test_a_retry_waits_its_retry_after_and_then_books_a_paced_slot(
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    """A 429 with Retry-After: 2 at 1 request/s: the retry waits the 2 s, then its
+    turn in the pace like any request, never going ahead of it."""
+    answers = [echo(429, **{"Retry-After": "2"}), echo(200)]
+    with respx.mock(base_url=BASE) as api:
+        api.delete(url__regex=".*").mock(side_effect=lambda request: answers.pop(0)(request))
+        report = run(tmp_path, ["key-one"], max_rps=1)
+    assert report.exit_code == 0
+    assert [r["outcome"] for r in records(tmp_path)] == ["revoked"]
+    first_slot, retry_after, retry_slot = sleeps
+    assert first_slot == 0.0
+    assert retry_after == 2.0
+    assert retry_slot == pytest.approx(1 / Pacer.MIN_TARGET, abs=0.05), "a slot of the pace"
 
 
 def test_retry_after_http_date_is_honoured_and_capped(tmp_path: Path, sleeps: list[float]) -> None:
