@@ -35,14 +35,14 @@ class Pacer:
     times from booked slot to answer this pacer is shown (:meth:`observe`), so the
     target is ``1 / (1 + spread + MARGIN)`` of the cap (of its whole number of
     requests), kept between ``MIN_TARGET`` and ``MAX_TARGET`` of that whole
-    number (``MIN_TARGET`` until enough answers are seen, and
-    on any path whose spread exceeds about 40 ms, where only the 429 cut below
-    protects).
+    number (``MIN_TARGET`` until enough answers are seen, and on any path whose
+    spread exceeds about 40 ms, where only the 429 cut below protects).
 
     On a 429 the rate is cut to ``CUT`` of itself, at most once per ``WINDOW`` (a
     burst of 429s from one window is one signal). The cut is gentle because a
-    lone 429 is usually jitter, not a lower cap: each cut costs about
-    ``(1 - CUT)`` x cap requests. Cuts in windows in a row are a lower cap (e.g.
+    lone 429 is usually jitter, not a lower cap: with the slow climb below, a
+    lone cut costs about ``(1 - CUT) * (1 + (1 - CUT) / (2 * PROBE))`` x cap
+    requests. Cuts in windows in a row are a lower cap (e.g.
     one shared with another client): they deepen, up to ``CUT ** STREAK``, so
     the pace finds it in a few windows, not fights it for many. Recovery waits
     for a whole window without a cut; then the rate climbs by ``PROBE`` x cap per
