@@ -46,10 +46,12 @@ class Pacer:
     one shared with another client): they deepen, up to ``CUT ** STREAK``, so
     the pace finds it in a few windows, not fights it for many. Recovery waits
     for a whole window without a cut; then the rate climbs by ``PROBE`` x cap per
-    second back through the rates that drew 429s (just past the highest), and by
-    ``RECOVERY`` x cap per second beyond them, up to the target and never above
+    second back through the rates that drew 429s (just past the highest),
+    doubling every ``DOUBLING`` seconds without a 429 up to ``RECOVERY`` x cap per
+    second, the speed it climbs at beyond them, up to the target and never above
     it. A fast climb straight back would meet the same lower cap again and
-    again: a saw-tooth of 429s every few seconds for the whole run.
+    again: a saw-tooth of 429s every few seconds for the whole run; a slow one
+    after a passing storm of 429s would crawl for a minute.
     """
 
     MIN_TARGET = 0.955
@@ -61,6 +63,7 @@ class Pacer:
     STREAK = 3  # cuts in windows in a row deepen up to CUT ** STREAK
     RECOVERY = 0.25
     PROBE = 0.01  # of the cap per second, back up through rates that drew a 429
+    DOUBLING = 4.0  # seconds without a 429 that double the climb through them
     WINDOW = 1.0
 
     def __init__(self, cap: float, *, floor: float = 1.0, clock: Clock = time.monotonic) -> None:
@@ -73,7 +76,8 @@ class Pacer:
         self.whole = math.floor(cap) if cap >= 1 else cap
         self.target = self.whole * self.MIN_TARGET
         self.rate = self.target
-        self.floor = min(floor, self.target)
+        # Low enough for the deepest cut to slow a pace of one or two requests a second.
+        self.floor = min(floor, self.target * self.CUT**self.STREAK)
         self._round_trips: deque[float] = deque(maxlen=self.SAMPLES)
         self._unrated = 0  # round trips observed since the target was last set
         self._clock = clock
@@ -152,10 +156,15 @@ class Pacer:
 
     def _recover(self, now: float) -> None:
         if self.rate < self.target and now - self._last_cut >= self.WINDOW:
-            elapsed = now - max(self._last_seen, self._last_cut + self.WINDOW)
+            start = max(self._last_seen, self._last_cut + self.WINDOW)
             low, high = self._probe
-            speed = self.PROBE if low <= self.rate < high else self.RECOVERY
-            self.rate = min(self.target, self.rate + self.cap * speed * elapsed)
+            speed = self.RECOVERY
+            if low <= self.rate < high:
+                # Slow near the rates that drew 429s, faster the longer none comes:
+                # a lower cap answers within seconds, a passing storm never does.
+                quiet = start - self._last_cut - self.WINDOW
+                speed = min(self.RECOVERY, self.PROBE * 2 ** (quiet / self.DOUBLING))
+            self.rate = min(self.target, self.rate + self.cap * speed * (now - start))
         self._last_seen = now
 
 

@@ -174,9 +174,9 @@ def test_deletes_are_sent_in_plan_order_with_many_in_flight(tmp_path: Path) -> N
     settings = RunSettings(
         inputs=InputSettings(keys=tuple(f"key-{i:03d}" for i in range(20)), app_id="app"),
         client=ClientSettings(base_url="https://agora.test", concurrency=16),
-        # Paced, so every request books its slot in the order it was planned; slots 10 ms
+        # Paced, so every request books its slot in the order it was planned; slots 25 ms
         # apart keep that order even when a loaded machine wakes the sleepers late.
-        max_rps=100,
+        max_rps=40,
         audit_log=tmp_path / "audit.jsonl",
     )
     plan = prepare(settings)

