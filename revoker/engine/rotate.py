@@ -146,9 +146,14 @@ class Rotation:
                 else f"query failed ({lookup.message})"
             )
             outcome = Outcome.NOT_ATTEMPTED if lookup.outcome is Outcome.NOT_ATTEMPTED else None
-            return self._end(
-                task, steps, outcome or Outcome.FAILED, f"{why}; nothing deleted, nothing created"
-            )
+            done = "nothing deleted, nothing created"
+            if prior is not None:
+                # Nothing sent now, but the earlier run's DELETE may have gone through.
+                done = (
+                    f"nothing sent; run {prior.run_id} may already have deleted the old key: "
+                    "its replacement is still owed (run again to issue it)"
+                )
+            return self._end(task, steps, outcome or Outcome.FAILED, f"{why}; {done}")
         new = self._new(settings)
         why = "intent: DELETE about to be sent (no later line: its answer was not recorded)"
         if not self._intent(ctx, task, "delete", new, Outcome.FAILED, why):

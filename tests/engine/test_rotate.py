@@ -302,6 +302,9 @@ def test_a_resume_whose_query_failed_leaves_the_replacement_to_the_next_resume(
     write_audit(tmp_path, {"phase": "delete", "outcome": "failed", **SETTINGS})
     api.get(KEY_URL).respond(503, json={"status": "error", "message": "busy"})
     assert rotate(tmp_path, "--resume", "--max-attempts", "1").exit_code == 1
+    message = result_line(tmp_path)["message"]
+    assert "may already have deleted the old key" in message, message
+    assert "nothing deleted" not in message
     api.get(KEY_URL).mock(side_effect=api_not_found)
     delete = api.delete(KEY_URL).mock(side_effect=api_not_found)
     create = api.post(CREATE_URL).mock(return_value=created())
