@@ -176,6 +176,31 @@ def rate_fidelity() -> None:
         fidelity_rows(label, records, "GET", 100)
         failed = counts(deleted)["failed"]
         row("1", f"{label}: failed DELETE tasks", failed, "tasks", "= 0", failed == 0)
+    # A server cap half of what revoker assumes (another client on the app ID, or
+    # a lower quota): the pace must find it and hold it without a storm of 429s.
+    journal = fresh("rate-lower.jsonl")
+    with emulator("--delete-rps", "25", "--journal", str(journal)) as emu:
+        lower = revoke(emu.base_url, str(one), "--app-id", "rate-low", audit="rate-low.jsonl")
+    rate, throttled, sent = served_rate(read_journal(journal), "DELETE")
+    row(
+        "1",
+        "server cap 25/s, revoker assuming 50: DELETE rate",
+        rate,
+        "req/s",
+        ">= 22.5 (90% of 25)",
+        rate >= 22.5,
+        f"{rate / 25:.1%} of the server's cap",
+    )
+    row(
+        "1",
+        "server cap 25/s, revoker assuming 50: answered 429",
+        100 * throttled / max(sent, 1),
+        "%",
+        "<= 10%",
+        throttled <= 0.1 * sent,
+    )
+    failed = counts(lower)["failed"]
+    row("1", "server cap 25/s: failed DELETE tasks", failed, "tasks", "= 0", failed == 0)
     two = DATA / "rate-two.csv"
     two.write_text(
         "stream_key,app_id\n"

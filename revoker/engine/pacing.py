@@ -46,7 +46,8 @@ class Pacer:
     one shared with another client): they deepen, up to ``CUT ** STREAK``, so
     the pace finds it in a few windows, not fights it for many. Recovery waits
     for a whole window without a cut; then the rate climbs by ``PROBE`` x cap per
-    second back through the rates that drew 429s (just past the highest),
+    second back through the rates that drew 429s (just past the highest; none
+    after a lone 429 at the target, which is jitter),
     doubling every ``DOUBLING`` seconds without a 429 up to ``RECOVERY`` x cap per
     second, the speed it climbs at beyond them, up to the target and never above
     it. A fast climb straight back would meet the same lower cap again and
@@ -129,10 +130,15 @@ class Pacer:
             self._streak = self._streak + 1 if now - self._last_cut < 2 * self.WINDOW else 1
             drew = self.rate
             self.rate = max(self.floor, drew * self.CUT ** min(self._streak, self.STREAK))
-            # A 429 while still probing says the cap lies below rates already
-            # tried: the climb stays slow up to the highest of them.
-            high = self._probe[1]
-            self._probe = (self.rate, max(high if drew < high else 0.0, drew / self.CUT))
+            if self._streak == 1 and drew >= self.target:
+                # A lone 429 at the target is jitter, not a lower cap: climb back
+                # at full speed, as if no rate had drawn one.
+                self._probe = (0.0, 0.0)
+            else:
+                # A 429 while still probing says the cap lies below rates already
+                # tried: the climb stays slow up to the highest of them.
+                high = self._probe[1]
+                self._probe = (self.rate, max(high if drew < high else 0.0, drew / self.CUT))
             self._last_cut = now
 
     def observe(self, seconds: float) -> None:
