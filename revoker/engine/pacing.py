@@ -157,7 +157,6 @@ class Pacer:
         spread = max(self._round_trips) - min(self._round_trips)
         share = 1.0 / (1.0 + (spread + self.MARGIN) / self.WINDOW)
         self.target = self.whole * min(self.MAX_TARGET, max(self.MIN_TARGET, share))
-        self.floor = min(self.floor, self.target)
         self.rate = min(self.rate, self.target)  # climbs back by _recover when it rose
 
     def _recover(self, now: float) -> None:

@@ -9,9 +9,7 @@ catch-all servers answering 200 to everything.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +21,7 @@ import pytest
 from revoker.agora.client import NOT_THE_API
 from revoker.emulator.app import GATEWAY_NOT_FOUND
 from revoker.emulator.process import EmulatorProcess
+from tests.reliability.helpers import read_audit, revoker_env, run_revoker, task_records
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +30,11 @@ NGINX_404 = GATEWAY_NOT_FOUND  # nginx's own page
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "REVOKER_"))}
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "revoker", "--log-format", "json", *args],
-        capture_output=True, text=True, env=environment, timeout=120, check=False,
-    )  # fmt: skip
+    return run_revoker(*args, env=revoker_env(env), timeout=120)
 
 
 def records(path: Path, event: str) -> list[dict[str, Any]]:
-    return [r for r in map(json.loads, path.read_text().splitlines()) if r["event"] == event]
+    return task_records(read_audit(path).records, event)
 
 
 def test_wrong_base_path_fails_every_pair_then_resume_with_the_right_url_revokes(
