@@ -182,6 +182,7 @@ def main() -> int:
     for counts in (report.get("counts") or {}).values():
         totals.update(counts.get("total") or {})
     revoke_totals = ((report.get("counts") or {}).get("revoke") or {}).get("total") or {}
+    verdicts = report.get("keys") or {}
     outputs.update(
         {
             "tasks": str(report.get("tasks", 0)),
@@ -190,8 +191,18 @@ def main() -> int:
             "failed": str(totals.get("failed", 0)),
             "not-attempted": str(totals.get("not_attempted", 0)),
             "problems": str(len(problems)),
+            "keys-revoked": str(verdicts.get("revoked", 0)),
+            "keys-not-found": str(verdicts.get("not_found", 0)),
         }
     )
+    if verdicts.get("not_found") and not verdicts.get("absent_ok"):
+        command(
+            "error",
+            f"{verdicts['not_found']} of {verdicts.get('keys')} keys were found in no region and "
+            "never revoked in this audit log: NOT revoked (a typo, another app ID, a "
+            "redacted or truncated scanner finding?)",
+            title="revoker: keys not found",
+        )
     relay(
         "\n".join(
             f"not done: {p.get('event')} {p.get('region')} {p.get('app_id')} "

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
-from revoker.models import Outcome, Task, TaskResult, is_problem, key_hint, key_id
+from revoker.models import REGIONS, Outcome, Task, TaskResult, is_problem, key_hint, key_id
 
 
 class HaltReason(StrEnum):
@@ -49,6 +49,8 @@ class PlanStats:
     out_of_shard: int = 0
     already_done: int = 0
     per_app_region: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Keys planned in fewer regions than the run's (a CSV regions column).
+    partial_keys: int = 0
     already_done_per_region: Counter[str] = field(default_factory=Counter)
     sample: list[Task] = field(default_factory=list)
     invalid: list[InputError] = field(default_factory=list)
@@ -66,6 +68,7 @@ class PlanStats:
             "out_of_shard": self.out_of_shard,
             "already_done": self.already_done,
             "invalid_rows": self.invalid_count,
+            "keys_in_fewer_regions": self.partial_keys,
             "per_app_region": per_app,
             "sample": [
                 {"app_id": t.app_id, "region": t.region, "key_hint": key_hint(t.key)}
@@ -126,6 +129,90 @@ class Totals:
         }
 
 
+NOT_FOUND_CAUSES = (
+    "a typo or a key missing characters (copied from chat, cut in a ticket)",
+    "another app ID (--app-id / AGORA_APP_ID, or the app_id column)",
+    "a redacted or truncated scanner finding",
+    "a key revoked earlier with another audit log",
+)
+UNFINISHED_CAUSE = (
+    "a run in this audit log never finished: if it was killed between a DELETE's "
+    "answer and its audit line, that key was revoked without a record"
+)
+
+
+@dataclass
+class NotFoundKey:
+    """A key every region answered "not found" for, and no run in the log deleted."""
+
+    app_id: str
+    key_id: str
+    key_hint: str
+    regions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class KeyVerdicts:
+    """Per key, over its regions: revoked (a DELETE of it succeeded somewhere, in this
+    run or an earlier one in the same audit log) or not found (found in no region).
+
+    "Not found" is never "revoked": revoker cannot tell a key already gone from one
+    that never existed. ``absent_ok`` (``--absent-ok``) accepts such keys as done.
+    """
+
+    keys: int = 0
+    revoked: int = 0
+    rotated: int = 0  # rotate: keys with a replacement created in some region
+    not_found: int = 0
+    unsettled: int = 0  # keys with a failed or not attempted pair: see the pass's failures
+    absent_ok: bool = False
+    samples: list[NotFoundKey] = field(default_factory=list)
+    # App IDs none of whose keys was found: (app ID, its keys), the likely mistake.
+    apps_not_found: list[tuple[str, int]] = field(default_factory=list)
+    unfinished_runs: int = 0
+    # Live streams (the listing before the first DELETE) pushed with these keys.
+    live_streams: int = 0
+    # verify: absent is what it checks for, so keys found nowhere change no exit code;
+    # only an app ID none of whose keys was ever found is pointed out.
+    advisory: bool = False
+
+    MAX_SAMPLES = 1000
+
+    @property
+    def problems(self) -> bool:
+        return bool(self.not_found) and not (self.absent_ok or self.advisory)
+
+    def causes(self) -> list[str]:
+        """The likely causes of the not-found keys, most likely first."""
+        return [*NOT_FOUND_CAUSES, *([UNFINISHED_CAUSE] if self.unfinished_runs else [])]
+
+    def counts(self) -> dict[str, Any]:
+        """The counts alone (``run_finished``'s ``keys``): no per-key detail."""
+        return {
+            "keys": self.keys,
+            "revoked": self.revoked,
+            "rotated": self.rotated,
+            "not_found": self.not_found,
+            "unsettled": self.unsettled,
+            "absent_ok": self.absent_ok,
+            "apps_not_found": [app for app, _ in self.apps_not_found],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "keys": self.keys,
+            "revoked": self.revoked,
+            "rotated": self.rotated,
+            "not_found": self.not_found,
+            "unsettled": self.unsettled,
+            "absent_ok": self.absent_ok,
+            "not_found_keys": [vars(k) for k in self.samples],
+            "apps_not_found": [{"app_id": a, "keys": n} for a, n in self.apps_not_found],
+            "not_found_causes": self.causes() if self.not_found else [],
+            "live_streams": self.live_streams,
+        }
+
+
 @dataclass
 class RunReport:
     """The result of one command: what the summary shows and the exit code."""
@@ -142,6 +229,9 @@ class RunReport:
     audit_head: str | None = None  # hash of the audit log's last line (revoker.audit.chain)
     # Where the tasks the audit log refused were saved (None: nowhere but the summary).
     unrecorded_file: Path | None = None
+    # revoke and rotate: the verdict per key (None for the other commands).
+    keys: KeyVerdicts | None = None
+    regions: tuple[str, ...] = REGIONS  # the regions the run was given
 
     @property
     def unrecorded(self) -> list[TaskResult]:
@@ -161,6 +251,8 @@ class RunReport:
             "audit_log": str(self.audit_log) if self.audit_log else None,
             "audit_head": self.audit_head,
             "plan": self.plan.to_dict(),
+            "regions": list(self.regions),
+            **({"keys": self.keys.to_dict()} if self.keys is not None else {}),
             **{p.event: {**p.to_dict(), "failures": p.failures} for p in self.passes},
             "unrecorded": [
                 {

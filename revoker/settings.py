@@ -161,6 +161,8 @@ class RunSettings:
     disconnect_timeout: float = 10.0  # seconds to confirm each cut stream is gone
     reveal_keys: bool = False
     sign_key: Path | None = None  # Ed25519 private key (PEM, 0600) signing run_finished
+    # revoke, rotate: a key found in no region (and never deleted in the log) is done.
+    absent_ok: bool = False
 
     def rps_for(self, method: str) -> float:
         """Requests/s per app ID for ``method``; 0 means no cap.
@@ -200,4 +202,5 @@ class RunSettings:
             "disconnect": self.disconnect,
             "disconnect_timeout": self.disconnect_timeout,
             "reveal_keys": self.reveal_keys,
+            "absent_ok": self.absent_ok,
         }

@@ -18,14 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from revoker.audit.evidence import DELETING_EVENTS, record_deleted_key
 from revoker.audit.log import ReadStats, iter_records
 from revoker.errors import EXIT_FAILED, EXIT_OK, AuditLogError
 from revoker.models import REGIONS
 from revoker.models import is_problem as is_problem_outcome
+from revoker.results import KeyVerdicts, NotFoundKey
 
 TASK_EVENTS = ("revoke", "verify", "query", "disconnect", "rotate")
 
 TaskKey = tuple[str, str, str, str, str]
+# The commands whose keys get a verdict of their own: revoked, or not found anywhere.
+KEY_VERDICT_COMMANDS = ("revoke", "rotate")
 # The event with one line per planned task (run_started's counts.tasks), by command.
 PLANNED_EVENT = {"revoke": "revoke", "verify": "verify", "prune": "query", "rotate": "rotate"}
 
@@ -53,6 +57,9 @@ class AuditReport:
     superseded: int = 0
     not_started: list[dict[str, Any]] = field(default_factory=list)
     task_lines: Counter[tuple[str, str]] = field(default_factory=Counter)  # (run_id, event)
+    # (app ID, key ID) of every key some line shows deleted (a DELETE answered 200).
+    deleted: set[tuple[str, str]] = field(default_factory=set)
+    _keys: KeyVerdicts | None = field(default=None, repr=False, compare=False)
 
     @property
     def torn(self) -> int:
@@ -131,6 +138,56 @@ class AuditReport:
                 incomplete.append({**run, "recorded": recorded})
         return incomplete
 
+    def key_verdicts(self) -> KeyVerdicts:
+        """Per key of the revoke and rotate runs: revoked (some line shows a DELETE of it
+        answered 200), not found (every region's latest line ``absent`` and none shows
+        a DELETE), or unsettled (a failed or not attempted pair, a problem already).
+
+        A not-found key is accepted when every run that wrote its latest lines was
+        given ``--absent-ok``.
+        """
+        if self._keys is None:
+            self._keys = self._key_verdicts()
+        return self._keys
+
+    def _key_verdicts(self) -> KeyVerdicts:
+        pairs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for (event, app_id, _region, kid, _sid), record in self.latest.items():
+            if event not in DELETING_EVENTS:
+                continue
+            run = self.runs.get(str(record.get("run_id")), {})
+            if run.get("command") not in KEY_VERDICT_COMMANDS:
+                continue
+            pairs.setdefault((app_id, kid), []).append(record)
+        verdicts = KeyVerdicts(keys=len(pairs), absent_ok=True)
+        keys_per_app: Counter[str] = Counter(app for app, _ in pairs)
+        nowhere_per_app: Counter[str] = Counter()
+        accepted = True
+        for (app_id, kid), records in pairs.items():
+            if (app_id, kid) in self.deleted:
+                verdicts.revoked += 1
+                verdicts.rotated += any(r.get("outcome") == "rotated" for r in records)
+                continue
+            if any(r.get("outcome") != "absent" for r in records):
+                verdicts.unsettled += 1
+                continue
+            verdicts.not_found += 1
+            nowhere_per_app[app_id] += 1
+            accepted = accepted and all(
+                self.runs.get(str(r.get("run_id")), {}).get("absent_ok") for r in records
+            )
+            if len(verdicts.samples) < KeyVerdicts.MAX_SAMPLES:
+                hint = str(records[0].get("key_hint"))
+                regions = sorted(str(r.get("region")) for r in records)
+                verdicts.samples.append(NotFoundKey(app_id, kid, hint, regions))
+        verdicts.absent_ok = accepted and bool(verdicts.not_found)
+        verdicts.apps_not_found = sorted(
+            (app, n) for app, n in nowhere_per_app.items() if n == keys_per_app[app]
+        )
+        if verdicts.not_found:
+            verdicts.unfinished_runs = len(self.unfinished_runs())
+        return verdicts
+
     @property
     def exit_code(self) -> int:
         if (
@@ -138,6 +195,7 @@ class AuditReport:
             or self.pending_not_started()
             or self.incomplete_runs()
             or any(record_is_problem(r) for r in self.latest.values())
+            or self.key_verdicts().problems
         ):
             return EXIT_FAILED
         return EXIT_OK
@@ -160,8 +218,23 @@ class AuditReport:
         if not tasks:
             return "no task records found"
         problems = len(self.problems()) + sum(t["tasks"] for t in self.pending_not_started())
+        keys = self.key_verdicts()
+        nowhere = (
+            f"{keys.not_found} of {keys.keys} keys NOT FOUND in any region and never "
+            "revoked in these logs"
+        )
         if problems:
-            return f"{problems} of {tasks} tasks NOT done (failed, not attempted, or still present)"
+            return (
+                f"{problems} of {tasks} tasks NOT done (failed, not attempted, or still present)"
+                + (f"; {nowhere}" if keys.problems else "")
+            )
+        if keys.problems:
+            return f"{nowhere}: they are NOT revoked"
+        if keys.not_found:
+            return (
+                f"all {tasks} tasks done; {keys.not_found} of {keys.keys} keys not found in "
+                "any region (accepted with --absent-ok)"
+            )
         return f"all {tasks} tasks done"
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,6 +262,7 @@ class AuditReport:
                 for event, regions in sorted(counts.items(), key=lambda kv: event_rank(kv[0]))
             },
             "problems": [problem_fields(r) for r in self.problems()],
+            "keys": self.key_verdicts().to_dict(),
         }
 
 
@@ -266,6 +340,8 @@ def build_report(paths: list[Path]) -> AuditReport:
                 str(record.get("key_id")),
                 str(record.get("sid") or "") if event == "disconnect" else "",
             )
+            if event in DELETING_EVENTS and record_deleted_key(record):
+                report.deleted.add((key[1], key[3]))
             rank = (str(record.get("ts", "")), index, line)
             was_revoked = event == "revoke" and record.get("outcome") == "revoked"
             if was_revoked and (key not in revoked or revoked[key][0] < rank):
@@ -318,6 +394,7 @@ def _note_run(report: AuditReport, record: dict[str, Any], path: str) -> None:
             started=record.get("ts"),
             shard=options.get("shard") if isinstance(options, dict) else None,
             resume=bool(options.get("resume")) if isinstance(options, dict) else False,
+            absent_ok=bool(options.get("absent_ok")) if isinstance(options, dict) else False,
             planned=counts.get("tasks") if isinstance(counts, dict) else None,
         )
     else:

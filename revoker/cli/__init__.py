@@ -46,6 +46,7 @@ class RevokerGroup(click.Group):
     type=click.Choice(["auto", "console", "json"]),
     default="auto",
     envvar="REVOKER_LOG_FORMAT",
+    show_envvar=True,
     show_default=True,
     help="Logs on stderr: console on a TTY, JSON otherwise.",
 )

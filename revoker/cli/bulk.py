@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from revoker.cli.options import (
+    absent_ok_option,
     build_settings,
     check_verify_delay,
     client_options,
@@ -100,6 +101,7 @@ def finish(report: RunReport, output: str) -> int:
     "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."
 )
 @disconnect_timeout_option
+@absent_ok_option
 @click.pass_context
 def revoke(
     ctx: click.Context,
@@ -108,6 +110,7 @@ def revoke(
     verify_delay: float | None,
     disconnect: bool,
     disconnect_timeout: float,
+    absent_ok: bool,
     **opts: Any,
 ) -> int:
     """Delete every key in every region (one DELETE per key and region).
@@ -123,6 +126,7 @@ def revoke(
         verify_delay=check_verify_delay(verify, verify_delay),
         disconnect=disconnect,
         disconnect_timeout=disconnect_timeout,
+        absent_ok=absent_ok,
     )
     report = _run(ctx, "revoke", settings, opts, revoke_passes, resume_events=("revoke",))
     return finish(report, opts["output"])
@@ -202,6 +206,7 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
     help="Also force-disconnect live streams pushed with the old key, once it is deleted.",
 )
 @disconnect_timeout_option
+@absent_ok_option
 @click.pass_context
 def rotate(
     ctx: click.Context,
@@ -211,6 +216,7 @@ def rotate(
     expires_after: int | None,
     disconnect: bool,
     disconnect_timeout: float,
+    absent_ok: bool,
     **opts: Any,
 ) -> int:
     """Delete every key in every region where it exists and create a replacement there.
@@ -222,7 +228,9 @@ def rotate(
     from revoker.engine.rotate import rotate_passes
     from revoker.engine.rotate_resume import ROTATE
 
-    settings = build_settings(opts, disconnect=disconnect, disconnect_timeout=disconnect_timeout)
+    settings = build_settings(
+        opts, disconnect=disconnect, disconnect_timeout=disconnect_timeout, absent_ok=absent_ok
+    )
     missing = "rotate needs --new-keys-file PATH: the only place new keys are written"
     if new_keys_file is None and not settings.dry_run:
         raise UsageError(missing)

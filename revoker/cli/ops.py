@@ -33,10 +33,11 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("key", metavar="KEY")
-@click.option("--app-id", envvar="AGORA_APP_ID", help="App ID of the key.  [AGORA_APP_ID]")
+@click.option("--app-id", envvar="AGORA_APP_ID", show_envvar=True, help="App ID of the key.")
 @click.option(
     "--regions",
     envvar="AGORA_REGIONS",
+    show_envvar=True,
     default="na,eu,ap,cn",
     show_default=True,
     help="Subset of regions, comma-separated.",

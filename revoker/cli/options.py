@@ -46,6 +46,13 @@ allow_non_ascii_option = click.option(
     help="Accept keys with visible non-ASCII characters (invisible ones are always refused).",
 )
 
+absent_ok_option = click.option(
+    "--absent-ok",
+    is_flag=True,
+    help="A key found in no region, and never deleted in this audit log, counts as "
+    "done (keys already cleaned up). Default: listed as not found, exit 1.",
+)
+
 disconnect_timeout_option = click.option(
     "--disconnect-timeout",
     type=FiniteFloatRange(min=0),
@@ -66,10 +73,13 @@ def input_options(f: F) -> F:
             metavar="K",
             help="A stream key (repeatable); prefer files or stdin, argv is visible.",
         ),
-        click.option("--app-id", envvar="AGORA_APP_ID", help="App ID for rows without one."),
+        click.option(
+            "--app-id", envvar="AGORA_APP_ID", show_envvar=True, help="App ID for rows without one."
+        ),
         click.option(
             "--regions",
             envvar="AGORA_REGIONS",
+            show_envvar=True,
             default="na,eu,ap,cn",
             show_default=True,
             help="Subset of regions, comma-separated.",
@@ -117,6 +127,7 @@ def connection_options(f: F) -> F:
             click.option(
                 "--base-url",
                 envvar="AGORA_BASE_URL",
+                show_envvar=True,
                 default="https://api.agora.io",
                 show_default=True,
                 help="API base URL (http only for loopback).",
@@ -124,6 +135,7 @@ def connection_options(f: F) -> F:
             click.option(
                 "--fallback-url",
                 envvar="AGORA_FALLBACK_BASE_URL",
+                show_envvar=True,
                 help="Alternate base URL on DNS/connect failure "
                 "(default: api.sd-rtn.com <-> api.agora.io).",
             ),
@@ -137,6 +149,7 @@ def connection_options(f: F) -> F:
                 "--auth",
                 type=click.Choice(["basic", "hmac"]),
                 envvar="AGORA_AUTH",
+                show_envvar=True,
                 default="basic",
                 show_default=True,
                 help="How requests are signed.",
@@ -145,6 +158,7 @@ def connection_options(f: F) -> F:
                 "--credentials-file",
                 type=click.Path(path_type=Path),
                 envvar="REVOKER_CREDENTIALS_FILE",
+                show_envvar=True,
                 help="File with AGORA_CUSTOMER_ID=... and AGORA_CUSTOMER_SECRET=... "
                 "(mode 0600). Default: the environment.",
             ),
@@ -175,6 +189,7 @@ def run_options(f: F) -> F:
                 "--audit-log",
                 type=click.Path(path_type=Path),
                 envvar="REVOKER_AUDIT_LOG",
+                show_envvar=True,
                 default="revoker-audit.jsonl",
                 show_default=True,
                 help="Append-only JSONL audit log.",
@@ -186,6 +201,7 @@ def run_options(f: F) -> F:
                 "--sign-key",
                 type=click.Path(path_type=Path),
                 envvar="REVOKER_SIGN_KEY",
+                show_envvar=True,
                 help="Ed25519 private key (PEM, mode 0600, from revoker keygen) "
                 "signing the run's last audit line.",
             ),

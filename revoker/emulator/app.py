@@ -11,7 +11,7 @@ Order of checks for every API request (admin endpoints under ``/_emulator/`` ski
 4. injected faults, decided before any state change: reset (connection dropped),
    5xx error, 429 throttle;
 5. routing: known path with the wrong method → 405;
-6. forbidden app → 403;
+6. forbidden app → 403; an unknown app ID (``--unknown-app``) → 404, 400 or 403;
 7. per-app rate limit (per DELETE / GET / POST; sliding window, fixed window or token
    bucket) → 429 with ``Retry-After``;
 8. the operation itself.
@@ -59,6 +59,7 @@ MSG_RATE = "Request rate limit exceeded."
 MSG_QUOTA = "Resources quota limit exceeded."
 MSG_SETTINGS = "Invalid settings."
 MSG_METHOD = "Method not allowed."
+MSG_INVALID_APP = "Invalid app ID."
 
 _REGIONS = frozenset(REGIONS)
 
@@ -101,6 +102,10 @@ class Emulator:
         )
         # Its own generator, so jitter does not shift the seeded fault draws.
         self.jitter = random.Random(config.seed)
+        self.known_apps = set(config.known_apps) | {app for _, app in state.keys}
+        self.known_apps |= {stream.app_id for stream in state.streams.values()}
+        if config.default_app_id:
+            self.known_apps.add(config.default_app_id)
         self.stats: Counter[tuple[str, str]] = Counter()
         self.fault_stats: Counter[str] = Counter()
         self.journal: IO[str] | None = None
@@ -202,6 +207,15 @@ class Emulator:
             return 405, _error(MSG_METHOD), None, 0
         if route.app_id in self.config.forbidden_apps:
             return 403, _error(MSG_FORBIDDEN), None, 0
+        unknown = self.config.unknown_app
+        if unknown != "accept" and route.app_id not in self.known_apps:
+            if unknown == "400":
+                return 400, _error(MSG_INVALID_APP), None, 0
+            if unknown == "403":
+                return 403, _error(MSG_FORBIDDEN), None, 0
+            if route.kind == "keys":
+                return 404, _error(MSG_NOT_FOUND), None, 0
+            return 404, b'{"status":"error"}', None, 0  # online-streams: "no message"
         if route.kind == "streams" and route.app_id in self.config.quota_exhausted_apps:
             return 429, _error(MSG_QUOTA), "quota", 0
         wait = self.limiter.take(route.app_id, method, time.monotonic())

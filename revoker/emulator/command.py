@@ -23,9 +23,21 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0 = free port."
 )
-@click.option("--customer-id", envvar="AGORA_CUSTOMER_ID", help="[AGORA_CUSTOMER_ID]")
-@click.option("--customer-secret", envvar="AGORA_CUSTOMER_SECRET", help="[AGORA_CUSTOMER_SECRET]")
-@click.option("--app-id", envvar="AGORA_APP_ID", help="App ID for seed rows without one.")
+@click.option(
+    "--customer-id",
+    envvar="AGORA_CUSTOMER_ID",
+    show_envvar=True,
+    help="Customer ID the emulator accepts.",
+)
+@click.option(
+    "--customer-secret",
+    envvar="AGORA_CUSTOMER_SECRET",
+    show_envvar=True,
+    help="Customer secret the emulator accepts.",
+)
+@click.option(
+    "--app-id", envvar="AGORA_APP_ID", show_envvar=True, help="App ID for seed rows without one."
+)
 @click.option("--latency-ms", type=_RPS, default=0.0, help="Delay added to every request.")
 @click.option("--error-rate", type=_RATE, default=0.0, help="Fraction answered 500/502/503/504.")
 @click.option("--reset-rate", type=_RATE, default=0.0, help="Fraction whose connection is dropped.")
@@ -81,6 +93,15 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     help='App ID whose online-streams requests answer 429 "Resources quota limit '
     'exceeded." without Retry-After (repeatable).',
 )
+@click.option(
+    "--unknown-app",
+    type=click.Choice(["accept", "404", "400", "403"]),
+    default="accept",
+    show_default=True,
+    help="How an app ID not in the seeds, the state, --app-id or --known-app is answered: "
+    'any app exists, "not found" everywhere, 400 "Invalid app ID." or 403 not enabled.',
+)
+@click.option("--known-app", multiple=True, help="An app ID that exists (repeatable).")
 @click.pass_context
 def emulator(
     ctx: click.Context,
@@ -109,6 +130,8 @@ def emulator(
     no_reconnect: bool,
     disconnect_delay_ms: float,
     quota_exhausted_app: tuple[str, ...],
+    unknown_app: str,
+    known_app: tuple[str, ...],
 ) -> None:
     """Local Agora Media Gateway on 127.0.0.1, with fault injection.
 
@@ -161,6 +184,8 @@ def emulator(
         reconnect=not no_reconnect,
         disconnect_delay_ms=disconnect_delay_ms,
         quota_exhausted_apps=frozenset(quota_exhausted_app),
+        unknown_app=unknown_app,
+        known_apps=frozenset(known_app),
     )
     host_explicit = ctx.get_parameter_source("host") != click.core.ParameterSource.DEFAULT
     try:

@@ -40,3 +40,9 @@ class EmulatorConfig:
     quota_exhausted_apps: frozenset[str] = field(default_factory=frozenset)
     """Apps whose online-streams requests answer 429 "Resources quota limit exceeded."
     without Retry-After."""
+    unknown_app: str = "accept"
+    """How an app ID the emulator does not know is answered, every way the docs allow:
+    ``accept`` (any app ID exists), ``404`` (every key and stream "not found"), ``400``
+    ("Invalid app ID.") or ``403`` (Media Gateway not enabled)."""
+    known_apps: frozenset[str] = field(default_factory=frozenset)
+    """App IDs that exist besides those of the seed files, the state and --app-id."""

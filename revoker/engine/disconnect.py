@@ -3,8 +3,8 @@
 Per (app ID, region), one :class:`StreamSweep` scope:
 
 * the live streams are listed once (``GET .../online-streams``, every stream of the
-  app in the region) when the scope's first pair starts, alongside the DELETEs,
-  never before them;
+  app in the region): before the first DELETE by :mod:`revoker.engine.preflight`
+  (taken from ``RunContext.listings``), or else when the scope's first pair starts;
 * per pair: ``GET`` the key (its channel and uid tie WHIP streams to it), then
   ``DELETE`` it (the pair's ``revoke`` line). Only if the DELETE answered 200 or
   404 are the streams of the first listing that match the key (see
@@ -44,6 +44,7 @@ from revoker.engine.disconnect_records import (
     Listing,
     list_streams,
     listing_failed,
+    record_listing,
     step_record,
 )
 from revoker.engine.jobs import call_task, classifier, classify_get, query_task, revoke_task
@@ -54,7 +55,9 @@ from revoker.engine.matching import (
     usable_sid,
 )
 from revoker.engine.pool import RunContext
+from revoker.errors import AuditWriteError
 from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult, done_digest
+from revoker.results import HaltReason
 
 DEFAULT_CONFIRM_TIMEOUT = 10.0
 FIRST_POLL = 0.2  # seconds before the first confirming GET; doubles up to MAX_POLL
@@ -71,7 +74,7 @@ class _Scope:
     """The sweep of one (app ID, region)."""
 
     remaining: int
-    first: asyncio.Task[Listing] | None = None
+    first: asyncio.Future[Listing] | None = None
     deleted: KeyIndex[Task] = field(default_factory=KeyIndex)
     claimed: set[str] = field(default_factory=set)  # SIDs being or already cut
 
@@ -107,9 +110,15 @@ class StreamSweep:
         self._scopes = {where: _Scope(count) for where, count in expected.items()}
 
     def _scope(self, task: Task, *, start: bool = True) -> _Scope:
-        scope = self._scopes.setdefault((task.app_id, task.region), _Scope(1))
+        where = (task.app_id, task.region)
+        scope = self._scopes.setdefault(where, _Scope(1))
         if start and scope.first is None:
-            scope.first = asyncio.ensure_future(self._list(task))
+            listed: Listing | None = self.ctx.listings.get(where)
+            if listed is None:
+                scope.first = asyncio.ensure_future(self._list(task))
+            else:  # listed before the first DELETE (engine.preflight): not listed again
+                scope.first = asyncio.get_running_loop().create_future()
+                scope.first.set_result(listed)
         return scope
 
     async def run(self, task: Task) -> TaskResult:
@@ -212,12 +221,17 @@ class StreamSweep:
             lines += await self._cut_matches(scope, task, listing, index, "before")
         if last and len(scope.deleted):
             # Streams that started while the keys were being deleted.
-            second = await self._list(task)
+            second = await self._list(task, "streams started during the DELETEs")
             lines += await self._cut_matches(scope, task, second, scope.deleted, "after")
         return lines
 
-    async def _list(self, task: Task) -> Listing:
-        return await list_streams(self.ctx, task)
+    async def _list(self, task: Task, purpose: str = "live streams to cut") -> Listing:
+        listing = await list_streams(self.ctx, task)
+        try:
+            record_listing(self.ctx.audit, listing, task.app_id, task.region, purpose)
+        except AuditWriteError:
+            self.ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
+        return listing
 
     async def _cut_matches(
         self,

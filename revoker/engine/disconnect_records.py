@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from revoker.agora.client import ApiResponse
-from revoker.audit.log import iter_records
+from revoker.audit.log import AuditLog, iter_records
 from revoker.engine.jobs import call_task, classify_get
 from revoker.engine.matching import KeyIdentity, PushUrl, parse_push_url
 from revoker.engine.pool import RunContext
@@ -50,6 +50,43 @@ async def list_streams(ctx: RunContext, task: Task) -> Listing:
         return Listing(result, None)
     entries = [(s, parse_push_url(s.get("url"))) for s in response.data if isinstance(s, dict)]
     return Listing(result, entries)
+
+
+LISTING = "listing"
+
+
+def record_listing(
+    audit: AuditLog | None,
+    listing: Listing,
+    app_id: str,
+    region: str,
+    purpose: str,
+    *,
+    refused: str | None = None,
+) -> None:
+    """One ``listing`` line: every listing is in the audit log with its request IDs,
+    whether or not a stream of it matched (AuditWriteError if it cannot be written)."""
+    if audit is None:
+        return
+    result = listing.result
+    last = result.last
+    listed = listing.entries is not None
+    audit.event(
+        LISTING,
+        purpose=purpose,
+        app_id=app_id,
+        region=region,
+        outcome="listed" if listed else str(result.outcome),
+        http_status=result.http_status,
+        request_id=result.request_id,
+        server_request_id=result.server_request_id,
+        host=last.host if last else None,
+        attempts=[a.to_record() for a in result.attempts],
+        duration_ms=result.duration_ms,
+        message=None if listed else result.message,
+        live_streams=len(listing.entries) if listing.entries is not None else None,
+        refused=refused is not None,
+    )
 
 
 def listing_failed(task: Task, listing: Listing, which: str) -> FollowUp:

@@ -61,7 +61,7 @@ class Plan:
         done = None if include_done else self.done
         expected = self.stats.tasks + (self.stats.already_done if include_done else 0)
         produced = errors = 0
-        for item in _iter_tasks(self.sources, self.settings, done, None):
+        for item in _iter_tasks(self.sources, self.settings, done):
             if isinstance(item, Task):
                 produced += 1
                 yield item
@@ -105,12 +105,14 @@ def _iter_tasks(
     sources: list[Source],
     settings: InputSettings,
     done: DoneSet | None,
-    on_row: RowHook | None,
+    on_row: RowHook | None = None,
+    on_end: Callable[[dict[int, int]], None] | None = None,
 ) -> Iterator[Task | InputError]:
     """Core loop shared by both passes.
 
     ``on_row(row, status, regions_done)`` sees every row; status is one of
     ``invalid``, ``out_of_shard``, ``duplicate``, ``new`` or ``more_regions``.
+    ``on_end`` is given, after the last row, each distinct key's region bits.
     """
     seen: dict[int, int] = {}
     wanted = 0
@@ -146,6 +148,8 @@ def _iter_tasks(
         if on_row:
             status = "new" if not previous else "more_regions" if new else "duplicate"
             on_row(row, status, skipped)
+    if on_end:
+        on_end(seen)
 
 
 def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | None = None) -> Plan:
@@ -168,7 +172,11 @@ def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | N
         elif status == "new":
             stats.keys += 1
 
-    for item in _iter_tasks(sources, settings, done, on_row):
+    def on_end(seen: dict[int, int]) -> None:
+        wanted = sum(_REGION_BIT[region] for region in settings.regions)
+        stats.partial_keys = sum(1 for mask in seen.values() if mask and mask != wanted)
+
+    for item in _iter_tasks(sources, settings, done, on_row, on_end):
         if isinstance(item, Task):
             stats.tasks += 1
             stats.per_app_region[(item.app_id, item.region)] += 1

@@ -13,9 +13,9 @@ import contextlib
 import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -73,6 +73,9 @@ class RunContext:
     throttled: int = 0  # 429 answers so far, with or without a rate limiter
     # Set for tasks that must write an audit line before a request (rotate's intent).
     audit: AuditLog | None = None
+    # Live-stream listings made before the first DELETE, by (app ID, region): the
+    # first listing ``--disconnect`` cuts from (engine.preflight).
+    listings: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 def _where(exc: BaseException) -> str:

@@ -24,10 +24,12 @@ from revoker.engine.disconnect import StreamSweep
 from revoker.engine.disconnect_records import disconnect_note, resumed_identities
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
+from revoker.engine.keyverdicts import KeyLedger
 from revoker.engine.matching import KeyIdentity
 from revoker.engine.pacing import RateLimits
 from revoker.engine.planner import Plan, build_plan
 from revoker.engine.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
+from revoker.engine.preflight import AppCheck, check_apps
 from revoker.engine.retry import RetryPolicy
 from revoker.engine.signals import stop_on_signals
 from revoker.errors import EXIT_FAILED, AuditLogError, AuditWriteError
@@ -41,6 +43,11 @@ STREAMS_NOTE = (
     "Deleting a key does not stop a stream already running with it: "
     "use --disconnect (or Agora's force-disconnect with the stream's SID)."
 )
+# The commands whose verdict is per key (revoked or not found), checked by a listing
+# per app and region before their first DELETE.
+KEY_VERDICT_COMMANDS = ("revoke", "rotate")
+# verify judges keys too, but only to point out an app ID none of whose keys exists.
+LEDGER_COMMANDS = (*KEY_VERDICT_COMMANDS, "verify")
 
 
 @dataclass
@@ -96,10 +103,14 @@ def execute(
     on_result: Callable[[TaskResult], None] | None = None,
     install_signal_handlers: bool = True,
     retry: RetryPolicy | None = None,
+    ledger: KeyLedger | None = None,
 ) -> RunReport:
     """Open the audit log, run every pass, write ``run_finished``; return the report.
 
     ``retry`` replaces the policy built from ``settings.retry`` (e.g. shorter waits).
+    With a ``ledger`` (revoke, rotate), each (app ID, region) is listed before the
+    first DELETE (:mod:`revoker.engine.preflight`) and the report gets the verdict
+    per key (:mod:`revoker.engine.keyverdicts`).
     """
     run_id = str(uuid.uuid4())
     signer = None
@@ -111,6 +122,7 @@ def execute(
         settings.audit_log, run_id, reveal_keys=settings.reveal_keys, signer=signer
     )
     report = RunReport(command, run_id, settings.audit_log, plan.stats)
+    report.regions = settings.inputs.regions
     try:
         try:
             for each in passes:
@@ -138,10 +150,17 @@ def execute(
                 on_result,
                 install_signal_handlers,
                 retry or RetryPolicy.from_settings(settings.retry),
+                ledger,
             )
         )
+        if ledger is not None:
+            if settings.resume and ledger.event in KEY_VERDICT_COMMANDS:
+                ledger.add_earlier(plan.done_tasks())
+            report.keys = ledger.settle(settings.audit_log, run_id)
         report.exit_code = exit_code_for(
-            report.halt_reason, problems=any(p.problems for p in report.passes)
+            report.halt_reason,
+            problems=any(p.problems for p in report.passes)
+            or (report.keys is not None and report.keys.problems),
         )
         if plan.changed and report.halt_reason is None:
             log.error("input changed during the run", detail=plan.changed)
@@ -151,7 +170,14 @@ def execute(
         deleted = revoked and (
             revoked.counts.get(str(Outcome.REVOKED)) or revoked.counts.get(str(Outcome.ROTATED))
         )
-        if revoked and deleted and not settings.disconnect and command in ("revoke", "rotate"):
+        live = report.keys.live_streams if report.keys is not None else 0
+        if revoked and live and not settings.disconnect:
+            report.notes.append(
+                f"{live} live streams were running with these keys when the run started "
+                "(listing before the first DELETE): deleting a key does not stop them: "
+                "add --disconnect"
+            )
+        elif revoked and deleted and not settings.disconnect and command in ("revoke", "rotate"):
             report.notes.append(STREAMS_NOTE)
         elif revoked and settings.disconnect and command in ("revoke", "rotate"):
             report.notes.append(disconnect_note(report.pass_for("disconnect")))
@@ -161,6 +187,7 @@ def execute(
                 exit_code=report.exit_code,
                 halt_reason=report.halt_reason,
                 **{p.event: p.to_dict() for p in report.passes},
+                **({"keys": report.keys.counts()} if report.keys is not None else {}),
             )
         log.info(
             "run finished",
@@ -198,6 +225,7 @@ async def _run_passes(
     on_result: Callable[[TaskResult], None] | None,
     install_signal_handlers: bool,
     retry: RetryPolicy,
+    ledger: KeyLedger | None = None,
 ) -> None:
     halt = Halt()
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
@@ -210,7 +238,17 @@ async def _run_passes(
         with stop_on_signals(halt, install=install_signal_handlers):
             async with AgoraClient(client_settings, credentials, transport=transport) as client:
                 ctx = RunContext(client, retry, limits, halt, audit=audit)
-                sweeper = _Sweeper(plan, ctx, audit, settings.client.concurrency)
+                check = None
+                if ledger is not None and ledger.event in KEY_VERDICT_COMMANDS:
+                    check = await _check_apps(ctx, plan, audit, ledger, settings)
+                sweeper = _Sweeper(plan, ctx, audit, settings.client.concurrency, ledger, check)
+                if halt.is_set:
+                    # Stopped by the check (a 401): every pass's tasks are recorded as
+                    # never started, so --resume does them all.
+                    for stopped in passes:
+                        runner = stopped.runner(ctx)
+                        report.passes.append(await sweeper.run(stopped, iter(()), runner, None))
+                    return
                 index = 0
                 while index < len(passes) and not halt.is_set:
                     sweep = passes[index]
@@ -230,14 +268,35 @@ async def _run_passes(
         report.halt_reason = halt.reason
 
 
+async def _check_apps(
+    ctx: RunContext, plan: Plan, audit: AuditLog, ledger: KeyLedger, settings: RunSettings
+) -> AppCheck:
+    """The listings before the first DELETE (engine.preflight), handed to the cuts and
+    to the ledger (which counts the live streams of the run's keys)."""
+    where = sorted(plan.stats.per_app_region)
+    check = await check_apps(ctx, where, audit, concurrency=settings.client.concurrency)
+    if settings.disconnect:
+        ctx.listings.update(
+            (place, listing)
+            for place, listing in check.listings.items()
+            if listing.entries is not None
+        )
+    for (app_id, region), named in check.streams.items():
+        ledger.watch_streams(app_id, region, named)
+    return check
+
+
 @dataclass(frozen=True)
 class _Sweeper:
-    """What every pass of one run shares: the plan, the context, the log, the workers."""
+    """What every pass of one run shares: the plan, the context, the log, the workers;
+    for revoke and rotate, the ledger of verdicts per key and the app check."""
 
     plan: Plan
     ctx: RunContext
     audit: AuditLog
     concurrency: int
+    ledger: KeyLedger | None = None
+    check: AppCheck | None = None
 
     async def run(
         self,
@@ -246,6 +305,10 @@ class _Sweeper:
         runner: TaskRunner,
         on_result: Callable[[TaskResult], None] | None,
     ) -> Totals:
+        if self.ledger is not None and sweep.event == self.ledger.event:
+            on_result = _also(self.ledger.add, on_result)
+        if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
+            runner = _unless_refused(self.check, runner, sweep.done_before)
         return await run_tasks(
             tasks,
             runner,
@@ -257,6 +320,33 @@ class _Sweeper:
             planned=self.plan.region_counts(include_done=sweep.include_done),
             done_before=sweep.done_before,
         )
+
+
+def _also(
+    first: Callable[[TaskResult], None], then: Callable[[TaskResult], None] | None
+) -> Callable[[TaskResult], None]:
+    """One result callback that calls ``first``, then ``then`` (if any)."""
+
+    def both(result: TaskResult) -> None:
+        first(result)
+        if then is not None:
+            then(result)
+
+    return both
+
+
+def _unless_refused(
+    check: AppCheck, runner: TaskRunner, done_before: Callable[[Task], bool] | None
+) -> TaskRunner:
+    """``runner``, except for pairs whose app the check refused: failed, nothing sent."""
+
+    async def run(task: Task) -> TaskResult:
+        refusal = check.refusal(task)
+        if refusal is None or (done_before is not None and done_before(task)):
+            return await runner(task)
+        return TaskResult(task, Outcome.FAILED, message=refusal)
+
+    return run
 
 
 async def _sweep(
@@ -426,6 +516,11 @@ def run_command(
         plan.close()
         raise
     on_result = progress(plan.stats.tasks * len(passes)) if progress is not None else None
-    report = execute(command, settings, plan, credentials, passes, on_result=on_result)
+    ledger = (
+        KeyLedger(command, absent_ok=settings.absent_ok) if command in LEDGER_COMMANDS else None
+    )
+    report = execute(
+        command, settings, plan, credentials, passes, on_result=on_result, ledger=ledger
+    )
     report.dry_run = settings.dry_run
     return report

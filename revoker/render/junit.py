@@ -4,7 +4,8 @@ For GitLab (``artifacts:reports:junit``), Jenkins and other CI test views: a
 ``testsuite`` per event and region, a ``testcase`` per task named
 ``region / app / key hint``, and a ``failure`` for every task not done
 (the same tasks ``report`` counts as problems), carrying the HTTP status,
-the server's message and the request IDs.
+the server's message and the request IDs; a key found in no region and never
+revoked is a failure of its own (suite "keys found in no region").
 """
 
 from __future__ import annotations
@@ -86,6 +87,41 @@ def render_junit(report: AuditReport) -> str:
             suite.set("failures", str(bad))
             suite.set("errors", "0")
             total, failures = total + len(records), failures + bad
+    keys = report.key_verdicts()
+    if keys.not_found and not keys.absent_ok:
+        # A key no region knew is not revoked: one failure per key, as the text says.
+        suite = ET.SubElement(root, "testsuite", name="keys found in no region", errors="0")
+        shown = keys.samples
+        for found in shown:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=_text(f"{found.app_id} / {found.key_hint}"),
+                classname="revoker.keys",
+            )
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=_text(
+                    f"not found in {','.join(found.regions)} and never revoked in these logs"
+                ),
+                type="not_found",
+            )
+            failure.text = _text(
+                f"key_id: {found.key_id}\nlikely causes: " + "; ".join(keys.causes())
+            )
+        if keys.not_found > len(shown):
+            case = ET.SubElement(
+                suite, "testcase", name="more keys found in no region", classname="revoker.keys"
+            )
+            more = keys.not_found - len(shown)
+            failure = ET.SubElement(
+                case, "failure", message=f"{more} more keys not found", type="not_found"
+            )
+        count = len(suite)
+        suite.set("tests", str(count))
+        suite.set("failures", str(count))
+        total, failures = total + count, failures + count
     unfinished = report.unfinished_runs()
     if unfinished:
         # Tasks of a killed run may be in no log: say so as a failure of its own.

@@ -11,7 +11,8 @@ from collections import Counter
 from typing import Any
 
 from revoker.audit.merge import AuditReport, event_rank, problem_fields, region_sorted
-from revoker.redact import markdown_cell
+from revoker.redact import markdown_cell, printable_lines
+from revoker.render.summary import key_lines
 from revoker.render.table import table
 
 OUTCOME_ORDER = (
@@ -78,8 +79,9 @@ def render_text(report: AuditReport) -> str:
                 + f": {p['outcome']} HTTP {p['http_status']} {p['message'] or ''} "
                 f"request_ids={','.join(p['request_ids'][-3:]) or '-'}"
             )
+    lines += key_lines(report.key_verdicts(), "these logs")
     lines.append(f"exit code {report.exit_code}")
-    return "\n".join(lines)
+    return printable_lines("\n".join(lines))
 
 
 def _md(value: Any) -> str:
@@ -126,4 +128,33 @@ def render_markdown(report: AuditReport) -> str:
             )
         if len(problems) > MAX_PROBLEMS_SHOWN:
             lines.append(f"\n... and {len(problems) - MAX_PROBLEMS_SHOWN} more (see --format json)")
+    lines += _markdown_keys(report)
     return "\n".join(lines) + "\n"
+
+
+def _markdown_keys(report: AuditReport) -> list[str]:
+    """The keys found nowhere (never revoked) and the app IDs that are the likely mistake."""
+    keys = report.key_verdicts()
+    if not keys.not_found:
+        return []
+    state = "accepted with --absent-ok" if keys.absent_ok else "NOT revoked"
+    lines = ["", f"### Not found in any region ({keys.not_found} keys, {state})", ""]
+    lines.append(
+        f'{keys.not_found} of {keys.keys} keys answered "not found" in every region and no '
+        "run in these logs deleted them. Likely causes: " + _md("; ".join(keys.causes())) + "."
+    )
+    for app_id, count in keys.apps_not_found:
+        lines += [
+            "",
+            f"**App ID `{_md(app_id)}`: none of its {count} keys was found: the app "
+            "ID is the likely mistake.**",
+        ]
+    lines += ["", "| app_id | key | regions |", "|---|---|---|"]
+    for found in keys.samples[:MAX_PROBLEMS_SHOWN]:
+        lines.append(
+            f"| {_md(found.app_id)} | `{_md(found.key_hint)}` {_md(found.key_id)} | "
+            f"{_md(','.join(found.regions))} |"
+        )
+    if keys.not_found > MAX_PROBLEMS_SHOWN:
+        lines.append(f"\n... and {keys.not_found - MAX_PROBLEMS_SHOWN} more (see --format json)")
+    return lines

@@ -9,9 +9,10 @@ from revoker.errors import EXIT_OK
 from revoker.models import REGIONS, event_outcomes
 from revoker.redact import printable_lines
 from revoker.render.table import table
-from revoker.results import HaltReason, PlanStats, RunReport, Totals
+from revoker.results import HaltReason, KeyVerdicts, PlanStats, RunReport, Totals
 
 MAX_FAILURES_SHOWN = 20
+MAX_NOT_FOUND_SHOWN = 20
 
 
 def render(report: RunReport, fmt: str) -> str:
@@ -27,6 +28,27 @@ def report_dict(report: RunReport) -> dict[str, Any]:
     return dict([*facts[:at], ("verdict", verdict(report)), *facts[at:]])
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def where(report: RunReport, *, done: str = "touched") -> str:
+    """The regions the verdict covers: "in every region" only when all were covered."""
+    left_out = [r for r in REGIONS if r not in report.regions]
+    if left_out:
+        return (
+            f"in {', '.join(report.regions)} "
+            f"({_and(left_out)} not {done}: --regions / AGORA_REGIONS)"
+        )
+    partial = report.plan.partial_keys
+    if partial:
+        return (
+            f"in every region listed for it ({partial} keys limited to fewer regions "
+            "by their CSV regions column)"
+        )
+    return "in every region"
+
+
 def verdict(report: RunReport) -> str:
     """One sentence saying how the run ended, for people."""
     if report.dry_run:
@@ -37,19 +59,64 @@ def verdict(report: RunReport) -> str:
         return "interrupted: in-flight requests finished; the rest is not_attempted"
     if report.halt_reason == HaltReason.AUDIT_WRITE_FAILED:
         return "stopped: the audit log could not be written"
+    keys = report.keys
+    not_found = keys.not_found if keys is not None else 0
     if report.exit_code == EXIT_OK:
-        return {
-            "revoke": "every key revoked or absent in every region",
-            "verify": "every key absent in every region",
-            "prune": "every matching pair deleted",
-            "rotate": "every key rotated (or absent) in every region",
-        }.get(report.command, "done")
+        accepted = f" or not found ({not_found} accepted with --absent-ok)" if not_found else ""
+        if report.command == "revoke":
+            return f"every key revoked{accepted} {where(report)}"
+        if report.command == "rotate":
+            some_only_deleted = keys is not None and keys.revoked > keys.rotated
+            done = "rotated or revoked" if some_only_deleted else "rotated"
+            return f"every key {done}{accepted} {where(report)}"
+        if report.command == "verify":
+            return f"every key absent {where(report, done='checked')}"
+        return {"prune": "every matching pair deleted"}.get(report.command, "done")
+    passes_failed = any(p.problems for p in report.passes)
+    if keys is not None and keys.problems and not passes_failed:
+        return (
+            f"{not_found} of {keys.keys} keys NOT FOUND in any region and never revoked "
+            "in this audit log: they are NOT revoked"
+        )
     return {
         "revoke": "some keys were NOT revoked",
         "verify": "some keys are still present (or could not be checked)",
         "prune": "some pairs could NOT be checked or deleted",
         "rotate": "some keys were NOT rotated",
     }.get(report.command, "failures")
+
+
+def key_lines(keys: KeyVerdicts, scope: str = "this audit log") -> list[str]:
+    """The keys found nowhere, their likely causes, and the app IDs none of whose keys
+    was found (the likely mistake); ``scope`` names the logs that were read."""
+    lines: list[str] = []
+    if keys.not_found and not keys.advisory:
+        state = "accepted with --absent-ok" if keys.absent_ok else "NOT revoked"
+        lines.append(
+            f'not found: {keys.not_found} of {keys.keys} keys answered "not found" in every '
+            f"region and no run in {scope} deleted them ({state}):"
+        )
+        rows = [["app_id", "key", "key_id", "regions"]]
+        for found in keys.samples[:MAX_NOT_FOUND_SHOWN]:
+            rows.append([found.app_id, found.key_hint, found.key_id, ",".join(found.regions)])
+        lines += ["  " + line for line in table(rows)]
+        if keys.not_found > MAX_NOT_FOUND_SHOWN:
+            lines.append(
+                f"  ... and {keys.not_found - MAX_NOT_FOUND_SHOWN} more (--output json lists "
+                f"up to {KeyVerdicts.MAX_SAMPLES})"
+            )
+        lines.append("  likely causes: " + "; ".join(keys.causes()))
+        if not keys.absent_ok:
+            lines.append(
+                "  if they were already gone, give --absent-ok (or read the audit log "
+                "that revoked them)"
+            )
+    for app_id, count in keys.apps_not_found:
+        lines.append(
+            f"app ID {app_id}: none of its {count} keys was found in any region and none was "
+            f"ever deleted in {scope}: the app ID is the likely mistake"
+        )
+    return lines
 
 
 def plan_lines(stats: PlanStats) -> list[str]:
@@ -110,6 +177,8 @@ def render_text(report: RunReport) -> str:
     lines += plan_lines(report.plan)
     for totals in report.passes:
         lines += totals_lines(totals)
+    if report.keys is not None:
+        lines += key_lines(report.keys)
     if report.unrecorded:
         # All of them, however many: a request ID left out here is lost evidence.
         lines.append(f"NOT RECORDED in the audit log ({len(report.unrecorded)} tasks):")

@@ -122,7 +122,8 @@ def test_a_changed_field_is_exit_4_at_the_next_line_in_every_format(log: Path, f
     assert result.exit_code == 4
     assert f"{log}:4: prev does not match the hash of line 3" in result.stderr
     if fmt == "text":
-        assert "all 4 tasks done" in result.stdout, "the usual report comes first"
+        # The usual report comes first (the edited key now reads as found nowhere).
+        assert "1 of 4 keys NOT FOUND in any region" in result.stdout
 
 
 def test_a_changed_run_finished_is_caught_by_expect_head_and_by_the_signature(
@@ -348,7 +349,7 @@ def test_the_summary_shows_the_head_of_the_log_it_wrote(
     data: dict[str, Any] = json.loads(CliRunner().invoke(main, [*args, "--output", "json"]).stdout)
     lines = lines_of(path)
     assert data["audit_head"] == sha(lines[-1])
-    assert json.loads(lines[-1])["lines"] == 6, "run_started, 4 revoke lines, run_finished"
+    assert json.loads(lines[-1])["lines"] == 10, "run_started, 4 listings, 4 revokes, run_finished"
     assert verify(path, "--expect-head", data["audit_head"]).exit_code == 0
 
 

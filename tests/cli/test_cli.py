@@ -73,10 +73,15 @@ def test_revoke_deletes_every_key_in_every_region_and_exits_0(
         + [f"/{r}/v1/projects/{APP}/rtls/ingress/streamkeys/key-bbbb-0000002" for r in ("na", "eu")]
         + ["/cn/v1/projects/otherapp/rtls/ingress/streamkeys/key-cccc-0000003"]
     )
-    assert "every key revoked or absent in every region" in result.stdout
+    verdict = result.stdout.splitlines()[0]
+    assert verdict == (
+        "revoker revoke: every key revoked in every region listed for it "
+        "(2 keys limited to fewer regions by their CSV regions column)"
+    )
     assert "does not stop a stream already running" in result.stdout
     events = [line["event"] for line in audit_lines(tmp_path)]
-    assert events == ["run_started"] + ["revoke"] * 7 + ["run_finished"]
+    # One listing per (app ID, region) before the first DELETE: 4 + 1 for otherapp in cn.
+    assert events == ["run_started"] + ["listing"] * 5 + ["revoke"] * 7 + ["run_finished"]
 
 
 @pytest.mark.parametrize("option", ["--base-url", "--fallback-url"])
@@ -178,7 +183,10 @@ def test_json_summary_is_machine_readable(
     api.delete(url__regex=".*").mock(side_effect=api_not_found)
     result = invoke(tmp_path, "revoke", str(keys_csv), "--output", "json")
     summary = json.loads(result.stdout)
-    assert summary["exit_code"] == 0
+    # Found in no region and never revoked in this log: not found, never "revoked".
+    assert summary["exit_code"] == 1
+    assert summary["keys"]["not_found"] == 3
+    assert summary["keys"]["revoked"] == 0
     assert summary["revoke"]["counts"] == {"absent": 7}
     assert summary["revoke"]["per_region"]["cn"] == {"absent": 2}
     assert summary["audit_log"] == str(tmp_path / "audit.jsonl")
@@ -533,3 +541,15 @@ def test_streams_refuses_a_max_rps_that_is_not_a_finite_rate(
     assert result.exit_code == 2
     assert "Invalid value for '--max-rps'" in result.stderr
     assert route.call_count == 0
+
+
+@pytest.mark.parametrize("command", ["revoke", "verify", "prune", "rotate", "streams", "show"])
+def test_help_shows_the_environment_variable_of_every_option_that_has_one(command: str) -> None:
+    from revoker.cli import main as group
+
+    sub = group.commands[command]
+    with_envvar = [p for p in sub.params if getattr(p, "envvar", None)]
+    assert with_envvar
+    text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+    for param in with_envvar:
+        assert f"env var: {param.envvar}" in text, param.name

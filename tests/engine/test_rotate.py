@@ -197,10 +197,26 @@ def test_a_key_not_stored_is_still_deleted_and_nothing_is_created(
     api.get(KEY_URL).mock(side_effect=api_not_found)
     delete = api.delete(KEY_URL).mock(side_effect=api_not_found)
     create = api.post(CREATE_URL).mock(return_value=created())
-    assert rotate(tmp_path).exit_code == 0
+    result = rotate(tmp_path)
+    assert result.exit_code == 1  # found nowhere: nothing was rotated
+    assert "NOT FOUND" in result.stdout
     assert delete.call_count == 1
     assert create.call_count == 0
     assert result_line(tmp_path)["outcome"] == "absent"
+    (tmp_path / "new.csv").unlink()
+    assert rotate(tmp_path, "--absent-ok").exit_code == 0
+
+
+def test_a_script_generated_key_deleted_without_being_stored_is_revoked_not_rotated(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    api.get(KEY_URL).mock(side_effect=api_not_found)
+    api.delete(KEY_URL).mock(return_value=httpx.Response(200, json={"status": "success"}))
+    create = api.post(CREATE_URL).mock(return_value=created())
+    result = rotate(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert create.call_count == 0
+    assert "every key rotated or revoked" in result.stdout
 
 
 def test_a_failed_query_deletes_nothing(tmp_path: Path, api: respx.MockRouter) -> None:

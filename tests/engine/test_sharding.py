@@ -74,7 +74,7 @@ def test_three_shard_processes_cover_every_pair_once_and_report_matches_one_run(
     with EmulatorProcess("--seed-keys", str(seed), "--app-id", APP, *NO_LIMITS) as emu:
         env = {**os.environ, **emu.client_env()}
         procs = [
-            revoker(env, "revoke", "--app-id", APP, str(keys), "--shard", f"{i}/3",
+            revoker(env, "revoke", "--absent-ok", "--app-id", APP, str(keys), "--shard", f"{i}/3",
                     "--audit-log", str(tmp_path / f"shard{i}.jsonl"))
             for i in range(3)
         ]  # fmt: skip
@@ -93,7 +93,11 @@ def test_three_shard_processes_cover_every_pair_once_and_report_matches_one_run(
     with EmulatorProcess("--seed-keys", str(seed), "--app-id", APP, *NO_LIMITS) as emu:
         env = {**os.environ, **emu.client_env()}
         single = tmp_path / "single.jsonl"
-        finish(revoker(env, "revoke", "--app-id", APP, str(keys), "--audit-log", str(single)))
+        finish(
+            revoker(
+                env, "revoke", "--absent-ok", "--app-id", APP, str(keys), "--audit-log", str(single)
+            )
+        )
     verified = subprocess.run(
         [sys.executable, "-m", "revoker", "report", "--verify", *map(str, logs)],
         capture_output=True, text=True, timeout=60,
@@ -114,8 +118,9 @@ def test_shard_count_takes_the_index_from_job_completion_index(
     with EmulatorProcess("--seed-keys", str(seed), "--app-id", APP, *NO_LIMITS) as emu:
         env = {**os.environ, **emu.client_env(), "JOB_COMPLETION_INDEX": "2"}
         log = tmp_path / "pod2.jsonl"
-        out = finish(revoker(env, "revoke", "--app-id", APP, str(keys), "--shard-count", "3",
-                             "--audit-log", str(log), "--output", "json"))  # fmt: skip
+        out = finish(revoker(env, "revoke", "--absent-ok", "--app-id", APP, str(keys),
+                             "--shard-count", "3", "--audit-log", str(log),
+                             "--output", "json"))  # fmt: skip
         left = {k["key"] for k in emu.state()["keys"]}
     mine = {k for k in KEYS if shard_of(k, 3) == 2}
     assert {kid for _, _, kid in revoke_lines(log)} == {key_id(k) for k in mine}

@@ -92,9 +92,19 @@ def test_every_outcome_against_the_emulator(
     assert {o for (hint, _), o in by_key.items() if hint == "live...def"} == {"revoked"}
     assert {o for (hint, _), o in by_key.items() if hint == "neve...y-1"} == {"absent"}
     assert {o for (hint, _), o in by_key.items() if hint == "some...den"} == {"failed"}
+    # The listing before the first DELETE said Media Gateway is not enabled for that
+    # app: its pairs fail without a DELETE, and the listings record the 403.
     forbidden = [r for r in lines(tmp_path) if r["app_id"] == FORBIDDEN_APP]
-    assert all(r["http_status"] == 403 and len(r["attempts"]) == 1 for r in forbidden)
-    assert forbidden[0]["message"].startswith("Media Gateway is not enabled for this project.")
+    assert all(r["http_status"] is None and r["attempts"] == [] for r in forbidden)
+    assert forbidden[0]["message"].startswith(
+        f"not sent: listing live streams of app {FORBIDDEN_APP}"
+    )
+    assert "Media Gateway is not enabled for this project." in forbidden[0]["message"]
+    refused = [r for r in lines(tmp_path, "listing") if r["app_id"] == FORBIDDEN_APP]
+    assert len(refused) == 4
+    assert all(r["http_status"] == 403 and r["refused"] for r in refused)
+    summary = json.loads(result.stdout)
+    assert summary["keys"]["not_found"] == 1  # never-seeded-key-1: not revoked
     assert emulator.state()["keys"] == [k for k in emulator.state()["keys"] if k["key"] != keys[0]]
     assert not any(k["key"] == keys[0] for k in emulator.state()["keys"])
 

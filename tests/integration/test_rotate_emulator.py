@@ -89,8 +89,11 @@ def test_rotate_replaces_each_key_where_it_exists_and_the_new_keys_work(tmp_path
         "--seed-keys", str(seed_file(tmp_path, SEEDED)), "--journal", str(journal)
     ) as emu:
         done = rotate(emu, tmp_path, str(keys_file(tmp_path, keys)), "--new-keys-file", str(out))
-        assert done.returncode == 0, done.stderr[-2000:]
+        # NOWHERE is stored in no region: nothing to rotate is not "rotated".
+        assert done.returncode == 1, done.stderr[-2000:]
         summary = json.loads(done.stdout)
+        assert summary["keys"]["rotated"] == len(SEEDED)
+        assert [k["key_id"] for k in summary["keys"]["not_found_keys"]] == [key_id(NOWHERE)]
         assert summary["rotate"]["per_region"] == {
             "na": {"rotated": 1, "absent": 2},
             "eu": {"rotated": 1, "absent": 2},

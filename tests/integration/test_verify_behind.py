@@ -18,6 +18,7 @@ from tests.reliability.helpers import (
     APP,
     count_lines,
     journal_pair,
+    key_requests,
     make_keys,
     pair,
     pairs_of,
@@ -61,7 +62,7 @@ def test_verify_gets_run_among_the_deletes_each_no_sooner_than_the_delay_after_i
     records = read_audit(audit).records
     assert Counter(pair(r) for r in task_records(records, "verify")) == Counter(pairs_of(keys))
 
-    entries = read_journal(journal)
+    entries = key_requests(read_journal(journal))
     deletes = {journal_pair(e): when(e) for e in entries if e["method"] == "DELETE"}
     gets = {journal_pair(e): when(e) for e in entries if e["method"] == "GET"}
     assert set(gets) == set(deletes) == pairs_of(keys)
@@ -92,7 +93,7 @@ def test_pairs_done_in_an_earlier_run_are_verified_too_at_once_on_resume(tmp_pat
     summary = json.loads(result.stdout)
     assert summary["revoke"]["counts"] == {"revoked": 24}
     assert summary["verify"]["counts"] == {"absent": 40}
-    resent = read_journal(journal)[before:]
+    resent = key_requests(read_journal(journal)[before:])
     deleted = {journal_pair(e) for e in resent if e["method"] == "DELETE"}
     verified = Counter(journal_pair(e) for e in resent if e["method"] == "GET")
     assert deleted == pairs_of(keys[4:])

@@ -99,6 +99,11 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def key_requests(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal's requests for a key (not the listings of live streams)."""
+    return [e for e in entries if e.get("key") is not None]
+
+
 def journal_pair(entry: Mapping[str, Any]) -> tuple[str, str, str]:
     return (str(entry["app_id"]), str(entry["region"]), key_id(str(entry["key"])))
 

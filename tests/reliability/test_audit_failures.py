@@ -31,6 +31,7 @@ from revoker.emulator.process import EmulatorProcess
 
 from .helpers import (
     attempt_ids,
+    key_requests,
     make_keys,
     read_audit,
     read_journal,
@@ -113,7 +114,7 @@ def _check_nothing_lost(
     assert unrecorded, "the summary must list the tasks that went unrecorded"
     printed = {rid for task in unrecorded for rid in task["request_ids"]}
     logged = set(attempt_ids(records))
-    seen = {e["request_id"] for e in journal_entries}
+    seen = {e["request_id"] for e in key_requests(journal_entries)}
     assert seen <= logged | printed, f"{len(seen - logged - printed)} requests without a record"
     assert not logged & printed
     # No new request after the failure: at most the ones already in flight.
@@ -128,10 +129,10 @@ def test_audit_write_failing_mid_run_stops_sending_exits_1_and_prints_unrecorded
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emulator, journal = emulator_journal
-    keys = make_keys(200)  # 800 pairs; the disk fills after 1 + 50 lines
+    keys = make_keys(200)  # 800 pairs; the disk fills after 1 + 4 listings + 50 lines
     keys_csv = write_keys_csv(tmp_path / "keys.csv", keys)
     audit = tmp_path / "audit.jsonl"
-    monkeypatch.setattr(revoker.audit.log, "os", _DiskFillsUp(allowed_writes=51))
+    monkeypatch.setattr(revoker.audit.log, "os", _DiskFillsUp(allowed_writes=55))
     for name in ("AGORA_APP_ID", "AGORA_REGIONS", "AGORA_FALLBACK_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     before = _journal_size(journal)
@@ -253,7 +254,7 @@ def test_full_disk_at_concurrency_200_every_sent_request_is_logged_printed_and_s
     full.mkdir()
     spare.mkdir()
     audit = full / "audit.jsonl"
-    monkeypatch.setattr(revoker.audit.log, "os", _FileSystemFills(full, allowed_writes=51))
+    monkeypatch.setattr(revoker.audit.log, "os", _FileSystemFills(full, allowed_writes=55))
     monkeypatch.setattr(tempfile, "tempdir", str(spare))
     for name in ("AGORA_APP_ID", "AGORA_REGIONS", "AGORA_FALLBACK_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -265,7 +266,7 @@ def test_full_disk_at_concurrency_200_every_sent_request_is_logged_printed_and_s
         env=emulator.client_env(),
     )  # fmt: skip
     assert result.exit_code == 1, result.output
-    entries = read_journal(journal)[before:]
+    entries = key_requests(read_journal(journal)[before:])
     sent = {e["request_id"] for e in entries}
     logged = set(attempt_ids(task_records(read_audit(audit).records)))
     # The text summary lists every unrecorded task, however many.

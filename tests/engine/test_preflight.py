@@ -1,0 +1,80 @@
+"""The listing before the first DELETE: which answers refuse an app, which do not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from click.testing import CliRunner
+
+from revoker.cli import main
+from tests.conftest import APP, BASE
+
+pytestmark = pytest.mark.usefixtures("creds", "respx_transport")
+
+LISTING = f"{BASE}/na/v1/projects/{APP}/rtls/ingress/online-streams"
+
+
+def revoke(tmp_path: Path) -> dict[str, Any]:
+    result = CliRunner().invoke(
+        main,
+        ["revoke", "--key", "stream-key-0000-abcdef", "--app-id", APP, "--regions", "na",
+         "--base-url", BASE, "--audit-log", str(tmp_path / "a.jsonl"), "--max-rps", "0",
+         "--max-attempts", "1", "--output", "json"],
+    )  # fmt: skip
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+def error(status: int, message: str) -> httpx.Response:
+    return httpx.Response(status, json={"status": "error", "message": message})
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        error(400, "Invalid app ID."),
+        error(403, "Media Gateway is not enabled for this project. Contact us to enable."),
+    ],
+    ids=["400-invalid-app", "403-not-enabled"],
+)
+def test_an_answer_saying_the_app_cannot_be_used_sends_no_delete(
+    tmp_path: Path, api: respx.MockRouter, answer: httpx.Response
+) -> None:
+    api.get(LISTING).mock(return_value=answer)
+    delete = api.delete(url__regex=".*").mock(return_value=httpx.Response(200))
+    summary = revoke(tmp_path)
+    assert delete.call_count == 0
+    assert summary["exit_code"] == 1
+    assert summary["revoke"]["counts"] == {"failed": 1}
+    assert summary["revoke"]["failures"][0]["message"].startswith("not sent: listing live")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        error(400, "Invalid body."),
+        error(403, "Stream does not belong to this app ID."),
+        error(500, "Some internal error happened."),
+    ],
+    ids=["400-other", "403-other", "500"],
+)
+def test_any_other_failed_listing_lets_the_deletes_go_ahead(
+    tmp_path: Path, api: respx.MockRouter, answer: httpx.Response
+) -> None:
+    api.get(LISTING).mock(return_value=answer)
+    delete = api.delete(url__regex=".*").mock(
+        return_value=httpx.Response(200, json={"status": "success"})
+    )
+    summary = revoke(tmp_path)
+    assert delete.call_count == 1
+    assert summary["exit_code"] == 0
+    listing = [
+        r for r in map(json.loads, (tmp_path / "a.jsonl").read_text().splitlines())
+        if r["event"] == "listing"
+    ]  # fmt: skip
+    assert [(r["outcome"], r["refused"]) for r in listing] == [("failed", False)]
