@@ -7,6 +7,7 @@ codes in :mod:`revoker.cli` like every other command's.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,7 +156,8 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
 @click.option(
     "--expect-head",
     metavar="HEX",
-    help="With --verify (one log): exit 4 unless the log ends at this head.",
+    help="With --verify (one log): exit 4 unless the log ends at this head (64 hex "
+    "digits; empty or malformed: exit 2).",
 )
 @click.option(
     "--public-key",
@@ -186,10 +188,12 @@ def report(
     from revoker.redact import printable_lines
     from revoker.render.report import render_report
 
-    if not verify_chain and (expect_head or public_key or require_chain):
+    if not verify_chain and (expect_head is not None or public_key or require_chain):
         raise UsageError("--expect-head, --public-key and --require-chain need --verify")
     if expect_head is not None and len(audit_logs) != 1:
         raise UsageError("--expect-head checks one log; give exactly one AUDIT_LOG")
+    if expect_head is not None:
+        expect_head = _check_head(expect_head)
     key = None
     if public_key is not None:
         from revoker.audit.signing import load_public_key
@@ -209,6 +213,29 @@ def report(
     return merged.exit_code
 
 
+def _check_head(value: str) -> str:
+    """--expect-head, checked: a whole head (an unset "$HEAD" must not turn the check off)."""
+    if not value:
+        raise UsageError(
+            "--expect-head is empty (an unset variable?): give the head the run printed "
+            "(audit head ..., 64 hex digits)"
+        )
+    if not _HEAD.fullmatch(value):
+        raise UsageError(
+            f"--expect-head must be a whole head: 64 hex digits (got {len(value)} characters); "
+            "a shortened head is not accepted"
+        )
+    return value.lower()
+
+
+_HEAD = re.compile(r"[0-9a-fA-F]{64}")
+UNANCHORED = (
+    "nothing anchors the end of this log: lines or whole runs cut off its end would not "
+    "show (a signature covers only the runs still there); give --expect-head with the "
+    "head the run printed, kept off this machine (a CI job log, a ticket)"
+)
+
+
 def _verify_logs(
     paths: tuple[Path, ...],
     expect_head: str | None,
@@ -225,7 +252,7 @@ def _verify_logs(
             click.echo(f"revoker: note: {note}", err=True)
         if checked.error is None and checked.status != "chained" and require_chain:
             checked.error = f"{path}: {checked.status} (lines without prev; --require-chain)"
-        if checked.error is None and expect_head and checked.head != expect_head.lower():
+        if checked.error is None and expect_head is not None and checked.head != expect_head:
             checked.error = (
                 f"{path}:{checked.lines}: the log ends at head {checked.head}, expected "
                 f"{expect_head} (lines were cut off, added or changed)"
@@ -239,6 +266,8 @@ def _verify_logs(
             + (f", {checked.runs_signed} signed runs" if checked.runs_signed else ""),
             err=True,
         )
+        if expect_head is None:
+            click.echo(f"revoker: verify: {path}: {UNANCHORED}", err=True)
     if errors:
         raise AuditVerifyError("\n".join(errors))
 
