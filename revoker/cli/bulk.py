@@ -25,7 +25,7 @@ from revoker.cli.options import (
 from revoker.cli.output import emit, progress_line, skipped_rows
 from revoker.credentials import load_credentials
 from revoker.errors import UsageError
-from revoker.settings import RunSettings
+from revoker.settings import RunSettings, check_new_keys_path
 
 if TYPE_CHECKING:
     from revoker.engine.planner import Plan
@@ -234,6 +234,8 @@ def rotate(
     missing = "rotate needs --new-keys-file PATH: the only place new keys are written"
     if new_keys_file is None and not settings.dry_run:
         raise UsageError(missing)
+    if new_keys_file is not None:
+        check_new_keys_path(new_keys_file, settings.audit_log, settings.inputs.sources)
 
     def passes(settings: RunSettings, plan: Plan) -> list[Pass]:
         if new_keys_file is None:  # a dry run stops before its passes are built
