@@ -139,7 +139,9 @@ class AuditLog:
         if self._fd is None:
             raise AuditWriteError(f"{self.path}: audit log is closed")
         if self._broken:
-            raise AuditWriteError(f"{self.path}: a torn line could not be cut off; nothing appended")
+            raise AuditWriteError(
+                f"{self.path}: a torn line could not be cut off; nothing appended"
+            )
         data = body + b"\n"
         written = 0
         try:

@@ -392,7 +392,7 @@ def test_a_trailing_run_made_all_torn_is_exit_4(tmp_path: Path, keys: tuple[Path
 
 def test_a_garbage_line_inserted_in_the_middle_is_exit_4_not_a_note(log: Path) -> None:
     lines = lines_of(log)
-    put(log, lines[:3] + [b'{"event":"revoke","outcome":"fai'] + lines[3:])
+    put(log, [*lines[:3], b'{"event":"revoke","outcome":"fai', *lines[3:]])
     result = verify(log)
     assert result.exit_code == 4
     assert f"{log}:4: torn line inside the log" in result.stderr

@@ -324,7 +324,8 @@ def test_a_resume_whose_query_failed_leaves_the_replacement_to_the_next_resume(
     api.get(KEY_URL).mock(side_effect=api_not_found)
     delete = api.delete(KEY_URL).mock(side_effect=api_not_found)
     create = api.post(CREATE_URL).mock(return_value=created())
-    assert rotate(tmp_path, "--resume", "--append").exit_code == 0
+    second = rotate(tmp_path, "--resume", "--append")
+    assert second.exit_code == 0, second.output
     assert (delete.call_count, create.call_count) == (0, 1)
     assert result_line(tmp_path)["outcome"] == "rotated"
 
@@ -582,3 +583,17 @@ def test_a_create_answering_a_leaked_masked_or_implausible_key_is_unknown_never_
     if answer:  # (an empty key was already unknown)
         assert all("not a new key: never handed to the owner" in r["message"] for r in results)
         assert answer not in done.output
+
+
+def test_append_to_a_new_keys_file_with_a_torn_last_row_exits_2_and_sends_nothing(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    path = tmp_path / "new.csv"
+    torn = f"{APP},na,news,1001,{key_id(KEY)},NEWKEY-cut-sh"
+    path.write_text(",".join(HEADER) + "\n" + torn)
+    path.chmod(0o600)
+    done = rotate(tmp_path, "--append", "--resume")
+    assert done.exit_code == 2, done.output
+    assert "new.csv:2: the last row is torn" in done.output
+    assert len(api.calls) == 0
+    assert path.read_text().endswith(torn)
