@@ -129,6 +129,12 @@ class AuditLog:
         """Append one record (plus ``prev``) as one line; AuditWriteError if the disk says no."""
         self._append(_encode(self._chained(record)))
 
+    def append_line(self, record: dict[str, Any]) -> None:
+        """Append a line of another run as it stands (``run_id`` and ``ts`` its own),
+        chained; it is not one of this run's ``lines``."""
+        self._append(_encode(self._chained(record)))
+        self.lines -= 1
+
     def _chained(self, record: dict[str, Any]) -> dict[str, Any]:
         """The record with ``prev`` (and ``after_torn`` on the first line after a torn one)."""
         if self.after_torn is None:
@@ -227,7 +233,8 @@ def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) 
 
     Next to the log first (the user looks there), else in the temporary
     directory (often another file system when the log's is full). The lines
-    are audit lines, so the file can be appended to the log once there is room.
+    are audit lines: ``revoker report --merge-fallback FILE LOG`` appends them to
+    the log once there is room, chained (and signed) as the writer would.
     """
     data = b"".join(
         (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")

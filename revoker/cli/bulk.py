@@ -67,7 +67,9 @@ def finish(report: RunReport, output: str) -> int:
     if report.unrecorded:
         saved = report.unrecorded_file
         where = (
-            f"their audit lines are saved in {saved}; append them to the log once there is room"
+            f"their audit lines are saved in {saved}; once there is room, add them to the "
+            f"log with: revoker report --merge-fallback {saved} {report.audit_log} "
+            "(and the run's --sign-key if it signed; appended by hand they break the chain)"
             if saved
             else "saving them to a file failed too; they are listed in the summary"
         )

@@ -1,8 +1,9 @@
 """The commands besides the bulk runs (click side only): ``show`` and ``streams``
 (read-only queries), ``report`` (audit logs) and ``keygen``.
 
-None of them writes an audit log. Each returns its exit code; errors become exit
-codes in :mod:`revoker.cli` like every other command's.
+None of them writes an audit log, except ``report --merge-fallback`` (the lines a
+full disk kept out of one, appended as its run would have). Each returns its exit
+code; errors become exit codes in :mod:`revoker.cli` like every other command's.
 """
 
 from __future__ import annotations
@@ -169,6 +170,21 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     is_flag=True,
     help="With --verify: exit 4 for logs written before chaining (no prev).",
 )
+@click.option(
+    "--merge-fallback",
+    "fallback",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="First append the lines a full disk kept out of AUDIT_LOG (the file the run "
+    "named), chained and signed as the run would have; a file already merged is refused.",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(path_type=Path),
+    envvar="REVOKER_SIGN_KEY",
+    show_envvar=True,
+    help="With --merge-fallback: the run's signing key (PEM, 0600), to sign the merge.",
+)
 def report(
     audit_logs: tuple[Path, ...],
     fmt: str,
@@ -176,6 +192,8 @@ def report(
     expect_head: str | None,
     public_key: Path | None,
     require_chain: bool,
+    fallback: Path | None,
+    sign_key: Path | None,
 ) -> int:
     """Merge audit logs (shards, resumed runs): latest outcome per task, counts, problems.
 
@@ -199,6 +217,8 @@ def report(
         from revoker.audit.signing import load_public_key
 
         key = load_public_key(public_key)
+    if fallback is not None:
+        _merge_fallback(fallback, audit_logs, sign_key)
     merged = build_report(list(audit_logs))
     if fmt == "junit":
         from revoker.render.junit import render_junit
@@ -211,6 +231,25 @@ def report(
     if verify_chain:
         _verify_logs(audit_logs, expect_head, key, require_chain)
     return merged.exit_code
+
+
+def _merge_fallback(fallback: Path, audit_logs: tuple[Path, ...], sign_key: Path | None) -> None:
+    """--merge-fallback: append the saved lines to the one log given, then say so."""
+    from revoker.audit.fallback import merge_fallback
+
+    if len(audit_logs) != 1:
+        raise UsageError("--merge-fallback adds to one log; give exactly one AUDIT_LOG")
+    signer = None
+    if sign_key is not None:
+        from revoker.audit.signing import load_signer
+
+        signer = load_signer(sign_key)
+    done = merge_fallback(fallback, audit_logs[0], signer=signer)
+    click.echo(
+        f"revoker: merged {done.lines} lines of {fallback} into {audit_logs[0]} "
+        f"(run {done.run_id}{', signed' if signer else ''}); audit head {done.head}",
+        err=True,
+    )
 
 
 def _check_head(value: str) -> str:
