@@ -94,7 +94,7 @@ class Rotation:
     leaked_keys: Callable[[], Iterable[str]] = tuple
     no_replacement: int = 0
     unknown: int = 0
-    _leaked: set[bytes] | None = field(default=None, repr=False)
+    _leaked: set[int] | None = field(default=None, repr=False)
 
     def runner(self, ctx: RunContext) -> TaskRunner:
         if self.sweep_for is not None:
@@ -378,9 +378,10 @@ class Rotation:
         return lines
 
 
-def _digest(key: str) -> bytes:
-    """16 bytes per leaked key: enough to tell keys apart, less than holding them."""
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+def _digest(key: str) -> int:
+    """8 bytes per leaked key: enough to tell a run's keys apart, less than holding them."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 CONNECT_FAILURES = frozenset({"connect_error", "connect_timeout"})
