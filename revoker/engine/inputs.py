@@ -70,6 +70,7 @@ class Source:
         self._keys = keys
         self.scanner = scanner
         self.rules = rules
+        self.rules_left_out: set[str] = set()  # rule names of findings --rule left out
         self._spool: IO[bytes] | None = None
         self._error: OSError | None = None
         if name == "-":
@@ -409,7 +410,10 @@ def iter_source(
         return
     try:
         if source.scanner:
-            for line, secret in iter_findings(label, stream, source.scanner, source.rules):
+            findings = iter_findings(
+                label, stream, source.scanner, source.rules, source.rules_left_out
+            )
+            for line, secret in findings:
                 yield _make_row(label, line, secret, None, "", policy)
             return
         first = ""

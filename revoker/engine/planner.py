@@ -247,6 +247,12 @@ def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | N
     if not stats.rows:
         if stats.invalid_count:
             raise UsageError(f"no valid stream key: all {stats.invalid_count} rows are invalid")
+        left_out = sorted(set().union(*(source.rules_left_out for source in sources)))
+        if settings.rules and left_out:
+            raise UsageError(
+                f"no finding of --rule {', '.join(settings.rules)} in the report: its "
+                f"findings are of {', '.join(left_out)}"
+            )
         raise UsageError("no stream keys given: pass files, '-' for stdin, or --key")
     if not (stats.tasks or stats.already_done or stats.out_of_shard):
         raise UsageError("nothing to do: no key is planned in the selected regions")

@@ -35,6 +35,17 @@ def _rule_names(fmt: str, finding: dict[str, Any], rule: str) -> set[str]:
     return names
 
 
+MAX_RULES_SEEN = 10
+
+
+def _shown_name(fmt: str, finding: dict[str, Any], rule: str) -> str:
+    """How a finding's rule is named to the user (a custom detector by its own name)."""
+    extra = finding.get("ExtraData") if fmt == "trufflehog" else None
+    if isinstance(extra, dict) and isinstance(extra.get("name"), str):
+        return f"{extra['name'][:64]!r} ({rule[:64]})"
+    return repr(rule[:64])
+
+
 def _redacted(secret: str) -> bool:
     """gitleaks --redact writes REDACTED for the secret; --redact=N keeps the first part
     and appends "..."."""
@@ -42,7 +53,11 @@ def _redacted(secret: str) -> bool:
 
 
 def iter_findings(
-    label: str, stream: IO[str], fmt: str, rules: tuple[str, ...] = ()
+    label: str,
+    stream: IO[str],
+    fmt: str,
+    rules: tuple[str, ...] = (),
+    seen: set[str] | None = None,
 ) -> Iterator[tuple[int, str]]:
     """``(position, secret)`` for every finding of a selected rule.
 
@@ -50,8 +65,10 @@ def iter_findings(
     line number in TruffleHog's JSON lines. ``rules`` (compared without case)
     keeps only findings of those rule IDs / detector names (TruffleHog: its
     ``DetectorName`` or its custom detector's ``ExtraData.name``); empty keeps
-    all. Raises InputError for a report that is not ``fmt``, and for a gitleaks
-    report written with ``--redact`` (as a whole: its secrets are not in it).
+    all; ``seen`` collects the rule names of the findings left out (a few), so
+    a rule that matched nothing can be told what the report holds. Raises
+    InputError for a report that is not ``fmt``, and for a gitleaks report
+    written with ``--redact`` (as a whole: its secrets are not in it).
     """
     if fmt not in _FIELDS:
         raise InputError(label, 1, f"unknown scanner format {fmt!r}")
@@ -66,7 +83,10 @@ def iter_findings(
                 position,
                 f"not a {fmt} finding: needs string fields {secret_field!r} and {rule_field!r}",
             )
-        if wanted and not wanted & _rule_names(fmt, finding, rule):
+        names = _rule_names(fmt, finding, rule)
+        if wanted and not wanted & names:
+            if seen is not None and len(seen) < MAX_RULES_SEEN:
+                seen.add(_shown_name(fmt, finding, rule))
             continue
         yield position, secret
 

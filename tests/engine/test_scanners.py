@@ -206,3 +206,37 @@ def test_verify_and_prune_read_scanner_reports_too(tmp_path: Path, api: respx.Mo
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert route.call_count == 8
+
+
+@pytest.mark.usefixtures("creds")
+def test_a_rule_that_matches_nothing_names_the_rules_the_report_holds(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.route().mock(side_effect=AssertionError("nothing may be sent"))
+    report = tmp_path / "th.jsonl"
+    report.write_text(trufflehog_line("tk-00000001", "obs-stream-key") + "\n")
+    result = invoke(tmp_path, "--from", "trufflehog", "--rule", AGORA_RULE, str(report))
+    assert result.exit_code == 2
+    assert (
+        f"no finding of --rule {AGORA_RULE} in the report: its findings are of "
+        "'obs-stream-key' (CustomRegex)" in result.stderr
+    )
+    assert route.call_count == 0
+
+
+@pytest.mark.usefixtures("creds")
+def test_from_without_rule_exits_2_unless_all_findings(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    route = api.delete(url__regex=r"/streamkeys/").mock(side_effect=api_not_found)
+    report = tmp_path / "gl.json"
+    report.write_text(json.dumps([gitleaks_finding("key-one-00000001")]))
+    result = invoke(tmp_path, "--from", "gitleaks", "--app-id", APP, str(report))
+    assert result.exit_code == 2
+    assert "--from without --rule would send every finding of the report" in result.stderr
+    assert route.call_count == 0
+    result = invoke(tmp_path, "--from", "gitleaks", "--all-findings", "--app-id", APP, str(report))
+    assert route.call_count == 4, result.output
+    result = invoke(tmp_path, "--all-findings", "--key", "key-one-00000001", "--app-id", APP)
+    assert result.exit_code == 2
+    assert "--all-findings selects scanner findings" in result.stderr
