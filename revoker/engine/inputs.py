@@ -226,6 +226,7 @@ _HOST_PATH = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::[0-9]{1,5})?/")
 # NAME=VALUE as in a dotenv file or a shell (optionally exported, the value quoted);
 # a value starting with "=" is base64 padding ("abc=="), not an assignment.
 _ASSIGNMENT = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]{0,63})\s*=\s*([^=\s].*)", re.S)
+_STREAMID = re.compile(r"[?&]streamid=", re.I)
 _PLACEHOLDER = re.compile(r"[\[(<{*]*redacted[\])>}*]*", re.I)
 _MASKED = re.compile(r"\*{3,}")
 # How revoker itself prints a key (models.key_hint): 4 characters, "...", 3 characters.
@@ -260,8 +261,9 @@ def check_shape(value: str) -> str | None:
         )
     if _HOST_PATH.match(text):
         return f"a push URL (host/.../key), not a stream key: {_named(_push_key(text))}"
-    if text.startswith("#!::") or "?h=" in text or "?streamid=" in text.lower():
-        found = streamid_key(text.partition("streamid=")[2] if "streamid=" in text else text)
+    streamid = _STREAMID.search(text)
+    if text.startswith("#!::") or "?h=" in text or streamid:
+        found = streamid_key(text[streamid.end() :] if streamid else text)
         return f"an SRT stream ID, not a stream key: {_named(found)}"
     assignment = _ASSIGNMENT.fullmatch(text)
     if assignment:

@@ -284,6 +284,7 @@ HINT = "oltr...Pho"
         (f"srt://push.example.com:6001?streamid=#!::r={KEY},h=push.example.com", "a URL", HINT),
         (f"rtls-ingress-prod-eu.agoramdn.com/live/{KEY}", "a push URL", HINT),
         (f"{KEY}?h=push.example.com", "an SRT stream ID", HINT),
+        (f"push.example.com:6001?StreamID={KEY}", "an SRT stream ID", HINT),
         (f"STREAM_KEY={KEY}", "a NAME=VALUE assignment (STREAM_KEY=...)", HINT),
         (f'export AGORA_STREAM_KEY="{KEY}"', "a NAME=VALUE assignment", HINT),
         (f"stream_key=rtmp://h.example.com/live/{KEY}", "its value is a URL", HINT),
