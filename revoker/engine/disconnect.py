@@ -52,6 +52,7 @@ from revoker.engine.matching import (
     KeyIdentity,
     KeyIndex,
     Match,
+    same_channel_uid,
     usable_sid,
 )
 from revoker.engine.pool import RunContext
@@ -77,6 +78,7 @@ class _Scope:
     first: asyncio.Future[Listing] | None = None
     deleted: KeyIndex[Task] = field(default_factory=KeyIndex)
     claimed: set[str] = field(default_factory=set)  # SIDs being or already cut
+    fresh: list[tuple[KeyIdentity, Task]] = field(default_factory=list)  # deleted here
 
 
 def key_identity(task: Task, lookup: TaskResult) -> KeyIdentity:
@@ -164,7 +166,9 @@ class StreamSweep:
             result.audit_fields["channel"] = identity.channel
             result.audit_fields["uid"] = identity.uid
         deleted = result.outcome in DONE_OUTCOMES
-        result.later = self._settle(task, identity if deleted else None, lookup_failed)
+        result.later = self._settle(
+            task, identity if deleted else None, lookup_failed, fresh=deleted
+        )
         return result
 
     def skip(self, task: Task, gone: KeyIdentity | None = None) -> Later | None:
@@ -176,11 +180,18 @@ class StreamSweep:
         return self._settle(task, gone, None)
 
     def _settle(
-        self, task: Task, identity: KeyIdentity | None, lookup_failed: TaskResult | None
+        self,
+        task: Task,
+        identity: KeyIdentity | None,
+        lookup_failed: TaskResult | None,
+        *,
+        fresh: bool = False,
     ) -> Later | None:
         scope = self._scope(task, start=identity is not None)
         if identity is not None:
             scope.deleted.add(identity, task)
+            if fresh:
+                scope.fresh.append((identity, task))
         scope.remaining -= 1
         last = scope.remaining == 0
         if identity is None and not last:
@@ -223,6 +234,8 @@ class StreamSweep:
             # Streams that started while the keys were being deleted.
             second = await self._list(task, "streams started during the DELETEs")
             lines += await self._cut_matches(scope, task, second, scope.deleted, "after")
+            if scope.first is not None:
+                lines += _left_running(scope, await scope.first, second)
         return lines
 
     async def _list(self, task: Task, purpose: str = "live streams to cut") -> Listing:
@@ -338,6 +351,53 @@ class StreamSweep:
             if reason == "still live"
             else f"{reason} (force-disconnect sent {sent} times; waited {waited})"
         )
+
+
+def _left_running(scope: _Scope, listing: Listing, second: Listing) -> list[FollowUp]:
+    """A ``failed`` line per live stream that has the channel and uid of a key deleted
+    here which no stream matched, while the stream's URL names a key that is no
+    deleted one: it is not cut (it may be another key's), but never left unsaid.
+
+    Only this run's DELETEs and the listing before them count: a key rotated in an
+    earlier run shares its channel and uid with its replacement, streaming by now.
+    """
+    if listing.entries is None:
+        return []
+    lines: list[FollowUp] = []
+    seen = listing.entries + (second.entries or [])
+    for identity, owner in scope.fresh:
+        own: KeyIndex[Task] = KeyIndex()
+        own.add(identity, owner)
+        if any(own.find(stream, push) for stream, push in seen):
+            continue
+        for stream, push in listing.entries:
+            if not same_channel_uid(stream, identity) or scope.deleted.find(stream, push):
+                continue
+            sid = stream.get("sid")
+            marker = f"\1{sid!r}\0{owner.key_id}"
+            if marker in scope.claimed:
+                continue
+            scope.claimed.add(marker)
+            message = (
+                "left running: no live stream matched this key, but this stream has its "
+                "channel and uid under a URL naming another key (or this key in a form "
+                "revoker cannot read); check it with revoker streams --all and cut it by "
+                "hand if it is this key's"
+            )
+            fields = {
+                "sid": sid if usable_sid(sid) else None,
+                "channel": stream.get("channel"),
+                "stream_uid": stream.get("uid"),
+                "match": None,
+                "protocol": push.protocol,
+                "listing": "before",
+                "list_request_id": listing.request_id,
+                "left_running": True,
+            }
+            lines.append(
+                FollowUp(DISCONNECT, TaskResult(owner, Outcome.FAILED, message=message), fields)
+            )
+    return lines
 
 
 def _gone(poll: TaskResult, response: ApiResponse | None, sid: str) -> bool:

@@ -76,16 +76,17 @@ def _path_keys(raw_path: str) -> set[str]:
     """Key candidates in the raw path after the authority (``?`` and ``#`` kept).
 
     The last non-empty segment (the documented place), and the whole raw tail
-    after the application name: a key with ``/``, ``?`` or ``#`` in it is often
-    pushed unencoded. A path that is only a documented endpoint (``/live``,
-    ``/whip``) names no key.
+    after the application name (or after the host, with no application name): a
+    key with ``/``, ``?`` or ``#`` in it is often pushed unencoded. A path that is
+    only a documented endpoint (``/live``, ``/whip``) names no key.
     """
     location = raw_path.partition("?")[0]
     segments = [s for s in location.split("/") if s]
     if not segments or (len(segments) == 1 and unquote(segments[0]).lower() in _ENDPOINTS):
         return set()
-    raw = [segments[-1]]
-    _, _, tail = raw_path.lstrip("/").partition("/")
+    whole = raw_path.strip("/")
+    raw = [segments[-1], whole]
+    _, _, tail = whole.partition("/")
     tail = tail.lstrip("/")
     if tail:
         raw += [tail, tail.rstrip("/")]
@@ -182,6 +183,16 @@ class KeyIndex(Generic[T]):
         if (channel, uid) not in self._by_channel_uid:
             return None
         return self._by_channel_uid[(channel, uid)], Match(CHANNEL_UID_MATCH, push.protocol)
+
+
+def same_channel_uid(stream: Any, identity: KeyIdentity) -> bool:
+    """Whether ``stream`` has the channel and uid a GET of the key answered."""
+    if not isinstance(stream, dict) or not identity.channel or identity.uid is None:
+        return False
+    return (_text(stream.get("channel")), _text(stream.get("uid"))) == (
+        identity.channel,
+        identity.uid,
+    )
 
 
 def match_stream(stream: Any, identity: KeyIdentity) -> Match | None:
