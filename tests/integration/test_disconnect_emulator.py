@@ -257,8 +257,13 @@ def test_raw_reserved_characters_are_matched_innocents_kept_and_a_left_stream_sa
         "--seed-keys", str(keys), "--live-streams", str(streams),
         "--journal", str(tmp_path / "journal.jsonl"),
     ) as emu:  # fmt: skip
+        seen = run_cli(emu, tmp_path, "streams", *keys_args(leaked))
         result = run_cli(emu, tmp_path, "revoke", "--disconnect", *keys_args(leaked))
         state = emu.state()
+    assert seen.returncode == 1
+    listed = json.loads(seen.stdout)
+    assert {s["sid"] for s in listed["streams"]} == {f"T{i}" for i in range(1, 9)}
+    assert [(r["sid"], r["channel"]) for r in listed["left_running"]] == [("L1", "room-l")]
     lines = {r["sid"]: r for r in audit(tmp_path, "disconnect")}
     assert {s for s, r in lines.items() if r["outcome"] == "disconnected"} == {
         f"T{i}" for i in range(1, 9)
