@@ -247,6 +247,7 @@ def test_a_malformed_report_is_refused_at_the_line_json_load_names(text: str, ch
     else:
         assert not isinstance(expected, list)
         where = "r.json:1: not a gitleaks JSON report (expected a list of findings)"
-    with mock.patch.object(scanners, "CHUNK", chunk, create=True), pytest.raises(InputError) as info:
+    small_chunks = mock.patch.object(scanners, "CHUNK", chunk, create=True)
+    with small_chunks, pytest.raises(InputError) as info:
         findings(text, "gitleaks")
     assert where in str(info.value)
