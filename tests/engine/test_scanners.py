@@ -188,7 +188,7 @@ class _LazyReport(io.TextIOBase):
 def test_a_large_gitleaks_report_is_streamed_with_memory_bounded() -> None:
     import tracemalloc
 
-    count = 10_000  # about 10 MB of report
+    count = 10_000  # 8.7 MB of report
     tracemalloc.start()
     try:
         seen = sum(1 for _ in iter_findings("big.json", _LazyReport(count), "gitleaks"))
