@@ -27,7 +27,10 @@ a pair an earlier run rotated (``--resume``) goes through
 Each SID gets one ``disconnect`` line: ``disconnected`` (confirmed gone, with the
 confirming request IDs), ``absent`` (the stream had ended before the cut) or
 ``failed`` (with the reason). A listing that fails gives the pair a ``failed``
-line without SID: never a silent "no streams".
+line without SID: never a silent "no streams". A key deleted here that matched
+no stream, while a stream with its channel and uid is live under a URL naming
+another key, gets a ``failed`` line for that stream with ``left_running``: it is
+not cut, since it may be the other key's.
 """
 
 from __future__ import annotations
