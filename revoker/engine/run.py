@@ -302,6 +302,14 @@ class _Sweeper:
     ledger: KeyLedger | None = None
     check: AppCheck | None = None
 
+    def tasks(self, sweep: Pass) -> Iterator[Task]:
+        """The pass's tasks; for revoke and rotate, those of keys that live streams push
+        with right now first (the check's listings), then the rest, each in plan order."""
+        streamed = self.check.streamed_keys() if self.check is not None else frozenset()
+        if not streamed or sweep.event not in KEY_VERDICT_COMMANDS:
+            return sweep.tasks()
+        return _danger_first(sweep.tasks, streamed)
+
     async def run(
         self,
         sweep: Pass,
@@ -326,6 +334,15 @@ class _Sweeper:
             planned=self.plan.region_counts(include_done=sweep.include_done),
             done_before=sweep.done_before,
         )
+
+
+def _danger_first(
+    tasks: Callable[[], Iterator[Task]], streamed: frozenset[tuple[str, str]]
+) -> Iterator[Task]:
+    """The tasks of keys in ``streamed`` (app ID, key), then the others: the input is
+    read twice, so memory stays bounded by the streams, not the input."""
+    yield from (task for task in tasks() if (task.app_id, task.key) in streamed)
+    yield from (task for task in tasks() if (task.app_id, task.key) not in streamed)
 
 
 def _also(
@@ -361,7 +378,7 @@ async def _sweep(
     """Run one pass on its own; its totals, then those of its follow-up lines."""
     ctx = sweeper.ctx
     throttled_before = ctx.throttled
-    totals = await sweeper.run(sweep, sweep.tasks(), sweep.runner(ctx), on_result)
+    totals = await sweeper.run(sweep, sweeper.tasks(sweep), sweep.runner(ctx), on_result)
     totals.extra["throttled_429"] = ctx.throttled - throttled_before
     return [totals, *totals.related.values()]
 
@@ -401,7 +418,7 @@ async def _sweep_with_follower(
 
     async def run_lead() -> Totals:
         try:
-            return await sweeper.run(lead, lead.tasks(), lead.runner(ctx), lead_recorded)
+            return await sweeper.run(lead, sweeper.tasks(lead), lead.runner(ctx), lead_recorded)
         finally:
             queue.close()
 
