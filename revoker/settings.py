@@ -31,7 +31,9 @@ def check_base_url(url: str, *, allow_path: bool = False) -> str:
         raise UsageError(f"base URL must be https://host[:port] (got {url!r})")
     if parts.scheme == "http" and not is_loopback(host):
         raise UsageError(f"plain http is refused for non-loopback host {host!r}; use https")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    # "?" or "#" alone parse as an empty query or fragment, yet every request's URL
+    # would then carry its path inside that query or fragment.
+    if "?" in url or "#" in url or parts.username or parts.password:
         raise UsageError("base URL must not carry credentials, a query or a fragment")
     if parts.path.strip("/") and not allow_path:
         raise UsageError(

@@ -164,11 +164,45 @@ def _binary(stream: IO[str]) -> IO[bytes]:
     return io.BytesIO(stream.read().encode("utf-8", "surrogateescape"))
 
 
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt; the
+# standard library has no accessor) and the blank "filler" letters that render as
+# nothing: each looks like no character at all.
+_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x2800, 0x2800),  # braille pattern blank
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def _invisible(char: str) -> bool:
+    """Format, unassigned, private use, default-ignorable or a blank filler."""
+    if unicodedata.category(char) in ("Cf", "Cn", "Co"):
+        return True
+    code = ord(char)
+    return any(low <= code <= high for low, high in _IGNORABLE)
+
+
 def _odd_character(key: str, allow_non_ascii: bool) -> str | None:
     """The first character of ``key`` outside printable ASCII, described; None if none.
 
-    Invisible characters (format, unassigned, private use: zero-width spaces, a
-    BOM, bidi overrides) are refused even with ``allow_non_ascii``: they make a
+    Invisible characters (format, unassigned, private use, default-ignorable and
+    fillers: zero-width spaces, a BOM, bidi overrides, variation selectors, the
+    Hangul filler U+3164) are refused even with ``allow_non_ascii``: they make a
     different key that looks the same, which the API answers "not found".
     """
     if key.isascii():
@@ -177,7 +211,7 @@ def _odd_character(key: str, allow_non_ascii: bool) -> str | None:
         if char.isascii():
             continue
         category = unicodedata.category(char)
-        if category in ("Cf", "Cn", "Co"):
+        if _invisible(char):
             what = "invisible character"
         elif allow_non_ascii:
             continue
@@ -240,8 +274,10 @@ def _named(found: str | None) -> str:
 
 
 def _push_key(text: str) -> str | None:
+    """The likeliest key a URL names: its shortest candidate (the last path segment
+    rather than the whole tail after the host)."""
     keys = parse_push_url(text).keys
-    return min(keys) if keys else None
+    return min(keys, key=lambda key: (len(key), key)) if keys else None
 
 
 def check_shape(value: str) -> str | None:

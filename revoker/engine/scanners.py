@@ -91,14 +91,19 @@ def iter_findings(
         yield position, secret
 
 
+CHUNK = 1 << 16  # characters read at a time; doubled while one finding spans more
+_DECODER = json.JSONDecoder()
+_WHITESPACE = " \t\n\r"
+
+
 def _gitleaks(label: str, stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        report = json.load(stream)
-    except json.JSONDecodeError as exc:
-        raise InputError(label, exc.lineno, f"not a gitleaks JSON report ({exc.msg})") from None
-    if not isinstance(report, list):
-        raise InputError(label, 1, "not a gitleaks JSON report (expected a list of findings)")
-    for index, finding in enumerate(report, start=1):
+    """The findings of a gitleaks report (one JSON array), one at a time.
+
+    Streamed: memory holds about one finding and one chunk of text, whatever the
+    report's size. Errors name the report's line, as ``json.load``'s would.
+    """
+    reader = _ArrayReader(label, stream)
+    for index, finding in enumerate(reader, start=1):
         if not isinstance(finding, dict):
             raise InputError(label, index, "not a gitleaks finding (expected an object)")
         secret = finding.get("Secret")
@@ -107,7 +112,92 @@ def _gitleaks(label: str, stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]
             raise InputError(
                 label, index, f"{REDACTED_REPORT} (run gitleaks again with --redact=0)"
             )
-    yield from enumerate(report, start=1)
+        yield index, finding
+
+
+class _ArrayReader:
+    """The elements of a JSON array read from a text stream chunk by chunk."""
+
+    def __init__(self, label: str, stream: IO[str]) -> None:
+        self.label = label
+        self.stream = stream
+        self.buffer = ""
+        self.pos = 0
+        self.line = 1  # the line of buffer[0] in the report
+        self.eof = False
+        self.want = CHUNK
+
+    def _more(self) -> bool:
+        """Read another chunk (dropping what was parsed); False at the end."""
+        if self.eof:
+            return False
+        done = self.buffer[: self.pos]
+        self.line += done.count("\n")
+        chunk = self.stream.read(self.want)
+        self.buffer = self.buffer[self.pos :] + chunk
+        self.pos = 0
+        self.eof = not chunk
+        return bool(chunk)
+
+    def _skip(self) -> str:
+        """The next non-whitespace character (not consumed); "" at the end."""
+        while True:
+            while self.pos < len(self.buffer) and self.buffer[self.pos] in _WHITESPACE:
+                self.pos += 1
+            if self.pos < len(self.buffer):
+                return self.buffer[self.pos]
+            if not self._more():
+                return ""
+
+    def _fail(self, message: str, at: int | None = None) -> InputError:
+        at = self.pos if at is None else at
+        line = self.line + self.buffer.count("\n", 0, at)
+        return InputError(self.label, line, f"not a gitleaks JSON report ({message})")
+
+    def _value(self) -> Any:
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buffer, self.pos)
+            except json.JSONDecodeError as exc:
+                # Cut by the chunk's end (an open string, a literal, an escape): read on.
+                cut = exc.pos >= len(self.buffer) - 16 or exc.msg.startswith("Unterminated")
+                if cut and self._more():
+                    self.want = min(self.want * 2, 1 << 24)
+                    continue
+                raise self._fail(exc.msg, exc.pos) from None
+            except RecursionError:
+                raise self._fail("nested too deeply") from None
+            if end == len(self.buffer) and not self.eof and self._more():
+                continue  # a number or literal may go on in the next chunk
+            self.pos = end
+            self.want = CHUNK
+            return value
+
+    def __iter__(self) -> Iterator[Any]:
+        first = self._skip()
+        if first != "[":
+            if first == "":
+                raise self._fail("Expecting value")
+            self._value()  # a malformed document says why; a well-formed one is no list
+            raise InputError(
+                self.label, 1, "not a gitleaks JSON report (expected a list of findings)"
+            )
+        self.pos += 1
+        if self._skip() == "]":
+            self.pos += 1
+        else:
+            while True:
+                if self._skip() == "":
+                    raise self._fail("Expecting value")
+                yield self._value()
+                following = self._skip()
+                self.pos += 1
+                if following == "]":
+                    break
+                if following != ",":
+                    raise self._fail("Expecting ',' delimiter", self.pos - 1)
+        if self._skip() != "":
+            raise self._fail("Extra data")
 
 
 def _trufflehog(label: str, stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:

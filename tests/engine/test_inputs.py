@@ -207,6 +207,19 @@ def test_allow_non_ascii_keys_accepts_visible_characters_never_invisible_ones(
 
 
 @pytest.mark.parametrize(
+    "char",
+    ["\u3164", "\uffa0", "\u115f", "\u2800", "\u034f", "\ufe0f", "\u180e", "\U000e0041"],
+    ids=["hangul filler", "halfwidth filler", "choseong filler", "braille blank",
+         "grapheme joiner", "variation selector", "mongolian separator", "tag letter"],
+)  # fmt: skip
+def test_allow_non_ascii_keys_refuses_default_ignorable_and_filler_characters(char: str) -> None:
+    key = f"leaked{char}Key-0001"
+    (row,) = iter_rows(open_sources((), (key,)), APP, allow_non_ascii=True)
+    assert isinstance(row, InputError)
+    assert row.reason == f"invisible character U+{ord(char):04X} at column 7"
+
+
+@pytest.mark.parametrize(
     ("name", "text"),
     [
         ("k.txt", "k1\nk2\n\ufeffk3\n"),

@@ -6,12 +6,16 @@ import io
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import respx
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from revoker.cli import main
+from revoker.engine import scanners
 from revoker.engine.inputs import Source, iter_source
 from revoker.engine.scanners import iter_findings
 from revoker.errors import InputError
@@ -240,3 +244,101 @@ def test_from_without_rule_exits_2_unless_all_findings(
     result = invoke(tmp_path, "--all-findings", "--key", "key-one-00000001", "--app-id", APP)
     assert result.exit_code == 2
     assert "--all-findings selects scanner findings" in result.stderr
+
+
+class _LazyReport(io.TextIOBase):
+    """A gitleaks report of ``count`` findings made as it is read: the test holds
+    none of it, so what a parse keeps in memory is the parser's own."""
+
+    def __init__(self, count: int) -> None:
+        self._parts = self._generate(count)
+        self._pending = ""
+
+    @staticmethod
+    def _generate(count: int) -> Any:
+        yield "[\n"
+        for i in range(count):
+            finding = json.dumps(gitleaks_finding(f"key-{i:012d}", Match="x" * 600), indent=2)
+            yield ("" if i == 0 else ",\n") + finding
+        yield "\n]\n"
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        want = size if size is not None and size >= 0 else 1 << 62
+        while len(self._pending) < want:
+            part = next(self._parts, None)
+            if part is None:
+                break
+            self._pending += part
+        text, self._pending = self._pending[:want], self._pending[want:]
+        return text
+
+
+def test_a_large_gitleaks_report_is_streamed_with_memory_bounded() -> None:
+    import tracemalloc
+
+    count = 10_000  # 8.7 MB of report
+    tracemalloc.start()
+    try:
+        seen = sum(1 for _ in iter_findings("big.json", _LazyReport(count), "gitleaks"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == count
+    assert peak < 2_000_000  # a few chunks and findings, not the report
+
+
+REPORTS = st.lists(
+    st.builds(
+        gitleaks_finding,
+        st.text(min_size=1, max_size=40),
+        rule=st.sampled_from([AGORA_RULE, "other"]),
+        Match=st.text(max_size=300),
+    ),
+    max_size=8,
+)
+
+
+@given(report=REPORTS, indent=st.sampled_from([None, 0, 2]), chunk=st.integers(1, 64))
+def test_the_streamed_report_reads_exactly_as_json_load_at_any_chunk_size(
+    report: list[dict[str, Any]], indent: int | None, chunk: int
+) -> None:
+    text = json.dumps(report, indent=indent, ensure_ascii=False)
+    with mock.patch.object(scanners, "CHUNK", chunk, create=True):
+        got = findings(text, "gitleaks")
+    assert got == [(i, f["Secret"]) for i, f in enumerate(report, start=1)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "  \n",
+        '[{"Secret": "a", "RuleID": "r"},\n {"Secret": "b", "RuleID": "r"}\n',
+        '[{"Secret": "a", "RuleID": "r"}\n\n {"Secret": "b"}]',
+        '[{"Secret": "a", "RuleID": "r"}] trailing',
+        '[{"Secret": "a", "RuleID": "r"},\n\n{"Secret": "unterminated',
+        '[{"Secret": "a", "RuleID": "r"},\n]',
+        "[" * 100_000,
+        '{"Secret": "a"}',
+    ],
+    ids=["empty", "blank", "truncated", "no-comma", "extra", "open-string", "trailing-comma",
+         "deep", "an-object"],
+)  # fmt: skip
+@pytest.mark.parametrize("chunk", [3, 1 << 16])
+def test_a_malformed_report_is_refused_at_the_line_json_load_names(text: str, chunk: int) -> None:
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"r.json:{exc.lineno}: not a gitleaks JSON report"
+    except RecursionError:
+        where = "r.json:1: not a gitleaks JSON report (nested too deeply)"
+    else:
+        assert not isinstance(expected, list)
+        where = "r.json:1: not a gitleaks JSON report (expected a list of findings)"
+    small_chunks = mock.patch.object(scanners, "CHUNK", chunk, create=True)
+    with small_chunks, pytest.raises(InputError) as info:
+        findings(text, "gitleaks")
+    assert where in str(info.value)
