@@ -66,10 +66,9 @@ class _Cleaner:
 
     def hint(self, value: Any) -> str:
         """A key hint; anything longer than a hint (a forged full key) is hinted again."""
-        text = redact(str(value or ""), self.secrets)
-        if text == MASK or _HINT.fullmatch(text):
-            return printable(text)
-        return printable(hint_of(text))
+        text = str(value or "")
+        hint = text if text == MASK or _HINT.fullmatch(text) else hint_of(text)
+        return printable(redact(hint, self.secrets))
 
 
 def _key_id(value: Any) -> str:
