@@ -24,6 +24,7 @@ MIN_WIDTH_MS = 10
 # Series per bucket: "deleted" and "cut" per region, the rest per region too.
 SERIES = ("deleted", "cut", "verify", "throttled", "retries", "failed")
 OTHER_REGION = "other"
+TIMED_EVENTS = ("revoke", "verify", "disconnect", "rotate")
 
 
 def ts_ms(value: Any) -> int | None:
@@ -109,43 +110,49 @@ class Timeline:
     def observe(self, record: dict[str, Any]) -> None:
         """Take one well-formed line of the log being read."""
         event = record.get("event")
-        at = ts_ms(record.get("ts"))
         if event in ("run_started", "run_finished"):
-            self._run_line(record, at)
+            self._run_line(record, ts_ms(record.get("ts")))
             return
-        if event not in ("revoke", "verify", "disconnect", "rotate"):
-            return
-        if record.get("phase") not in (None, "result"):
+        if event not in TIMED_EVENTS or record.get("phase") not in (None, "result"):
             return  # rotate's intent lines: the result line tells the outcome
+        at = ts_ms(record.get("ts"))
         if at is None:
             self.untimed += 1
             return
         # A forged log's made-up regions share one series: the buckets stay bounded.
-        region = str(record.get("region"))
+        region = record.get("region")
         region = region if region in REGIONS else OTHER_REGION
-        series: Counter[tuple[str, str]] = Counter()
-        origin = self._origin_of(record)
+        slot = self._slot(at)
         if event in DELETING_EVENTS and record_deleted_key(record):
-            series["deleted", region] += 1
+            slot["deleted", region] += 1
+            origin = self._origin_of(record)
             if origin is not None:
                 self.time_to_revoke.add(at - origin)
-        if event == "disconnect" and record.get("outcome") == "disconnected":
-            series["cut", region] += 1
+        elif event == "disconnect" and record.get("outcome") == "disconnected":
+            slot["cut", region] += 1
+            origin = self._origin_of(record)
             if origin is not None:
                 self.time_to_cut.add(at - origin)
-        if event == "verify":
-            series["verify", region] += 1
+        elif event == "verify":
+            slot["verify", region] += 1
             self._verify_at(str(record.get("run_id")), at)
         if record.get("outcome") in ("failed", "unknown"):
-            series["failed", region] += 1
-        statuses = list(_statuses(record))
-        if statuses.count(429):
-            series["throttled", region] += statuses.count(429)
+            slot["failed", region] += 1
+        throttled = _throttled(record)
+        if throttled:
+            slot["throttled", region] += throttled
         attempts = record.get("attempts")
         if isinstance(attempts, list) and len(attempts) > 1:
-            series["retries", region] += len(attempts) - 1
-        if series:
-            self._add(at, series)
+            slot["retries", region] += len(attempts) - 1
+        if len(self.buckets) > MAX_BUCKETS:
+            self._widen()
+
+    def _slot(self, at: int) -> Counter[tuple[str, str]]:
+        index = at // self.width_ms
+        slot = self.buckets.get(index)
+        if slot is None:
+            slot = self.buckets[index] = Counter()
+        return slot
 
     def _origin_of(self, record: dict[str, Any]) -> int | None:
         run = self.runs.get(str(record.get("run_id")))
@@ -176,12 +183,6 @@ class Timeline:
             reason = record.get("halt_reason")
             run.halt_reason = str(reason) if reason else None
 
-    def _add(self, at: int, series: Counter[tuple[str, str]]) -> None:
-        slot = self.buckets.setdefault(at // self.width_ms, Counter())
-        slot.update(series)
-        while len(self.buckets) > MAX_BUCKETS:
-            self._widen()
-
     def _widen(self) -> None:
         """Twice as wide buckets, each the sum of the two it replaces."""
         merged: dict[int, Counter[tuple[str, str]]] = {}
@@ -210,11 +211,11 @@ class Timeline:
         return out
 
 
-def _statuses(record: dict[str, Any]) -> list[Any]:
-    """Every HTTP status the line's attempts got (its lookup's too)."""
-    out: list[Any] = []
+def _throttled(record: dict[str, Any]) -> int:
+    """How many of the line's attempts (its lookup's and steps' too) were answered 429."""
+    count = 0
     for holder in (record, record.get("lookup"), record.get("delete"), record.get("create")):
         attempts = holder.get("attempts") if isinstance(holder, dict) else None
         if isinstance(attempts, list):
-            out += [a.get("status") for a in attempts if isinstance(a, dict)]
-    return out
+            count += sum(1 for a in attempts if isinstance(a, dict) and a.get("status") == 429)
+    return count
