@@ -288,3 +288,20 @@ def test_the_page_adds_little_memory_to_the_report_itself(tmp_path: Path) -> Non
     text_peak, html_peak = peak(False), peak(True)
     # Bounded summaries and capped tables, not another copy of the records.
     assert html_peak < text_peak * 1.1, (text_peak, html_peak)
+
+
+def test_rotate_pairs_are_listed_with_the_new_keys_hint_and_unknown_ones_called_out(
+    tmp_path: Path,
+) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        record("rotate", "2026-01-01T00:00:01.000Z", outcome="rotated", phase="result",
+               new_key_hint="nEwK...9zQ", new_key_id=key_id("new")),
+        record("rotate", "2026-01-01T00:00:02.000Z", region="eu", outcome="unknown",
+               phase="result", message="the create's answer was lost"),
+    )  # fmt: skip
+    page = Page(page_of(log))
+    assert "Keys rotated (2, 1 unknown)" in page.body
+    assert "nEwK...9zQ" in page.body
+    assert "1 pair(s) unknown: the create's answer was lost" in page.body
+    assert [a.get("id") for t, a in page.tags if t == "table"].count("rotated") == 1
