@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -84,11 +85,12 @@ class DevTools:
 def chromium() -> Iterator[DevTools]:
     binary = shutil.which("chromium")
     assert binary, "make browser-test installs Debian's chromium first"
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helpers may still touch the profile as they exit: cleanup errors are not ours.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True,
+            text=True, start_new_session=True,
         )  # fmt: skip
         try:
             port = None
@@ -106,11 +108,12 @@ def chromium() -> Iterator[DevTools]:
             with connect(url, max_size=64 * 1024 * 1024, open_timeout=20) as socket:
                 yield DevTools(socket)
         finally:
-            proc.terminate()
+            # The browser and its helper processes: the group this test started.
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
 
 
