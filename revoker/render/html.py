@@ -49,6 +49,7 @@ class ChainStatus:
     status: str
     head: str
     detail: str = ""
+    note: str = ""
 
 
 class _Cleaner:
