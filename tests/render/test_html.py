@@ -246,6 +246,7 @@ def test_verify_puts_the_tamper_check_and_head_on_the_page(tmp_path: Path) -> No
     code, html = run(str(path), "--format", "html", "--verify")
     assert "tamper check (--verify)" in html
     assert "audit head <code>" in html
+    assert "nothing anchors the end of this log" in html  # no --expect-head given
     lines = path.read_text().splitlines()
     lines[1] = lines[1].replace('"na"', '"eu"')
     path.write_text("\n".join(lines) + "\n")
