@@ -168,6 +168,7 @@ class InputSettings:
     shard: Shard | None = None
     scanner: str | None = None  # --from: the files are this scanner's reports
     rules: tuple[str, ...] = ()  # --rule: only these rules' findings
+    all_findings: bool = False  # --all-findings: every finding is a key (no --rule)
     allow_non_ascii_keys: bool = False
 
 
@@ -214,6 +215,7 @@ class RunSettings:
             "skip_invalid": self.inputs.skip_invalid,
             "from": self.inputs.scanner,
             "rules": list(self.inputs.rules),
+            "all_findings": self.inputs.all_findings,
             "allow_non_ascii_keys": self.inputs.allow_non_ascii_keys,
             "base_url": self.client.base_url,
             "fallback_url": self.client.fallback_url,

@@ -114,6 +114,11 @@ def input_options(f: F) -> F:
             metavar="ID",
             help="With --from: only findings of this rule / detector (repeatable).",
         ),
+        click.option(
+            "--all-findings",
+            is_flag=True,
+            help="With --from and no --rule: every finding is a stream key (send them all).",
+        ),
         allow_non_ascii_option,
     ]
     return _apply(f, decorators)
@@ -276,6 +281,17 @@ def input_settings(opts: dict[str, Any]) -> InputSettings:
     """The input options -> checked InputSettings."""
     if opts.get("rules") and not opts.get("scanner"):
         raise UsageError("--rule selects scanner findings: give --from gitleaks|trufflehog")
+    if opts.get("all_findings") and not opts.get("scanner"):
+        raise UsageError("--all-findings selects scanner findings: give --from gitleaks|trufflehog")
+    if opts.get("scanner") and not opts.get("rules") and not opts.get("all_findings"):
+        # A report holds other services' secrets too (cloud keys, tokens): each finding
+        # sent would be disclosed to Agora in a URL path.
+        raise UsageError(
+            "--from without --rule would send every finding of the report to Agora, other "
+            "services' secrets included: give --rule ID for the rule or detector that finds "
+            "stream keys (e.g. --rule agora-stream-key), or --all-findings if every finding "
+            "is a stream key"
+        )
     return InputSettings(
         sources=tuple(opts["sources"]),
         keys=tuple(opts["keys"]),
@@ -285,6 +301,7 @@ def input_settings(opts: dict[str, Any]) -> InputSettings:
         shard=parse_shard(opts.get("shard_spec"), opts.get("shard_count")),
         scanner=opts.get("scanner"),
         rules=tuple(opts.get("rules") or ()),
+        all_findings=opts.get("all_findings", False),
         allow_non_ascii_keys=opts.get("allow_non_ascii_keys", False),
     )
 

@@ -59,13 +59,13 @@ def parse_push_url(url: Any) -> PushUrl:
     for field in query.split("&") if query else ():
         name, eq, value = field.partition("=")
         if eq and unquote(name).lower() == "streamid":
-            key = _streamid_key(value)
+            key = streamid_key(value)
             if key:
                 keys.add(key)
     return PushUrl(protocol, frozenset(keys))
 
 
-def _streamid_key(raw: str) -> str | None:
+def streamid_key(raw: str) -> str | None:
     """The key in a raw (still percent-encoded) SRT stream ID: ``#!::r=<key>,...``,
     ``<key>?h=<domain>`` or ``<key>``; fields are split before they are decoded."""
     decode: Callable[[str], str] = unquote

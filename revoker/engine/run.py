@@ -172,7 +172,7 @@ def execute(
         )
         if plan.changed and report.halt_reason is None:
             log.error("input changed during the run", detail=plan.changed)
-            report.notes.append(f"ERROR: {plan.changed}; run again to be sure")
+            report.notes.append(f"ERROR: {plan.changed}; check the input, then run again")
             report.exit_code = EXIT_FAILED
         revoked = report.pass_for("revoke") or report.pass_for("rotate")
         deleted = revoked and (

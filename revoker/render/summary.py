@@ -112,11 +112,22 @@ def key_lines(keys: KeyVerdicts, scope: str = "this audit log") -> list[str]:
                 "that revoked them)"
             )
     for app_id, count in keys.apps_not_found:
-        lines.append(
-            f"app ID {app_id}: none of its {count} keys was found in any region and none was "
-            f"ever deleted in {scope}: the app ID is the likely mistake"
-        )
+        lines.append(f"app ID {app_id}: " + app_not_found(count, scope))
     return lines
+
+
+def app_not_found(count: int, scope: str) -> str:
+    """What it means that none of an app ID's ``count`` keys was found: with one key,
+    the key is as likely wrong as the app ID."""
+    if count == 1:
+        return (
+            f"its only key was found in no region and never deleted in {scope}: "
+            "the key or the app ID is wrong"
+        )
+    return (
+        f"none of its {count} keys was found in any region and none was ever deleted "
+        f"in {scope}: the app ID is the likely mistake"
+    )
 
 
 def plan_lines(stats: PlanStats) -> list[str]:

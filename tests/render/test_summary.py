@@ -39,3 +39,13 @@ def test_rendering_a_summary_loads_neither_the_engine_nor_an_http_stack() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_app_with_one_key_found_nowhere_blames_the_key_or_the_app_not_the_app_alone() -> None:
+    from revoker.render.summary import app_not_found
+
+    one = app_not_found(1, "this audit log")
+    assert "the key or the app ID is wrong" in one
+    assert "likely mistake" not in one
+    assert "none of its 3 keys" in app_not_found(3, "this audit log")
+    assert "the app ID is the likely mistake" in app_not_found(3, "this audit log")
