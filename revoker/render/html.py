@@ -26,6 +26,7 @@ from revoker.models import REGIONS
 from revoker.models import key_hint as hint_of
 from revoker.redact import MASK, printable, redact
 from revoker.render.report import MAX_PROBLEMS_SHOWN, _count_rows
+from revoker.render.summary import app_not_found
 
 # Rows of successful pairs (streams cut, keys rotated) shown at most; the page says so.
 MAX_ROWS_SHOWN = 200
@@ -366,7 +367,10 @@ def render_html(
                 for k in keys.samples[:MAX_ROWS_SHOWN]
             ],
             not_found_causes=[printable(c) for c in keys.causes()],
-            apps_not_found=[(printable(a), n) for a, n in keys.apps_not_found],
+            apps_not_found=[
+                (printable(a), printable(app_not_found(n, "these logs")))
+                for a, n in keys.apps_not_found
+            ],
             runs=runs,
         )
     )

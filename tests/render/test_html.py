@@ -130,6 +130,8 @@ def test_the_not_found_verdict_is_the_same_words(tmp_path: Path) -> None:
     assert "NOT FOUND" in verdict
     assert verdict in Page(html).body
     assert 'id="not-found"' in html
+    assert "its only key was found in no region" in Page(html).body  # the text report's words
+    assert "its only key was found in no region" in text
 
 
 def test_every_string_from_a_forged_log_is_text_and_no_key_or_secret_shows(
