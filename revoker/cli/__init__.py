@@ -16,6 +16,7 @@ import click
 
 from revoker import __version__
 from revoker.cli import bulk, ops
+from revoker.clickext import FiniteFloatRange
 from revoker.emulator.command import emulator
 from revoker.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RevokerError
 from revoker.redact import printable_lines
@@ -55,18 +56,47 @@ class RevokerGroup(click.Group):
 @click.option(
     "--no-color",
     is_flag=True,
-    help="No colour and no progress bar on stderr (also: NO_COLOR set to anything).",
+    help="No colour on stderr (also: NO_COLOR set to anything); progress stays.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars on stderr. Default: on when stderr is a terminal and not -q; "
+    "elsewhere a progress log line every --progress-interval seconds.",
+)
+@click.option(
+    "--progress-interval",
+    type=FiniteFloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    envvar="REVOKER_PROGRESS_INTERVAL",
+    show_envvar=True,
+    metavar="SECONDS",
+    help="Off a terminal: seconds between progress log lines (0 = none).",
 )
 @click.pass_context
-def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool, no_color: bool) -> None:
-    """Revoke Agora Media Gateway streaming keys in every region, with an audit trail."""
+def main(
+    ctx: click.Context,
+    log_format: str,
+    verbose: int,
+    quiet: bool,
+    no_color: bool,
+    progress: bool | None,
+    progress_interval: float,
+) -> None:
+    """Revoke Agora Media Gateway streaming keys in every region, with an audit trail.
+
+    Logs and progress go to stderr, summaries to stdout. -v logs each failure,
+    retry and 429 with its request ID; -vv every request; -q only warnings and
+    errors.
+    """
     from revoker.logs import configure, disable_color
 
     if no_color:
         disable_color()
     secrets = [os.environ.get("AGORA_CUSTOMER_SECRET", "")]
     configure(log_format, -1 if quiet else verbose, secrets=secrets)
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = {"quiet": quiet, "progress": progress, "progress_interval": progress_interval}
 
 
 for _command in (*bulk.COMMANDS, *ops.COMMANDS, emulator):

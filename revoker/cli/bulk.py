@@ -22,7 +22,7 @@ from revoker.cli.options import (
     disconnect_timeout_option,
     input_options,
 )
-from revoker.cli.output import emit, progress_line, skipped_rows
+from revoker.cli.output import emit, progress_display, skipped_rows
 from revoker.credentials import load_credentials
 from revoker.errors import UsageError
 from revoker.settings import RunSettings
@@ -48,16 +48,17 @@ def _run(
 
     plan_only = settings.dry_run and not sends_in_dry_run
     credentials = None if plan_only else load_credentials(credentials_file=opts["credentials_file"])
-    return run_command(
-        command,
-        settings,
-        credentials,
-        sys.stdin,
-        passes_for=passes_for,
-        resume_events=resume_events,
-        on_plan=lambda stats: skipped_rows(stats.invalid),
-        progress=lambda total: progress_line(ctx, total, command),
-    )
+    with progress_display(ctx) as display:
+        return run_command(
+            command,
+            settings,
+            credentials,
+            sys.stdin,
+            passes_for=passes_for,
+            resume_events=resume_events,
+            on_plan=lambda stats: skipped_rows(stats.invalid),
+            observer=display,
+        )
 
 
 def finish(report: RunReport, output: str) -> int:

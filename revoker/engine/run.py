@@ -26,6 +26,7 @@ from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.keyverdicts import KeyLedger
 from revoker.engine.matching import KeyIdentity
+from revoker.engine.observe import PASS_METHODS, RunObserver
 from revoker.engine.pacing import RateLimits
 from revoker.engine.planner import Plan, build_plan
 from revoker.engine.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
@@ -104,13 +105,15 @@ def execute(
     install_signal_handlers: bool = True,
     retry: RetryPolicy | None = None,
     ledger: KeyLedger | None = None,
+    observer: RunObserver | None = None,
 ) -> RunReport:
     """Open the audit log, run every pass, write ``run_finished``; return the report.
 
     ``retry`` replaces the policy built from ``settings.retry`` (e.g. shorter waits).
     With a ``ledger`` (revoke, rotate), each (app ID, region) is listed before the
     first DELETE (:mod:`revoker.engine.preflight`) and the report gets the verdict
-    per key (:mod:`revoker.engine.keyverdicts`).
+    per key (:mod:`revoker.engine.keyverdicts`). An ``observer`` is told each pass's
+    start and each task line (a progress display).
     """
     run_id = str(uuid.uuid4())
     signer = None
@@ -151,6 +154,7 @@ def execute(
                 install_signal_handlers,
                 retry or RetryPolicy.from_settings(settings.retry),
                 ledger,
+                observer,
             )
         )
         if ledger is not None:
@@ -226,6 +230,7 @@ async def _run_passes(
     install_signal_handlers: bool,
     retry: RetryPolicy,
     ledger: KeyLedger | None = None,
+    observer: RunObserver | None = None,
 ) -> None:
     halt = Halt()
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
@@ -241,7 +246,9 @@ async def _run_passes(
                 check = None
                 if ledger is not None and ledger.event in KEY_VERDICT_COMMANDS:
                     check = await _check_apps(ctx, plan, audit, ledger, settings)
-                sweeper = _Sweeper(plan, ctx, audit, settings.client.concurrency, ledger, check)
+                sweeper = _Sweeper(
+                    plan, ctx, audit, settings.client.concurrency, ledger, check, observer
+                )
                 if halt.is_set:
                     # Stopped by the check (a 401): every pass's tasks are recorded as
                     # never started, so --resume does them all.
@@ -297,6 +304,7 @@ class _Sweeper:
     concurrency: int
     ledger: KeyLedger | None = None
     check: AppCheck | None = None
+    observer: RunObserver | None = None
 
     async def run(
         self,
@@ -309,6 +317,11 @@ class _Sweeper:
             on_result = _also(self.ledger.add, on_result)
         if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
             runner = _unless_refused(self.check, runner, sweep.done_before)
+        planned = self.plan.region_counts(include_done=sweep.include_done)
+        observe = None
+        if self.observer is not None:
+            self.observer.pass_started(sweep.event, sum(planned.values()), self._rate(sweep))
+            observe = self.observer.recorded
         return await run_tasks(
             tasks,
             runner,
@@ -317,9 +330,19 @@ class _Sweeper:
             event=sweep.event,
             concurrency=self.concurrency,
             on_result=on_result,
-            planned=self.plan.region_counts(include_done=sweep.include_done),
+            planned=planned,
             done_before=sweep.done_before,
+            observe=observe,
         )
+
+    def _rate(self, sweep: Pass) -> float | None:
+        """The pass's paced requests/s over all its app IDs (each has its own budget)."""
+        method = PASS_METHODS.get(sweep.event)
+        limits = self.ctx.limits.get(method or "")
+        if limits is None or not limits.rate:
+            return None
+        apps = {app for app, _ in self.plan.stats.per_app_region} or {""}
+        return limits.rate * len(apps)
 
 
 def _also(
@@ -494,15 +517,15 @@ def run_command(
     passes_for: Callable[[RunSettings, Plan], list[Pass]],
     resume_events: tuple[str, ...] = (),
     on_plan: Callable[[PlanStats], None] | None = None,
-    progress: Callable[[int], Callable[[TaskResult], None] | None] | None = None,
+    observer: RunObserver | None = None,
 ) -> RunReport:
     """One bulk command end to end: read the plan, build its passes, run them.
 
     Without ``credentials`` (a dry run) nothing is sent: the report holds the plan
     only. ``on_plan`` sees the plan's counts (and its invalid rows) before anything
-    is sent; ``progress`` is given the number of tasks and returns the callback each
-    result goes to. ``settings.dry_run`` with credentials (prune) still sends what
-    the passes send and marks the report as a dry run.
+    is sent; ``observer`` follows the passes (see :func:`execute`).
+    ``settings.dry_run`` with credentials (prune) still sends what the passes send
+    and marks the report as a dry run.
     """
     plan = prepare(settings, stdin, resume_events=resume_events)
     if on_plan is not None:
@@ -515,12 +538,9 @@ def run_command(
     except BaseException:
         plan.close()
         raise
-    on_result = progress(plan.stats.tasks * len(passes)) if progress is not None else None
     ledger = (
         KeyLedger(command, absent_ok=settings.absent_ok) if command in LEDGER_COMMANDS else None
     )
-    report = execute(
-        command, settings, plan, credentials, passes, on_result=on_result, ledger=ledger
-    )
+    report = execute(command, settings, plan, credentials, passes, ledger=ledger, observer=observer)
     report.dry_run = settings.dry_run
     return report
