@@ -22,9 +22,9 @@ from revoker.cli.options import (
     disconnect_timeout_option,
     input_options,
 )
-from revoker.cli.output import emit, progress_display, skipped_rows
+from revoker.cli.output import emit, error, progress_display, skipped_rows
 from revoker.credentials import load_credentials
-from revoker.errors import UsageError
+from revoker.errors import EXIT_OK, UsageError
 from revoker.settings import RunSettings
 
 if TYPE_CHECKING:
@@ -61,9 +61,10 @@ def _run(
         )
 
 
-def finish(report: RunReport, output: str) -> int:
-    """Print the summary (and any unrecorded tasks); the report's exit code."""
-    from revoker.render.summary import render
+def finish(ctx: click.Context, report: RunReport, output: str) -> int:
+    """Print the summary (and any unrecorded tasks); the report's exit code. A run that
+    did not end well also says so on stderr, even with -q."""
+    from revoker.render.summary import render, verdict
 
     if report.unrecorded:
         saved = report.unrecorded_file
@@ -78,7 +79,17 @@ def finish(report: RunReport, output: str) -> int:
             err=True,
         )
     # A dry run of prune still sends its GETs and writes the audit log.
-    emit(render(report, output), work_done=report.audit_log is not None)
+    argv = ctx.meta.get("revoker.argv")
+    emit(render(report, output, argv), work_done=report.audit_log is not None)
+    if report.exit_code != EXIT_OK:
+        where = (
+            f"; revoker report {report.audit_log} lists every failure" if report.audit_log else ""
+        )
+        error(
+            ctx,
+            f"{report.command}: {verdict(report)} (exit code {report.exit_code}){where}",
+            exit_code=report.exit_code,
+        )
     return report.exit_code
 
 
@@ -130,7 +141,7 @@ def revoke(
         absent_ok=absent_ok,
     )
     report = _run(ctx, "revoke", settings, opts, revoke_passes, resume_events=("revoke",))
-    return finish(report, opts["output"])
+    return finish(ctx, report, opts["output"])
 
 
 @click.command()
@@ -142,8 +153,15 @@ def verify(ctx: click.Context, /, **opts: Any) -> int:
     from revoker.engine.run import verify_pass
 
     settings = build_settings(opts)
-    report = _run(ctx, "verify", settings, opts, lambda s, plan: [verify_pass(plan)])
-    return finish(report, opts["output"])
+    report = _run(
+        ctx,
+        "verify",
+        settings,
+        opts,
+        lambda s, plan: [verify_pass(plan)],
+        resume_events=("verify",),
+    )
+    return finish(ctx, report, opts["output"])
 
 
 @click.command()
@@ -182,7 +200,7 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
         sends_in_dry_run=True,
     )
     report.notes += pruner.notes()
-    return finish(report, opts["output"])
+    return finish(ctx, report, opts["output"])
 
 
 @click.command()
@@ -244,7 +262,7 @@ def rotate(
         return rotate_passes(settings, plan, new_keys, expires_after=expires_after)
 
     report = _run(ctx, ROTATE, settings, opts, passes, resume_events=(ROTATE,))
-    return finish(report, opts["output"])
+    return finish(ctx, report, opts["output"])
 
 
 COMMANDS = (revoke, verify, prune, rotate)

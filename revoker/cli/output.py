@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from revoker.errors import OutputError
+from revoker.redact import printable_lines
 
 if TYPE_CHECKING:
     from revoker.cli.progress import RunDisplay
@@ -43,6 +44,19 @@ def emit(text: str, *, work_done: bool = False, err: bool = False, nl: bool = Tr
         raise OutputError(
             f"cannot write to stdout ({exc.strerror or exc}); {where}", work_done=work_done
         ) from None
+
+
+def error(ctx: click.Context | None, text: str, **fields: object) -> None:
+    """``revoker: error: TEXT`` on stderr, shown even with -q; a JSON log line (same
+    text, so a grep for ``revoker: error`` finds both) under ``--log-format json``."""
+    line = f"revoker: error: {printable_lines(text)}"
+    root = ctx.find_root() if ctx is not None else None
+    if root is not None and isinstance(root.obj, dict) and root.obj.get("json_errors"):
+        import structlog
+
+        structlog.get_logger("revoker").error(line, **fields)
+        return
+    click.echo(line, err=True)
 
 
 def progress_display(ctx: click.Context) -> RunDisplay:
