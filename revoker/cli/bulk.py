@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from revoker.cli.helptext import HelpCommand
 from revoker.cli.options import (
     absent_ok_option,
     build_settings,
     check_verify_delay,
     client_options,
+    client_options_with,
     disconnect_timeout_option,
     input_options,
 )
@@ -93,7 +95,18 @@ def finish(ctx: click.Context, report: RunReport, output: str) -> int:
     return report.exit_code
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        (
+            "revoker revoke leaked.csv --verify --disconnect",
+            "an incident: delete everywhere, confirm each pair is gone, cut live streams",
+        ),
+        ('revoker revoke - --app-id "$APP" < leaked.txt', "keys on stdin"),
+        ("revoker revoke leaked.csv --dry-run", "the plan and how long it takes; nothing sent"),
+        ("revoker revoke leaked.csv --resume", "finish an interrupted run (same audit log)"),
+    ],
+)
 @input_options
 @client_options
 @click.option(
@@ -144,9 +157,16 @@ def revoke(
     return finish(ctx, report, opts["output"])
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker verify leaked.csv", "exit 0 only if every key is gone from every region"),
+        ("revoker verify leaked.csv --output json > verify.json", "CI: a JSON summary"),
+        ("revoker verify leaked.csv --resume", "finish an interrupted verify (same audit log)"),
+    ],
+)
 @input_options
-@client_options
+@client_options_with(resume_help="Skip pairs an earlier verify in the audit log found absent.")
 @click.pass_context
 def verify(ctx: click.Context, /, **opts: Any) -> int:
     """GET every key in every region: exit 0 only if every pair is absent."""
@@ -164,9 +184,19 @@ def verify(ctx: click.Context, /, **opts: Any) -> int:
     return finish(ctx, report, opts["output"])
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker prune inventory.csv --expired --dry-run", "what would be deleted (GETs only)"),
+        ("revoker prune inventory.csv --older-than 90d", "cron: delete keys created 90+ days ago"),
+        ("revoker prune inventory.csv --expired --resume", "finish an interrupted clean-up"),
+    ],
+)
 @input_options
-@client_options
+@client_options_with(
+    resume_help="Skip pairs already deleted or found absent in the audit log.",
+    dry_run_help="Send the GETs (to find what matches) and write the audit log; delete nothing.",
+)
 @click.option("--expired", is_flag=True, help="Delete pairs whose expiry has passed.")
 @click.option(
     "--older-than",
@@ -203,9 +233,22 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
     return finish(ctx, report, opts["output"])
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        (
+            "revoker rotate leaked.csv --disconnect --new-keys-file new-keys.csv",
+            "delete, cut the streams, issue replacements (same channel and uid)",
+        ),
+        (
+            "revoker rotate leaked.csv --resume --new-keys-file new-keys.csv --append",
+            "finish an interrupted rotation",
+        ),
+        ("revoker rotate leaked.csv --dry-run", "the plan; nothing sent, no file written"),
+    ],
+)
 @input_options
-@client_options
+@client_options_with(resume_help="Skip pairs already rotated or found absent in the audit log.")
 @click.option(
     "--new-keys-file",
     type=click.Path(dir_okay=False, path_type=Path),

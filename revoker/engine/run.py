@@ -22,6 +22,7 @@ from revoker.credentials import Credentials
 from revoker.engine.delayqueue import DelayQueue
 from revoker.engine.disconnect import StreamSweep
 from revoker.engine.disconnect_records import disconnect_note, resumed_identities
+from revoker.engine.estimate import paced_estimate
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.keyverdicts import KeyLedger
@@ -532,7 +533,11 @@ def run_command(
         on_plan(plan.stats)
     if credentials is None:
         plan.close()
-        return RunReport(command, "-", None, plan.stats, dry_run=True)
+        report = RunReport(command, "-", None, plan.stats, dry_run=True)
+        estimate = paced_estimate(command, settings, plan.stats)
+        if estimate is not None:
+            report.notes.append(estimate)
+        return report
     try:
         passes = passes_for(settings, plan)
     except BaseException:

@@ -214,8 +214,7 @@ def next_steps(report: RunReport, argv: Sequence[str] | None) -> list[str]:
     log = shlex.quote(str(report.audit_log)) if report.audit_log is not None else None
     steps: list[str] = []
     if report.dry_run and not report.passes:
-        steps.append(f"run it: {command_line(argv, drop=('--dry-run',))}")
-        return steps
+        return ["next:", f"  run it: {command_line(argv, drop=('--dry-run',))}"]
     unfinished = _count(report, "failed", "not_attempted")
     halted = report.halt_reason is not None
     if halted or unfinished:
