@@ -239,7 +239,7 @@ def log_result(event: str, result: TaskResult) -> None:
         return
     log.warning(
         "task failed" if result.outcome is Outcome.FAILED else f"task {result.outcome}",
-        event=event,
+        audit_event=event,
         region=result.task.region,
         app_id=result.task.app_id,
         key=result.task.key_hint,
