@@ -225,7 +225,10 @@ class RunDisplay:
             if self._progress is not None and counts.bar is not None:
                 self._progress.update(counts.bar, completed=counts.done)
                 if is_problem(event, str(result.outcome)):
-                    self._progress.console.print(self._failure_line(counts, result))
+                    # One screen line each, however long the server's reason.
+                    self._progress.console.print(
+                        self._failure_line(counts, result), no_wrap=True, overflow="ellipsis"
+                    )
 
     # lifecycle ---------------------------------------------------------------
 
@@ -271,11 +274,11 @@ class RunDisplay:
 
     def _failure_line(self, counts: PassCounts, result: TaskResult) -> Text:
         task = result.task
-        status = f"HTTP {result.http_status}" if result.http_status else "no answer"
+        status = f"HTTP {result.http_status} " if result.http_status else ""
         reason = printable_lines(result.message or str(result.outcome))
         line = (
             f"{counts.label} {result.outcome}: {task.region} {task.app_id} {task.key_hint} "
-            f"{status} {reason}"
+            f"{status}{reason}"
         )
         return Text(line, style="red" if result.outcome is Outcome.FAILED else "yellow")
 

@@ -224,8 +224,12 @@ def next_steps(report: RunReport, argv: Sequence[str] | None) -> list[str]:
         elif report.halt_reason == HaltReason.AUDIT_WRITE_FAILED:
             before = "make the audit log writable (disk space), then "
         what = f"{unfinished} tasks failed or not attempted" if unfinished else "the rest"
-        steps.append(f"{before}resume ({what}; done pairs are skipped):")
-        steps.append(f"  {command_line(argv, add=('--resume',))}")
+        if report.command == "verify":  # its --resume skips nothing: run it again
+            steps.append(f"{before}check again ({what}):")
+            steps.append(f"  {command_line(argv)}")
+        else:
+            steps.append(f"{before}resume ({what}; done pairs are skipped):")
+            steps.append(f"  {command_line(argv, add=('--resume',))}")
         if any(a == "-" for a in argv):
             steps.append("  (feed it the same keys on stdin)")
     keys = report.keys

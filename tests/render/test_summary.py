@@ -110,3 +110,13 @@ def test_more_failures_than_shown_say_where_the_rest_are() -> None:
         "  failures (first 20 of 30; all of them: revoker report a.jsonl):"
         in render(report, "text").splitlines()
     )
+
+
+def test_a_failed_verify_says_to_run_it_again_not_to_resume() -> None:
+    report = RunReport("verify", "run-1", Path("a.jsonl"), PlanStats(tasks=4), exit_code=1)
+    report.passes.append(Totals("verify", counts=Counter({"absent": 3, "failed": 1})))
+    steps = _steps(report, ["verify", "keys.csv"])
+    assert steps[:2] == [
+        "  check again (1 tasks failed or not attempted):",
+        "    revoker verify keys.csv",
+    ]
