@@ -75,10 +75,10 @@ def finish(ctx: click.Context, report: RunReport, output: str) -> int:
             if saved
             else "saving them to a file failed too; they are listed in the summary"
         )
-        emit(
-            f"revoker: error: {len(report.unrecorded)} completed tasks could not be "
+        error(
+            ctx,
+            f"{len(report.unrecorded)} completed tasks could not be "
             f"written to the audit log: {where}",
-            err=True,
         )
     # A dry run of prune still sends its GETs and writes the audit log.
     argv = ctx.meta.get("revoker.argv")

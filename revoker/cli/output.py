@@ -67,7 +67,8 @@ def progress_display(ctx: click.Context) -> RunDisplay:
     wanted = ctx.obj.get("progress")
     quiet = ctx.obj.get("quiet", False)
     bars = wanted if wanted is not None else (not quiet and _stderr_is_terminal())
-    interval = None if wanted is False else ctx.obj.get("progress_interval")
+    # The periodic line is an info line: -q would filter it anyway.
+    interval = None if wanted is False or quiet else ctx.obj.get("progress_interval")
     return RunDisplay(bars=bars, interval=interval)
 
 
