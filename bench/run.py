@@ -47,6 +47,7 @@ from bench.common import (
     write_seed_csv,
     write_text_keys,
 )
+from bench.multi_app import multi_app
 from revoker.emulator.process import EmulatorProcess
 
 PY = sys.executable
@@ -722,6 +723,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "disconnect": disconnect,
     "rotate": rotate_bench,
     "drill": incident_drill,
+    "multi-app": lambda: multi_app(emulator, revoke, row, BROKEN),
 }
 
 

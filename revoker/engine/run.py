@@ -23,6 +23,7 @@ from revoker.engine.delayqueue import DelayQueue
 from revoker.engine.disconnect import StreamSweep
 from revoker.engine.disconnect_records import disconnect_note, resumed_identities
 from revoker.engine.estimate import paced_estimate
+from revoker.engine.fairfeed import AppFairFeed
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.keyverdicts import KeyLedger
@@ -75,6 +76,9 @@ class Pass:
     # Called once the audit log is open and locked, before the run's first line: creates
     # what the pass writes besides the audit log, so a run refused the lock leaves none.
     start: Callable[[], None] | None = None
+    # The method whose per-app budget paces the pass: its tasks are then handed out
+    # app by app as each budget frees a slot (engine.fairfeed), not in input order.
+    budget: str | None = None
 
 
 def prepare(
@@ -318,6 +322,8 @@ class _Sweeper:
             on_result = _also(self.ledger.add, on_result)
         if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
             runner = _unless_refused(self.check, runner, sweep.done_before)
+        if sweep.budget is not None and isinstance(tasks, Iterator):
+            tasks = AppFairFeed(tasks, self.ctx.limits[sweep.budget])
         planned = self.plan.region_counts(include_done=sweep.include_done)
         observe = None
         if self.observer is not None:
@@ -338,7 +344,7 @@ class _Sweeper:
 
     def _rate(self, sweep: Pass) -> float | None:
         """The pass's paced requests/s over all its app IDs (each has its own budget)."""
-        method = PASS_METHODS.get(sweep.event)
+        method = sweep.budget or PASS_METHODS.get(sweep.event)
         limits = self.ctx.limits.get(method or "")
         if limits is None or not limits.rate:
             return None
@@ -435,7 +441,9 @@ def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
     """The passes of ``revoke``: DELETE every pair and (with --verify), behind the
     DELETEs, GET every pair ``verify_delay`` seconds after its DELETE ended (pairs
     done in an earlier run at once)."""
-    passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t))]
+    passes = [
+        Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t), budget="DELETE")
+    ]
     if settings.disconnect:
         passes = [disconnect_pass(settings, plan)]
     if settings.verify:
@@ -447,7 +455,13 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
     """DELETE every pair and cut off its live streams; with --resume, the pairs deleted
     in an earlier run are not deleted again but their streams are listed and cut."""
     cuts = DisconnectPlan(settings, plan, "revoke")
-    return Pass("revoke", cuts.tasks, lambda ctx: cuts.sweep(ctx).run, done_before=cuts.done_before)
+    return Pass(
+        "revoke",
+        cuts.tasks,
+        lambda ctx: cuts.sweep(ctx).run,
+        done_before=cuts.done_before,
+        budget="DELETE",
+    )
 
 
 @dataclass(frozen=True)
@@ -505,7 +519,11 @@ def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None 
         earlier = plan.done_tasks if include_done else lambda: iter(())
         return Pass("verify", earlier, runner, include_done=include_done, delay=behind)
     return Pass(
-        "verify", lambda: plan.tasks(include_done=include_done), runner, include_done=include_done
+        "verify",
+        lambda: plan.tasks(include_done=include_done),
+        runner,
+        include_done=include_done,
+        budget="GET",
     )
 
 
