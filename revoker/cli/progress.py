@@ -31,7 +31,7 @@ from rich.progress import (
 from rich.progress import Task as BarTask
 from rich.text import Text
 
-from revoker.logs import QuietStream, color_allowed
+from revoker.logs import QuietStream, color_allowed, verbosity
 from revoker.models import REGIONS, Outcome, TaskResult, is_problem
 from revoker.redact import printable_lines
 
@@ -224,7 +224,8 @@ class RunDisplay:
             counts.add(result)
             if self._progress is not None and counts.bar is not None:
                 self._progress.update(counts.bar, completed=counts.done)
-                if is_problem(event, str(result.outcome)):
+                # With -v the failure is a log line of its own (printed above too).
+                if is_problem(event, str(result.outcome)) and verbosity() < 1:
                     # One screen line each, however long the server's reason.
                     self._progress.console.print(
                         self._failure_line(counts, result), no_wrap=True, overflow="ellipsis"
