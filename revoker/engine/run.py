@@ -21,7 +21,11 @@ from revoker.audit.log import AuditLog, load_done, save_unrecorded
 from revoker.credentials import Credentials
 from revoker.engine.delayqueue import DelayQueue
 from revoker.engine.disconnect import StreamSweep
-from revoker.engine.disconnect_records import disconnect_note, resumed_identities
+from revoker.engine.disconnect_records import (
+    disconnect_note,
+    resumed_identities,
+    unconfirmed_cuts,
+)
 from revoker.engine.estimate import paced_estimate
 from revoker.engine.fairfeed import AppFairFeed
 from revoker.engine.inputs import open_sources
@@ -311,6 +315,14 @@ class _Sweeper:
     check: AppCheck | None = None
     observer: RunObserver | None = None
 
+    def tasks(self, sweep: Pass) -> Iterator[Task]:
+        """The pass's tasks; for revoke and rotate, those of keys that live streams push
+        with right now first (the check's listings), then the rest, each in plan order."""
+        streamed = self.check.streamed_keys() if self.check is not None else frozenset()
+        if not streamed or sweep.event not in KEY_VERDICT_COMMANDS:
+            return sweep.tasks()
+        return _danger_first(sweep.tasks, streamed)
+
     async def run(
         self,
         sweep: Pass,
@@ -352,6 +364,15 @@ class _Sweeper:
         return limits.rate * len(apps)
 
 
+def _danger_first(
+    tasks: Callable[[], Iterator[Task]], streamed: frozenset[tuple[str, str]]
+) -> Iterator[Task]:
+    """The tasks of keys in ``streamed`` (app ID, key), then the others: the input is
+    read twice, so memory stays bounded by the streams, not the input."""
+    yield from (task for task in tasks() if (task.app_id, task.key) in streamed)
+    yield from (task for task in tasks() if (task.app_id, task.key) not in streamed)
+
+
 def _also(
     first: Callable[[TaskResult], None], then: Callable[[TaskResult], None] | None
 ) -> Callable[[TaskResult], None]:
@@ -385,7 +406,7 @@ async def _sweep(
     """Run one pass on its own; its totals, then those of its follow-up lines."""
     ctx = sweeper.ctx
     throttled_before = ctx.throttled
-    totals = await sweeper.run(sweep, sweep.tasks(), sweep.runner(ctx), on_result)
+    totals = await sweeper.run(sweep, sweeper.tasks(sweep), sweep.runner(ctx), on_result)
     totals.extra["throttled_429"] = ctx.throttled - throttled_before
     return [totals, *totals.related.values()]
 
@@ -425,7 +446,7 @@ async def _sweep_with_follower(
 
     async def run_lead() -> Totals:
         try:
-            return await sweeper.run(lead, lead.tasks(), lead.runner(ctx), lead_recorded)
+            return await sweeper.run(lead, sweeper.tasks(lead), lead.runner(ctx), lead_recorded)
         finally:
             queue.close()
 
@@ -499,7 +520,11 @@ class DisconnectPlan:
             assert self.plan.done is not None
             done = resumed_identities(self.settings.audit_log, self.plan.done, event=self.event)
         return StreamSweep(
-            ctx, expected, confirm_timeout=self.settings.disconnect_timeout, resumed=done
+            ctx,
+            expected,
+            confirm_timeout=self.settings.disconnect_timeout,
+            resumed=done,
+            unconfirmed=unconfirmed_cuts(self.settings.audit_log),
         )
 
 

@@ -273,7 +273,10 @@ def render_text(report: RunReport, argv: Sequence[str] | None = None) -> str:
                 f"{r.task.key_id}: {r.outcome} request_ids={ids}"
             )
         if report.unrecorded_file:
-            lines.append(f"  their audit lines are saved in {report.unrecorded_file}")
+            lines.append(
+                f"  their audit lines are saved in {report.unrecorded_file}; add them with "
+                f"revoker report --merge-fallback {report.unrecorded_file} {report.audit_log}"
+            )
     lines += report.notes
     lines += next_steps(report, argv)
     lines.append(f"revoker {report.command}: {verdict(report)} (exit code {report.exit_code})")
