@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from revoker.cli.helptext import HelpCommand
 from revoker.cli.options import (
     allow_non_ascii_option,
     client_settings,
     connection_options,
     input_options,
     input_settings,
+    output_option,
 )
 from revoker.cli.output import emit, skipped_rows
 from revoker.clickext import FiniteFloatRange
@@ -36,7 +38,13 @@ if TYPE_CHECKING:
     from revoker.audit.chain import ChainReport
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ('revoker show - --app-id "$APP" < key.txt', "one key in every region (kept out of ps)"),
+        ("revoker show - --regions na,eu --output json < key.txt", "two regions, JSON"),
+    ],
+)
 @click.argument("key", metavar="KEY")
 @click.option("--app-id", envvar="AGORA_APP_ID", show_envvar=True, help="App ID of the key.")
 @click.option(
@@ -49,7 +57,7 @@ if TYPE_CHECKING:
 )
 @connection_options
 @allow_non_ascii_option
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -> int:
     """Query one key in every region: present, channel, uid, created, expires.
 
@@ -82,7 +90,13 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
     return report.exit_code
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker streams leaked.csv", "live streams pushed with these keys, per region"),
+        ("revoker streams leaked.csv --all --output json", "every live stream of their apps"),
+    ],
+)
 @input_options
 @connection_options
 @click.option(
@@ -101,7 +115,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 @click.option(
     "--all", "show_all", is_flag=True, help="Every live stream of the app, matched or not."
 )
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 def streams(show_all: bool, output: str, **opts: Any) -> int:
     """Live streams pushed with KEYS, per region (read-only; nothing is deleted).
 
@@ -134,7 +148,17 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     return report.exit_code
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker report revoker-audit.jsonl", "latest outcome per task and every failure"),
+        ("revoker report --verify a0.jsonl a1.jsonl a2.jsonl", "shard logs, hash chains checked"),
+        (
+            'revoker report revoke.jsonl --format markdown >> "$GITHUB_STEP_SUMMARY"',
+            "a CI job's summary",
+        ),
+    ],
+)
 @click.argument(
     "audit_logs",
     nargs=-1,
@@ -144,6 +168,7 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
 )
 @click.option(
     "--format",
+    "--output",
     "fmt",
     type=click.Choice(["text", "json", "markdown", "junit", "html"]),
     default="text",
@@ -373,7 +398,15 @@ def _check_logs(
     return reports
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        (
+            "revoker keygen audit-signing.pem",
+            "then: revoker revoke ... --sign-key audit-signing.pem",
+        ),
+    ],
+)
 @click.argument("path", type=click.Path(path_type=Path))
 def keygen(path: Path) -> int:
     """Write an Ed25519 key pair for --sign-key: PATH (private, 0600) and PATH.pub.
