@@ -186,8 +186,7 @@ class KeyVerdicts:
         """The likely causes of the not-found keys, most likely first."""
         return [*NOT_FOUND_CAUSES, *([UNFINISHED_CAUSE] if self.unfinished_runs else [])]
 
-    def counts(self) -> dict[str, Any]:
-        """The counts alone (``run_finished``'s ``keys``): no per-key detail."""
+    def _totals(self) -> dict[str, Any]:
         return {
             "keys": self.keys,
             "revoked": self.revoked,
@@ -195,17 +194,15 @@ class KeyVerdicts:
             "not_found": self.not_found,
             "unsettled": self.unsettled,
             "absent_ok": self.absent_ok,
-            "apps_not_found": [app for app, _ in self.apps_not_found],
         }
+
+    def counts(self) -> dict[str, Any]:
+        """The counts alone (``run_finished``'s ``keys``): no per-key detail."""
+        return {**self._totals(), "apps_not_found": [app for app, _ in self.apps_not_found]}
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "keys": self.keys,
-            "revoked": self.revoked,
-            "rotated": self.rotated,
-            "not_found": self.not_found,
-            "unsettled": self.unsettled,
-            "absent_ok": self.absent_ok,
+            **self._totals(),
             "not_found_keys": [vars(k) for k in self.samples],
             "apps_not_found": [{"app_id": a, "keys": n} for a, n in self.apps_not_found],
             "not_found_causes": self.causes() if self.not_found else [],

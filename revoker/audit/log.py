@@ -262,12 +262,26 @@ def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) 
     return None
 
 
+def answer_fields(result: TaskResult) -> dict[str, Any]:
+    """What a line says of a request's answer: outcome, status, request IDs, attempts."""
+    last = result.last
+    return {
+        "outcome": str(result.outcome),
+        "http_status": result.http_status,
+        "request_id": result.request_id,
+        "server_request_id": result.server_request_id,
+        "host": last.host if last else None,
+        "attempts": [a.to_record() for a in result.attempts],
+        "duration_ms": result.duration_ms,
+        "message": result.message,
+    }
+
+
 def task_record(
     event: str, result: TaskResult, run_id: str, reveal_keys: bool, **extra: Any
 ) -> dict[str, Any]:
     """The JSON object of one task line (README, "Audit log")."""
     task = result.task
-    last = result.last
     record: dict[str, Any] = {
         "event": event,
         "ts": now_rfc3339(),
@@ -279,16 +293,7 @@ def task_record(
     }
     if reveal_keys:
         record["key"] = task.key
-    record.update(
-        outcome=str(result.outcome),
-        http_status=result.http_status,
-        request_id=result.request_id,
-        server_request_id=result.server_request_id,
-        host=last.host if last else None,
-        attempts=[a.to_record() for a in result.attempts],
-        duration_ms=result.duration_ms,
-        message=result.message,
-    )
+    record.update(answer_fields(result))
     if isinstance(result.data, dict):
         for name, field in DATA_FIELDS.items():
             if name in result.data:
