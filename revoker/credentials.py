@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from revoker.errors import CredentialsError
-from revoker.redact import MASK
+from revoker.redact import MASK, secret_forms
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,11 @@ class Credentials:
         return base64.b64encode(token).decode("ascii")
 
     @property
-    def secrets(self) -> tuple[str, str]:
-        """Every form of the secret that may travel and must be blanked where it shows."""
-        return (self.customer_secret, self.basic_token)
+    def secrets(self) -> tuple[str, ...]:
+        """Every form of the secret that may travel and must be blanked where it shows:
+        the secret and the Basic token, each also URL-encoded and base64-encoded."""
+        forms = dict.fromkeys(secret_forms(self.customer_secret) + secret_forms(self.basic_token))
+        return tuple(sorted(forms, key=len, reverse=True))  # a longer form before its parts
 
 
 def load_credentials(

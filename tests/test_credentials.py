@@ -129,7 +129,7 @@ def test_every_form_of_the_secret_is_blanked_once_loaded(tmp_path: Path) -> None
     configure("json", stream=stream)  # type: ignore[arg-type]
     creds = load_credentials({"AGORA_CUSTOMER_ID": "id", "AGORA_CUSTOMER_SECRET": SECRET})
     token = basic_header(creds).removeprefix("Basic ")
-    assert creds.secrets == (SECRET, token)
+    assert {SECRET, token} <= set(creds.secrets)
     structlog.get_logger().warning("oops", echoed=f"{SECRET} {token}")
     assert SECRET not in stream.getvalue()
     assert token not in stream.getvalue()

@@ -29,6 +29,7 @@ from revoker import __version__
 from revoker.audit.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
 from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
+from revoker.redact import key_forms, server_data
 
 if TYPE_CHECKING:  # cryptography is imported only when a run signs
     from revoker.audit.signing import Signer
@@ -252,11 +253,14 @@ def task_record(
         duration_ms=result.duration_ms,
         message=result.message,
     )
+    echoed: dict[str, Any] = {}
     if isinstance(result.data, dict):
         for name, field in DATA_FIELDS.items():
             if name in result.data:
-                record[field] = result.data[name]
-    record.update(extra)
+                echoed[field] = result.data[name]
+    echoed.update(extra)
+    # What the server said (a GET's channel or uid, a stream's fields) may echo the key.
+    record.update(echoed if reveal_keys else server_data(echoed, key_forms(task.key)))
     return record
 
 
