@@ -24,6 +24,7 @@ from revoker.cli.options import (
 )
 from revoker.cli.output import emit, progress_line, skipped_rows
 from revoker.credentials import load_credentials
+from revoker.durations import MAX_DURATION
 from revoker.errors import UsageError
 from revoker.settings import RunSettings
 
@@ -196,7 +197,7 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
 @click.option("--append", is_flag=True, help="Add to an existing --new-keys-file.")
 @click.option(
     "--expires-after",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_DURATION),
     metavar="SECONDS",
     help="Validity of the new keys (0 = never expires). Default: the old key's.",
 )

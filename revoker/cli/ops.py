@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from revoker.cli.options import (
+    RATE_TYPE,
     allow_non_ascii_option,
     client_settings,
     connection_options,
@@ -21,7 +22,6 @@ from revoker.cli.options import (
     input_settings,
 )
 from revoker.cli.output import emit, skipped_rows
-from revoker.clickext import FiniteFloatRange
 from revoker.credentials import load_credentials
 from revoker.errors import EXIT_OK, AuditVerifyError, UsageError
 from revoker.models import parse_regions
@@ -89,7 +89,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 )
 @click.option(
     "--max-rps",
-    type=FiniteFloatRange(min=0),
+    type=RATE_TYPE,
     default=None,
     help="GET requests/s per app ID (default: Agora's 100; 0 = no cap).",
 )
