@@ -25,6 +25,7 @@ from revoker.agora import transport as _transport
 from revoker.agora.auth import basic_header, hmac_headers
 from revoker.credentials import Credentials
 from revoker.errors import TransportFailure, UsageError
+from revoker.jsontext import loads
 from revoker.redact import key_forms, server_data, server_request_id, server_text
 from revoker.settings import ClientSettings
 
@@ -257,8 +258,8 @@ def _to_api_response(
     """The answer reduced; every string from the server passes the redactor."""
     body: Any = None
     try:
-        body = response.json()
-    except ValueError:
+        body = loads(response.content)
+    except ValueError:  # not JSON, or nested too deep to be the API's
         body = None
     message: str | None = None
     limit = MESSAGE_MAX_TEXT

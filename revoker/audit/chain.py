@@ -11,13 +11,13 @@ log is the hash of its last whole line.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from revoker.errors import AuditLogError
+from revoker.jsontext import NestedTooDeep, loads
 
 if TYPE_CHECKING:  # cryptography is imported only when signatures are checked
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -34,8 +34,8 @@ def line_hash(line: bytes) -> str:
 def parse_line(line: bytes) -> dict[str, Any] | None:
     """The JSON object of a whole line, or None for a torn (or otherwise broken) one."""
     try:
-        record = json.loads(line)
-    except ValueError:
+        record = loads(line)
+    except ValueError:  # NestedTooDeep too: the line is not one revoker wrote
         return None
     return record if isinstance(record, dict) else None
 
@@ -51,7 +51,19 @@ def tail_head(fd: int) -> str:
         # The first piece may be the end of a line that starts in an earlier block.
         carry = lines[0] if start > 0 else b""
         for line in reversed(lines if start == 0 else lines[1:]):
-            if line.strip() and parse_line(line) is not None:
+            if not line.strip():
+                continue
+            try:
+                record = loads(line)
+            except NestedTooDeep:
+                # No torn write makes one: appending after it would chain to a forgery.
+                raise AuditLogError(
+                    "its last line is JSON nested too deep to be an audit line: "
+                    "not a revoker audit log (give another --audit-log)"
+                ) from None
+            except ValueError:
+                continue
+            if isinstance(record, dict):
                 return line_hash(line)
         end = start
     return GENESIS

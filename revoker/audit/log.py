@@ -28,6 +28,7 @@ import structlog
 from revoker import __version__
 from revoker.audit.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
+from revoker.jsontext import loads
 from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
 from revoker.redact import key_forms, server_data
 
@@ -118,6 +119,9 @@ class AuditLog:
         except OSError as exc:
             os.close(fd)
             raise AuditLogError(f"{path}: cannot write audit log ({exc.strerror})") from None
+        except AuditLogError as exc:
+            os.close(fd)
+            raise AuditLogError(f"{path}: {exc}") from None
         return cls(path, fd, run_id, reveal_keys, fsync_interval, head, signer)
 
     def write(self, record: dict[str, Any]) -> None:
@@ -283,8 +287,8 @@ def iter_records(path: Path, stats: ReadStats | None = None) -> Iterator[dict[st
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw)
-            except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+                record = loads(raw)
+            except ValueError:  # NestedTooDeep too
                 stats.torn += 1
                 continue
             if _well_formed(record):

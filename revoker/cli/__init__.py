@@ -8,9 +8,10 @@ RevokerError, and :class:`RevokerGroup` exits with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -79,6 +80,24 @@ def run() -> None:
         main(prog_name="revoker")
     except KeyboardInterrupt:  # pragma: no cover - outside click's handling
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        # What click prints itself (--help, usage, --version) on a stdout that refuses
+        # it (a full device): commands turn their own errors into exit codes.
+        _silence(sys.stdout)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"revoker: error: cannot write to stdout ({exc.strerror or exc})\n")
+            sys.stderr.flush()
+        sys.exit(EXIT_USAGE)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream`` at /dev/null, so the flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

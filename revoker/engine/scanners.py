@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from revoker.errors import InputError
+from revoker.jsontext import NestedTooDeep, deep_line, loads
 
 SCANNERS = ("gitleaks", "trufflehog")
 
@@ -49,10 +50,13 @@ def iter_findings(
 
 
 def _gitleaks(label: str, stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    text = stream.read()
     try:
-        report = json.load(stream)
+        report = loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(label, exc.lineno, f"not a gitleaks JSON report ({exc.msg})") from None
+    except NestedTooDeep as exc:
+        raise InputError(label, deep_line(text), f"not a gitleaks JSON report ({exc})") from None
     if not isinstance(report, list):
         raise InputError(label, 1, "not a gitleaks JSON report (expected a list of findings)")
     for index, finding in enumerate(report, start=1):
@@ -66,11 +70,13 @@ def _trufflehog(label: str, stream: IO[str]) -> Iterator[tuple[int, dict[str, An
         if not line.strip():
             continue
         try:
-            finding = json.loads(line)
+            finding = loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(
                 label, number, f"not TruffleHog JSON lines ({exc.msg}); run it with --json"
             ) from None
+        except NestedTooDeep as exc:
+            raise InputError(label, number, f"not a TruffleHog finding ({exc})") from None
         if not isinstance(finding, dict):
             raise InputError(label, number, "not a TruffleHog finding (expected an object)")
         yield number, finding
