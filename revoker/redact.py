@@ -129,6 +129,8 @@ def markdown_cell(value: object) -> str:
     text = printable("" if value is None else str(value))
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'")
     text = text.replace("[", "\\[").replace("]", "\\]")
+    # Emphasis markers: a forged name must not render as a bold verdict.
+    text = text.replace("*", "\\*").replace("_", "\\_").replace("~", "\\~")
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
