@@ -3,7 +3,6 @@ terminal escaped, never as escape sequences."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import respx
 from click.testing import CliRunner
