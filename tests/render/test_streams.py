@@ -26,9 +26,7 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("show_all", [False, True], ids=["matched", "all"])
-def test_server_text_in_the_streams_table_is_escaped(
-    api: respx.MockRouter, show_all: bool
-) -> None:
+def test_server_text_in_the_streams_table_is_escaped(api: respx.MockRouter, show_all: bool) -> None:
     api.get(STREAMS).respond(200, json={"status": "success", "data": [HOSTILE]})
     api.get(KEY_PATH).respond(200, json={"status": "success", "data": {"channel": "c", "uid": "1"}})
     args = ["streams", "--base-url", BASE, "--app-id", APP, "--regions", "na", "--key", KEY]
