@@ -9,7 +9,7 @@ import re
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -136,3 +136,28 @@ def test_encoded_echoes_of_the_key_and_the_secret_are_blanked(tmp_path: Path, se
     text = result.stdout + result.stderr + (tmp_path / "audit.jsonl").read_text()
     for echoed in _ECHOES.split(" "):
         assert longest_run(echoed.removesuffix("&x"), text) <= SURVIVABLE, echoed
+
+
+SPECIAL = "s3cr/t+k=y?&9f1 zQ"  # a secret with characters URL-encoding changes
+_SPECIAL_ECHOES = (
+    quote(SPECIAL, safe=""),
+    re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote_plus(SPECIAL, safe="")),
+    base64.urlsafe_b64encode(SPECIAL.encode()).decode(),
+)
+
+
+@pytest.mark.parametrize(
+    "server", [api_answer(400, {"message": " ".join(_SPECIAL_ECHOES)})], indirect=True
+)
+def test_a_url_encoded_or_base64_secret_is_blanked(tmp_path: Path, server: str) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text(KEY + "\n")
+    env = revoker_env({"AGORA_CUSTOMER_ID": "cid", "AGORA_CUSTOMER_SECRET": SPECIAL})
+    result = helpers_run(
+        "revoke", str(keys), "--app-id", "app1", "--base-url", server, "--max-attempts", "1",
+        "--audit-log", str(tmp_path / "audit.jsonl"), env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    text = result.stdout + result.stderr + (tmp_path / "audit.jsonl").read_text()
+    for echoed in _SPECIAL_ECHOES:
+        assert longest_run(echoed, text) <= SURVIVABLE, echoed
