@@ -84,11 +84,18 @@ def clip(text: str, limit: int | None, secrets: Iterable[str]) -> str:
     return _mask_partial_tail(text, secrets)
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def key_forms(key: str) -> tuple[str, ...]:
     """The key as sent and as decoded, longest first; a 2-letter test key must not blank
     half a message (forms under 6 characters are left out)."""
+    if len(key) < 6:
+        return ()
+    if _URL_SAFE.fullmatch(key):  # the usual key: percent-encoding leaves it as it is
+        return (key,)
     forms = {key, quote(key, safe="")}
-    return tuple(f for f in sorted(forms, key=len, reverse=True) if len(f) >= 6)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def secret_forms(secret: str) -> tuple[str, ...]:
@@ -146,7 +153,7 @@ def server_data(value: Any, secrets: Iterable[str]) -> Any:
     is what matching looks for. Walked without recursion, however deep the JSON.
     """
     secrets = tuple(s for s in secrets if s)
-    if not secrets:
+    if not secrets or value is None or isinstance(value, int | float):
         return value
     root: list[Any] = [value]
     stack: list[tuple[list[Any] | dict[Any, Any], Any]] = [(root, 0)]

@@ -30,7 +30,7 @@ from revoker.audit.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
 from revoker.jsontext import loads
 from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
-from revoker.redact import key_forms, server_data
+from revoker.redact import key_forms, redact, server_data
 
 if TYPE_CHECKING:  # cryptography is imported only when a run signs
     from revoker.audit.signing import Signer
@@ -264,8 +264,25 @@ def task_record(
                 echoed[field] = result.data[name]
     echoed.update(extra)
     # What the server said (a GET's channel or uid, a stream's fields) may echo the key.
-    record.update(echoed if reveal_keys else server_data(echoed, key_forms(task.key)))
+    if echoed:
+        record.update(echoed if reveal_keys else _masked(echoed, key_forms(task.key)))
     return record
+
+
+def _masked(fields: dict[str, Any], forms: tuple[str, ...]) -> dict[str, Any]:
+    """``fields`` with every form of the key blanked in their strings (a server may
+    echo the key as a channel or uid); flat values without a walk, for speed."""
+    if not forms:
+        return fields
+    masked: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, str):
+            masked[name] = redact(value, forms)
+        elif isinstance(value, dict | list):
+            masked[name] = server_data(value, forms)
+        else:
+            masked[name] = value
+    return masked
 
 
 @dataclass
