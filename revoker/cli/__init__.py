@@ -9,6 +9,7 @@ RevokerError, and :class:`RevokerGroup` exits with it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from typing import Any, TextIO
@@ -74,6 +75,9 @@ for _command in (*bulk.COMMANDS, *ops.COMMANDS, emulator):
     main.add_command(_command)
 
 
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EPIPE})
+
+
 def run() -> None:
     """Console-script entry point."""
     try:
@@ -83,6 +87,8 @@ def run() -> None:
     except OSError as exc:
         # What click prints itself (--help, usage, --version) on a stdout that refuses
         # it (a full device): commands turn their own errors into exit codes.
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
         _silence(sys.stdout)
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(f"revoker: error: cannot write to stdout ({exc.strerror or exc})\n")
