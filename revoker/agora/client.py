@@ -220,7 +220,7 @@ class AgoraClient:
                 self._note_connect_failure(index)
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
-        return _to_api_response(response, request_id, host, ms, echoes + self._secrets)
+        return _to_api_response(response, request_id, host, ms, self._secrets, echoes)
 
     async def delete_key(self, region: str, app_id: str, key: str) -> ApiResponse:
         return await self.request("DELETE", key_path(region, app_id, key), echoes=key_forms(key))
@@ -253,9 +253,20 @@ class AgoraClient:
 
 
 def _to_api_response(
-    response: httpx.Response, request_id: str, host: str, ms: int, secrets: tuple[str, ...]
+    response: httpx.Response,
+    request_id: str,
+    host: str,
+    ms: int,
+    secrets: tuple[str, ...],
+    echoes: tuple[str, ...] = (),
 ) -> ApiResponse:
-    """The answer reduced; every string from the server passes the redactor."""
+    """The answer reduced; every string from the server passes the redactor.
+
+    ``data`` keeps the key's forms (``echoes``): matching and rotate decide on its
+    exact text, and the audit log masks them where it records data. The message and
+    request ID are recorded as they are, so both lose them here.
+    """
+    blanked = echoes + secrets
     body: Any = None
     try:
         body = loads(response.content)
@@ -276,12 +287,12 @@ def _to_api_response(
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
-        server_request_id=server_request_id(echoed, secrets),
+        server_request_id=server_request_id(echoed, blanked),
         host=host,
         ms=ms,
         # Redacted before it is cut: a cut must not keep half a secret that redaction
         # of the whole would have blanked.
-        message=None if message is None else server_text(message, secrets, limit),
+        message=None if message is None else server_text(message, blanked, limit),
         data=data,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         # The API echoes the X-Request-ID it was sent; a front proxy, a catch-all
