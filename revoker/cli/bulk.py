@@ -26,7 +26,7 @@ from revoker.cli.output import emit, progress_line, skipped_rows
 from revoker.credentials import load_credentials
 from revoker.durations import MAX_DURATION
 from revoker.errors import UsageError
-from revoker.settings import RunSettings
+from revoker.settings import RunSettings, check_new_keys_path
 
 if TYPE_CHECKING:
     from revoker.engine.planner import Plan
@@ -68,7 +68,9 @@ def finish(report: RunReport, output: str) -> int:
     if report.unrecorded:
         saved = report.unrecorded_file
         where = (
-            f"their audit lines are saved in {saved}; append them to the log once there is room"
+            f"their audit lines are saved in {saved}; once there is room, add them to the "
+            f"log with: revoker report --merge-fallback {saved} {report.audit_log} "
+            "(and the run's --sign-key if it signed; appended by hand they break the chain)"
             if saved
             else "saving them to a file failed too; they are listed in the summary"
         )
@@ -235,6 +237,8 @@ def rotate(
     missing = "rotate needs --new-keys-file PATH: the only place new keys are written"
     if new_keys_file is None and not settings.dry_run:
         raise UsageError(missing)
+    if new_keys_file is not None:
+        check_new_keys_path(new_keys_file, settings.audit_log, settings.inputs.sources)
 
     def passes(settings: RunSettings, plan: Plan) -> list[Pass]:
         if new_keys_file is None:  # a dry run stops before its passes are built
