@@ -72,7 +72,8 @@ def test_a_scanner_report_nested_too_deep_names_its_file_and_line(
     report = tmp_path / "report.json"
     report.write_text(text)
     result = run_revoker(
-        "revoke", str(report), "--from", scanner, "--app-id", "app1", "--base-url", CLOSED,
+        "revoke", str(report), "--from", scanner, "--all-findings", "--app-id", "app1",
+        "--base-url", CLOSED,
         "--audit-log", str(tmp_path / "a.jsonl"), env=ENV,
     )  # fmt: skip
     _no_crash(result)
