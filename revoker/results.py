@@ -16,6 +16,7 @@ from typing import Any
 
 from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from revoker.models import REGIONS, Outcome, Task, TaskResult, is_problem, key_hint, key_id
+from revoker.redact import key_forms, redact
 
 
 class HaltReason(StrEnum):
@@ -303,8 +304,9 @@ class RegionView:
         )
         data = result.data if result.outcome is Outcome.PRESENT else None
         if isinstance(data, dict):
-            view.channel = str(data.get("channel", "")) or None
-            view.uid = str(data.get("uid", "")) or None
+            forms = key_forms(result.task.key)  # a server may echo the key as its channel
+            view.channel = redact(str(data.get("channel", "")), forms) or None
+            view.uid = redact(str(data.get("uid", "")), forms) or None
             view.created = iso(data.get("createdAt"))
             try:
                 after = int(data.get("expiresAfter") or 0)
