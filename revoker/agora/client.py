@@ -11,6 +11,7 @@ httpx errors never leave this module: they become
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,20 +36,40 @@ CREATE_PATH = "/{region}/v1/projects/{app}/rtls/ingress/streamkeys"
 STREAMS_PATH = "/{region}/v1/projects/{app}/rtls/ingress/online-streams"
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote(safe="") leaves as it is
+
+
 def segment(value: str) -> str:
     """Percent-encode ``value`` as exactly one path segment.
 
     ``quote(safe="")`` leaves ``.`` alone, so a segment made only of dots
     (``.``, ``..``) is encoded as ``%2E`` too: no key can climb the path.
     """
+    if _URL_SAFE.fullmatch(value) and value.strip("."):  # the usual ID or key: as it is
+        return value
     encoded = quote(value, safe="")
     if encoded and set(encoded) == {"."}:
         encoded = "%2E" * len(encoded)
     return encoded
 
 
-def key_path(region: str, app_id: str, key: str) -> str:
-    return KEYS_PATH.format(region=segment(region), app=segment(app_id), key=segment(key))
+@dataclass(frozen=True, slots=True)
+class StreamKey:
+    """A stream key with its path segment and the forms redaction blanks, made once per
+    task and reused by each of its attempts."""
+
+    key: str
+    segment: str
+    forms: tuple[str, ...]
+
+    @classmethod
+    def of(cls, key: str) -> StreamKey:
+        return cls(key, segment(key), key_forms(key))
+
+
+def key_path(region: str, app_id: str, key: str | StreamKey) -> str:
+    encoded = key.segment if isinstance(key, StreamKey) else segment(key)
+    return KEYS_PATH.format(region=segment(region), app=segment(app_id), key=encoded)
 
 
 def streams_path(region: str, app_id: str, sid: str | None = None) -> str:
@@ -148,8 +169,20 @@ class AgoraClient:
         self._basic = basic_header(credentials)
         # What a server must not get echoed into a record.
         self._secrets = credentials.secrets
-        self._bases = settings.base_urls
-        self._hosts = [_host_header(httpx.URL(base)) for base in self._bases]
+        self._bases = [_transport.BaseURL(base) for base in settings.base_urls]
+        self._hosts = [_host_header(base.url) for base in self._bases]
+        # Each request's headers but its X-Request-ID (and HMAC's), encoded once.
+        self._head = [
+            [
+                (b"Host", host.encode("ascii")),
+                (b"Accept", b"application/json"),
+                # small answers; a compressed one is still capped
+                (b"Accept-Encoding", b"identity"),
+                (b"User-Agent", USER_AGENT.encode("ascii")),
+            ]
+            for host in self._hosts
+        ]
+        self._basic_raw = (b"Authorization", self._basic.encode("latin-1"))
         self._active = 0
         limits = httpx.Limits(
             max_connections=max(settings.concurrency, 1),
@@ -196,33 +229,39 @@ class AgoraClient:
         blanked (as the credentials are) in the message and request ID the server sends."""
         index = self._active
         # path and query are percent-encoded already (segment, quote): httpx keeps them as is.
-        url = httpx.URL(self._bases[index] + path + (f"?{query}" if query else ""))
+        url = self._bases[index].join(path, query)
         host = self._hosts[index]
         request_id = str(uuid.uuid4())
-        headers = {
-            "Host": host,
-            "Accept": "application/json",
-            "Accept-Encoding": "identity",  # small answers; a compressed one is still capped
-            "User-Agent": USER_AGENT,
-            "X-Request-ID": request_id,
-        }
+        headers = [*self._head[index], (b"X-Request-ID", request_id.encode("ascii"))]
         if self.settings.auth == "hmac":
             raw_path = url.raw_path.decode("ascii")
-            headers.update(
-                hmac_headers(self._credentials, host=host, method=method, path=raw_path, body=body)
+            signed = hmac_headers(
+                self._credentials, host=host, method=method, path=raw_path, body=body
             )
+            headers += [
+                (name.encode("ascii"), value.encode("latin-1")) for name, value in signed.items()
+            ]
         else:
-            headers["Authorization"] = self._basic
+            headers.append(self._basic_raw)
         if body:
-            headers["Content-Type"] = "application/json"
+            headers += [
+                (b"Content-Type", b"application/json"),
+                (b"Content-Length", str(len(body)).encode("ascii")),
+            ]
         started = time.perf_counter()
         try:
+            # Headers as bytes and the body as a stream: httpx takes them as they are,
+            # without encoding the headers and merging its defaults into them again.
             request = httpx.Request(
-                method, url, headers=headers, content=body or None, extensions=self._extensions
+                method,
+                url,
+                headers=headers,
+                stream=httpx.ByteStream(body),
+                extensions=self._extensions,
             )
             response = await self._transport.handle_async_request(request)
             try:
-                await response.aread()
+                content = await _read(response)
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:  # transport errors, and a body that cannot be decoded
@@ -232,13 +271,15 @@ class AgoraClient:
                 self._note_connect_failure(index)
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
-        return _to_api_response(response, request_id, host, ms, self._secrets, echoes)
+        return _to_api_response(response, content, request_id, host, ms, self._secrets, echoes)
 
-    async def delete_key(self, region: str, app_id: str, key: str) -> ApiResponse:
-        return await self.request("DELETE", key_path(region, app_id, key), echoes=key_forms(key))
+    async def delete_key(self, region: str, app_id: str, key: str | StreamKey) -> ApiResponse:
+        key = key if isinstance(key, StreamKey) else StreamKey.of(key)
+        return await self.request("DELETE", key_path(region, app_id, key), echoes=key.forms)
 
-    async def get_key(self, region: str, app_id: str, key: str) -> ApiResponse:
-        return await self.request("GET", key_path(region, app_id, key), echoes=key_forms(key))
+    async def get_key(self, region: str, app_id: str, key: str | StreamKey) -> ApiResponse:
+        key = key if isinstance(key, StreamKey) else StreamKey.of(key)
+        return await self.request("GET", key_path(region, app_id, key), echoes=key.forms)
 
     async def create_key(
         self, region: str, app_id: str, *, channel: str, uid: str, expires_after: int
@@ -264,8 +305,19 @@ class AgoraClient:
         return await self.request("DELETE", streams_path(region, app_id, sid))
 
 
+async def _read(response: httpx.Response) -> bytes:
+    """The answer's body. One that no ``Content-Encoding`` is left on (the production
+    transport decodes under its cap, and says so) is taken from the stream as it is:
+    what httpx's identity decoder would give, without its per-chunk machinery."""
+    stream = response.stream
+    if "Content-Encoding" in response.headers or not isinstance(stream, httpx.AsyncByteStream):
+        return await response.aread()
+    return b"".join([part async for part in stream])
+
+
 def _to_api_response(
     response: httpx.Response,
+    content: bytes,
     request_id: str,
     host: str,
     ms: int,
@@ -281,7 +333,7 @@ def _to_api_response(
     blanked = echoes + secrets
     body: Any = None
     try:
-        body = loads(response.content)
+        body = loads(content)
     except ValueError:  # not JSON, or nested too deep to be the API's
         body = None
     message: str | None = None
@@ -293,7 +345,8 @@ def _to_api_response(
             raw = body.get("message")
             message, limit = (str(raw), MESSAGE_MAX_JSON) if raw is not None else (None, limit)
     if response.status_code != 200 and message is None:
-        text = response.text.strip()
+        # As httpx's Response.text decodes it (charset, else UTF-8; bad bytes replaced).
+        text = content.decode(response.encoding or "utf-8", errors="replace").strip()
         message = text if text else response.reason_phrase or None
     echoed = response.headers.get("X-Request-ID")
     return ApiResponse(

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result
 
-from revoker.agora.client import NOT_THE_API, ApiResponse
+from revoker.agora.client import NOT_THE_API, ApiResponse, StreamKey
 from revoker.engine.pacing import Pacer
 from revoker.engine.pool import Halted, RunContext
 from revoker.errors import TransportFailure
@@ -198,11 +198,14 @@ async def call_task(
     *,
     idempotent: bool = True,
     spare: bool = False,
+    key: StreamKey | None = None,
 ) -> tuple[TaskResult, ApiResponse | None]:
-    """One API call (with retries) as a TaskResult, plus the last response if any."""
+    """One API call (with retries) as a TaskResult, plus the last response if any;
+    ``key``: the task's key as ``send`` quoted it, if it did."""
     attempts: list[Attempt] = []
     started = time.perf_counter()
-    forms = key_forms(task.key)  # blanked in everything the server says about this task
+    # blanked in everything the server says about this task
+    forms = key.forms if key is not None else key_forms(task.key)
     result = TaskResult(task, Outcome.NOT_ATTEMPTED, attempts)
     response: ApiResponse | None = None
     try:
@@ -239,9 +242,10 @@ async def run_call(
     classify: Callable[[ApiResponse], Outcome],
     *,
     spare: bool = False,
+    key: StreamKey | None = None,
 ) -> TaskResult:
     """A task made of one API call, turned into a TaskResult with its outcome."""
-    result, _ = await call_task(ctx, task, method, send, classify, spare=spare)
+    result, _ = await call_task(ctx, task, method, send, classify, spare=spare, key=key)
     return result
 
 
@@ -268,22 +272,26 @@ classify_get = classifier(Outcome.PRESENT)
 
 
 async def revoke_task(ctx: RunContext, task: Task) -> TaskResult:
+    key = StreamKey.of(task.key)  # quoted once, for every attempt and the redactor
     return await run_call(
         ctx,
         task,
         "DELETE",
-        lambda: ctx.client.delete_key(task.region, task.app_id, task.key),
+        lambda: ctx.client.delete_key(task.region, task.app_id, key),
         classify_delete,
+        key=key,
     )
 
 
 async def query_task(ctx: RunContext, task: Task, *, spare: bool = False) -> TaskResult:
     """GET the key in the task's region; ``spare``: only on GET slots nothing else waits for."""
+    key = StreamKey.of(task.key)
     return await run_call(
         ctx,
         task,
         "GET",
-        lambda: ctx.client.get_key(task.region, task.app_id, task.key),
+        lambda: ctx.client.get_key(task.region, task.app_id, key),
         classify_get,
         spare=spare,
+        key=key,
     )
