@@ -19,7 +19,10 @@ them into :class:`~revoker.errors.TransportFailure`.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import re
+import time
 import zlib
 from typing import Any
 
@@ -82,6 +85,81 @@ class BaseURL:
         return httpx.URL(self.text + path + (f"?{query}" if query else ""))
 
 
+# What asyncio counts as due: a timer handle runs once the clock is this close to it.
+_CLOCK_RESOLUTION = time.get_clock_info("monotonic").resolution
+
+
+class _Deadline:
+    """One attempt's deadline: its task, and whether the deadline cancelled it."""
+
+    __slots__ = ("cancelling", "done", "expired", "ours", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.cancelling = task.cancelling()
+        self.done = self.expired = self.ours = False
+
+
+class _Deadlines:
+    """The deadlines of the attempts in flight, on one timer handle.
+
+    The protocol of ``asyncio.timeout`` (the task is cancelled at its deadline, and
+    only that cancellation becomes a timeout), without its object and timer handle
+    per attempt: the attempts sit in a heap by deadline, and the one timer is armed
+    for the earliest.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._order = itertools.count()  # equal deadlines: no comparing of _Deadlines
+
+    def start(self, seconds: float) -> _Deadline:
+        """The running task's attempt ends in ``seconds``."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop: the old one's timer is gone
+            self._loop, self._heap, self._timer = loop, [], None
+        task = asyncio.current_task(loop)
+        if task is None:
+            raise RuntimeError("a deadline needs a task")
+        entry = _Deadline(task)
+        when = loop.time() + seconds
+        heapq.heappush(self._heap, (when, next(self._order), entry))
+        if self._timer is None or when < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(when, self._expire)
+        return entry
+
+    def end(self, entry: _Deadline) -> bool:
+        """The attempt is over (called again: no effect); True if its deadline cancelled it."""
+        if not entry.done:
+            entry.done = True
+            heap = self._heap
+            while heap and heap[0][2].done:
+                heapq.heappop(heap)
+            if entry.expired:
+                # As asyncio.timeout: the deadline's cancellation is taken back, and the
+                # task is still cancelled if something else cancelled it too.
+                entry.ours = entry.task.uncancel() <= entry.cancelling
+        return entry.ours
+
+    def _expire(self) -> None:
+        self._timer = None
+        loop, heap = self._loop, self._heap
+        if loop is None:
+            return
+        now = loop.time() + _CLOCK_RESOLUTION
+        while heap and (heap[0][2].done or heap[0][0] <= now):
+            _, _, entry = heapq.heappop(heap)
+            if not entry.done:
+                entry.expired = True
+                entry.task.cancel()
+        if heap:
+            self._timer = loop.call_at(heap[0][0], self._expire)
+
+
 def make_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     """The production transport, for every run size: aiohttp's pool under httpx's types.
 
@@ -115,9 +193,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._limits = limits
         self._session: Any = None
         self._timeouts: dict[float | None, Any] = {}
+        self._deadlines = _Deadlines()
+        # Set by _open: aiohttp and yarl are imported once a request is made, not at
+        # start-up, and not looked up again for each request.
+        self._client_error: Any = None
+        self._url: Any = None
 
     def _open(self) -> Any:
         import aiohttp
+        import yarl
 
         connector = aiohttp.TCPConnector(
             limit=self._limits.max_connections or 0,
@@ -132,6 +216,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         # Private hook (see the module docstring): no silent resend of a request.
         session._retry_connection = False
+        self._client_error = aiohttp.ClientError
+        self._url = yarl.URL
         self._session = session
         return session
 
@@ -140,45 +226,53 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if found is None:
             from aiohttp import ClientTimeout
 
-            # total=None: the deadline around the whole attempt is asyncio's, below.
+            # total=None: the deadline around the whole attempt is our own, below.
             found = ClientTimeout(total=None, sock_connect=connect, connect=connect)
             self._timeouts[connect] = found
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        import aiohttp
-
         timeout = request.extensions.get("timeout") or {}
         deadline = timeout.get("read")
         session = self._session if self._session is not None else self._open()
+        clock = None if deadline is None else self._deadlines.start(deadline)
         try:
-            async with asyncio.timeout(deadline):
-                response = await session.request(
-                    request.method,
-                    _as_encoded_url(str(request.url)),
-                    headers=_str_headers(request.headers),
-                    data=request.read() or None,
-                    allow_redirects=False,
-                    compress=False,
-                    timeout=self._timeout(timeout.get("connect")),
-                    server_hostname=request.extensions.get("sni_hostname"),
-                )
-                try:
-                    body = await _read_capped(response)
-                except BaseException:
-                    response.close()  # the rest of the body is unread: never reuse the connection
-                    raise
-                response.release()
+            response = await session.request(
+                request.method,
+                # Taken as encoded already: yarl would decode %40 and drop %2E%2E.
+                self._url(str(request.url), encoded=True),
+                headers=_str_headers(request.headers),
+                data=request.read() or None,
+                allow_redirects=False,
+                compress=False,
+                timeout=self._timeout(timeout.get("connect")),
+                server_hostname=request.extensions.get("sni_hostname"),
+            )
+            try:
+                body = await _read_capped(response)
+            except BaseException:
+                response.close()  # the rest of the body is unread: never reuse the connection
+                raise
+            response.release()
+        except asyncio.CancelledError:
+            if clock is not None and self._deadlines.end(clock):
+                raise DeadlineExceeded(f"no complete answer within {deadline} s") from None
+            raise
         except TimeoutError:
             raise DeadlineExceeded(f"no complete answer within {deadline} s") from None
-        except aiohttp.ClientError as exc:
+        except self._client_error as exc:
             raise _map_aiohttp_error(exc) from exc
+        finally:
+            if clock is not None:
+                self._deadlines.end(clock)
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
-        # The body is decoded already (or was sent as is): httpx must not decode it again,
-        # outside the cap.
-        headers = tuple((k, v) for k, v in response.raw_headers if k.lower() != b"content-encoding")
+        headers = response.raw_headers
+        if "Content-Encoding" in response.headers:
+            # The body is decoded already (or was sent as is): httpx must not decode it
+            # again, outside the cap.
+            headers = tuple((k, v) for k, v in headers if k.lower() != b"content-encoding")
         return httpx.Response(
             response.status,
             headers=headers,
@@ -190,13 +284,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-def _as_encoded_url(url: object) -> Any:
-    """A yarl URL taken as already percent-encoded: no requoting, no dot segments removed."""
-    from yarl import URL
-
-    return url if isinstance(url, URL) else URL(str(url), encoded=True)
 
 
 def _content_coding(response: Any) -> int | None:
@@ -225,6 +312,10 @@ async def _read_capped(response: Any) -> bytes:
     declared = response.content_length
     if declared is not None and declared > MAX_BODY:
         raise ResponseTooLarge(f"answer of {declared} bytes, over the {MAX_BODY}-byte cap")
+    if declared is not None and "Content-Encoding" not in response.headers:
+        # The usual answer: aiohttp's parser reads exactly the declared length, within the cap.
+        body: bytes = await response.read()
+        return body
     wbits = _content_coding(response)
     decoder = zlib.decompressobj(wbits) if wbits is not None else None
     parts: list[bytes] = []
