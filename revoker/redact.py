@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
+import string
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -60,17 +61,27 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+# Lower case for ASCII letters only: the length stays, so places in the text still match.
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def _mask_partial_tail(text: str, secrets: Iterable[str]) -> str:
     """``text`` whose end is the start (8+ characters) of a secret, with that start masked."""
     for secret in secrets:
         longest = min(len(secret) - 1, len(text))
+        if longest < PARTIAL_MIN:
+            continue
         folded = "%" in secret  # hex digits may come in either case
-        tail_text = text.lower() if folded else text
-        start = secret.lower() if folded else secret
-        for size in range(longest, PARTIAL_MIN - 1, -1):
-            if tail_text.endswith(start[:size]):
-                text = text[:-size] + MASK
-                break
+        tail = text[-longest:].translate(_ASCII_LOWER) if folded else text[-longest:]
+        start = secret.translate(_ASCII_LOWER) if folded else secret
+        # The longest such end first: the earliest place in the tail where the
+        # secret's first characters stand and the rest of the tail follows them.
+        head = start[:PARTIAL_MIN]
+        at = tail.find(head)
+        while at >= 0 and not start.startswith(tail[at:]):
+            at = tail.find(head, at + 1)
+        if at >= 0:
+            text = text[: len(text) - longest + at] + MASK
     return text
 
 

@@ -118,3 +118,11 @@ def test_every_encoding_of_the_secret_is_a_form_to_blank() -> None:
     ):
         assert "***" in redact(f"[{echoed}]", forms), echoed
         assert redact(f"[{echoed}]", forms).strip("[]=") == "***", echoed
+
+
+def test_the_longest_end_of_a_text_that_starts_a_secret_is_masked() -> None:
+    secret = "abcdefghXabcdefghY"
+    # The secret's first 8 characters stand twice in the tail; only the second run
+    # goes on as the secret does.
+    assert clip("zz abcdefghZ abcdefghX", None, [secret]) == "zz abcdefghZ ***"
+    assert clip("zz abcdefghXabcdefgh", None, [secret]) == "zz ***"
