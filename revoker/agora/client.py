@@ -183,6 +183,7 @@ class AgoraClient:
             for host in self._hosts
         ]
         self._basic_raw = (b"Authorization", self._basic.encode("latin-1"))
+        self._hmac = settings.auth == "hmac"
         self._active = 0
         limits = httpx.Limits(
             max_connections=max(settings.concurrency, 1),
@@ -233,7 +234,7 @@ class AgoraClient:
         host = self._hosts[index]
         request_id = str(uuid.uuid4())
         headers = [*self._head[index], (b"X-Request-ID", request_id.encode("ascii"))]
-        if self.settings.auth == "hmac":
+        if self._hmac:
             raw_path = url.raw_path.decode("ascii")
             signed = hmac_headers(
                 self._credentials, host=host, method=method, path=raw_path, body=body
@@ -260,10 +261,7 @@ class AgoraClient:
                 extensions=self._extensions,
             )
             response = await self._transport.handle_async_request(request)
-            try:
-                content = await _read(response)
-            finally:
-                await response.aclose()
+            content = await _read(response)
         except httpx.HTTPError as exc:  # transport errors, and a body that cannot be decoded
             ms = int((time.perf_counter() - started) * 1000)
             connect = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
@@ -306,13 +304,19 @@ class AgoraClient:
 
 
 async def _read(response: httpx.Response) -> bytes:
-    """The answer's body. One that no ``Content-Encoding`` is left on (the production
-    transport decodes under its cap, and says so) is taken from the stream as it is:
-    what httpx's identity decoder would give, without its per-chunk machinery."""
+    """The answer's body, the response closed.
+
+    Bytes in hand with no ``Content-Encoding`` left on them (the production
+    transport decodes under its cap, and says so) are taken as they are: what
+    httpx's identity decoder would give, with nothing to release.
+    """
     stream = response.stream
-    if "Content-Encoding" in response.headers or not isinstance(stream, httpx.AsyncByteStream):
+    if isinstance(stream, httpx.ByteStream) and "Content-Encoding" not in response.headers:
+        return b"".join([part async for part in stream])
+    try:
         return await response.aread()
-    return b"".join([part async for part in stream])
+    finally:
+        await response.aclose()
 
 
 def _to_api_response(
