@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 import aiohttp
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from revoker.agora.transport import AiohttpTransport, make_transport
+from revoker.agora.client import key_path
+from revoker.agora.transport import AiohttpTransport, BaseURL, DeadlineExceeded, make_transport
 
 LIMITS = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 TIMEOUT = {"timeout": httpx.Timeout(5.0).as_dict()}
@@ -104,3 +109,124 @@ def test_the_path_is_sent_exactly_as_encoded() -> None:
 
     asyncio.run(go())
     assert seen == [f"GET {path} HTTP/1.1".encode()]
+
+
+def test_httpx_urls_still_hold_the_parse_base_url_builds_on() -> None:
+    parsed = httpx.URL("https://agora.test")._uri_reference
+    assert parsed._replace(path="/na", query="a=b").path == "/na"
+    assert BaseURL("https://agora.test")._parsed is not None, "the fast join is in use"
+
+
+BASES = (
+    "https://agora.test",
+    "http://127.0.0.1:8080",
+    "http://[::1]:9000",
+    "https://Bücher.example:443",
+    "https://proxy.test/agora/api",
+    "https://proxy.test/a/../b",  # a dot segment in the base: httpx's own parse
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from(BASES),
+    key=st.text(min_size=1, max_size=40),
+    channel=st.none() | st.text(max_size=20),
+)
+def test_a_joined_url_is_the_url_httpx_parses_from_the_whole_string(
+    base: str, key: str, channel: str | None
+) -> None:
+    path = key_path("na", "9d2498880e934632b38b0a68fa2f1622", key)
+    query = "" if channel is None else "channel=" + quote(channel, safe="")
+    joined = BaseURL(base).join(path, query)
+    whole = httpx.URL(base + path + (f"?{query}" if query else ""))
+    assert joined == whole
+    assert (str(joined), joined.raw_path, joined.raw_host) == (
+        str(whole),
+        whole.raw_path,
+        whole.raw_host,
+    )
+
+
+def test_a_path_that_is_not_plain_segments_is_parsed_by_httpx() -> None:
+    base = BaseURL("https://agora.test")
+    assert base.join("/na/../x") == httpx.URL("https://agora.test/x")
+    assert base.join("/na/a b") == httpx.URL("https://agora.test/na/a%20b")
+
+
+def _trickling_server() -> Callable[[], Awaitable[asyncio.Server]]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            for _ in range(100):
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def start() -> asyncio.Server:
+        return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+    return start
+
+
+def test_each_attempt_in_flight_ends_at_its_own_deadline() -> None:
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+
+    async def go() -> list[BaseException]:
+        server = await _trickling_server()()
+        transport = AiohttpTransport(limits)
+        try:
+
+            async def attempt(seconds: float) -> BaseException:
+                ext = {"timeout": httpx.Timeout(seconds).as_dict()}
+                request = httpx.Request("GET", _url(server, "/na/k"), extensions=ext)
+                try:
+                    await transport.handle_async_request(request)
+                except httpx.TransportError as exc:
+                    return exc
+                raise AssertionError("a 5 s answer came within the deadline")
+
+            # Started in the order of a long deadline first: the short ones still end
+            # first, each at its own.
+            ended: list[BaseException] = []
+            for done in asyncio.as_completed([attempt(s) for s in (0.9, 0.2, 0.4)]):
+                ended.append(await done)
+            assert not transport._deadlines._heap, "nothing held once every attempt ended"
+            return ended
+        finally:
+            await transport.aclose()
+            server.close()
+            await server.wait_closed()
+
+    ended = asyncio.run(go())
+    assert [type(exc) for exc in ended] == [DeadlineExceeded] * 3
+    assert [str(exc) for exc in ended] == [
+        f"no complete answer within {s} s" for s in (0.2, 0.4, 0.9)
+    ]
+
+
+def test_a_cancelled_attempt_stays_cancelled_and_is_no_timeout() -> None:
+    """A stop (the run's own cancellation) is not the deadline's: it is never retried."""
+
+    async def go() -> None:
+        server = await _trickling_server()()
+        transport = AiohttpTransport(LIMITS)
+        try:
+            request = httpx.Request("GET", _url(server, "/na/k"), extensions=TIMEOUT)
+            task = asyncio.ensure_future(transport.handle_async_request(request))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not transport._deadlines._heap
+        finally:
+            await transport.aclose()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(go())
