@@ -282,10 +282,13 @@ def throughput() -> None:
     concurrency, latency = 64, 0.020
     keys = make_keys(1000, "thr")
     small = keys[:250]  # the slow baselines send 1,000 pairs, not 4,000 (bounded time)
-    apps = ("thr-rev1", "thr-rev2", "thr-aio1", "thr-aio2", "thr-hxaio", "thr-httpx", "thr-curl")
+    # thr-rev0 and thr-aio0 get one key each: the start-up's CPU, told apart from the requests'.
+    apps = ["thr-rev1", "thr-rev2", "thr-aio1", "thr-aio2", "thr-hxaio", "thr-httpx", "thr-curl"]
+    apps += ["thr-rev0", "thr-aio0"]
     seed = write_seed_csv(DATA / "thr-seed.csv", ((k, a) for a in apps for k in keys))
     keys_file = write_text_keys(DATA / "thr-keys.txt", keys)
     small_file = write_text_keys(DATA / "thr-keys-small.txt", small)
+    one_file = write_text_keys(DATA / "thr-keys-one.txt", keys[:1])
     args = ("--latency-ms", "20", "--delete-rps", "0", "--get-rps", "0")
     runs: list[ChildResult] = []
     aio: list[tuple[float, float]] = []
@@ -301,6 +304,13 @@ def throughput() -> None:
             runs.append(result)
             if counts(result)["revoked"] != 4000:
                 BROKEN.append(f"throughput run {n}: {dict(counts(result))}")
+        start = revoke(
+            emu.base_url,
+            *(str(one_file), "--app-id", "thr-rev0", "--max-rps", "0"),
+            *("--concurrency", str(concurrency)),
+            audit="thr-rev0.jsonl",
+        )
+        aio_start = baseline("baseline_aiohttp.py", emu.base_url, "thr-aio0", one_file, 64)
         hxaio = baseline(
             "baseline_httpx.py", emu.base_url, "thr-hxaio", keys_file, concurrency, "aiohttp"
         )
@@ -328,6 +338,32 @@ def throughput() -> None:
     row("2", "baseline xargs -P 32 curl (1,000 pairs)", curl, "req/s", "", None)
     row("2", "ideal bound concurrency/latency", ideal, "req/s", "", None)
     row("2", "revoker / aiohttp loop", 100 * rps / aio_rps, "%", ">= 70%", rps >= 0.7 * aio_rps)
+    cpu, aio_best_cpu = 1000 * best.cpu / 4000, min(c for _, c in aio)
+    row(
+        "2",
+        "revoker / aiohttp loop: CPU per request",
+        cpu / aio_best_cpu,
+        "x",
+        "<= 1.6x",
+        cpu <= 1.6 * aio_best_cpu,
+    )
+    # Start-up (imports, TLS contexts, the listings) apart: what each request costs.
+    net = 1000 * (best.cpu - start.cpu) / (4000 - len(REGIONS))
+    aio_net = (4000 * aio_best_cpu - len(REGIONS) * aio_start[1]) / (4000 - len(REGIONS))
+    row("2", "revoker: start-up CPU (1 key)", start.cpu, "s", "", None)
+    row(
+        "2",
+        "baseline aiohttp loop: start-up CPU (1 key)",
+        len(REGIONS) * aio_start[1] / 1000,
+        "s",
+        "",
+        None,
+    )
+    row("2", "revoker: CPU per request, start-up apart", net, "ms", "", None)
+    row("2", "baseline aiohttp loop: CPU per request, start-up apart", aio_net, "ms", "", None)
+    row(
+        "2", "revoker / aiohttp loop: CPU per request, start-up apart", net / aio_net, "x", "", None
+    )
     row("2", "revoker / xargs curl", rps / curl, "x", ">= 5x", rps >= 5 * curl)
     row("2", "revoker / httpx loop", rps / hx[0], "x", "", None)
     row("2", "revoker / httpx-over-aiohttp loop", 100 * rps / hxaio[0], "%", "", None)
