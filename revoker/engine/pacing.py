@@ -20,8 +20,22 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 Clock = Callable[[], float]
+
+# The two documented 429 messages that speak of the service's resources, not of
+# our rate: supporting evidence only, as the docs reword messages between versions.
+QUOTA_MESSAGES = ("resources quota limit exceeded", "no available resources")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A booked send time; ``seq``: the front bookings (:meth:`Pacer.book_front`) it
+    already takes into account."""
+
+    at: float
+    seq: int
 
 
 class Pacer:
@@ -53,6 +67,19 @@ class Pacer:
     it. A fast climb straight back would meet the same lower cap again and
     again: a saw-tooth of 429s every few seconds for the whole run; a slow one
     after a passing storm of 429s would crawl for a minute.
+
+    Not every 429 is about our pace: the service also answers 429 when its own
+    resources run short. A 429 is taken as ours when 429s are dense (more than
+    ``DENSE`` of the answers of the last ``HORIZON`` seconds above the stray
+    share: a storm or a much lower cap, cut at once as above), or, when sparse,
+    once slowing down has been seen to stop them. Sparse 429s that kept coming at
+    the same share while the pace was cut are stray, and cost no cut; so do
+    sparse 429s while the pace is not what holds the requests back (fewer than
+    ``BUSY`` of the pace answered in the last window). Until the pacer knows which
+    kind the sparse ones are, each is a lone cut at the target, recovered from at
+    full speed, which is what tells them apart: the pacer compares the 429 share
+    of answers sent at the cut pace with that at the full pace (a ``Retry-After``
+    longer than a window, or a quota message, lean an undecided one to stray).
     """
 
     MIN_TARGET = 0.955
@@ -66,6 +93,14 @@ class Pacer:
     PROBE = 0.01  # of the cap per second, back up through rates that drew a 429
     DOUBLING = 4.0  # seconds without a 429 that double the climb through them
     WINDOW = 1.0
+    HORIZON = 2.0  # seconds of answers the density of 429s is taken over
+    DENSE = 0.1  # share of 429s above the stray share that is a pace signal at once
+    BUSY = 0.8  # below this share of the pace answered, the pace is not what binds
+    EVIDENCE = 4.0  # 429s expected at the cut pace if stray, before deciding "ours"
+    STRAY_429S = 2.0  # 429s seen at the cut pace at the full pace's share: stray
+    FULL_ANSWERS = 100.0  # answers at the full pace before its 429 share is trusted
+    HALF_LIFE = 30.0  # seconds over which evidence about 429s fades by half
+    FRONTS = 1024  # front bookings remembered (a booked request looks them up)
 
     def __init__(self, cap: float, *, floor: float = 1.0, clock: Clock = time.monotonic) -> None:
         if cap <= 0:
@@ -88,6 +123,22 @@ class Pacer:
         self._probe = (0.0, 0.0)  # the pace climbs at PROBE between these rates
         self._last_seen = clock()
         self.throttles = 0
+        # Answers and 429s of the last HORIZON, for the density of 429s.
+        self._answers: deque[float] = deque()
+        self._recent_429s: deque[float] = deque()
+        # Evidence on sparse 429s, fading with time: (answers, 429s) at the full
+        # pace and at the pace a sparse cut left, counted from when the first slot
+        # booked after that cut goes out.
+        self._full = [0.0, 0.0]
+        self._low = [0.0, 0.0]
+        self._evidence_at = clock()
+        self._low_from = float("inf")
+        # Booked slots not yet gone, and front bookings (seq, at, gap) made since.
+        self._booked: deque[float] = deque()
+        self._fronts: deque[tuple[int, float, float]] = deque(maxlen=self.FRONTS)
+        self._seq = 0
+        self._bookings: deque[float] = deque()  # when slots were booked, last window
+        self._first_booking = float("inf")
         # Requests that take spare slots wait their turn here, so one polls at a time.
         self.spare_turn = asyncio.Lock()
 
@@ -98,10 +149,57 @@ class Pacer:
         same budget as first attempts.
         """
         now = self._clock()
+        return self.book().at - now
+
+    def book(self) -> Slot:
+        """Book the next free slot (as :meth:`reserve`); before sending at it, ask
+        :meth:`moved` whether a front booking pushed it back."""
+        now = self._clock()
         self._recover(now)
         slot = max(now, self._next)
         self._next = slot + 1.0 / self.rate
-        return slot - now
+        self._prune_booked(now)
+        self._booked.append(slot)
+        self._bookings.append(now)
+        self._first_booking = min(self._first_booking, now)
+        return Slot(slot, self._seq)
+
+    def book_front(self) -> Slot:
+        """Book the first slot not yet gone, for the retry of a stray 429: it keeps
+        its place instead of waiting behind every request booked meanwhile.
+
+        Every request booked at or after that slot goes one slot later
+        (:meth:`moved`), so the spacing and the pace stay what they were.
+        """
+        now = self._clock()
+        self._prune_booked(now)
+        if not self._booked:
+            return self.book()
+        gap = 1.0 / self.rate
+        self._seq += 1
+        front = self._booked[0]
+        self._fronts.append((self._seq, front, gap))
+        self._next += gap
+        return Slot(front, self._seq)
+
+    def moved(self, slot: Slot) -> Slot:
+        """``slot`` pushed back one slot for each front booking made after it at or
+        before its time (a request that was sent later keeps its place behind)."""
+        at = slot.at
+        counted: set[int] = set()
+        changed = True
+        while changed:  # a push can bring later front bookings into reach
+            changed = False
+            for seq, front, gap in self._fronts:
+                if seq > slot.seq and seq not in counted and front <= at + 1e-9:
+                    counted.add(seq)
+                    at += gap
+                    changed = True
+        return Slot(at, self._seq)
+
+    def _prune_booked(self, now: float) -> None:
+        while self._booked and self._booked[0] < now:
+            self._booked.popleft()
 
     def reserve_spare(self) -> tuple[bool, float]:
         """Book a slot only if it is free within half a slot, so no booked request
@@ -122,14 +220,62 @@ class Pacer:
         self._next = slot + gap
         return True, slot - now
 
-    def throttled(self) -> None:
-        """The API said 429: slow down (once per window however many 429s came)."""
+    def throttled(self, retry_after: float | None = None, message: str | None = None) -> bool:
+        """The API said 429: slow down if it is about our pace (once per window
+        however many 429s came); True if it was taken as ours.
+
+        ``retry_after`` and ``message`` are supporting evidence only: they decide
+        nothing that the share of 429s at different paces has shown.
+        """
         self.throttles += 1
         now = self._clock()
+        self._fade(now)
+        self._recent_429s.append(now)
+        self._prune_answers(now)
+        band = self._band(now)
+        if band is not None:
+            band[1] += 1
+        share = len(self._recent_429s) / len(self._answers) if self._answers else 1.0
+        stray = self._stray_share()
+        if share > self.DENSE + (stray or 0.0):
+            self._cut(now)  # a storm, or a cap well under ours
+            return True
+        if stray is not None:
+            # 429s at this share came as often at a slower pace: not a lower cap.
+            self._probe = (0.0, 0.0)
+            return False
+        if self._probe[0] <= self.rate < self._probe[1]:
+            self._cut(now)  # probing just under rates that drew 429s: a lower cap
+            return True
+        if self._idle(now):
+            return False  # the pace is not what holds requests back
+        if self._ours():
+            self._cut(now)
+            return True
+        supporting = (retry_after or 0.0) > self.WINDOW or any(
+            quota in (message or "").lower() for quota in QUOTA_MESSAGES
+        )
+        if supporting:
+            return False
+        # Undecided: a lone cut at the target, recovered from at full speed; the
+        # answers at the cut pace tell whether 429s follow the pace.
+        if now - self._last_cut >= self.WINDOW:
+            self._lower(max(self.floor, min(self.rate, self.target * self.CUT)))
+            self._probe = (0.0, 0.0)
+            self._streak = 0
+            self._last_cut = now
+        return False
+
+    def _lower(self, rate: float) -> None:
+        if self.rate > self.target * 0.97 >= rate:
+            self._low_from = self._next  # the slots booked at the full pace go first
+        self.rate = rate
+
+    def _cut(self, now: float) -> None:
         if now - self._last_cut >= self.WINDOW:
             self._streak = self._streak + 1 if now - self._last_cut < 2 * self.WINDOW else 1
             drew = self.rate
-            self.rate = max(self.floor, drew * self.CUT ** min(self._streak, self.STREAK))
+            self._lower(max(self.floor, drew * self.CUT ** min(self._streak, self.STREAK)))
             if self._streak == 1 and drew >= self.target:
                 # A lone 429 at the target is jitter, not a lower cap: climb back
                 # at full speed, as if no rate had drawn one.
@@ -141,6 +287,66 @@ class Pacer:
                 self._probe = (self.rate, max(high if drew < high else 0.0, drew / self.CUT))
             self._last_cut = now
 
+    def _band(self, now: float) -> list[float] | None:
+        """Where an answer now counts as evidence on sparse 429s: at the full pace
+        (the target), at a pace cut below it (once the slots booked before the cut
+        are gone), or neither (while 429s are dense, or between the two)."""
+        if self._recent_429s and len(self._recent_429s) > self.DENSE * len(self._answers):
+            return None
+        if self.rate >= self.target * 0.99:
+            return self._full
+        if now >= self._low_from and self.rate <= self.target * 0.97:
+            return self._low
+        return None
+
+    def _shares(self) -> tuple[float, float, float] | None:
+        """429 shares (full pace, cut pace, both), once the full pace has enough answers."""
+        answers, throttled = self._full
+        low_answers, low_throttled = self._low
+        if answers < self.FULL_ANSWERS:
+            return None
+        both = (throttled + low_throttled) / (answers + low_answers)
+        low = low_throttled / low_answers if low_answers else 0.0
+        return throttled / answers, low, both
+
+    def _stray_share(self) -> float | None:
+        """The share of 429s that comes whatever the pace, once shown; else None."""
+        shares = self._shares()
+        if shares is None or self._low[1] < self.STRAY_429S:
+            return None
+        full, low, both = shares
+        return both if low >= full / 2 else None
+
+    def _ours(self) -> bool:
+        """True once the cut pace has drawn too few 429s for them to be stray."""
+        shares = self._shares()
+        if shares is None:
+            return False
+        full, low, both = shares
+        return self._low[0] * both >= self.EVIDENCE and low < full / 2
+
+    def _idle(self, now: float) -> bool:
+        """True when the slots booked over the last window fell well short of the
+        pace (known only once booking began a window ago)."""
+        while self._bookings and self._bookings[0] <= now - self.WINDOW:
+            self._bookings.popleft()
+        if now - self._first_booking < self.WINDOW:
+            return False
+        return len(self._bookings) < self.BUSY * self.rate * self.WINDOW
+
+    def _fade(self, now: float) -> None:
+        factor = 0.5 ** ((now - self._evidence_at) / self.HALF_LIFE)
+        self._evidence_at = now
+        for counts in (self._full, self._low):
+            counts[0] *= factor
+            counts[1] *= factor
+
+    def _prune_answers(self, now: float) -> None:
+        while self._answers and self._answers[0] <= now - self.HORIZON:
+            self._answers.popleft()
+        while self._recent_429s and self._recent_429s[0] <= now - self.HORIZON:
+            self._recent_429s.popleft()
+
     def observe(self, seconds: float) -> None:
         """Seconds from one request's booked slot to its answer; every
         ``MIN_SAMPLES`` of them, the target follows the spread (largest minus
@@ -149,6 +355,13 @@ class Pacer:
         The whole range, not a percentile: the requests a window can bunch are
         the ones delayed least and most.
         """
+        now = self._clock()
+        self._answers.append(now)
+        self._prune_answers(now)
+        self._fade(now)
+        band = self._band(now)
+        if band is not None:
+            band[0] += 1
         self._round_trips.append(seconds)
         self._unrated += 1
         if self._unrated < self.MIN_SAMPLES:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from revoker.emulator.limiters import ALGORITHMS
-from revoker.engine.pacing import Pacer, RateLimits
+from revoker.engine.pacing import Pacer, RateLimits, Slot
 
 
 class Clock:
@@ -215,6 +215,7 @@ class Fidelity:
     throttles: int = 0  # 429s in all
     late_throttles: int = 0  # 429s once a quarter of the successes are in
     busiest: int = 0  # most requests sent in any one second
+    wall: float = 0.0  # seconds from the start to the last success
 
 
 def simulate(
@@ -227,18 +228,28 @@ def simulate(
     shards: int = 1,
     server_cap: float | None = None,
     calm_until: int = 0,
+    stray: float = 0.0,
+    stray_retry_after: int = 1,
+    storm: tuple[float, float] | None = None,
 ) -> Fidelity:
     """``shards``: that many pacers, each at ``cap / shards``, share the server's cap;
     ``server_cap``: the server's real cap when it is not ours; ``calm_until``: the
-    path is calm (0-1 ms) until that many successes, then ``jitter`` sets in."""
+    path is calm (0-1 ms) until that many successes, then ``jitter`` sets in;
+    ``stray``: that share of requests answered 429 at random before the limiter
+    counts them (the emulator's --throttle-rate), with ``stray_retry_after``;
+    ``storm``: every request answered 429 between these seconds of the run."""
     rng = random.Random(seed)
+    strays = random.Random(seed + 1000)
     clock = Clock()
+    start = clock.now
     pacers = [Pacer(cap / shards, clock=clock) for _ in range(shards)]
     real_cap = cap if server_cap is None else server_cap
     server = ALGORITHMS[algorithm](real_cap, clock.now)
     events: list[tuple[float, int, str, int, int]] = []
     order = 0
     sent_at = [0.0] * 32
+    slots: list[Slot | None] = [None] * 32
+    front = [False] * 32  # the worker retries a 429 the pacer did not take as its own
 
     def at(when: float, what: str, worker: int, retry_after: int = 0) -> None:
         nonlocal order
@@ -255,15 +266,30 @@ def simulate(
         clock.now, _, what, worker, retry_after = heapq.heappop(events)
         pacer = pacers[worker % shards]
         if what == "ready":
-            at(clock.now + pacer.reserve(), "send", worker)
+            slot = pacer.book_front() if front[worker] else pacer.book()
+            slots[worker] = slot
+            at(max(clock.now, slot.at), "send", worker)
         elif what == "send":
+            booked = slots[worker]
+            assert booked is not None
+            moved = pacer.moved(booked)
+            slots[worker] = moved
+            if moved.at > clock.now + 1e-9:
+                at(moved.at, "send", worker)  # a front booking took its slot
+                continue
             sent += 1
             sent_at[worker] = clock.now
             sends.append(clock.now)
             spread = jitter if len(done) >= calm_until else 0.001
             at(clock.now + rng.uniform(0, spread), "arrive", worker)
         elif what == "arrive":
-            wait = server.take(clock.now)
+            since = clock.now - start
+            if storm is not None and storm[0] <= since < storm[1]:
+                wait = 1
+            elif stray and strays.random() < stray:
+                wait = stray_retry_after or -1
+            else:
+                wait = server.take(clock.now)
             spread = jitter if len(done) >= calm_until else 0.001
             at(clock.now + rng.uniform(0, spread), "answer", worker, wait)
         else:  # the answer
@@ -271,14 +297,17 @@ def simulate(
             if retry_after:
                 throttled += 1
                 late += len(done) >= successes // 4
-                pacer.throttled()
-                at(clock.now + retry_after, "ready", worker)
+                front[worker] = not pacer.throttled(max(retry_after, 0))
+                at(clock.now + max(retry_after, 0), "ready", worker)
             else:
+                front[worker] = False
                 done.append(clock.now)
                 at(clock.now, "ready", worker)
     rate = (len(done) - 1) / (done[-1] - done[0])
     busiest = max(bisect.bisect_left(sends, t + 1.0) - i for i, t in enumerate(sends))
-    return Fidelity(rate / real_cap, throttled / sent, throttled, late, busiest)
+    return Fidelity(
+        rate / real_cap, throttled / sent, throttled, late, busiest, done[-1] - start
+    )
 
 
 @pytest.mark.parametrize(
