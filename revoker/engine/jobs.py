@@ -55,8 +55,10 @@ async def call_api(
         return isinstance(exc, TransportFailure) and (idempotent or exc.connect)
 
     limiter: Pacer | None = ctx.limits[method].get(app_id)
+    front = False  # the last answer was a 429 the pacer took as not its pace's doing
 
     async def once() -> ApiResponse:
+        nonlocal front
         if ctx.halt.is_set:
             raise Halted
         slot = 0.0  # when the pacer booked this attempt to go
@@ -71,11 +73,18 @@ async def call_api(
             if ctx.halt.is_set:
                 raise Halted
         elif limiter is not None:
-            wait = limiter.reserve()
-            slot = time.monotonic() + wait
-            await ctx.halt.sleep(wait)  # wakes at once if the run halts
-            if ctx.halt.is_set:
-                raise Halted
+            # The retry of a stray 429 keeps its place; the requests booked behind
+            # it go one slot later each, so the pace holds.
+            mine = limiter.book_front() if front else limiter.book()
+            while True:
+                await ctx.halt.sleep(max(0.0, mine.at - time.monotonic()))  # wakes on a halt
+                if ctx.halt.is_set:
+                    raise Halted
+                moved = limiter.moved(mine)
+                if moved.at <= mine.at:
+                    break
+                mine = moved
+            slot = mine.at
         try:
             response = await send()
         except TransportFailure as exc:
@@ -97,7 +106,7 @@ async def call_api(
         if response.status == 429:
             ctx.throttled += 1
             if limiter is not None:
-                limiter.throttled()
+                front = not limiter.throttled(response.retry_after, response.message)
         elif response.status == 401:
             ctx.halt.trip(HaltReason.AUTH_REJECTED)
         return response

@@ -97,7 +97,7 @@ class Pacer:
     DENSE = 0.1  # share of 429s above the stray share that is a pace signal at once
     BUSY = 0.8  # below this share of the pace answered, the pace is not what binds
     EVIDENCE = 4.0  # 429s expected at the cut pace if stray, before deciding "ours"
-    STRAY_429S = 2.0  # 429s seen at the cut pace at the full pace's share: stray
+    STRAY_429S = 1.5  # two 429s at the cut pace (less what faded), as common as at full: stray
     FULL_ANSWERS = 100.0  # answers at the full pace before its 429 share is trusted
     HALF_LIFE = 30.0  # seconds over which evidence about 429s fades by half
     FRONTS = 1024  # front bookings remembered (a booked request looks them up)
@@ -322,8 +322,9 @@ class Pacer:
         shares = self._shares()
         if shares is None:
             return False
-        full, low, both = shares
-        return self._low[0] * both >= self.EVIDENCE and low < full / 2
+        full, low, _ = shares
+        # As many as stray 429s would have brought at the cut pace, and far fewer came.
+        return self._low[0] * full >= self.EVIDENCE and low < full / 2
 
     def _idle(self, now: float) -> bool:
         """True when the slots booked over the last window fell well short of the
