@@ -264,9 +264,8 @@ def stray_throttles() -> None:
     throttled: dict[str, list[int]] = {"1%": [], "5%": []}
     for seed in STRAY_SEEDS:
         for share, rate in (("1%", "0.01"), ("5%", "0.05")):
-            wall, n = stray_run(
-                keys, f"{rate}-{seed}", "--throttle-rate", rate, "--seed", str(seed)
-            )
+            tag = f"{share[:-1]}pc-{seed}"  # an app ID has no dots
+            wall, n = stray_run(keys, tag, "--throttle-rate", rate, "--seed", str(seed))
             walls[share].append(wall)
             throttled[share].append(n)
     clean.append(stray_run(keys, "clean-2")[0])

@@ -75,7 +75,7 @@ class Pacer:
     once slowing down has been seen to stop them. Sparse 429s that kept coming at
     the same share while the pace was cut are stray, and cost no cut; so do
     sparse 429s while the pace is not what holds the requests back (fewer than
-    ``BUSY`` of the pace answered in the last window). Until the pacer knows which
+    ``BUSY`` of the pace's slots booked in the last window). Until the pacer knows which
     kind the sparse ones are, each is a lone cut at the target, recovered from at
     full speed, which is what tells them apart: the pacer compares the 429 share
     of answers sent at the cut pace with that at the full pace (a ``Retry-After``
@@ -94,11 +94,14 @@ class Pacer:
     DOUBLING = 4.0  # seconds without a 429 that double the climb through them
     WINDOW = 1.0
     HORIZON = 2.0  # seconds of answers the density of 429s is taken over
-    DENSE = 0.1  # share of 429s above the stray share that is a pace signal at once
+    DENSE = 0.2  # share of 429s above the stray share that is a pace signal at once
     BUSY = 0.8  # below this share of the pace answered, the pace is not what binds
-    EVIDENCE = 4.0  # 429s expected at the cut pace if stray, before deciding "ours"
-    STRAY_429S = 1.5  # two 429s at the cut pace (less what faded), as common as at full: stray
-    FULL_ANSWERS = 100.0  # answers at the full pace before its 429 share is trusted
+    SAME = 1.0  # standard errors under the faster pace's share still "as often"
+    FEWER = 2.0  # standard errors under it that are "far fewer": the pace's doing
+    SURE = 0.0  # while probing near a lower cap, stray only if slower paces drew more
+    STRAY_429S = 1.5  # 429s at the cut pace (two, less what faded) to call them stray
+    PACE_ANSWERS = 50.0  # answers at a pace before its 429 share is trusted
+    DENSE_429S = 3  # fewer 429s than this in HORIZON are never dense
     HALF_LIFE = 30.0  # seconds over which evidence about 429s fades by half
     FRONTS = 1024  # front bookings remembered (a booked request looks them up)
 
@@ -126,13 +129,13 @@ class Pacer:
         # Answers and 429s of the last HORIZON, for the density of 429s.
         self._answers: deque[float] = deque()
         self._recent_429s: deque[float] = deque()
-        # Evidence on sparse 429s, fading with time: (answers, 429s) at the full
-        # pace and at the pace a sparse cut left, counted from when the first slot
-        # booked after that cut goes out.
-        self._full = [0.0, 0.0]
-        self._low = [0.0, 0.0]
+        # Evidence on sparse 429s, fading with time: (answers, 429s) by pace, in
+        # steps of one CUT below the target (0: the target), counted once the
+        # slots booked before the last cut are gone.
+        self._paces: dict[int, list[float]] = {}
         self._evidence_at = clock()
         self._low_from = float("inf")
+        self._settled = 0.0  # the pace the last dense 429s left (sparse ones stay near it)
         # Booked slots not yet gone, and front bookings (seq, at, gap) made since.
         self._booked: deque[float] = deque()
         self._fronts: deque[tuple[int, float, float]] = deque(maxlen=self.FRONTS)
@@ -218,6 +221,8 @@ class Pacer:
         if slot - now > gap / 2:
             return False, slot - now - gap / 2
         self._next = slot + gap
+        self._bookings.append(now)
+        self._first_booking = min(self._first_booking, now)
         return True, slot - now
 
     def throttled(self, retry_after: float | None = None, message: str | None = None) -> bool:
@@ -235,22 +240,27 @@ class Pacer:
         band = self._band(now)
         if band is not None:
             band[1] += 1
-        share = len(self._recent_429s) / len(self._answers) if self._answers else 1.0
         stray = self._stray_share()
-        if share > self.DENSE + (stray or 0.0):
-            self._cut(now)  # a storm, or a cap well under ours
+        if self._dense(stray or 0.0):
+            # A storm, or a cap well under ours; what this pace and faster ones drew
+            # before it turned dense says nothing about stray 429s.
+            level = self._level()
+            self._paces = {k: v for k, v in self._paces.items() if k > level}
+            self._cut(now, self.floor)
+            self._settled = self.rate
+            return True
+        probing = self._probe[0] <= self.rate < self._probe[1]
+        if stray is not None and not probing:
+            return False  # 429s at this share came as often at a slower pace
+        if probing and (stray is None or not self._stray_share(self.SURE)):
+            self._cut(now, self._sparse_floor())  # probing under rates that drew 429s
             return True
         if stray is not None:
-            # 429s at this share came as often at a slower pace: not a lower cap.
-            self._probe = (0.0, 0.0)
             return False
-        if self._probe[0] <= self.rate < self._probe[1]:
-            self._cut(now)  # probing just under rates that drew 429s: a lower cap
-            return True
         if self._idle(now):
             return False  # the pace is not what holds requests back
         if self._ours():
-            self._cut(now)
+            self._cut(now, self._sparse_floor())
             return True
         supporting = (retry_after or 0.0) > self.WINDOW or any(
             quota in (message or "").lower() for quota in QUOTA_MESSAGES
@@ -267,15 +277,22 @@ class Pacer:
         return False
 
     def _lower(self, rate: float) -> None:
-        if self.rate > self.target * 0.97 >= rate:
-            self._low_from = self._next  # the slots booked at the full pace go first
+        level = self._level()
         self.rate = rate
+        if self._level() != level:
+            self._low_from = self._next  # the slots booked at the higher pace go first
 
-    def _cut(self, now: float) -> None:
+    def _cut(self, now: float, floor: float) -> None:
+        """Cut the pace, not below ``floor`` (nor the pacer's own); a cut the floor
+        stops is no cut at all, and the climb goes on."""
         if now - self._last_cut >= self.WINDOW:
-            self._streak = self._streak + 1 if now - self._last_cut < 2 * self.WINDOW else 1
+            streak = self._streak + 1 if now - self._last_cut < 2 * self.WINDOW else 1
             drew = self.rate
-            self._lower(max(self.floor, drew * self.CUT ** min(self._streak, self.STREAK)))
+            cut = max(self.floor, floor, drew * self.CUT ** min(streak, self.STREAK))
+            if cut >= drew and drew > self.floor:
+                return
+            self._streak = streak
+            self._lower(min(drew, cut))
             if self._streak == 1 and drew >= self.target:
                 # A lone 429 at the target is jitter, not a lower cap: climb back
                 # at full speed, as if no rate had drawn one.
@@ -288,43 +305,74 @@ class Pacer:
             self._last_cut = now
 
     def _band(self, now: float) -> list[float] | None:
-        """Where an answer now counts as evidence on sparse 429s: at the full pace
-        (the target), at a pace cut below it (once the slots booked before the cut
-        are gone), or neither (while 429s are dense, or between the two)."""
-        if self._recent_429s and len(self._recent_429s) > self.DENSE * len(self._answers):
+        """Where an answer now counts as evidence on sparse 429s: with the others at
+        this pace (once the slots booked at a higher one are gone), or nowhere
+        while 429s are dense."""
+        if self._dense(0.0) or now < self._low_from:
             return None
-        if self.rate >= self.target * 0.99:
-            return self._full
-        if now >= self._low_from and self.rate <= self.target * 0.97:
-            return self._low
-        return None
+        return self._paces.setdefault(self._level(), [0.0, 0.0])
 
-    def _shares(self) -> tuple[float, float, float] | None:
-        """429 shares (full pace, cut pace, both), once the full pace has enough answers."""
-        answers, throttled = self._full
-        low_answers, low_throttled = self._low
-        if answers < self.FULL_ANSWERS:
+    def _level(self) -> int:
+        """The pace in steps of one CUT below the target (0: the target)."""
+        return max(0, round(math.log(self.rate / self.target) / math.log(self.CUT)))
+
+    def _dense(self, stray: float) -> bool:
+        """More 429s in the last HORIZON than ``DENSE`` above the stray share, out of
+        the answers seen or those the pace would have brought (a run's first
+        answers are too few to judge by); dense too when no answer was shown."""
+        if not self._answers:
+            return True
+        throttled = len(self._recent_429s)
+        seen = max(len(self._answers), self.rate * self.HORIZON)
+        return throttled >= self.DENSE_429S and throttled > (self.DENSE + stray) * seen
+
+    def _contrast(self) -> tuple[float, float] | None:
+        """(429s at paces slower than the fastest one with enough answers and some
+        429s, how many standard errors their share sits above or below that pace's),
+        or None before there is such a pace and a slower one."""
+        levels = sorted(self._paces)
+        top = next(
+            (
+                level
+                for level in levels
+                if self._paces[level][0] >= self.PACE_ANSWERS and self._paces[level][1] > 0
+            ),
+            None,
+        )
+        if top is None:
+            return None
+        answers, throttled = self._paces[top]
+        low_answers = sum(self._paces[level][0] for level in levels if level > top)
+        low_throttled = sum(self._paces[level][1] for level in levels if level > top)
+        if low_answers <= 0:
             return None
         both = (throttled + low_throttled) / (answers + low_answers)
-        low = low_throttled / low_answers if low_answers else 0.0
-        return throttled / answers, low, both
+        error = math.sqrt(both * (1 - both) * (1 / answers + 1 / low_answers))
+        return low_throttled, (low_throttled / low_answers - throttled / answers) / error
 
-    def _stray_share(self) -> float | None:
-        """The share of 429s that comes whatever the pace, once shown; else None."""
-        shares = self._shares()
-        if shares is None or self._low[1] < self.STRAY_429S:
+    def _stray_share(self, above: float | None = None) -> float | None:
+        """The share of 429s that comes whatever the pace, once shown (slower paces
+        within ``SAME`` standard errors of the faster one, or ``above`` them); else None."""
+        contrast = self._contrast()
+        least = -self.SAME if above is None else above
+        if contrast is None or contrast[0] < self.STRAY_429S or contrast[1] < least:
             return None
-        full, low, both = shares
-        return both if low >= full / 2 else None
+        answers = sum(counts[0] for counts in self._paces.values())
+        return sum(counts[1] for counts in self._paces.values()) / answers
 
     def _ours(self) -> bool:
-        """True once the cut pace has drawn too few 429s for them to be stray."""
-        shares = self._shares()
-        if shares is None:
-            return False
-        full, low, _ = shares
-        # As many as stray 429s would have brought at the cut pace, and far fewer came.
-        return self._low[0] * full >= self.EVIDENCE and low < full / 2
+        """True once slower paces have drawn clearly fewer 429s: they follow the pace."""
+        contrast = self._contrast()
+        return contrast is not None and contrast[1] <= -self.FEWER
+
+    def _sparse_floor(self) -> float:
+        """How low sparse 429s may take the pace: the cap is at most ``DENSE`` under
+        a pace whose 429s were sparse (else they would have been dense), whether it
+        drew enough answers or the last dense 429s left it, so cutting far below
+        it is chasing stray ones."""
+        sparse = [k for k, counts in self._paces.items() if counts[0] >= self.PACE_ANSWERS]
+        known = self.target * self.CUT ** min(sparse) if sparse else 0.0
+        return max(self.floor, max(known, self._settled) * (1 - self.DENSE))
 
     def _idle(self, now: float) -> bool:
         """True when the slots booked over the last window fell well short of the
@@ -338,7 +386,7 @@ class Pacer:
     def _fade(self, now: float) -> None:
         factor = 0.5 ** ((now - self._evidence_at) / self.HALF_LIFE)
         self._evidence_at = now
-        for counts in (self._full, self._low):
+        for counts in self._paces.values():
             counts[0] *= factor
             counts[1] *= factor
 

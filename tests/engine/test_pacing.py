@@ -6,7 +6,7 @@ import bisect
 import heapq
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -216,8 +216,10 @@ class Fidelity:
     late_throttles: int = 0  # 429s once a quarter of the successes are in
     busiest: int = 0  # most requests sent in any one second
     wall: float = 0.0  # seconds from the start to the last success
-    sends: tuple[float, ...] = ()  # seconds from the start at which requests went out
-    retry_waits: tuple[float, ...] = ()  # from a stray 429's Retry-After to its retry
+    # Seconds from the start at which requests went out.
+    sends: tuple[float, ...] = field(default=(), repr=False)
+    # From a stray 429's Retry-After to its retry.
+    retry_waits: tuple[float, ...] = field(default=(), repr=False)
 
 
 def simulate(
@@ -513,14 +515,18 @@ def test_random_429s_with_or_without_retry_after_keep_the_pace(stray_retry_after
     assert fidelity.ratio >= 0.9 * (1 - 0.05), fidelity
 
 
+@pytest.mark.parametrize("jitter", [0.05, 0.001], ids=["0-50ms-jitter", "calm-path"])
 @pytest.mark.parametrize("algorithm", ["token-bucket", "fixed-window", "sliding-window"])
-def test_a_lower_server_cap_is_still_found_with_the_answers_observed(algorithm: str) -> None:
-    """The stray test must not mistake a cap of 25/s (where 50 is assumed) for
-    stray 429s: the same bounds as without it."""
-    for jitter in (0.05, 0.001):
-        fidelity = simulate(algorithm, 50, seed=1, jitter=jitter, server_cap=25)
-        assert fidelity.ratio >= 0.88, fidelity
-        assert fidelity.throttled <= 0.09, fidelity
+def test_a_lower_server_cap_with_stray_429s_too_is_still_found_and_held(
+    algorithm: str, jitter: float
+) -> None:
+    """A server allowing 25/s where 50 is assumed, and 1% of requests answered 429
+    at random besides: the cap's 429s are not taken for stray ones (no climb back
+    into it), and the stray ones do not drag the pace far under it."""
+    for seed in range(2):
+        fidelity = simulate(algorithm, 50, seed=seed, jitter=jitter, server_cap=25, stray=0.01)
+        assert fidelity.ratio >= 0.84, (seed, fidelity)
+        assert fidelity.throttled <= 0.09, (seed, fidelity)
 
 
 def test_a_10_second_storm_of_429s_slows_the_pace_at_once_and_it_is_back_within_20_s() -> None:
@@ -571,8 +577,8 @@ def test_sparse_429s_that_stop_when_the_pace_is_cut_are_ours() -> None:
             if throttle and i == 0 and pacer.rate >= pacer.target:
                 pacer.throttled(1.0)
 
-    for _ in range(12):
-        second(True)  # 429s at the target only
+    for _ in range(30):
+        second(True)  # 429s at the target only, none at the cut pace
     assert pacer.throttled(1.0), "shown to follow the pace"
 
 
@@ -583,7 +589,7 @@ def test_a_dense_burst_of_429s_is_ours_whatever_the_stray_share() -> None:
         clock.now += 0.02
         pacer.reserve()
         pacer.observe(0.002)
-    taken = [pacer.throttled(5.0, "No available resources.") for _ in range(10)]
+    taken = [pacer.throttled(5.0, "No available resources.") for _ in range(25)]
     assert taken[-1], taken
     assert pacer.rate < pacer.target
 
