@@ -72,14 +72,18 @@ class Pacer:
     resources run short. A 429 is taken as ours when 429s are dense (more than
     ``DENSE`` of the answers of the last ``HORIZON`` seconds above the stray
     share: a storm or a much lower cap, cut at once as above), or, when sparse,
-    once slowing down has been seen to stop them. Sparse 429s that kept coming at
-    the same share while the pace was cut are stray, and cost no cut; so do
-    sparse 429s while the pace is not what holds the requests back (fewer than
-    ``BUSY`` of the pace's slots booked in the last window). Until the pacer knows which
-    kind the sparse ones are, each is a lone cut at the target, recovered from at
-    full speed, which is what tells them apart: the pacer compares the 429 share
-    of answers sent at the cut pace with that at the full pace (a ``Retry-After``
-    longer than a window, or a quota message, lean an undecided one to stray).
+    once slower paces have drawn clearly fewer of them (``FEWER`` standard
+    errors under the share at the fastest pace with enough answers). Sparse
+    429s that came about as often at slower paces (within ``SAME``) are stray
+    and cost no cut; so do sparse 429s while the pace is not what holds the
+    requests back (fewer than ``BUSY`` of the pace's slots booked in the last
+    window). Until the pacer knows which kind they are, each is a lone cut at
+    the target, recovered from at full speed: the answers at the cut pace are
+    the evidence. A ``Retry-After`` longer than a window, or a quota message,
+    leans an undecided one to stray, never more. Sparse 429s never take the pace
+    more than ``DENSE`` under a pace that drew sparse ones (or the one the last
+    dense 429s left): the cap cannot be that far under it, or they would have
+    been dense.
     """
 
     MIN_TARGET = 0.955
