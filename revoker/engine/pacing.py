@@ -167,8 +167,7 @@ class Pacer:
         self._next = slot + 1.0 / self.rate
         self._prune_booked(now)
         self._booked.append(slot)
-        self._bookings.append(now)
-        self._first_booking = min(self._first_booking, now)
+        self._note_booking(now)
         return Slot(slot, self._seq)
 
     def book_front(self) -> Slot:
@@ -225,8 +224,7 @@ class Pacer:
         if slot - now > gap / 2:
             return False, slot - now - gap / 2
         self._next = slot + gap
-        self._bookings.append(now)
-        self._first_booking = min(self._first_booking, now)
+        self._note_booking(now)
         return True, slot - now
 
     def throttled(self, retry_after: float | None = None, message: str | None = None) -> bool:
@@ -377,6 +375,12 @@ class Pacer:
         sparse = [k for k, counts in self._paces.items() if counts[0] >= self.PACE_ANSWERS]
         known = self.target * self.CUT ** min(sparse) if sparse else 0.0
         return max(self.floor, max(known, self._settled) * (1 - self.DENSE))
+
+    def _note_booking(self, now: float) -> None:
+        self._bookings.append(now)
+        self._first_booking = min(self._first_booking, now)
+        while self._bookings[0] <= now - self.WINDOW:
+            self._bookings.popleft()
 
     def _idle(self, now: float) -> bool:
         """True when the slots booked over the last window fell well short of the
