@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# Four workers: the suite mostly waits on loopback servers (pytest-xdist).
+# --dist loadscope keeps a module's emulator fixture on one worker.
+PYTEST_ARGS ?= -n 4 --dist loadscope
 
-.PHONY: help install test lint demo bench dist clean
+.PHONY: help install test lint demo bench dist clean browser-test
 
 help:
 	@echo "make test   - set up .venv and run the whole test suite"
@@ -13,6 +15,7 @@ help:
 	@echo "make demo   - start the emulator, revoke examples/keys.csv everywhere, verify"
 	@echo "make bench  - benchmarks against the emulator (prints a table)"
 	@echo "make dist   - build the wheel and sdist into dist/ and twine-check them"
+	@echo "make browser-test - open report --format html in headless Chromium (installed if missing)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +44,22 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Debian's chromium, installed if missing; skipped with a note where it cannot be installed.
+SCREENSHOT ?= .browser/report-html.png
+browser-test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "make browser-test: installing Debian's chromium (apt-get install -y chromium)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+			>/dev/null 2>&1 || true; }
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "make browser-test: SKIPPED: chromium is not installed and apt-get could not install it"; \
+		exit 0; fi; \
+	REVOKER_BROWSER_TEST=1 REVOKER_SCREENSHOT="$(SCREENSHOT)" \
+		$(BIN)/python -m pytest tests/render/test_html_browser.py -q -rs; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make browser-test: no test collected (exit 5): failing" >&2; exit 1; fi; \
+	if [ $$rc -eq 0 ]; then echo "make browser-test: screenshot in $(SCREENSHOT)"; fi; \
+	exit $$rc
+
 # --no-isolation: build with this venv's hatchling, nothing downloaded.
 dist: $(STAMP)
 	rm -rf dist
@@ -48,4 +67,4 @@ dist: $(STAMP)
 	$(BIN)/twine check --strict dist/*
 
 clean:
-	rm -rf dist $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench
+	rm -rf dist $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .browser

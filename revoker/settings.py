@@ -31,7 +31,9 @@ def check_base_url(url: str, *, allow_path: bool = False) -> str:
         raise UsageError(f"base URL must be https://host[:port] (got {url!r})")
     if parts.scheme == "http" and not is_loopback(host):
         raise UsageError(f"plain http is refused for non-loopback host {host!r}; use https")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    # "?" or "#" alone parse as an empty query or fragment, yet every request's URL
+    # would then carry its path inside that query or fragment.
+    if "?" in url or "#" in url or parts.username or parts.password:
         raise UsageError("base URL must not carry credentials, a query or a fragment")
     if parts.path.strip("/") and not allow_path:
         raise UsageError(
@@ -79,6 +81,33 @@ def check_audit_log_path(path: Path, sources: tuple[str, ...]) -> None:
         if other is not None and (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino):
             raise UsageError(
                 f"{path}: the audit log is also an input file ({source}); give another --audit-log"
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same inode (hard links, symbolic links), or,
+    for files not there yet, the same path once links and ``..`` are resolved."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_new_keys_path(path: Path, audit_log: Path, sources: tuple[str, ...]) -> None:
+    """Refuse a new-keys file that is the audit log or an input file, before anything
+    is sent: the plain new keys would land in a file that is kept, shared or re-read."""
+    if _same_file(path, audit_log):
+        raise UsageError(
+            f"{path}: the new-keys file is the audit log ({audit_log}): the new keys would "
+            "be written into it in plain text; give another --new-keys-file"
+        )
+    for source in sources:
+        if source != "-" and _same_file(path, Path(source)):
+            raise UsageError(
+                f"{path}: the new-keys file is also an input file ({source}); "
+                "give another --new-keys-file"
             )
 
 
@@ -141,6 +170,7 @@ class InputSettings:
     shard: Shard | None = None
     scanner: str | None = None  # --from: the files are this scanner's reports
     rules: tuple[str, ...] = ()  # --rule: only these rules' findings
+    all_findings: bool = False  # --all-findings: every finding is a key (no --rule)
     allow_non_ascii_keys: bool = False
 
 
@@ -187,6 +217,7 @@ class RunSettings:
             "skip_invalid": self.inputs.skip_invalid,
             "from": self.inputs.scanner,
             "rules": list(self.inputs.rules),
+            "all_findings": self.inputs.all_findings,
             "allow_non_ascii_keys": self.inputs.allow_non_ascii_keys,
             "base_url": self.client.base_url,
             "fallback_url": self.client.fallback_url,

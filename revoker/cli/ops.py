@@ -1,24 +1,29 @@
 """The commands besides the bulk runs (click side only): ``show`` and ``streams``
 (read-only queries), ``report`` (audit logs) and ``keygen``.
 
-None of them writes an audit log. Each returns its exit code; errors become exit
-codes in :mod:`revoker.cli` like every other command's.
+None of them writes an audit log, except ``report --merge-fallback`` (the lines a
+full disk kept out of one, appended as its run would have). Each returns its exit
+code; errors become exit codes in :mod:`revoker.cli` like every other command's.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from revoker.cli.helptext import HelpCommand
 from revoker.cli.options import (
     allow_non_ascii_option,
     client_settings,
     connection_options,
     input_options,
     input_settings,
+    output_option,
 )
 from revoker.cli.output import emit, skipped_rows
 from revoker.clickext import FiniteFloatRange
@@ -30,8 +35,16 @@ from revoker.settings import RetrySettings, RunSettings
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from revoker.audit.chain import ChainReport
 
-@click.command()
+
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ('revoker show - --app-id "$APP" < key.txt', "one key in every region (kept out of ps)"),
+        ("revoker show - --regions na,eu --output json < key.txt", "two regions, JSON"),
+    ],
+)
 @click.argument("key", metavar="KEY")
 @click.option("--app-id", envvar="AGORA_APP_ID", show_envvar=True, help="App ID of the key.")
 @click.option(
@@ -44,7 +57,7 @@ if TYPE_CHECKING:
 )
 @connection_options
 @allow_non_ascii_option
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -> int:
     """Query one key in every region: present, channel, uid, created, expires.
 
@@ -77,7 +90,13 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
     return report.exit_code
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker streams leaked.csv", "live streams pushed with these keys, per region"),
+        ("revoker streams leaked.csv --all --output json", "every live stream of their apps"),
+    ],
+)
 @input_options
 @connection_options
 @click.option(
@@ -96,7 +115,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 @click.option(
     "--all", "show_all", is_flag=True, help="Every live stream of the app, matched or not."
 )
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 def streams(show_all: bool, output: str, **opts: Any) -> int:
     """Live streams pushed with KEYS, per region (read-only; nothing is deleted).
 
@@ -129,7 +148,17 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     return report.exit_code
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker report revoker-audit.jsonl", "latest outcome per task and every failure"),
+        ("revoker report --verify a0.jsonl a1.jsonl a2.jsonl", "shard logs, hash chains checked"),
+        (
+            'revoker report revoke.jsonl --format markdown >> "$GITHUB_STEP_SUMMARY"',
+            "a CI job's summary",
+        ),
+    ],
+)
 @click.argument(
     "audit_logs",
     nargs=-1,
@@ -139,11 +168,13 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
 )
 @click.option(
     "--format",
+    "--output",
     "fmt",
-    type=click.Choice(["text", "json", "markdown", "junit"]),
+    type=click.Choice(["text", "json", "markdown", "junit", "html"]),
     default="text",
     show_default=True,
-    help="markdown fits $GITHUB_STEP_SUMMARY; junit is JUnit XML for CI test reports.",
+    help="markdown fits $GITHUB_STEP_SUMMARY; junit is JUnit XML for CI test reports; "
+    "html is one self-contained page with a timeline (> incident.html).",
 )
 @click.option(
     "--verify",
@@ -155,7 +186,8 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
 @click.option(
     "--expect-head",
     metavar="HEX",
-    help="With --verify (one log): exit 4 unless the log ends at this head.",
+    help="With --verify (one log): exit 4 unless the log ends at this head (64 hex "
+    "digits; empty or malformed: exit 2).",
 )
 @click.option(
     "--public-key",
@@ -167,6 +199,21 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     is_flag=True,
     help="With --verify: exit 4 for logs written before chaining (no prev).",
 )
+@click.option(
+    "--merge-fallback",
+    "fallback",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="First append the lines a full disk kept out of AUDIT_LOG (the file the run "
+    "named), chained and signed as the run would have; a file already merged is refused.",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(path_type=Path),
+    envvar="REVOKER_SIGN_KEY",
+    show_envvar=True,
+    help="With --merge-fallback: the run's signing key (PEM, 0600), to sign the merge.",
+)
 def report(
     audit_logs: tuple[Path, ...],
     fmt: str,
@@ -174,6 +221,8 @@ def report(
     expect_head: str | None,
     public_key: Path | None,
     require_chain: bool,
+    fallback: Path | None,
+    sign_key: Path | None,
 ) -> int:
     """Merge audit logs (shards, resumed runs): latest outcome per task, counts, problems.
 
@@ -186,15 +235,21 @@ def report(
     from revoker.redact import printable_lines
     from revoker.render.report import render_report
 
-    if not verify_chain and (expect_head or public_key or require_chain):
+    if not verify_chain and (expect_head is not None or public_key or require_chain):
         raise UsageError("--expect-head, --public-key and --require-chain need --verify")
     if expect_head is not None and len(audit_logs) != 1:
         raise UsageError("--expect-head checks one log; give exactly one AUDIT_LOG")
+    if expect_head is not None:
+        expect_head = _check_head(expect_head)
     key = None
     if public_key is not None:
         from revoker.audit.signing import load_public_key
 
         key = load_public_key(public_key)
+    if fallback is not None:
+        _merge_fallback(fallback, audit_logs, sign_key)
+    if fmt == "html":
+        return _report_html(audit_logs, verify_chain, expect_head, key, require_chain)
     merged = build_report(list(audit_logs))
     if fmt == "junit":
         from revoker.render.junit import render_junit
@@ -209,6 +264,93 @@ def report(
     return merged.exit_code
 
 
+def _report_html(
+    paths: tuple[Path, ...],
+    verify_chain: bool,
+    expect_head: str | None,
+    key: Ed25519PublicKey | None,
+    require_chain: bool,
+) -> int:
+    """The page, with the tamper check's result on it: verified first, printed, then exit 4
+    if the check failed."""
+    from revoker.audit.merge import build_report
+    from revoker.audit.timeline import Timeline
+    from revoker.render.html import ChainStatus, render_html
+
+    timeline = Timeline()
+    merged = build_report(list(paths), timeline)
+    chain, errors = None, []
+    if verify_chain:
+        checked = _check_logs(paths, expect_head, key, require_chain)
+        errors = [c.error for c in checked if c.error]
+        chain = [
+            ChainStatus(
+                c.path,
+                ok=c.error is None,
+                status=c.status,
+                head=c.head,
+                detail=c.error or (f", {c.runs_signed} signed runs" if c.runs_signed else ""),
+                note=UNANCHORED if c.error is None and expect_head is None else "",
+            )
+            for c in checked
+        ]
+    # report needs no credentials; if the environment has some, they are blanked too.
+    secrets: tuple[str, ...] = ()
+    if os.environ.get("AGORA_CUSTOMER_SECRET"):
+        from revoker.credentials import Credentials
+
+        found = Credentials(
+            os.environ.get("AGORA_CUSTOMER_ID", ""), os.environ["AGORA_CUSTOMER_SECRET"]
+        )
+        secrets = found.secrets
+    emit(render_html(merged, timeline, chain, secrets), work_done=False, nl=False)
+    if errors:
+        raise AuditVerifyError("\n".join(errors))
+    return merged.exit_code
+
+
+def _merge_fallback(fallback: Path, audit_logs: tuple[Path, ...], sign_key: Path | None) -> None:
+    """--merge-fallback: append the saved lines to the one log given, then say so."""
+    from revoker.audit.fallback import merge_fallback
+
+    if len(audit_logs) != 1:
+        raise UsageError("--merge-fallback adds to one log; give exactly one AUDIT_LOG")
+    signer = None
+    if sign_key is not None:
+        from revoker.audit.signing import load_signer
+
+        signer = load_signer(sign_key)
+    done = merge_fallback(fallback, audit_logs[0], signer=signer)
+    click.echo(
+        f"revoker: merged {done.lines} lines of {fallback} into {audit_logs[0]} "
+        f"(run {done.run_id}{', signed' if signer else ''}); audit head {done.head}",
+        err=True,
+    )
+
+
+def _check_head(value: str) -> str:
+    """--expect-head, checked: a whole head (an unset "$HEAD" must not turn the check off)."""
+    if not value:
+        raise UsageError(
+            "--expect-head is empty (an unset variable?): give the head the run printed "
+            "(audit head ..., 64 hex digits)"
+        )
+    if not _HEAD.fullmatch(value):
+        raise UsageError(
+            f"--expect-head must be a whole head: 64 hex digits (got {len(value)} characters); "
+            "a shortened head is not accepted"
+        )
+    return value.lower()
+
+
+_HEAD = re.compile(r"[0-9a-fA-F]{64}")
+UNANCHORED = (
+    "nothing anchors the end of this log: lines or whole runs cut off its end would not "
+    "show (a signature covers only the runs still there); give --expect-head with the "
+    "head the run printed, kept off this machine (a CI job log, a ticket)"
+)
+
+
 def _verify_logs(
     paths: tuple[Path, ...],
     expect_head: str | None,
@@ -216,22 +358,34 @@ def _verify_logs(
     require_chain: bool,
 ) -> None:
     """Print each log's chain status on stderr; AuditVerifyError (exit 4) on a failure."""
+    errors = [c.error for c in _check_logs(paths, expect_head, key, require_chain) if c.error]
+    if errors:
+        raise AuditVerifyError("\n".join(errors))
+
+
+def _check_logs(
+    paths: tuple[Path, ...],
+    expect_head: str | None,
+    key: Ed25519PublicKey | None,
+    require_chain: bool,
+) -> list[ChainReport]:
+    """Verify each log, its status on stderr; the reports, errors set where one failed."""
     from revoker.audit.chain import verify_log
 
-    errors = []
+    reports = []
     for path in paths:
         checked = verify_log(path, key)
         for note in checked.notes:
             click.echo(f"revoker: note: {note}", err=True)
         if checked.error is None and checked.status != "chained" and require_chain:
             checked.error = f"{path}: {checked.status} (lines without prev; --require-chain)"
-        if checked.error is None and expect_head and checked.head != expect_head.lower():
+        if checked.error is None and expect_head is not None and checked.head != expect_head:
             checked.error = (
                 f"{path}:{checked.lines}: the log ends at head {checked.head}, expected "
                 f"{expect_head} (lines were cut off, added or changed)"
             )
+        reports.append(checked)
         if checked.error:
-            errors.append(checked.error)
             click.echo(f"revoker: verify: {path}: FAILED", err=True)
             continue
         click.echo(
@@ -239,11 +393,20 @@ def _verify_logs(
             + (f", {checked.runs_signed} signed runs" if checked.runs_signed else ""),
             err=True,
         )
-    if errors:
-        raise AuditVerifyError("\n".join(errors))
+        if expect_head is None:
+            click.echo(f"revoker: verify: {path}: {UNANCHORED}", err=True)
+    return reports
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        (
+            "revoker keygen audit-signing.pem",
+            "then: revoker revoke ... --sign-key audit-signing.pem",
+        ),
+    ],
+)
 @click.argument("path", type=click.Path(path_type=Path))
 def keygen(path: Path) -> int:
     """Write an Ed25519 key pair for --sign-key: PATH (private, 0600) and PATH.pub.

@@ -26,8 +26,14 @@ a pair an earlier run rotated (``--resume``) goes through
 
 Each SID gets one ``disconnect`` line: ``disconnected`` (confirmed gone, with the
 confirming request IDs), ``absent`` (the stream had ended before the cut) or
-``failed`` (with the reason). A listing that fails gives the pair a ``failed``
-line without SID: never a silent "no streams".
+``failed`` (with the reason). A cut an earlier run sent but could not confirm
+(stopped, or its GETs failed) is confirmed by this run's first listing of its
+(app ID, region) once its key is deleted: gone from it, the SID gets a
+``disconnected`` line (``confirmed_by`` the listing); still there, it is cut again.
+A listing that fails gives the pair a ``failed`` line without SID: never a silent
+"no streams". A key deleted here that matched no stream, while a stream with its
+channel and uid is live under a URL naming another key, gets a ``failed`` line for
+that stream with ``left_running``: it is not cut, since it may be the other key's.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from typing import Any
 from revoker.agora.client import ApiResponse
 from revoker.engine.disconnect_records import (
     DISCONNECT,
+    UNCONFIRMED_FIELDS,
     Listing,
     list_streams,
     listing_failed,
@@ -52,6 +59,7 @@ from revoker.engine.matching import (
     KeyIdentity,
     KeyIndex,
     Match,
+    same_channel_uid,
     usable_sid,
 )
 from revoker.engine.pool import RunContext
@@ -77,6 +85,7 @@ class _Scope:
     first: asyncio.Future[Listing] | None = None
     deleted: KeyIndex[Task] = field(default_factory=KeyIndex)
     claimed: set[str] = field(default_factory=set)  # SIDs being or already cut
+    fresh: list[tuple[KeyIdentity, Task]] = field(default_factory=list)  # deleted here
 
 
 def key_identity(task: Task, lookup: TaskResult) -> KeyIdentity:
@@ -103,10 +112,13 @@ class StreamSweep:
         *,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
         resumed: Mapping[int, KeyIdentity | None] | None = None,
+        unconfirmed: dict[tuple[str, str, str], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.ctx = ctx
         self.confirm_timeout = confirm_timeout
         self.resumed = resumed or {}
+        # Earlier runs' cuts never confirmed, by (app ID, region, key ID).
+        self.unconfirmed = unconfirmed or {}
         self._scopes = {where: _Scope(count) for where, count in expected.items()}
 
     def _scope(self, task: Task, *, start: bool = True) -> _Scope:
@@ -164,7 +176,9 @@ class StreamSweep:
             result.audit_fields["channel"] = identity.channel
             result.audit_fields["uid"] = identity.uid
         deleted = result.outcome in DONE_OUTCOMES
-        result.later = self._settle(task, identity if deleted else None, lookup_failed)
+        result.later = self._settle(
+            task, identity if deleted else None, lookup_failed, fresh=deleted
+        )
         return result
 
     def skip(self, task: Task, gone: KeyIdentity | None = None) -> Later | None:
@@ -176,11 +190,18 @@ class StreamSweep:
         return self._settle(task, gone, None)
 
     def _settle(
-        self, task: Task, identity: KeyIdentity | None, lookup_failed: TaskResult | None
+        self,
+        task: Task,
+        identity: KeyIdentity | None,
+        lookup_failed: TaskResult | None,
+        *,
+        fresh: bool = False,
     ) -> Later | None:
         scope = self._scope(task, start=identity is not None)
         if identity is not None:
             scope.deleted.add(identity, task)
+            if fresh:
+                scope.fresh.append((identity, task))
         scope.remaining -= 1
         last = scope.remaining == 0
         if identity is None and not last:
@@ -216,6 +237,7 @@ class StreamSweep:
         if identity is not None:
             assert scope.first is not None
             listing = await scope.first
+            lines += self._confirm_earlier(task, listing)
             index: KeyIndex[Task] = KeyIndex()
             index.add(identity, task)
             lines += await self._cut_matches(scope, task, listing, index, "before")
@@ -223,6 +245,36 @@ class StreamSweep:
             # Streams that started while the keys were being deleted.
             second = await self._list(task, "streams started during the DELETEs")
             lines += await self._cut_matches(scope, task, second, scope.deleted, "after")
+            if scope.first is not None:
+                lines += _left_running(scope, await scope.first, second)
+        return lines
+
+    def _confirm_earlier(self, task: Task, listing: Listing) -> list[FollowUp]:
+        """An earlier run's unconfirmed cuts of this key whose SID the listing no longer
+        holds: confirmed gone now (a SID still listed is matched and cut again)."""
+        cuts = self.unconfirmed.pop((task.app_id, task.region, task.key_id), [])
+        if not cuts or listing.entries is None:
+            return []
+        live = {stream.get("sid") for stream, _ in listing.entries}
+        lines = []
+        for cut in cuts:
+            if cut["sid"] in live:
+                continue
+            result = TaskResult(
+                task,
+                Outcome.DISCONNECTED,
+                list(listing.result.attempts),
+                message=f"confirmed gone by a later listing (the cut was sent by run "
+                f"{cut['run_id']}, its confirmation did not finish)",
+            )
+            fields = {name: cut[name] for name in UNCONFIRMED_FIELDS if name != "run_id"}
+            fields.update(
+                listing="before",
+                list_request_id=listing.request_id,
+                confirmed_by=listing.request_id,
+                prior_run_id=cut["run_id"],
+            )
+            lines.append(FollowUp(DISCONNECT, result, fields))
         return lines
 
     async def _list(self, task: Task, purpose: str = "live streams to cut") -> Listing:
@@ -338,6 +390,53 @@ class StreamSweep:
             if reason == "still live"
             else f"{reason} (force-disconnect sent {sent} times; waited {waited})"
         )
+
+
+def _left_running(scope: _Scope, listing: Listing, second: Listing) -> list[FollowUp]:
+    """A ``failed`` line per live stream that has the channel and uid of a key deleted
+    here which no stream matched, while the stream's URL names a key that is no
+    deleted one: it is not cut (it may be another key's), but never left unsaid.
+
+    Only this run's DELETEs and the listing before them count: a key rotated in an
+    earlier run shares its channel and uid with its replacement, streaming by now.
+    """
+    if listing.entries is None:
+        return []
+    lines: list[FollowUp] = []
+    seen = listing.entries + (second.entries or [])
+    for identity, owner in scope.fresh:
+        own: KeyIndex[Task] = KeyIndex()
+        own.add(identity, owner)
+        if any(own.find(stream, push) for stream, push in seen):
+            continue
+        for stream, push in listing.entries:
+            if not same_channel_uid(stream, identity) or scope.deleted.find(stream, push):
+                continue
+            sid = stream.get("sid")
+            marker = f"\1{sid!r}\0{owner.key_id}"
+            if marker in scope.claimed:
+                continue
+            scope.claimed.add(marker)
+            message = (
+                "left running: no live stream matched this key, but this stream has its "
+                "channel and uid under a URL naming another key (or this key in a form "
+                "revoker cannot read); check it with revoker streams --all and cut it by "
+                "hand if it is this key's"
+            )
+            fields = {
+                "sid": sid if usable_sid(sid) else None,
+                "channel": stream.get("channel"),
+                "stream_uid": stream.get("uid"),
+                "match": None,
+                "protocol": push.protocol,
+                "listing": "before",
+                "list_request_id": listing.request_id,
+                "left_running": True,
+            }
+            lines.append(
+                FollowUp(DISCONNECT, TaskResult(owner, Outcome.FAILED, message=message), fields)
+            )
+    return lines
 
 
 def _gone(poll: TaskResult, response: ApiResponse | None, sid: str) -> bool:

@@ -21,11 +21,18 @@ from revoker.audit.log import AuditLog, load_done, save_unrecorded
 from revoker.credentials import Credentials
 from revoker.engine.delayqueue import DelayQueue
 from revoker.engine.disconnect import StreamSweep
-from revoker.engine.disconnect_records import disconnect_note, resumed_identities
+from revoker.engine.disconnect_records import (
+    disconnect_note,
+    resumed_identities,
+    unconfirmed_cuts,
+)
+from revoker.engine.estimate import paced_estimate
+from revoker.engine.fairfeed import AppFairFeed
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.keyverdicts import KeyLedger
 from revoker.engine.matching import KeyIdentity
+from revoker.engine.observe import PASS_METHODS, RunObserver
 from revoker.engine.pacing import RateLimits
 from revoker.engine.planner import Plan, build_plan
 from revoker.engine.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
@@ -73,6 +80,9 @@ class Pass:
     # Called once the audit log is open and locked, before the run's first line: creates
     # what the pass writes besides the audit log, so a run refused the lock leaves none.
     start: Callable[[], None] | None = None
+    # The method whose per-app budget paces the pass: its tasks are then handed out
+    # app by app as each budget frees a slot (engine.fairfeed), not in input order.
+    budget: str | None = None
 
 
 def prepare(
@@ -104,13 +114,15 @@ def execute(
     install_signal_handlers: bool = True,
     retry: RetryPolicy | None = None,
     ledger: KeyLedger | None = None,
+    observer: RunObserver | None = None,
 ) -> RunReport:
     """Open the audit log, run every pass, write ``run_finished``; return the report.
 
     ``retry`` replaces the policy built from ``settings.retry`` (e.g. shorter waits).
     With a ``ledger`` (revoke, rotate), each (app ID, region) is listed before the
     first DELETE (:mod:`revoker.engine.preflight`) and the report gets the verdict
-    per key (:mod:`revoker.engine.keyverdicts`).
+    per key (:mod:`revoker.engine.keyverdicts`). An ``observer`` is told each pass's
+    start and each task line (a progress display).
     """
     run_id = str(uuid.uuid4())
     signer = None
@@ -151,6 +163,7 @@ def execute(
                 install_signal_handlers,
                 retry or RetryPolicy.from_settings(settings.retry),
                 ledger,
+                observer,
             )
         )
         if ledger is not None:
@@ -164,7 +177,7 @@ def execute(
         )
         if plan.changed and report.halt_reason is None:
             log.error("input changed during the run", detail=plan.changed)
-            report.notes.append(f"ERROR: {plan.changed}; run again to be sure")
+            report.notes.append(f"ERROR: {plan.changed}; check the input, then run again")
             report.exit_code = EXIT_FAILED
         revoked = report.pass_for("revoke") or report.pass_for("rotate")
         deleted = revoked and (
@@ -226,6 +239,7 @@ async def _run_passes(
     install_signal_handlers: bool,
     retry: RetryPolicy,
     ledger: KeyLedger | None = None,
+    observer: RunObserver | None = None,
 ) -> None:
     halt = Halt()
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
@@ -241,7 +255,9 @@ async def _run_passes(
                 check = None
                 if ledger is not None and ledger.event in KEY_VERDICT_COMMANDS:
                     check = await _check_apps(ctx, plan, audit, ledger, settings)
-                sweeper = _Sweeper(plan, ctx, audit, settings.client.concurrency, ledger, check)
+                sweeper = _Sweeper(
+                    plan, ctx, audit, settings.client.concurrency, ledger, check, observer
+                )
                 if halt.is_set:
                     # Stopped by the check (a 401): every pass's tasks are recorded as
                     # never started, so --resume does them all.
@@ -297,6 +313,15 @@ class _Sweeper:
     concurrency: int
     ledger: KeyLedger | None = None
     check: AppCheck | None = None
+    observer: RunObserver | None = None
+
+    def tasks(self, sweep: Pass) -> Iterator[Task]:
+        """The pass's tasks; for revoke and rotate, those of keys that live streams push
+        with right now first (the check's listings), then the rest, each in plan order."""
+        streamed = self.check.streamed_keys() if self.check is not None else frozenset()
+        if not streamed or sweep.event not in KEY_VERDICT_COMMANDS:
+            return sweep.tasks()
+        return _danger_first(sweep.tasks, streamed)
 
     async def run(
         self,
@@ -309,6 +334,13 @@ class _Sweeper:
             on_result = _also(self.ledger.add, on_result)
         if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
             runner = _unless_refused(self.check, runner, sweep.done_before)
+        if sweep.budget is not None and isinstance(tasks, Iterator):
+            tasks = AppFairFeed(tasks, self.ctx.limits[sweep.budget])
+        planned = self.plan.region_counts(include_done=sweep.include_done)
+        observe = None
+        if self.observer is not None:
+            self.observer.pass_started(sweep.event, sum(planned.values()), self._rate(sweep))
+            observe = self.observer.recorded
         return await run_tasks(
             tasks,
             runner,
@@ -317,9 +349,28 @@ class _Sweeper:
             event=sweep.event,
             concurrency=self.concurrency,
             on_result=on_result,
-            planned=self.plan.region_counts(include_done=sweep.include_done),
+            planned=planned,
             done_before=sweep.done_before,
+            observe=observe,
         )
+
+    def _rate(self, sweep: Pass) -> float | None:
+        """The pass's paced requests/s over all its app IDs (each has its own budget)."""
+        method = sweep.budget or PASS_METHODS.get(sweep.event)
+        limits = self.ctx.limits.get(method or "")
+        if limits is None or not limits.rate:
+            return None
+        apps = {app for app, _ in self.plan.stats.per_app_region} or {""}
+        return limits.rate * len(apps)
+
+
+def _danger_first(
+    tasks: Callable[[], Iterator[Task]], streamed: frozenset[tuple[str, str]]
+) -> Iterator[Task]:
+    """The tasks of keys in ``streamed`` (app ID, key), then the others: the input is
+    read twice, so memory stays bounded by the streams, not the input."""
+    yield from (task for task in tasks() if (task.app_id, task.key) in streamed)
+    yield from (task for task in tasks() if (task.app_id, task.key) not in streamed)
 
 
 def _also(
@@ -355,7 +406,7 @@ async def _sweep(
     """Run one pass on its own; its totals, then those of its follow-up lines."""
     ctx = sweeper.ctx
     throttled_before = ctx.throttled
-    totals = await sweeper.run(sweep, sweep.tasks(), sweep.runner(ctx), on_result)
+    totals = await sweeper.run(sweep, sweeper.tasks(sweep), sweep.runner(ctx), on_result)
     totals.extra["throttled_429"] = ctx.throttled - throttled_before
     return [totals, *totals.related.values()]
 
@@ -395,7 +446,7 @@ async def _sweep_with_follower(
 
     async def run_lead() -> Totals:
         try:
-            return await sweeper.run(lead, lead.tasks(), lead.runner(ctx), lead_recorded)
+            return await sweeper.run(lead, sweeper.tasks(lead), lead.runner(ctx), lead_recorded)
         finally:
             queue.close()
 
@@ -411,7 +462,9 @@ def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
     """The passes of ``revoke``: DELETE every pair and (with --verify), behind the
     DELETEs, GET every pair ``verify_delay`` seconds after its DELETE ended (pairs
     done in an earlier run at once)."""
-    passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t))]
+    passes = [
+        Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t), budget="DELETE")
+    ]
     if settings.disconnect:
         passes = [disconnect_pass(settings, plan)]
     if settings.verify:
@@ -423,7 +476,13 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
     """DELETE every pair and cut off its live streams; with --resume, the pairs deleted
     in an earlier run are not deleted again but their streams are listed and cut."""
     cuts = DisconnectPlan(settings, plan, "revoke")
-    return Pass("revoke", cuts.tasks, lambda ctx: cuts.sweep(ctx).run, done_before=cuts.done_before)
+    return Pass(
+        "revoke",
+        cuts.tasks,
+        lambda ctx: cuts.sweep(ctx).run,
+        done_before=cuts.done_before,
+        budget="DELETE",
+    )
 
 
 @dataclass(frozen=True)
@@ -461,7 +520,11 @@ class DisconnectPlan:
             assert self.plan.done is not None
             done = resumed_identities(self.settings.audit_log, self.plan.done, event=self.event)
         return StreamSweep(
-            ctx, expected, confirm_timeout=self.settings.disconnect_timeout, resumed=done
+            ctx,
+            expected,
+            confirm_timeout=self.settings.disconnect_timeout,
+            resumed=done,
+            unconfirmed=unconfirmed_cuts(self.settings.audit_log),
         )
 
 
@@ -481,7 +544,11 @@ def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None 
         earlier = plan.done_tasks if include_done else lambda: iter(())
         return Pass("verify", earlier, runner, include_done=include_done, delay=behind)
     return Pass(
-        "verify", lambda: plan.tasks(include_done=include_done), runner, include_done=include_done
+        "verify",
+        lambda: plan.tasks(include_done=include_done),
+        runner,
+        include_done=include_done,
+        budget="GET",
     )
 
 
@@ -494,33 +561,34 @@ def run_command(
     passes_for: Callable[[RunSettings, Plan], list[Pass]],
     resume_events: tuple[str, ...] = (),
     on_plan: Callable[[PlanStats], None] | None = None,
-    progress: Callable[[int], Callable[[TaskResult], None] | None] | None = None,
+    observer: RunObserver | None = None,
 ) -> RunReport:
     """One bulk command end to end: read the plan, build its passes, run them.
 
     Without ``credentials`` (a dry run) nothing is sent: the report holds the plan
     only. ``on_plan`` sees the plan's counts (and its invalid rows) before anything
-    is sent; ``progress`` is given the number of tasks and returns the callback each
-    result goes to. ``settings.dry_run`` with credentials (prune) still sends what
-    the passes send and marks the report as a dry run.
+    is sent; ``observer`` follows the passes (see :func:`execute`).
+    ``settings.dry_run`` with credentials (prune) still sends what the passes send
+    and marks the report as a dry run.
     """
     plan = prepare(settings, stdin, resume_events=resume_events)
     if on_plan is not None:
         on_plan(plan.stats)
     if credentials is None:
         plan.close()
-        return RunReport(command, "-", None, plan.stats, dry_run=True)
+        report = RunReport(command, "-", None, plan.stats, dry_run=True)
+        estimate = paced_estimate(command, settings, plan.stats)
+        if estimate is not None:
+            report.notes.append(estimate)
+        return report
     try:
         passes = passes_for(settings, plan)
     except BaseException:
         plan.close()
         raise
-    on_result = progress(plan.stats.tasks * len(passes)) if progress is not None else None
     ledger = (
         KeyLedger(command, absent_ok=settings.absent_ok) if command in LEDGER_COMMANDS else None
     )
-    report = execute(
-        command, settings, plan, credentials, passes, on_result=on_result, ledger=ledger
-    )
+    report = execute(command, settings, plan, credentials, passes, ledger=ledger, observer=observer)
     report.dry_run = settings.dry_run
     return report
