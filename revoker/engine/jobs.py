@@ -82,14 +82,15 @@ async def call_api(
             # it go one slot later each, so the pace holds.
             mine = limiter.book_front() if front else limiter.book()
             while True:
-                await ctx.halt.sleep(max(0.0, mine.at - time.monotonic()))  # wakes on a halt
+                wait = limiter.until(mine)
+                slot = time.monotonic() + wait
+                await ctx.halt.sleep(wait)  # wakes at once if the run halts
                 if ctx.halt.is_set:
                     raise Halted
                 moved = limiter.moved(mine)
                 if moved.at <= mine.at:
                     break
                 mine = moved
-            slot = mine.at
         try:
             response = await send()
         except TransportFailure as exc:

@@ -193,6 +193,10 @@ class Pacer:
         self._next += gap
         return Slot(front, self._seq)
 
+    def until(self, slot: Slot) -> float:
+        """Seconds from now (on this pacer's clock) to ``slot``; 0 once it is due."""
+        return max(0.0, slot.at - self._clock())
+
     def moved(self, slot: Slot) -> Slot:
         """``slot`` pushed back one slot for each front booking made after it at or
         before its time (a request that was sent later keeps its place behind)."""
