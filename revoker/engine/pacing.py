@@ -267,7 +267,7 @@ class Pacer:
             self._cut(now, self._sparse_floor())  # probing under rates that drew 429s
             return True
         if stray is not None:
-            return False
+            return False  # probing, but slower paces drew them more often still
         if self._idle(now):
             return False  # the pace is not what holds requests back
         if self._ours():
