@@ -182,7 +182,7 @@ class AgoraClient:
             ]
             for host in self._hosts
         ]
-        self._basic_raw = (b"Authorization", self._basic.encode("latin-1"))
+        self._basic_raw = (b"Authorization", self._basic.encode("ascii"))
         self._hmac = settings.auth == "hmac"
         self._active = 0
         limits = httpx.Limits(
@@ -240,7 +240,7 @@ class AgoraClient:
                 self._credentials, host=host, method=method, path=raw_path, body=body
             )
             headers += [
-                (name.encode("ascii"), value.encode("latin-1")) for name, value in signed.items()
+                (name.encode("ascii"), value.encode("ascii")) for name, value in signed.items()
             ]
         else:
             headers.append(self._basic_raw)
