@@ -330,7 +330,12 @@ def test_cli_disconnect_against_emulator_cuts_only_the_revoked_keys_streams(
         state = emu.state()
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["disconnect"]["counts"] == {"disconnected": 4}
+    assert summary["disconnect"]["counts"] == {
+        "absent": 0,
+        "disconnected": 4,
+        "failed": 0,
+        "not_attempted": 0,
+    }
     assert "live streams cut off: 4" in summary["notes"]
     assert {k["key"] for k in state["keys"]} == {OTHER}
     assert sorted(s["sid"] for s in state["streams"]) == ["SC1", "SC2"]  # untouched
