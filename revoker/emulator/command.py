@@ -12,10 +12,25 @@ from pathlib import Path
 import click
 
 from revoker.clickext import FiniteFloatRange
+from revoker.errors import MissingExtraError
 
 _RATE = FiniteFloatRange(0.0, 1.0)
 _RPS = FiniteFloatRange(min=0.0)
 _FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def require_extra() -> None:
+    """Starlette and uvicorn come with the ``emulator`` extra: say how to install it
+    rather than end in an import traceback."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"revoker emulator needs the emulator extra ({exc.name or 'starlette/uvicorn'} "
+            "is not installed): pip install 'revoker[emulator]' "
+            "(from a clone: pip install '.[emulator]'; make install sets up .venv with it)"
+        ) from None
 
 
 @click.command("emulator")
@@ -138,6 +153,7 @@ def emulator(
     Prints base_url=http://127.0.0.1:PORT as its first line, then the variables
     to export. Stops on Ctrl-C or SIGTERM, saving --state.
     """
+    require_extra()
     from revoker.credentials import Credentials
     from revoker.emulator.config import EmulatorConfig
     from revoker.emulator.seeds import load_live_streams, load_seed_keys

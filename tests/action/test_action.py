@@ -10,6 +10,7 @@ dependencies): a stand-in virtualenv Python points at the test's interpreter.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -148,9 +149,22 @@ def test_action_masks_keys_writes_summary_annotations_and_outputs(tmp_path: Path
     assert summary.read_text().startswith("## revoker audit report\n")
     values = outputs(tmp_path)
     assert values["exit-code"] == "1"
+    # One pass per output, never summed over passes: 3 keys x 4 regions = 12 pairs.
+    assert values["tasks"] == "12"
     assert values["revoked"] == "8"
-    assert values["failed"] == "8"
-    assert values["problems"] == "8"
+    assert values["failed"] == "4"
+    assert values["verified-absent"] == "8"
+    assert values["verify-failed"] == "4"
+    assert values["still-present"] == "0"
+    assert values["streams-cut"] == "0"
+    assert values["problems"] == "8"  # the failed DELETE and the failed GET of each pair
+    assert values["keys"] == "3"
+    assert values["keys-revoked"] == "2"
+    assert values["not-found"] == values["keys-not-found"] == "0"
+    assert set(values) == set(action()["outputs"]), "every documented output is set, no other"
+    summary_json = json.loads(Path(values["summary-json"]).read_text())
+    assert summary_json["schema_version"] == 1
+    assert summary_json["revoke"]["counts"]["failed"] == 4
     assert values["audit-log"] == str(tmp_path / "audit" / "revoker.jsonl")
 
 
