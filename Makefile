@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make test   - set up .venv and run the whole test suite"
-	@echo "make lint   - ruff check, ruff format --check, mypy --strict, bandit, import-linter"
+	@echo "make lint   - ruff check, ruff format --check, mypy --strict, bandit, import-linter, hadolint"
 	@echo "make demo   - start the emulator, revoke examples/keys.csv everywhere, verify"
 	@echo "make bench  - benchmarks against the emulator (prints a table)"
 	@echo "make dist   - build the wheel and sdist into dist/ and twine-check them"
@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict revoker action/run.py
 	$(BIN)/bandit -q -c pyproject.toml -r revoker
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 demo: $(STAMP)
 	@$(BIN)/python examples/demo.py

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -285,3 +286,28 @@ def test_example_live_streams_start_in_the_emulator_and_are_cut_by_a_revoke(
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout)["disconnect"]["counts"]["disconnected"] == 3
+
+
+def test_dockerfile_installs_the_wheel_on_slim_python_as_non_root_with_revoker_entrypoint() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    instructions = [line.split(None, 1) for line in text.splitlines() if line[:1].isupper()]
+    assert "ARG PYTHON_IMAGE=python:3.12-slim" in text
+    assert [i for i in instructions if i[0] == "FROM"][-1] == ["FROM", "${PYTHON_IMAGE}"]
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ." in text
+    assert "pip install --no-cache-dir /tmp/wheels/revoker-*.whl" in text
+    users = [i[1] for i in instructions if i[0] == "USER"]
+    assert users == ["10001:10001"], "runs as the non-root user the Job's securityContext names"
+    assert instructions[-2:] == [["ENTRYPOINT", '["revoker"]'], ["CMD", '["--help"]']]
+    pod = k8s_job()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert "ARG" not in [i[0] for i in instructions if "SECRET" in i[-1]], "no secret build args"
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint", path=BIN)
+    if hadolint is None:
+        pytest.skip("hadolint not installed (make install brings it)")
+    result = subprocess.run(
+        [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
