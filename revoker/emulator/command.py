@@ -117,6 +117,12 @@ def require_extra() -> None:
     'any app exists, "not found" everywhere, 400 "Invalid app ID." or 403 not enabled.',
 )
 @click.option("--known-app", multiple=True, help="An app ID that exists (repeatable).")
+@click.option(
+    "--signed-host",
+    metavar="HOST[:PORT]",
+    help="HMAC: check signatures against this host, not the request's Host header "
+    "(the emulator behind a proxy that rewrites Host).",
+)
 @click.pass_context
 def emulator(
     ctx: click.Context,
@@ -147,6 +153,7 @@ def emulator(
     quota_exhausted_app: tuple[str, ...],
     unknown_app: str,
     known_app: tuple[str, ...],
+    signed_host: str | None,
 ) -> None:
     """Local Agora Media Gateway on 127.0.0.1, with fault injection.
 
@@ -202,6 +209,7 @@ def emulator(
         quota_exhausted_apps=frozenset(quota_exhausted_app),
         unknown_app=unknown_app,
         known_apps=frozenset(known_app),
+        signed_host=signed_host,
     )
     host_explicit = ctx.get_parameter_source("host") != click.core.ParameterSource.DEFAULT
     try:
