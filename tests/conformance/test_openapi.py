@@ -141,7 +141,8 @@ def test_every_request_revoker_sends_passes_agoras_openapi_file(
     )
     every_command(tmp_path, env, auth)
     print(
-        f"conformance mock, {auth}: {prism.requests()} requests, {len(prism.violations())} violations"
+        f"conformance mock, {auth}: {prism.requests()} requests, "
+        f"{len(prism.violations())} violations"
     )
     assert prism.requests() >= 40, prism.text()[-3000:]
     assert prism.violations() == [], "\n".join(prism.violations()[:20])
@@ -174,7 +175,8 @@ def test_every_emulator_answer_passes_agoras_openapi_file(
     }, codes  # fmt: skip
     assert not left & {*KEYS, ROTATED}
     print(
-        f"conformance proxy, {auth}: {prism.requests()} requests, {len(prism.violations())} violations"
+        f"conformance proxy, {auth}: {prism.requests()} requests, "
+        f"{len(prism.violations())} violations"
     )
     assert prism.requests() >= 40, prism.text()[-3000:]
     assert prism.violations() == [], "\n".join(prism.violations()[:20])
