@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# Four workers: the suite mostly waits on loopback servers (pytest-xdist).
+# --dist loadscope keeps a module's emulator fixture on one worker.
+PYTEST_ARGS ?= -n 4 --dist loadscope
 
 .PHONY: help install test lint demo bench dist clean conformance
 

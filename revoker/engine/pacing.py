@@ -91,6 +91,11 @@ class Pacer:
         # Requests that take spare slots wait their turn here, so one polls at a time.
         self.spare_turn = asyncio.Lock()
 
+    @property
+    def free_at(self) -> float:
+        """When the next slot is free (on this pacer's clock; in the past if free now)."""
+        return self._next
+
     def reserve(self) -> float:
         """Book the next free slot; returns how long to wait for it.
 
@@ -176,8 +181,9 @@ class Pacer:
 class RateLimits:
     """One pacer per app ID; ``rate`` (the cap) 0 means no cap at all."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, *, clock: Clock = time.monotonic) -> None:
         self.rate = rate
+        self._clock = clock
         self._pacers: dict[str, Pacer] = {}
 
     def get(self, app_id: str) -> Pacer | None:
@@ -185,5 +191,5 @@ class RateLimits:
             return None
         pacer = self._pacers.get(app_id)
         if pacer is None:
-            pacer = self._pacers[app_id] = Pacer(self.rate)
+            pacer = self._pacers[app_id] = Pacer(self.rate, clock=self._clock)
         return pacer

@@ -58,6 +58,12 @@ class AppCheck:
     # Live streams by the key their URL names, per (app ID, region).
     streams: dict[AppRegion, Counter[str]] = field(default_factory=dict)
 
+    def streamed_keys(self) -> frozenset[tuple[str, str]]:
+        """(app ID, key) of every key a live stream's URL names, in any region."""
+        return frozenset(
+            (app_id, key) for (app_id, _), named in self.streams.items() for key in named
+        )
+
     def refusal(self, task: Task) -> str | None:
         """The message of a pair that must not be sent, or None."""
         why = self.refused.get((task.app_id, task.region))

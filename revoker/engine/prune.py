@@ -100,7 +100,7 @@ class Pruner:
         def runner(ctx: RunContext) -> TaskRunner:
             return lambda task: self.run(ctx, task)
 
-        return [Pass("query", plan.tasks, runner)]
+        return [Pass("query", plan.tasks, runner, budget="GET")]
 
     def notes(self) -> list[str]:
         total = sum(self.matched.values())

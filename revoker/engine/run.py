@@ -22,6 +22,7 @@ from revoker.credentials import Credentials
 from revoker.engine.delayqueue import DelayQueue
 from revoker.engine.disconnect import StreamSweep
 from revoker.engine.disconnect_records import disconnect_note, resumed_identities
+from revoker.engine.fairfeed import AppFairFeed
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.keyverdicts import KeyLedger
@@ -73,6 +74,9 @@ class Pass:
     # Called once the audit log is open and locked, before the run's first line: creates
     # what the pass writes besides the audit log, so a run refused the lock leaves none.
     start: Callable[[], None] | None = None
+    # The method whose per-app budget paces the pass: its tasks are then handed out
+    # app by app as each budget frees a slot (engine.fairfeed), not in input order.
+    budget: str | None = None
 
 
 def prepare(
@@ -298,6 +302,14 @@ class _Sweeper:
     ledger: KeyLedger | None = None
     check: AppCheck | None = None
 
+    def tasks(self, sweep: Pass) -> Iterator[Task]:
+        """The pass's tasks; for revoke and rotate, those of keys that live streams push
+        with right now first (the check's listings), then the rest, each in plan order."""
+        streamed = self.check.streamed_keys() if self.check is not None else frozenset()
+        if not streamed or sweep.event not in KEY_VERDICT_COMMANDS:
+            return sweep.tasks()
+        return _danger_first(sweep.tasks, streamed)
+
     async def run(
         self,
         sweep: Pass,
@@ -309,6 +321,8 @@ class _Sweeper:
             on_result = _also(self.ledger.add, on_result)
         if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
             runner = _unless_refused(self.check, runner, sweep.done_before)
+        if sweep.budget is not None and isinstance(tasks, Iterator):
+            tasks = AppFairFeed(tasks, self.ctx.limits[sweep.budget])
         return await run_tasks(
             tasks,
             runner,
@@ -320,6 +334,15 @@ class _Sweeper:
             planned=self.plan.region_counts(include_done=sweep.include_done),
             done_before=sweep.done_before,
         )
+
+
+def _danger_first(
+    tasks: Callable[[], Iterator[Task]], streamed: frozenset[tuple[str, str]]
+) -> Iterator[Task]:
+    """The tasks of keys in ``streamed`` (app ID, key), then the others: the input is
+    read twice, so memory stays bounded by the streams, not the input."""
+    yield from (task for task in tasks() if (task.app_id, task.key) in streamed)
+    yield from (task for task in tasks() if (task.app_id, task.key) not in streamed)
 
 
 def _also(
@@ -355,7 +378,7 @@ async def _sweep(
     """Run one pass on its own; its totals, then those of its follow-up lines."""
     ctx = sweeper.ctx
     throttled_before = ctx.throttled
-    totals = await sweeper.run(sweep, sweep.tasks(), sweep.runner(ctx), on_result)
+    totals = await sweeper.run(sweep, sweeper.tasks(sweep), sweep.runner(ctx), on_result)
     totals.extra["throttled_429"] = ctx.throttled - throttled_before
     return [totals, *totals.related.values()]
 
@@ -395,7 +418,7 @@ async def _sweep_with_follower(
 
     async def run_lead() -> Totals:
         try:
-            return await sweeper.run(lead, lead.tasks(), lead.runner(ctx), lead_recorded)
+            return await sweeper.run(lead, sweeper.tasks(lead), lead.runner(ctx), lead_recorded)
         finally:
             queue.close()
 
@@ -411,7 +434,9 @@ def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
     """The passes of ``revoke``: DELETE every pair and (with --verify), behind the
     DELETEs, GET every pair ``verify_delay`` seconds after its DELETE ended (pairs
     done in an earlier run at once)."""
-    passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t))]
+    passes = [
+        Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t), budget="DELETE")
+    ]
     if settings.disconnect:
         passes = [disconnect_pass(settings, plan)]
     if settings.verify:
@@ -423,7 +448,13 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
     """DELETE every pair and cut off its live streams; with --resume, the pairs deleted
     in an earlier run are not deleted again but their streams are listed and cut."""
     cuts = DisconnectPlan(settings, plan, "revoke")
-    return Pass("revoke", cuts.tasks, lambda ctx: cuts.sweep(ctx).run, done_before=cuts.done_before)
+    return Pass(
+        "revoke",
+        cuts.tasks,
+        lambda ctx: cuts.sweep(ctx).run,
+        done_before=cuts.done_before,
+        budget="DELETE",
+    )
 
 
 @dataclass(frozen=True)
@@ -481,7 +512,11 @@ def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None 
         earlier = plan.done_tasks if include_done else lambda: iter(())
         return Pass("verify", earlier, runner, include_done=include_done, delay=behind)
     return Pass(
-        "verify", lambda: plan.tasks(include_done=include_done), runner, include_done=include_done
+        "verify",
+        lambda: plan.tasks(include_done=include_done),
+        runner,
+        include_done=include_done,
+        budget="GET",
     )
 
 

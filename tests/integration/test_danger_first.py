@@ -1,0 +1,68 @@
+"""Danger first: keys that live streams push with right now are revoked before any other.
+
+The listing before the first DELETE names the keys live streams use; wherever
+they are in the input, their DELETEs (and with --disconnect their cuts) go first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from revoker.emulator.process import EmulatorProcess
+from tests.reliability.helpers import (
+    key_requests,
+    make_keys,
+    read_journal,
+    revoker_env,
+    run_revoker,
+    write_keys_csv,
+)
+
+pytestmark = pytest.mark.integration
+
+APP = "danger-app"
+REGIONS = ("na", "eu", "ap", "cn")
+
+
+def seed_files(tmp_path: Path, keys: list[str], streamed: list[str]) -> tuple[Path, Path]:
+    seed = tmp_path / "seed.csv"
+    seed.write_text("stream_key,app_id\n" + "".join(f"{k},{APP}\n" for k in keys), encoding="utf-8")
+    live = tmp_path / "live.csv"
+    live.write_text(
+        "stream_key,app_id,region,channel,uid,protocol\n"
+        + "".join(f"{k},{APP},{REGIONS[i % 4]},ch{i},{i},rtmp\n" for i, k in enumerate(streamed)),
+        encoding="utf-8",
+    )
+    return seed, live
+
+
+@pytest.mark.parametrize("disconnect", [False, True], ids=["plain", "disconnect"])
+def test_streamed_keys_at_the_end_of_the_input_are_deleted_first(
+    tmp_path: Path, disconnect: bool
+) -> None:
+    keys = make_keys(30, "dngr")
+    streamed = keys[-3:]
+    seed, live = seed_files(tmp_path, keys, streamed)
+    journal = tmp_path / "journal.jsonl"
+    keys_csv = write_keys_csv(tmp_path / "keys.csv", keys, APP)
+    args = ["revoke", str(keys_csv), "--audit-log", str(tmp_path / "audit.jsonl")]
+    args += ["--concurrency", "1", "--output", "json"]
+    if disconnect:
+        args.append("--disconnect")
+    with EmulatorProcess(
+        "--seed-keys", str(seed), "--live-streams", str(live), "--journal", str(journal)
+    ) as emu:
+        result = run_revoker(*args, env=revoker_env(emu.client_env()))
+        left = emu.state()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert left["keys"] == []
+    deletes = [e["key"] for e in key_requests(read_journal(journal)) if e["method"] == "DELETE"]
+    first = deletes[: len(streamed) * len(REGIONS)]
+    assert set(first) == set(streamed)
+    if disconnect:
+        assert left["streams"] == []
+    else:
+        assert len(left["streams"]) == len(streamed)
+        assert "--disconnect" in result.stderr + result.stdout
