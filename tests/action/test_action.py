@@ -206,3 +206,17 @@ def test_step_summary_is_cut_below_one_mebibyte_with_a_note(
     assert len(data) < 1024 * 1024
     assert data.decode("utf-8").endswith("over the audit log.\n")
     assert "**Cut here:**" in data.decode("utf-8")
+
+
+def test_outputs_count_one_pass_each_never_a_sum_over_passes() -> None:
+    counts = {
+        "revoke": {"total": {"revoked": 10, "failed": 2}},
+        "verify": {"total": {"absent": 10, "failed": 2}},
+        "disconnect": {"total": {"disconnected": 3, "failed": 1}},
+    }
+    values = run_py().pass_outputs(counts)
+    assert values["tasks"] == "12"  # the revoke pass's pairs, not 12 + 12 + 4
+    assert (values["revoked"], values["failed"], values["not-attempted"]) == ("10", "2", "0")
+    assert (values["verified-absent"], values["verify-failed"]) == ("10", "2")
+    assert (values["streams-cut"], values["disconnect-failed"]) == ("3", "1")
+    assert values["still-present"] == "0"
