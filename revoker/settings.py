@@ -82,6 +82,33 @@ def check_audit_log_path(path: Path, sources: tuple[str, ...]) -> None:
             )
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same inode (hard links, symbolic links), or,
+    for files not there yet, the same path once links and ``..`` are resolved."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_new_keys_path(path: Path, audit_log: Path, sources: tuple[str, ...]) -> None:
+    """Refuse a new-keys file that is the audit log or an input file, before anything
+    is sent: the plain new keys would land in a file that is kept, shared or re-read."""
+    if _same_file(path, audit_log):
+        raise UsageError(
+            f"{path}: the new-keys file is the audit log ({audit_log}): the new keys would "
+            "be written into it in plain text; give another --new-keys-file"
+        )
+    for source in sources:
+        if source != "-" and _same_file(path, Path(source)):
+            raise UsageError(
+                f"{path}: the new-keys file is also an input file ({source}); "
+                "give another --new-keys-file"
+            )
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """How to reach the API."""

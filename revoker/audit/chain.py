@@ -6,6 +6,11 @@ to :data:`GENESIS` (64 zeros). A whole line is one that parses as a JSON
 object; anything else is a torn line (a crash mid-write) that the chain
 skips, so a resumed run chains on from the last whole line. The head of a
 log is the hash of its last whole line.
+
+A crash tears only the last line of a log, so a torn line is accepted only
+there, or right before a line whose ``after_torn`` holds its hash: the writer
+that found it at the end of the log and appended after it says so. Any other
+torn line was put there by hand.
 """
 
 from __future__ import annotations
@@ -40,10 +45,13 @@ def parse_line(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def tail_head(fd: int) -> str:
-    """The hash of the last whole line of the open file (GENESIS if there is none)."""
+def tail_head(fd: int) -> tuple[str, str | None]:
+    """The hash of the last whole line of the open file (GENESIS if there is none),
+    and the hash of its last line if that one is torn (else None)."""
     end = os.fstat(fd).st_size
     carry = b""
+    torn: str | None = None
+    last = True
     while end > 0:
         start = max(0, end - _TAIL_CHUNK)
         block = os.pread(fd, end - start, start) + carry
@@ -51,10 +59,15 @@ def tail_head(fd: int) -> str:
         # The first piece may be the end of a line that starts in an earlier block.
         carry = lines[0] if start > 0 else b""
         for line in reversed(lines if start == 0 else lines[1:]):
-            if line.strip() and parse_line(line) is not None:
-                return line_hash(line)
+            if not line.strip():
+                continue
+            if parse_line(line) is not None:
+                return line_hash(line), torn
+            if last:
+                torn = line_hash(line)
+            last = False
         end = start
-    return GENESIS
+    return GENESIS, torn
 
 
 @dataclass
@@ -67,6 +80,8 @@ class ChainReport:
     unchained: int = 0
     head: str = GENESIS
     runs_signed: int = 0
+    # The line of a torn line not yet followed by a whole line (allowed only at the end).
+    torn_at: int = 0
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -102,6 +117,7 @@ def _walk(report: ChainReport, handle: BinaryIO, public_key: Ed25519PublicKey | 
     run_lines: dict[str, int] = {}
     last_whole = 0
     last_signed = 0
+    torn_hash = ""
     for number, raw in enumerate(handle, start=1):
         line = raw[:-1] if raw.endswith(b"\n") else raw
         if not line.strip():
@@ -109,8 +125,20 @@ def _walk(report: ChainReport, handle: BinaryIO, public_key: Ed25519PublicKey | 
         report.lines = number
         record = parse_line(line)
         if record is None:
-            report.notes.append(f"{path}:{number}: torn line skipped (a crash mid-write)")
+            if report.torn_at:
+                report.fail(report.torn_at, _TORN_INSIDE)
+                break
+            report.torn_at, torn_hash = number, line_hash(line)
             continue
+        if report.torn_at:
+            if record.get("after_torn") != torn_hash:
+                report.fail(report.torn_at, _TORN_INSIDE)
+                break
+            report.notes.append(
+                f"{path}:{report.torn_at}: torn line skipped (a crash mid-write; "
+                f"line {number} was appended after it by a later run)"
+            )
+            report.torn_at = 0
         prev = record.get("prev")
         if prev is None:
             if report.chained:
@@ -134,6 +162,11 @@ def _walk(report: ChainReport, handle: BinaryIO, public_key: Ed25519PublicKey | 
             if "signature" in record:
                 report.runs_signed += 1
                 last_signed = number
+    if report.error is None and report.torn_at:
+        report.notes.append(
+            f"{path}:{report.torn_at}: torn last line skipped (a crash mid-write, or lines "
+            "made unreadable by hand: only --expect-head tells them apart)"
+        )
     unsigned_tail = public_key is not None and last_signed != last_whole
     if report.error is None and unsigned_tail:
         report.fail(
@@ -141,6 +174,12 @@ def _walk(report: ChainReport, handle: BinaryIO, public_key: Ed25519PublicKey | 
             "not covered by a signature: the log does not end with a signed "
             "run_finished (a run that never finished, or lines added later)",
         )
+
+
+_TORN_INSIDE = (
+    "torn line inside the log: a crash tears only the last line, and a later run "
+    "appending after one records it (after_torn); this one was put here or made unreadable"
+)
 
 
 def _broken_link(path: Path, prev: Any, number: int, last_whole: int) -> str:

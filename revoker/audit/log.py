@@ -63,6 +63,10 @@ class AuditLog:
     ) -> None:
         self.path = path
         self.head = head  # hash of the last whole line: the next line's prev
+        # The hash of a torn line found at the end of the log: the first line written
+        # after it names it (``after_torn``), so a verifier knows a crash left it there.
+        self.after_torn: str | None = None
+        self._broken = False  # a torn write that could not be undone: append no more
         self.lines = 0  # lines this run wrote
         self.signer = signer
         self.run_id = run_id
@@ -113,20 +117,39 @@ class AuditLog:
             size = info.st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 os.write(fd, b"\n")  # end a line torn by a crash before appending
-            head = tail_head(fd)
+            head, torn = tail_head(fd)
         except OSError as exc:
             os.close(fd)
             raise AuditLogError(f"{path}: cannot write audit log ({exc.strerror})") from None
-        return cls(path, fd, run_id, reveal_keys, fsync_interval, head, signer)
+        audit = cls(path, fd, run_id, reveal_keys, fsync_interval, head, signer)
+        audit.after_torn = torn
+        return audit
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (plus ``prev``) as one line; AuditWriteError if the disk says no."""
-        self._append(_encode({**record, "prev": self.head}))
+        self._append(_encode(self._chained(record)))
+
+    def append_line(self, record: dict[str, Any]) -> None:
+        """Append a line of another run as it stands (``run_id`` and ``ts`` its own),
+        chained; it is not one of this run's ``lines``."""
+        self._append(_encode(self._chained(record)))
+        self.lines -= 1
+
+    def _chained(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with ``prev`` (and ``after_torn`` on the first line after a torn one)."""
+        if self.after_torn is None:
+            return {**record, "prev": self.head}
+        return {**record, "after_torn": self.after_torn, "prev": self.head}
 
     def _append(self, body: bytes) -> None:
         if self._fd is None:
             raise AuditWriteError(f"{self.path}: audit log is closed")
+        if self._broken:
+            raise AuditWriteError(
+                f"{self.path}: a torn line could not be cut off; nothing appended"
+            )
         data = body + b"\n"
+        written = 0
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # a short write: finish the same line
@@ -136,9 +159,21 @@ class AuditLog:
                 os.fsync(self._fd)
                 self._last_sync = now
         except OSError as exc:
+            if 0 < written < len(data):
+                self._undo(written)
             raise AuditWriteError(f"{self.path}: audit write failed ({exc.strerror})") from None
         self.head = line_hash(body)
+        self.after_torn = None
         self.lines += 1
+
+    def _undo(self, written: int) -> None:
+        """Cut off the part of a line a full disk let through, so the next line is not
+        glued to it (the lock keeps other writers out); if even that fails, stop."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+        except OSError:
+            self._broken = True
 
     def event(self, event: str, **fields: Any) -> None:
         self.write({"event": event, "ts": now_rfc3339(), "run_id": self.run_id, **fields})
@@ -156,7 +191,8 @@ class AuditLog:
     def run_finished(self, **fields: Any) -> None:
         """The run's last line: ``lines`` written (this one included), signed with a key."""
         record = {"event": "run_finished", "ts": now_rfc3339(), "run_id": self.run_id, **fields}
-        record.update(lines=self.lines + 1, prev=self.head)
+        record.update(lines=self.lines + 1)
+        record = self._chained(record)
         if self.signer is None:
             self._append(_encode(record))
             return
@@ -197,7 +233,8 @@ def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) 
 
     Next to the log first (the user looks there), else in the temporary
     directory (often another file system when the log's is full). The lines
-    are audit lines, so the file can be appended to the log once there is room.
+    are audit lines: ``revoker report --merge-fallback FILE LOG`` appends them to
+    the log once there is room, chained (and signed) as the writer would.
     """
     data = b"".join(
         (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")

@@ -56,7 +56,10 @@ class AuditReport:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     superseded: int = 0
     not_started: list[dict[str, Any]] = field(default_factory=list)
-    task_lines: Counter[tuple[str, str]] = field(default_factory=Counter)  # (run_id, event)
+    # Distinct tasks each run recorded, per (run_id, event): a duplicated line counts once,
+    # so it cannot stand in for a deleted one.
+    task_lines: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _recorded: set[tuple[str, TaskKey]] = field(default_factory=set, repr=False)
     # (app ID, key ID) of every key some line shows deleted (a DELETE answered 200).
     deleted: set[tuple[str, str]] = field(default_factory=set)
     _keys: KeyVerdicts | None = field(default=None, repr=False, compare=False)
@@ -331,8 +334,6 @@ def build_report(paths: list[Path]) -> AuditReport:
                 continue
             if event not in TASK_EVENTS:
                 continue
-            if record.get("phase") in (None, "result"):  # rotate's intent lines are extra
-                report.task_lines[(str(record.get("run_id")), str(event))] += 1
             key: TaskKey = (
                 str(event),
                 str(record.get("app_id")),
@@ -340,6 +341,8 @@ def build_report(paths: list[Path]) -> AuditReport:
                 str(record.get("key_id")),
                 str(record.get("sid") or "") if event == "disconnect" else "",
             )
+            if record.get("phase") in (None, "result"):  # rotate's intent lines are extra
+                _note_task_line(report, str(record.get("run_id")), key)
             if event in DELETING_EVENTS and record_deleted_key(record):
                 report.deleted.add((key[1], key[3]))
             rank = (str(record.get("ts", "")), index, line)
@@ -367,6 +370,14 @@ def build_report(paths: list[Path]) -> AuditReport:
     return report
 
 
+def _note_task_line(report: AuditReport, run_id: str, key: TaskKey) -> None:
+    """Count a run's task once however many lines it has (see ``task_lines``)."""
+    seen = (run_id, key)
+    if seen not in report._recorded:
+        report._recorded.add(seen)
+        report.task_lines[(run_id, key[0])] += 1
+
+
 def _note_not_started(report: AuditReport, record: dict[str, Any], path: str) -> None:
     per_region = record.get("per_region")
     if not isinstance(per_region, dict) or not isinstance(record.get("for_event"), str):
@@ -379,6 +390,7 @@ def _note_not_started(report: AuditReport, record: dict[str, Any], path: str) ->
             "for_event": record["for_event"],
             "tasks": sum(counts.values()),
             "per_region": counts,
+            "message": record.get("message"),
         }
     )
 

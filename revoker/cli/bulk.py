@@ -25,7 +25,7 @@ from revoker.cli.options import (
 from revoker.cli.output import emit, progress_line, skipped_rows
 from revoker.credentials import load_credentials
 from revoker.errors import UsageError
-from revoker.settings import RunSettings
+from revoker.settings import RunSettings, check_new_keys_path
 
 if TYPE_CHECKING:
     from revoker.engine.planner import Plan
@@ -67,7 +67,9 @@ def finish(report: RunReport, output: str) -> int:
     if report.unrecorded:
         saved = report.unrecorded_file
         where = (
-            f"their audit lines are saved in {saved}; append them to the log once there is room"
+            f"their audit lines are saved in {saved}; once there is room, add them to the "
+            f"log with: revoker report --merge-fallback {saved} {report.audit_log} "
+            "(and the run's --sign-key if it signed; appended by hand they break the chain)"
             if saved
             else "saving them to a file failed too; they are listed in the summary"
         )
@@ -234,6 +236,8 @@ def rotate(
     missing = "rotate needs --new-keys-file PATH: the only place new keys are written"
     if new_keys_file is None and not settings.dry_run:
         raise UsageError(missing)
+    if new_keys_file is not None:
+        check_new_keys_path(new_keys_file, settings.audit_log, settings.inputs.sources)
 
     def passes(settings: RunSettings, plan: Plan) -> list[Pass]:
         if new_keys_file is None:  # a dry run stops before its passes are built

@@ -1,12 +1,14 @@
 """The commands besides the bulk runs (click side only): ``show`` and ``streams``
 (read-only queries), ``report`` (audit logs) and ``keygen``.
 
-None of them writes an audit log. Each returns its exit code; errors become exit
-codes in :mod:`revoker.cli` like every other command's.
+None of them writes an audit log, except ``report --merge-fallback`` (the lines a
+full disk kept out of one, appended as its run would have). Each returns its exit
+code; errors become exit codes in :mod:`revoker.cli` like every other command's.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,7 +157,8 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
 @click.option(
     "--expect-head",
     metavar="HEX",
-    help="With --verify (one log): exit 4 unless the log ends at this head.",
+    help="With --verify (one log): exit 4 unless the log ends at this head (64 hex "
+    "digits; empty or malformed: exit 2).",
 )
 @click.option(
     "--public-key",
@@ -167,6 +170,21 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     is_flag=True,
     help="With --verify: exit 4 for logs written before chaining (no prev).",
 )
+@click.option(
+    "--merge-fallback",
+    "fallback",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="First append the lines a full disk kept out of AUDIT_LOG (the file the run "
+    "named), chained and signed as the run would have; a file already merged is refused.",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(path_type=Path),
+    envvar="REVOKER_SIGN_KEY",
+    show_envvar=True,
+    help="With --merge-fallback: the run's signing key (PEM, 0600), to sign the merge.",
+)
 def report(
     audit_logs: tuple[Path, ...],
     fmt: str,
@@ -174,6 +192,8 @@ def report(
     expect_head: str | None,
     public_key: Path | None,
     require_chain: bool,
+    fallback: Path | None,
+    sign_key: Path | None,
 ) -> int:
     """Merge audit logs (shards, resumed runs): latest outcome per task, counts, problems.
 
@@ -186,15 +206,19 @@ def report(
     from revoker.redact import printable_lines
     from revoker.render.report import render_report
 
-    if not verify_chain and (expect_head or public_key or require_chain):
+    if not verify_chain and (expect_head is not None or public_key or require_chain):
         raise UsageError("--expect-head, --public-key and --require-chain need --verify")
     if expect_head is not None and len(audit_logs) != 1:
         raise UsageError("--expect-head checks one log; give exactly one AUDIT_LOG")
+    if expect_head is not None:
+        expect_head = _check_head(expect_head)
     key = None
     if public_key is not None:
         from revoker.audit.signing import load_public_key
 
         key = load_public_key(public_key)
+    if fallback is not None:
+        _merge_fallback(fallback, audit_logs, sign_key)
     merged = build_report(list(audit_logs))
     if fmt == "junit":
         from revoker.render.junit import render_junit
@@ -207,6 +231,48 @@ def report(
     if verify_chain:
         _verify_logs(audit_logs, expect_head, key, require_chain)
     return merged.exit_code
+
+
+def _merge_fallback(fallback: Path, audit_logs: tuple[Path, ...], sign_key: Path | None) -> None:
+    """--merge-fallback: append the saved lines to the one log given, then say so."""
+    from revoker.audit.fallback import merge_fallback
+
+    if len(audit_logs) != 1:
+        raise UsageError("--merge-fallback adds to one log; give exactly one AUDIT_LOG")
+    signer = None
+    if sign_key is not None:
+        from revoker.audit.signing import load_signer
+
+        signer = load_signer(sign_key)
+    done = merge_fallback(fallback, audit_logs[0], signer=signer)
+    click.echo(
+        f"revoker: merged {done.lines} lines of {fallback} into {audit_logs[0]} "
+        f"(run {done.run_id}{', signed' if signer else ''}); audit head {done.head}",
+        err=True,
+    )
+
+
+def _check_head(value: str) -> str:
+    """--expect-head, checked: a whole head (an unset "$HEAD" must not turn the check off)."""
+    if not value:
+        raise UsageError(
+            "--expect-head is empty (an unset variable?): give the head the run printed "
+            "(audit head ..., 64 hex digits)"
+        )
+    if not _HEAD.fullmatch(value):
+        raise UsageError(
+            f"--expect-head must be a whole head: 64 hex digits (got {len(value)} characters); "
+            "a shortened head is not accepted"
+        )
+    return value.lower()
+
+
+_HEAD = re.compile(r"[0-9a-fA-F]{64}")
+UNANCHORED = (
+    "nothing anchors the end of this log: lines or whole runs cut off its end would not "
+    "show (a signature covers only the runs still there); give --expect-head with the "
+    "head the run printed, kept off this machine (a CI job log, a ticket)"
+)
 
 
 def _verify_logs(
@@ -225,7 +291,7 @@ def _verify_logs(
             click.echo(f"revoker: note: {note}", err=True)
         if checked.error is None and checked.status != "chained" and require_chain:
             checked.error = f"{path}: {checked.status} (lines without prev; --require-chain)"
-        if checked.error is None and expect_head and checked.head != expect_head.lower():
+        if checked.error is None and expect_head is not None and checked.head != expect_head:
             checked.error = (
                 f"{path}:{checked.lines}: the log ends at head {checked.head}, expected "
                 f"{expect_head} (lines were cut off, added or changed)"
@@ -239,6 +305,8 @@ def _verify_logs(
             + (f", {checked.runs_signed} signed runs" if checked.runs_signed else ""),
             err=True,
         )
+        if expect_head is None:
+            click.echo(f"revoker: verify: {path}: {UNANCHORED}", err=True)
     if errors:
         raise AuditVerifyError("\n".join(errors))
 

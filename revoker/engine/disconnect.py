@@ -26,8 +26,12 @@ a pair an earlier run rotated (``--resume``) goes through
 
 Each SID gets one ``disconnect`` line: ``disconnected`` (confirmed gone, with the
 confirming request IDs), ``absent`` (the stream had ended before the cut) or
-``failed`` (with the reason). A listing that fails gives the pair a ``failed``
-line without SID: never a silent "no streams".
+``failed`` (with the reason). A cut an earlier run sent but could not confirm
+(stopped, or its GETs failed) is confirmed by this run's first listing of its
+(app ID, region) once its key is deleted: gone from it, the SID gets a
+``disconnected`` line (``confirmed_by`` the listing); still there, it is cut again.
+A listing that fails gives the pair a ``failed`` line without SID: never a silent
+"no streams".
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any
 from revoker.agora.client import ApiResponse
 from revoker.engine.disconnect_records import (
     DISCONNECT,
+    UNCONFIRMED_FIELDS,
     Listing,
     list_streams,
     listing_failed,
@@ -103,10 +108,13 @@ class StreamSweep:
         *,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
         resumed: Mapping[int, KeyIdentity | None] | None = None,
+        unconfirmed: dict[tuple[str, str, str], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.ctx = ctx
         self.confirm_timeout = confirm_timeout
         self.resumed = resumed or {}
+        # Earlier runs' cuts never confirmed, by (app ID, region, key ID).
+        self.unconfirmed = unconfirmed or {}
         self._scopes = {where: _Scope(count) for where, count in expected.items()}
 
     def _scope(self, task: Task, *, start: bool = True) -> _Scope:
@@ -216,6 +224,7 @@ class StreamSweep:
         if identity is not None:
             assert scope.first is not None
             listing = await scope.first
+            lines += self._confirm_earlier(task, listing)
             index: KeyIndex[Task] = KeyIndex()
             index.add(identity, task)
             lines += await self._cut_matches(scope, task, listing, index, "before")
@@ -223,6 +232,34 @@ class StreamSweep:
             # Streams that started while the keys were being deleted.
             second = await self._list(task, "streams started during the DELETEs")
             lines += await self._cut_matches(scope, task, second, scope.deleted, "after")
+        return lines
+
+    def _confirm_earlier(self, task: Task, listing: Listing) -> list[FollowUp]:
+        """An earlier run's unconfirmed cuts of this key whose SID the listing no longer
+        holds: confirmed gone now (a SID still listed is matched and cut again)."""
+        cuts = self.unconfirmed.pop((task.app_id, task.region, task.key_id), [])
+        if not cuts or listing.entries is None:
+            return []
+        live = {stream.get("sid") for stream, _ in listing.entries}
+        lines = []
+        for cut in cuts:
+            if cut["sid"] in live:
+                continue
+            result = TaskResult(
+                task,
+                Outcome.DISCONNECTED,
+                list(listing.result.attempts),
+                message=f"confirmed gone by a later listing (the cut was sent by run "
+                f"{cut['run_id']}, its confirmation did not finish)",
+            )
+            fields = {name: cut[name] for name in UNCONFIRMED_FIELDS if name != "run_id"}
+            fields.update(
+                listing="before",
+                list_request_id=listing.request_id,
+                confirmed_by=listing.request_id,
+                prior_run_id=cut["run_id"],
+            )
+            lines.append(FollowUp(DISCONNECT, result, fields))
         return lines
 
     async def _list(self, task: Task, purpose: str = "live streams to cut") -> Listing:

@@ -142,6 +142,38 @@ def resumed_identities(
     return wanted
 
 
+UNCONFIRMED_FIELDS = ("sid", "match", "protocol", "channel", "stream_uid", "run_id")
+
+
+def unconfirmed_cuts(path: Path) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """The cuts an earlier run sent but never saw confirmed (a stop or an error while
+    confirming), by (app ID, region, key ID): the latest ``disconnect`` line of their
+    SID is not done, yet its force-disconnect was answered (it has confirming requests).
+    A later run's listing that no longer holds the SID confirms them."""
+    latest: dict[tuple[str, str, str, str], dict[str, Any] | None] = {}
+    if not path.exists():
+        return {}
+    for record in iter_records(path):
+        if record.get("event") != DISCONNECT or not isinstance(record.get("sid"), str):
+            continue
+        where = (
+            str(record.get("app_id")),
+            str(record.get("region")),
+            str(record.get("key_id")),
+            record["sid"],
+        )
+        pending = record.get("outcome") in (str(Outcome.FAILED), str(Outcome.NOT_ATTEMPTED))
+        if pending and "confirm_request_ids" in record:
+            latest[where] = {name: record.get(name) for name in UNCONFIRMED_FIELDS}
+        else:
+            latest[where] = None
+    found: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for (app_id, region, kid, _sid), cut in latest.items():
+        if cut is not None:
+            found.setdefault((app_id, region, kid), []).append(cut)
+    return found
+
+
 def disconnect_note(totals: Totals | None) -> str:
     """The summary line that replaces "streams keep running" under --disconnect."""
     counts = totals.counts if totals else {}

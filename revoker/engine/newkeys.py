@@ -5,6 +5,10 @@ unless appending) and never through a symbolic link, only once the run holds
 the audit log's lock (a run refused it leaves no file). Each row is written
 with one ``os.write`` and fsynced before the rotation is recorded as done
 in the audit log, so a key the audit log calls rotated is on disk.
+
+A row is appended only after a whole row: a write a full disk cut short is
+cut off again (or, if even that fails, nothing more is written), and
+``--append`` refuses a file whose last row is torn.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import csv
 import io
 import os
 import stat
+from contextlib import suppress
 from pathlib import Path
 
 from revoker.errors import NewKeysWriteError, UsageError
@@ -48,9 +53,12 @@ class NewKeysFile:
         takes the audit log; :meth:`open` checks again when it creates it."""
         if not append and os.path.lexists(path):
             raise _exists(path)
+        if append:
+            _check_existing(path)
         self.path = path
         self.append = append
         self._fd: int | None = None
+        self._torn = False  # a cut-short row could not be cut off: write no more
         self.rows = 0
 
     def open(self) -> None:
@@ -79,6 +87,8 @@ class NewKeysFile:
                 os.fsync(fd)
             elif not _has_header(path):
                 raise UsageError(f"{path}:1: not a revoker new-keys file (header differs)")
+            else:
+                _check_existing(path)  # again: it may have changed since the run started
         except OSError as exc:
             os.close(fd)
             raise UsageError(f"{path}: cannot write new-keys file ({exc.strerror})") from None
@@ -101,22 +111,79 @@ class NewKeysFile:
         """Append one row and fsync it; NewKeysWriteError if the disk says no."""
         if self._fd is None:
             raise NewKeysWriteError(f"{self.path}: new-keys file is not open")
+        if self._torn:
+            raise NewKeysWriteError(
+                f"{self.path}: its last row is torn and could not be cut off; nothing appended"
+            )
         line = _csv_line((app_id, region, channel, uid, old_key_id, new_key, str(expires_after)))
+        written = 0
         try:
             written = os.write(self._fd, line)
             while written < len(line):
                 written += os.write(self._fd, line[written:])
             os.fsync(self._fd)
         except OSError as exc:
+            if 0 < written < len(line):
+                self._cut_off(written)
             raise NewKeysWriteError(
                 f"{self.path}: new-keys file write failed ({exc.strerror})"
             ) from None
         self.rows += 1
 
+    def _cut_off(self, written: int) -> None:
+        """Remove the part of a row a full disk let through (a key cut short is no key)."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+            with suppress(OSError):
+                os.fsync(self._fd)
+        except OSError:
+            self._torn = True
+
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _check_existing(path: Path) -> None:
+    """--append, before the run sends anything: a torn last row is refused now."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+    except OSError:
+        return  # missing, a link or unreadable: open() says which
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_size and _has_header(path):
+            _check_last_row(fd, path, info.st_size)
+    finally:
+        os.close(fd)
+
+
+def _check_last_row(fd: int, path: Path, size: int) -> None:
+    """UsageError if the file's last row is torn: not ended by a newline, or not a
+    whole row (appending would glue the next key onto it)."""
+    start = max(0, size - _TAIL)
+    tail = os.pread(fd, size - start, start)
+    if tail.endswith(b"\n"):
+        last = tail[:-1].rsplit(b"\n", 1)[-1]
+        try:
+            rows = list(csv.reader([last.decode("utf-8")]))
+        except (UnicodeDecodeError, csv.Error):
+            rows = []
+        if rows and len(rows[0]) == len(HEADER):
+            return
+    with path.open("rb") as handle:
+        number = sum(1 for _ in handle)
+    raise UsageError(
+        f"{path}:{number}: the last row is torn (a write cut short, e.g. by a full disk): "
+        "its key was not saved whole, and the audit log has that pair unknown (the key "
+        "created but not saved: delete it and issue another). Move that row out of the "
+        "file, then run again with --append; nothing was sent"
+    )
+
+
+_TAIL = 64 * 1024
 
 
 def _has_header(path: Path) -> bool:

@@ -28,13 +28,15 @@ nor created again, but the old key's streams are listed and cut.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+import hashlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from revoker.agora.client import ApiResponse
 from revoker.engine.disconnect import Later, StreamSweep
 from revoker.engine.disconnect_records import step_record
+from revoker.engine.inputs import check_key
 from revoker.engine.jobs import call_task, query_task, revoke_task
 from revoker.engine.matching import KeyIdentity
 from revoker.engine.newkeys import NewKeysFile
@@ -88,8 +90,11 @@ class Rotation:
     # --disconnect: builds the run's sweep (see run.DisconnectPlan).
     sweep_for: Callable[[RunContext], StreamSweep] | None = None
     sweep: StreamSweep | None = None
+    # The leaked keys of the run (all of its input), read once at the first new key.
+    leaked_keys: Callable[[], Iterable[str]] = tuple
     no_replacement: int = 0
     unknown: int = 0
+    _leaked: set[int] | None = field(default=None, repr=False)
 
     def runner(self, ctx: RunContext) -> TaskRunner:
         if self.sweep_for is not None:
@@ -240,7 +245,20 @@ class Rotation:
         created.duration_ms = sum(c.duration_ms for c in creates)
         steps.append(("create", created))
         if created.outcome is Outcome.ROTATED and response is not None:
-            return self._save(ctx, task, steps, new, str(response.data["streamKey"]))
+            key = str(response.data["streamKey"])
+            implausible = self._implausible(task, key)
+            if implausible is None:
+                return self._save(ctx, task, steps, new, key)
+            self.unknown += 1
+            result = self._end(
+                task,
+                steps,
+                Outcome.UNKNOWN,
+                f"the create was answered 200 with {implausible}, not a new key: never handed "
+                f"to the owner; {UNKNOWN_HELP}",
+            )
+            result.audit_fields.update(new.fields(), old_key_deleted=True)
+            return result
         if _maybe_created(created, response):
             self.unknown += 1
             result = self._end(
@@ -252,6 +270,20 @@ class Rotation:
             result.audit_fields.update(new.fields(), old_key_deleted=True)
             return result
         return self._no_replacement(task, steps, new, f"create failed ({created.message})")
+
+    def _implausible(self, task: Task, key: str) -> str | None:
+        """Why a created key cannot be handed over (None if it can): a leaked key of
+        this run echoed back, a masked key, or one no stream key could be."""
+        if key == task.key:
+            return "the leaked key itself"
+        if self._leaked is None:
+            self._leaked = {_digest(k) for k in self.leaked_keys()}
+        if _digest(key) in self._leaked:
+            return "another leaked key of this run"
+        if "**" in key or "..." in key:
+            return "a masked key"
+        invalid = check_key(key)
+        return f"a string that is no stream key ({invalid})" if invalid else None
 
     def _save(
         self,
@@ -346,6 +378,12 @@ class Rotation:
         return lines
 
 
+def _digest(key: str) -> int:
+    """8 bytes per leaked key: enough to tell a run's keys apart, less than holding them."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
 CONNECT_FAILURES = frozenset({"connect_error", "connect_timeout"})
 
 
@@ -381,6 +419,7 @@ def rotate_passes(
     tasks: Callable[[], Iterator[Task]] = plan.tasks
     done_before: Callable[[Task], bool] | None = None
     job = Rotation(new_keys, expires_after, priors)
+    job.leaked_keys = lambda: (t.key for t in plan.tasks(include_done=True))
     if settings.disconnect:
         cuts = DisconnectPlan(settings, plan, ROTATE)
         job.sweep_for, tasks, done_before = cuts.sweep, cuts.tasks, cuts.done_before

@@ -21,7 +21,11 @@ from revoker.audit.log import AuditLog, load_done, save_unrecorded
 from revoker.credentials import Credentials
 from revoker.engine.delayqueue import DelayQueue
 from revoker.engine.disconnect import StreamSweep
-from revoker.engine.disconnect_records import disconnect_note, resumed_identities
+from revoker.engine.disconnect_records import (
+    disconnect_note,
+    resumed_identities,
+    unconfirmed_cuts,
+)
 from revoker.engine.fairfeed import AppFairFeed
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
@@ -492,7 +496,11 @@ class DisconnectPlan:
             assert self.plan.done is not None
             done = resumed_identities(self.settings.audit_log, self.plan.done, event=self.event)
         return StreamSweep(
-            ctx, expected, confirm_timeout=self.settings.disconnect_timeout, resumed=done
+            ctx,
+            expected,
+            confirm_timeout=self.settings.disconnect_timeout,
+            resumed=done,
+            unconfirmed=unconfirmed_cuts(self.settings.audit_log),
         )
 
 

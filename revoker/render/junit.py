@@ -5,7 +5,10 @@ For GitLab (``artifacts:reports:junit``), Jenkins and other CI test views: a
 ``region / app / key hint``, and a ``failure`` for every task not done
 (the same tasks ``report`` counts as problems), carrying the HTTP status,
 the server's message and the request IDs; a key found in no region and never
-revoked is a failure of its own (suite "keys found in no region").
+revoked is a failure of its own (suite "keys found in no region"). Tasks a
+halted run never started are one failing testcase per run and region, naming
+how many; a run that never finished, or recorded fewer tasks than it planned,
+is a failure in suite "runs": JUnit never passes what the text report fails.
 """
 
 from __future__ import annotations
@@ -71,11 +74,73 @@ def _region_rank(region: str) -> tuple[int, str]:
     return (REGIONS.index(region) if region in REGIONS else len(REGIONS), region)
 
 
+def _never_started(suite: ET.Element, event: str, region: str, line: dict[str, Any]) -> None:
+    """One failing testcase for the tasks of one halted run never started in a region."""
+    count = line["per_region"][region]
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        name=_text(f"{region} / {count} tasks never started"),
+        classname=_text(f"revoker.{event}.{region}"),
+        time="0",
+    )
+    why = line.get("message") or "the run halted"
+    failure = ET.SubElement(
+        case,
+        "failure",
+        message=_text(f"not_attempted: {count} tasks never started: {why}"),
+        type="not_attempted",
+    )
+    failure.text = _text(f"run_id: {line['run_id']}\ntasks: {count}\nresume with --resume")
+
+
+def _runs_suite(report: AuditReport) -> ET.Element | None:
+    """Suite "runs": a killed run (its tasks may be in no log) and a run with task
+    lines missing (cut or deleted) are failures of their own; None if neither."""
+    suite = ET.Element("testsuite", name="runs", errors="0")
+    unfinished = report.unfinished_runs()
+    if unfinished:
+        case = ET.SubElement(suite, "testcase", name="every run finished", classname="revoker")
+        failure = ET.SubElement(case, "failure", message=_text(report.verdict()), type="unfinished")
+        failure.text = _text("\n".join(f"run_id: {run.get('run_id')}" for run in unfinished))
+    incomplete = report.incomplete_runs()
+    if incomplete:
+        case = ET.SubElement(
+            suite, "testcase", name="every planned task recorded", classname="revoker"
+        )
+        missing = sum(r["planned"] - r["recorded"] for r in incomplete)
+        failure = ET.SubElement(
+            case,
+            "failure",
+            message=_text(
+                f"INCOMPLETE: {len(incomplete)} run(s) recorded fewer task lines than they "
+                f"planned ({missing} missing): the log was cut or edited"
+            ),
+            type="incomplete",
+        )
+        failure.text = _text(
+            "\n".join(
+                f"run_id: {r.get('run_id')} planned {r['planned']} recorded {r['recorded']}"
+                for r in incomplete
+            )
+        )
+    if not len(suite):
+        return None
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(len(suite)))
+    return suite
+
+
 def render_junit(report: AuditReport) -> str:
     """The report as a JUnit XML document (UTF-8, with declaration)."""
     groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for (event, _app, region, _kid, _sid), record in report.latest.items():
         groups[event][region].append(record)
+    never: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for line in report.pending_not_started():
+        for region in line["per_region"]:
+            never[line["for_event"]][region].append(line)
+            groups[line["for_event"]].setdefault(region, [])
     root = ET.Element("testsuites", name="revoker")
     total = failures = 0
     for event in sorted(groups, key=event_rank):
@@ -83,10 +148,14 @@ def render_junit(report: AuditReport) -> str:
             records = groups[event][region]
             suite = ET.SubElement(root, "testsuite", name=_text(f"{event} {region}"))
             bad = sum(_testcase(suite, event, region, r) for r in records)
-            suite.set("tests", str(len(records)))
+            for line in never[event][region]:
+                _never_started(suite, event, region, line)
+            cases = len(records) + len(never[event][region])
+            bad += len(never[event][region])
+            suite.set("tests", str(cases))
             suite.set("failures", str(bad))
             suite.set("errors", "0")
-            total, failures = total + len(records), failures + bad
+            total, failures = total + cases, failures + bad
     keys = report.key_verdicts()
     if keys.not_found and not keys.absent_ok:
         # A key no region knew is not revoked: one failure per key, as the text says.
@@ -122,15 +191,10 @@ def render_junit(report: AuditReport) -> str:
         suite.set("tests", str(count))
         suite.set("failures", str(count))
         total, failures = total + count, failures + count
-    unfinished = report.unfinished_runs()
-    if unfinished:
-        # Tasks of a killed run may be in no log: say so as a failure of its own.
-        suite = ET.SubElement(root, "testsuite", name="runs", tests="1", errors="0")
-        suite.set("failures", "1")
-        case = ET.SubElement(suite, "testcase", name="every run finished", classname="revoker")
-        failure = ET.SubElement(case, "failure", message=_text(report.verdict()), type="unfinished")
-        failure.text = _text("\n".join(f"run_id: {run.get('run_id')}" for run in unfinished))
-        total, failures = total + 1, failures + 1
+    runs = _runs_suite(report)
+    if runs is not None:
+        root.append(runs)
+        total, failures = total + len(runs), failures + len(runs)
     root.set("tests", str(total))
     root.set("failures", str(failures))
     root.set("errors", "0")

@@ -189,7 +189,10 @@ def render_text(report: RunReport) -> str:
                 f"{r.task.key_id}: {r.outcome} request_ids={ids}"
             )
         if report.unrecorded_file:
-            lines.append(f"  their audit lines are saved in {report.unrecorded_file}")
+            lines.append(
+                f"  their audit lines are saved in {report.unrecorded_file}; add them with "
+                f"revoker report --merge-fallback {report.unrecorded_file} {report.audit_log}"
+            )
     lines += report.notes
     lines.append(f"exit code {report.exit_code}")
     return printable_lines("\n".join(lines))

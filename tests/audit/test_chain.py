@@ -358,3 +358,66 @@ def _without_prev(line: bytes) -> bytes:
     for name in ("prev", "lines", "signed_by", "signature"):
         record.pop(name, None)
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+def test_a_cut_trailing_signed_run_is_said_unanchored_and_caught_by_expect_head(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    signer = load_signer(keys[0])
+    write_run(path, "run-1", signer=signer)
+    write_run(path, "run-2", signer=signer)  # e.g. a later verify that found keys present
+    head = sha(lines_of(path)[-1])
+    put(path, lines_of(path)[:6])  # the whole second run cut off
+    result = verify(path, "--public-key", keys[1])
+    assert result.exit_code == 0, "the signatures left are good: the cut cannot show here"
+    assert f"{path}: nothing anchors the end of this log" in result.stderr
+    assert "--expect-head" in result.stderr
+    result = verify(path, "--public-key", keys[1], "--expect-head", head)
+    assert result.exit_code == 4
+    assert "nothing anchors" not in result.stderr
+
+
+def test_a_trailing_run_made_all_torn_is_exit_4(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    path = tmp_path / "audit.jsonl"
+    signer = load_signer(keys[0])
+    write_run(path, "run-1", signer=signer)
+    write_run(path, "run-2", signer=signer)
+    lines = lines_of(path)
+    put(path, lines[:6] + [line[:-1] for line in lines[6:]])  # every line of run-2 unreadable
+    result = verify(path, "--public-key", keys[1])
+    assert result.exit_code == 4
+    assert f"{path}:7: torn line inside the log" in result.stderr
+
+
+def test_a_garbage_line_inserted_in_the_middle_is_exit_4_not_a_note(log: Path) -> None:
+    lines = lines_of(log)
+    put(log, [*lines[:3], b'{"event":"revoke","outcome":"fai', *lines[3:]])
+    result = verify(log)
+    assert result.exit_code == 4
+    assert f"{log}:4: torn line inside the log" in result.stderr
+
+
+def test_a_torn_last_line_is_a_note_and_the_next_run_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    write_run(path, "run-1", finish=False)
+    with path.open("ab") as handle:
+        handle.write(b'{"event":"revoke","ts":"2026')  # killed mid-write
+    result = verify(path)
+    assert result.exit_code == 1, "the run never finished"
+    assert f"note: {path}:6: torn last line skipped" in result.stderr
+    write_run(path, "run-2", resume=True)
+    first = json.loads(lines_of(path)[6])
+    assert first["after_torn"] == sha(b'{"event":"revoke","ts":"2026')
+    assert verify(path).exit_code == 0
+
+
+@pytest.mark.parametrize("head", ["", "3f9c", "zz" * 32])
+def test_an_empty_malformed_or_shortened_expect_head_is_exit_2(log: Path, head: str) -> None:
+    real = sha(lines_of(log)[-1])
+    value = real[:12] if head == "3f9c" else head  # a short prefix of the real head
+    result = verify(log, "--expect-head", value)
+    assert result.exit_code == 2, result.output
+    assert "--expect-head" in result.stderr
+    assert result.stdout == "", "refused before any report is printed"
+    assert verify(log, "--expect-head", real.upper()).exit_code == 0

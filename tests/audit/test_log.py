@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 
 from revoker.audit.log import AuditLog, ReadStats, iter_records, load_done, task_record
 from revoker.cli import main
-from revoker.errors import AuditLogError
+from revoker.errors import AuditLogError, AuditWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult, done_digest, key_id
 from tests.conftest import APP, BASE
 
@@ -222,3 +223,31 @@ def test_resume_skips_a_deeply_nested_line_like_a_torn_one(tmp_path: Path) -> No
     good = task_record("revoke", result(Outcome.REVOKED), "r", False)
     path.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps(good) + "\n")
     assert load_done(path) == {done_digest("app1", "eu", key_id(TASK.key))}
+
+
+def test_a_line_cut_short_by_a_full_disk_is_undone_so_the_next_line_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog.open(path, "run-1")
+    audit.task("revoke", result(Outcome.REVOKED))
+    real_write = os.write
+    calls = iter(["short", "full"])
+
+    def full_disk(fd: int, data: bytes) -> int:
+        step = next(calls, None)
+        if step == "short":
+            return real_write(fd, bytes(data)[:40])
+        if step == "full":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(AuditWriteError):
+        audit.task("revoke", result(Outcome.REVOKED))
+    audit.task("revoke", result(Outcome.ABSENT, 404))  # room again
+    audit.close()
+    stats = ReadStats()
+    outcomes = [r["outcome"] for r in iter_records(path, stats)]
+    assert outcomes == ["revoked", "absent"]
+    assert stats.torn == 0, "no half line left for the next one to be glued to"

@@ -371,3 +371,17 @@ def test_a_rotate_run_missing_result_lines_is_incomplete_whatever_its_intent_lin
     report = build_report([log])
     assert [(r["run_id"], r["recorded"]) for r in report.incomplete_runs()] == [("r1", 1)]
     assert report.exit_code == 1
+
+
+def test_a_duplicated_task_line_does_not_hide_a_deleted_one(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "audit.jsonl",
+        run_event("run_started", "r1", "2026-01-01T00:00:00.000Z", command="revoke",
+                  options={"resume": False}, counts={"tasks": 2}),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),  # eu's line was
+        run_event("run_finished", "r1", "2026-01-01T00:00:02.000Z", exit_code=0),
+    )  # fmt: skip
+    code, out = run(str(log))
+    assert code == 1, out
+    assert "INCOMPLETE: 1 run(s) recorded fewer task lines than they planned (1 missing)" in out

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import respx
 
+from revoker.audit.merge import build_report
 from revoker.credentials import Credentials
 from revoker.engine.retry import Backoff, RetryPolicy
 from revoker.engine.run import execute, prepare, revoke_passes
@@ -34,7 +35,7 @@ def stream(sid: str, key: str) -> dict[str, Any]:
 
 
 def run(
-    tmp_path: Path, *, max_attempts: int = 2, timeout: float = 2.0
+    tmp_path: Path, *, max_attempts: int = 2, timeout: float = 2.0, resume: bool = False
 ) -> tuple[RunReport, list[dict[str, Any]]]:
     settings = RunSettings(
         inputs=InputSettings(keys=(KEY,), app_id=APP, regions=("na",)),
@@ -44,8 +45,9 @@ def run(
         audit_log=tmp_path / "audit.jsonl",
         disconnect=True,
         disconnect_timeout=timeout,
+        resume=resume,
     )
-    plan = prepare(settings)
+    plan = prepare(settings, resume_events=("revoke",))
     report = execute(
         "revoke",
         settings,
@@ -372,3 +374,32 @@ def test_an_unusable_sid_from_the_server_is_never_sent(tmp_path: Path, sid: Any)
     (line,) = (r for r in records if r["event"] == "disconnect")
     assert line["outcome"] == "failed"
     assert "unusable stream SID" in line["message"]
+
+
+def test_a_cut_left_unconfirmed_is_settled_by_a_later_runs_listing(tmp_path: Path) -> None:
+    """A stop (or failing GETs) while a cut was confirmed leaves it failed; the resumed
+    run's listing, where the SID is gone, confirms it, and the report passes."""
+    with respx.mock(base_url=BASE, assert_all_called=True) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        api.delete(sid_url("S1")).mock(return_value=ok())
+        api.get(sid_url("S1")).mock(return_value=httpx.Response(503, json={"message": "x"}))
+        report, records = run(tmp_path, timeout=0.3, max_attempts=1)
+    (first,) = (r for r in records if r["event"] == "disconnect")
+    assert first["outcome"] == "failed"
+    assert first["message"].startswith("could not confirm")
+    assert build_report([tmp_path / "audit.jsonl"]).exit_code == 1
+
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        listing = api.get(STREAMS_URL).mock(return_value=ok([stream("S9", OTHER)]))
+        cut = api.delete(url__regex=".*online-streams/.*").mock(return_value=ok())
+        report, records = run(tmp_path, resume=True)
+    assert cut.call_count == 0
+    settled = [r for r in records if r["event"] == "disconnect"][-1]
+    assert (settled["sid"], settled["outcome"]) == ("S1", "disconnected")
+    assert settled["confirmed_by"] == listing.calls[0].request.headers["X-Request-ID"]
+    assert settled["prior_run_id"] == first["run_id"]
+    assert report.exit_code == 0
+    merged = build_report([tmp_path / "audit.jsonl"])
+    assert merged.exit_code == 0, merged.verdict()

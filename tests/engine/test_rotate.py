@@ -330,7 +330,8 @@ def test_a_resume_whose_query_failed_leaves_the_replacement_to_the_next_resume(
     api.get(KEY_URL).mock(side_effect=api_not_found)
     delete = api.delete(KEY_URL).mock(side_effect=api_not_found)
     create = api.post(CREATE_URL).mock(return_value=created())
-    assert rotate(tmp_path, "--resume", "--append").exit_code == 0
+    second = rotate(tmp_path, "--resume", "--append")
+    assert second.exit_code == 0, second.output
     assert (delete.call_count, create.call_count) == (0, 1)
     assert result_line(tmp_path)["outcome"] == "rotated"
 
@@ -527,3 +528,77 @@ def test_disconnect_sends_nothing_for_a_pair_left_unknown(
     write_audit(tmp_path, {"phase": "create", "outcome": "unknown", **SETTINGS})
     assert rotate(tmp_path, "--resume", "--disconnect").exit_code == 1
     assert len(api.calls) == 0
+
+
+@pytest.mark.parametrize("how", ["same path", "hard link", "symbolic link", "dot-dot"])
+def test_the_new_keys_file_may_not_be_the_audit_log_by_any_name(
+    tmp_path: Path, api: respx.MockRouter, how: str
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    AuditLog.open(audit, "earlier-run").close()
+    before = audit.read_bytes()
+    name = {
+        "same path": audit,
+        "hard link": tmp_path / "hard.csv",
+        "symbolic link": tmp_path / "soft.csv",
+        "dot-dot": tmp_path / "sub" / ".." / "audit.jsonl",
+    }[how]
+    if how == "hard link":
+        os.link(audit, name)
+    elif how == "symbolic link":
+        name.symlink_to(audit)
+    elif how == "dot-dot":
+        (tmp_path / "sub").mkdir()
+    done = rotate(tmp_path, "--append", "--new-keys-file", str(name))
+    assert done.exit_code == 2, done.output
+    assert "the new-keys file is the audit log" in done.output
+    assert len(api.calls) == 0
+    assert audit.read_bytes() == before
+
+
+def test_the_new_keys_file_may_not_be_an_input_file(tmp_path: Path, api: respx.MockRouter) -> None:
+    keys = tmp_path / "keys.csv"
+    keys.write_text(f"{KEY}\n")
+    done = rotate(tmp_path, str(keys), "--append", "--new-keys-file", str(keys))
+    assert done.exit_code == 2, done.output
+    assert "also an input file" in done.output
+    assert len(api.calls) == 0
+
+
+@pytest.mark.parametrize(
+    "answer", [KEY, "leaked-key-0002-abcdef", "NEWK****0001", "NEW\x07KEY-0001", "NEW KEY 01"]
+)
+def test_a_create_answering_a_leaked_masked_or_implausible_key_is_unknown_never_handed_over(
+    tmp_path: Path, api: respx.MockRouter, answer: str
+) -> None:
+    present(api)
+    other = "leaked-key-0002-abcdef"  # the other leaked key of the run
+    api.get(f"/na/v1/projects/{APP}/rtls/ingress/streamkeys/{other}").respond(
+        200, json={"status": "success", "data": DATA}
+    )
+    api.delete(f"/na/v1/projects/{APP}/rtls/ingress/streamkeys/{other}").respond(
+        200, json={"status": "success"}
+    )
+    api.post(CREATE_URL).mock(return_value=created(answer))
+    done = rotate(tmp_path, "--key", other, "--concurrency", "1")
+    assert done.exit_code == 1, done.output
+    records = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    results = [r for r in records if r["event"] == "rotate" and r.get("phase") == "result"]
+    assert {r["outcome"] for r in results} == {"unknown"}
+    assert (tmp_path / "new.csv").read_text().splitlines() == [",".join(HEADER)]
+    assert all("not a new key: never handed to the owner" in r["message"] for r in results)
+    assert answer not in done.output
+
+
+def test_append_to_a_new_keys_file_with_a_torn_last_row_exits_2_and_sends_nothing(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    path = tmp_path / "new.csv"
+    torn = f"{APP},na,news,1001,{key_id(KEY)},NEWKEY-cut-sh"
+    path.write_text(",".join(HEADER) + "\n" + torn)
+    path.chmod(0o600)
+    done = rotate(tmp_path, "--append", "--resume")
+    assert done.exit_code == 2, done.output
+    assert "new.csv:2: the last row is torn" in done.output
+    assert len(api.calls) == 0
+    assert path.read_text().endswith(torn)

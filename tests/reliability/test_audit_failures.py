@@ -284,3 +284,11 @@ def test_full_disk_at_concurrency_200_every_sent_request_is_logged_printed_and_s
     assert sent <= logged | set(attempt_ids(saved_lines))
     assert not any(key in saved.read_text() for key in keys)
     assert list(full.iterdir()) == [audit]
+    # The message says how to put them back; doing so chains them and loses nothing.
+    assert f"revoker report --merge-fallback {saved} {audit}" in result.stderr
+    monkeypatch.setattr(revoker.audit.log, "os", os)  # room again
+    merged = CliRunner().invoke(main, ["report", "--merge-fallback", str(saved), "--verify",
+                                       str(audit)])  # fmt: skip
+    assert merged.exit_code != 4, merged.stderr
+    assert "FAILED" not in merged.stderr
+    assert sent <= set(attempt_ids(task_records(read_audit(audit).records)))

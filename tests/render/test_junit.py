@@ -99,3 +99,41 @@ def test_hostile_server_message_still_gives_well_formed_xml(tmp_path: Path) -> N
     assert failure is not None
     assert "</failure>]]>&" in (failure.get("message") or "")
     assert "\x00" not in (failure.get("message") or "")
+
+
+def test_an_incomplete_log_is_a_failure_never_green(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        run_event("run_started", "r1", TS, command="revoke", options={}, counts={"tasks": 4}),
+        line("revoke", "na", "a", "revoked", TS),
+        line("revoke", "eu", "a", "revoked", TS),  # the ap and cn lines were cut
+        run_event("run_finished", "r1", TS, exit_code=0),
+    )
+    code, root = junit(log)
+    assert code == 1
+    assert root.get("failures") != "0"
+    (case,) = root.findall(".//failure/..")
+    assert case.get("name") == "every planned task recorded"
+    assert "2 missing" in (case.find("failure").get("message") or "")  # type: ignore[union-attr]
+
+
+def test_tasks_never_started_are_failing_testcases_naming_their_count(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        run_event("run_started", "r1", TS, command="revoke", options={}, counts={"tasks": 120}),
+        line("revoke", "na", "a", "failed", TS, http_status=401),
+        run_event("not_started", "r1", TS, for_event="revoke", outcome="not_attempted",
+                  message="credentials rejected (401)", tasks=119,
+                  per_region={"na": 29, "eu": 30, "ap": 30, "cn": 30}),
+        run_event("run_finished", "r1", TS, exit_code=3),
+    )  # fmt: skip
+    code, out = run(str(log))
+    assert "120 of 120 tasks NOT done" in out
+    code, root = junit(log)
+    assert code == 1
+    assert (root.get("tests"), root.get("failures")) == ("5", "5")
+    names = [c.get("name") for c in root.findall(".//failure/..")]
+    assert "eu / 30 tasks never started" in names
+    assert "na / 29 tasks never started" in names
+    messages = [f.get("message") or "" for f in root.findall(".//failure")]
+    assert any("credentials rejected (401)" in m for m in messages)
