@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # --dist loadscope keeps a module's emulator fixture on one worker.
 PYTEST_ARGS ?= -n 4 --dist loadscope
 
-.PHONY: help install test lint demo bench dist clean conformance
+.PHONY: help install test lint demo bench dist clean browser-test conformance
 
 help:
 	@echo "make test   - set up .venv and run the whole test suite"
@@ -15,6 +15,7 @@ help:
 	@echo "make demo   - start the emulator, revoke examples/keys.csv everywhere, verify"
 	@echo "make bench  - benchmarks against the emulator (prints a table)"
 	@echo "make dist   - build the wheel and sdist into dist/ and twine-check them"
+	@echo "make browser-test - open report --format html in headless Chromium (installed if missing)"
 	@echo "make conformance - revoker through Stoplight Prism serving Agora's OpenAPI file (npm)"
 
 $(STAMP): pyproject.toml
@@ -45,6 +46,22 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Debian's chromium, installed if missing; skipped with a note where it cannot be installed.
+SCREENSHOT ?= .browser/report-html.png
+browser-test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "make browser-test: installing Debian's chromium (apt-get install -y chromium)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+			>/dev/null 2>&1 || true; }
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "make browser-test: SKIPPED: chromium is not installed and apt-get could not install it"; \
+		exit 0; fi; \
+	REVOKER_BROWSER_TEST=1 REVOKER_SCREENSHOT="$(SCREENSHOT)" \
+		$(BIN)/python -m pytest tests/render/test_html_browser.py -q -rs; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make browser-test: no test collected (exit 5): failing" >&2; exit 1; fi; \
+	if [ $$rc -eq 0 ]; then echo "make browser-test: screenshot in $(SCREENSHOT)"; fi; \
+	exit $$rc
+
 # --no-isolation: build with this venv's hatchling, nothing downloaded.
 dist: $(STAMP)
 	rm -rf dist
@@ -64,4 +81,4 @@ conformance: $(STAMP) $(PRISM)
 	REVOKER_PRISM=$(abspath $(PRISM)) $(BIN)/python -m pytest tests/conformance -m conformance -s -q
 
 clean:
-	rm -rf dist $(VENV) conformance/node_modules .pytest_cache .mypy_cache .ruff_cache .demo .bench
+	rm -rf dist $(VENV) conformance/node_modules .pytest_cache .mypy_cache .ruff_cache .demo .bench .browser

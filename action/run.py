@@ -109,6 +109,37 @@ def write_summary(markdown: str) -> None:
         out.write(markdown)
 
 
+def page_path(audit_log: Path) -> Path:
+    """The html report beside the audit log: revoker-audit.jsonl -> revoker-audit.html."""
+    return audit_log.with_name(audit_log.stem + ".html")
+
+
+def write_page(audit_log: Path) -> Path | None:
+    """``revoker report --format html --verify`` beside the audit log, for the artifact."""
+    result = revoker("report", str(audit_log), "--format", "html", "--verify")
+    if not result.stdout.lstrip().startswith("<!DOCTYPE html>"):
+        return None
+    path = page_path(audit_log)
+    path.write_text(result.stdout, encoding="utf-8")
+    return path
+
+
+def link_summary() -> int:
+    """The job summary's link to the uploaded artifact (the page and the audit log)."""
+    url = os.environ.get("ARTIFACT_URL", "")
+    page = os.environ.get("REPORT_HTML", "")
+    # The URL is GitHub's own; anything else is not linked.
+    if not url.startswith("https://") or any(c in url for c in " ()[]<>\n\r`"):
+        return 0
+    name = (Path(page).name if page else "the report page").replace("`", "'")
+    write_summary(
+        f"\n**Incident report page:** [download the artifact]({url}) and open "
+        f"`{name}` (a self-contained page with the timeline; the audit "
+        "log is beside it).\n"
+    )
+    return 0
+
+
 def annotate(problems: list[dict[str, Any]]) -> None:
     """One ::error per failed (app, region) group, at most MAX_ANNOTATIONS."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -216,6 +247,9 @@ def main() -> int:
     report = json.loads(merged.stdout) if merged.stdout.strip() else {}
     markdown = revoker("report", str(audit_log), "--format", "markdown").stdout
     write_summary(markdown)
+    page = write_page(audit_log)
+    if page is not None:
+        outputs["report-html"] = str(page)
     problems = report.get("problems") or []
     verdicts = report.get("keys") or {}
     outputs.update(pass_outputs(report.get("counts") or {}))
@@ -251,4 +285,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(link_summary() if sys.argv[1:] == ["link"] else main())

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import structlog
 
@@ -14,18 +14,39 @@ from revoker.redact import redact as blank_secrets
 
 _SECRETS: set[str] = set()
 _COLOR_OFF = False
+_VERBOSITY = 0
+_FORMAT = "console"
+
+
+def verbosity() -> int:
+    """-1 with -q, 0 by default, 1 with -v (failures, retries, 429s), 2 with -vv (requests)."""
+    return _VERBOSITY
+
+
+def log_format() -> str:
+    """The resolved format of stderr's lines: ``console`` or ``json``."""
+    return _FORMAT
 
 
 def disable_color() -> None:
-    """``--no-color``: no ANSI colour and no redrawn progress line, for the whole process."""
+    """``--no-color``: no ANSI colour, for the whole process (progress stays)."""
     global _COLOR_OFF
     _COLOR_OFF = True
 
 
-def use_color(stream: TextIO) -> bool:
-    """Colour and terminal drawing only on a TTY, and never with ``--no-color`` or a
-    non-empty ``NO_COLOR`` (https://no-color.org)."""
-    return not _COLOR_OFF and not os.environ.get("NO_COLOR") and stream.isatty()
+class _Terminal(Protocol):
+    def isatty(self) -> bool: ...
+
+
+def color_allowed() -> bool:
+    """False with ``--no-color`` or a non-empty ``NO_COLOR`` (https://no-color.org)."""
+    return not _COLOR_OFF and not os.environ.get("NO_COLOR")
+
+
+def use_color(stream: _Terminal) -> bool:
+    """Colour only on a TTY, and never with ``--no-color`` or a non-empty ``NO_COLOR``
+    (which turn colour off, not the progress display)."""
+    return color_allowed() and stream.isatty()
 
 
 def add_secret(value: str) -> None:
@@ -58,26 +79,41 @@ class QuietStream:
     or its audit records.
     """
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream: TextIO | None = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        # None: whatever sys.stderr is at each write, so a progress display that
+        # takes over stderr while it is drawn prints log lines above itself.
+        self._fixed = stream
+        self._failed = False
+
+    @property
+    def _stream(self) -> TextIO | None:
+        if self._failed:
+            return None
+        return self._fixed if self._fixed is not None else sys.stderr
 
     def write(self, text: str) -> int:
-        if self._stream is not None:
+        stream = self._stream
+        if stream is not None:
             try:
-                self._stream.write(text)
+                stream.write(text)
             except (OSError, ValueError):  # EPIPE, EIO, or a closed file
-                self._stream = None
+                self._failed = True
         return len(text)
 
     def flush(self) -> None:
-        if self._stream is not None:
+        stream = self._stream
+        if stream is not None:
             try:
-                self._stream.flush()
+                stream.flush()
             except (OSError, ValueError):
-                self._stream = None
+                self._failed = True
 
     def isatty(self) -> bool:
-        return self._stream is not None and self._stream.isatty()
+        stream = self._stream
+        try:
+            return stream is not None and stream.isatty()
+        except (OSError, ValueError):
+            return False
 
 
 def configure(
@@ -87,15 +123,17 @@ def configure(
     secrets: Iterable[str] = (),
 ) -> None:
     """Configure structlog once per process. ``verbosity``: -1 quiet, 0 info, 1+ debug."""
-    stream = stream or sys.stderr
+    global _VERBOSITY, _FORMAT
+    out = QuietStream(stream)
     if fmt == "auto":
-        fmt = "console" if stream.isatty() else "json"
+        fmt = "console" if out.isatty() else "json"
+    _VERBOSITY, _FORMAT = verbosity, fmt
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     renderer: structlog.types.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=use_color(stream))
+        renderer = structlog.dev.ConsoleRenderer(colors=use_color(out))
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -105,6 +143,6 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=QuietStream(stream)),  # type: ignore[arg-type]
+        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -408,6 +408,9 @@ class StreamsReport:
     rows: list[StreamRow] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     halt_reason: str | None = None
+    # Keys no stream matched whose channel and uid have a live stream under a URL
+    # naming another key: possibly theirs, never silently "no streams".
+    left_running: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def matched(self) -> list[StreamRow]:
@@ -415,7 +418,8 @@ class StreamsReport:
 
     @property
     def exit_code(self) -> int:
-        return exit_code_for(self.halt_reason, problems=bool(self.matched or self.failures))
+        problems = bool(self.matched or self.failures or self.left_running)
+        return exit_code_for(self.halt_reason, problems=problems)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -426,4 +430,5 @@ class StreamsReport:
             "halt_reason": self.halt_reason,
             "streams": [vars(r) for r in self.rows],
             "failures": self.failures,
+            "left_running": self.left_running,
         }

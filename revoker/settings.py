@@ -31,7 +31,9 @@ def check_base_url(url: str, *, allow_path: bool = False) -> str:
         raise UsageError(f"base URL must be https://host[:port] (got {url!r})")
     if parts.scheme == "http" and not is_loopback(host):
         raise UsageError(f"plain http is refused for non-loopback host {host!r}; use https")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    # "?" or "#" alone parse as an empty query or fragment, yet every request's URL
+    # would then carry its path inside that query or fragment.
+    if "?" in url or "#" in url or parts.username or parts.password:
         raise UsageError("base URL must not carry credentials, a query or a fragment")
     if parts.path.strip("/") and not allow_path:
         raise UsageError(
@@ -168,6 +170,7 @@ class InputSettings:
     shard: Shard | None = None
     scanner: str | None = None  # --from: the files are this scanner's reports
     rules: tuple[str, ...] = ()  # --rule: only these rules' findings
+    all_findings: bool = False  # --all-findings: every finding is a key (no --rule)
     allow_non_ascii_keys: bool = False
 
 
@@ -214,6 +217,7 @@ class RunSettings:
             "skip_invalid": self.inputs.skip_invalid,
             "from": self.inputs.scanner,
             "rules": list(self.inputs.rules),
+            "all_findings": self.inputs.all_findings,
             "allow_non_ascii_keys": self.inputs.allow_non_ascii_keys,
             "base_url": self.client.base_url,
             "fallback_url": self.client.fallback_url,

@@ -31,6 +31,7 @@ def test_wheel_and_sdist_build_and_pass_twine_check(tmp_path: Path) -> None:
         "revoker/render/junit.py",
         "revoker/schemas/output.schema.json",
     } <= names
+    assert "revoker/render/templates/report.html" in names  # report --format html needs it
     (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "revoker = revoker.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
     with tarfile.open(sdist) as tar:

@@ -99,6 +99,18 @@ class ApiResponse:
         return self.status in (200, 404) and not self.api_answer
 
 
+def json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or a ``+json`` type (any parameters, any case): the API
+    answers in JSON, and a JSON body under ``text/html`` is some other server's page."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    kind, slash, subtype = media.partition("/")
+    return (
+        kind == "application" and bool(slash) and (subtype == "json" or subtype.endswith("+json"))
+    )
+
+
 def _error_kind(exc: httpx.HTTPError) -> str:
     name = type(exc).__name__
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
@@ -276,5 +288,6 @@ def _to_api_response(
             isinstance(body, dict)
             and body.get("status") == ("success" if response.status_code == 200 else "error")
             and echoed == request_id
+            and json_media_type(response.headers.get("Content-Type"))
         ),
     )

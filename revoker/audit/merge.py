@@ -20,6 +20,7 @@ from typing import Any
 
 from revoker.audit.evidence import DELETING_EVENTS, record_deleted_key
 from revoker.audit.log import ReadStats, iter_records
+from revoker.audit.timeline import Timeline
 from revoker.errors import EXIT_FAILED, EXIT_OK, AuditLogError
 from revoker.models import REGIONS
 from revoker.models import is_problem as is_problem_outcome
@@ -309,8 +310,8 @@ def problem_fields(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_report(paths: list[Path]) -> AuditReport:
-    """Read every log and merge them.
+def build_report(paths: list[Path], timeline: Timeline | None = None) -> AuditReport:
+    """Read every log and merge them; ``timeline``, if given, sees every line too.
 
     AuditLogError (exit 2) if a log cannot be read or holds no run (no
     ``run_started`` line: empty, compressed, or not an audit log at all).
@@ -322,8 +323,12 @@ def build_report(paths: list[Path]) -> AuditReport:
         stats = ReadStats()
         info = LogInfo(str(path))
         started = False
+        if timeline is not None:
+            timeline.start_log(str(path))
         for line, record in enumerate(iter_records(path, stats)):
             info.records += 1
+            if timeline is not None:
+                timeline.observe(record)
             event = record.get("event")
             if event in ("run_started", "run_finished"):
                 started = started or event == "run_started"

@@ -137,10 +137,15 @@ def generate(path: Path) -> Path:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     for target in (path, public_path):
-        if target.exists():
+        if os.path.lexists(target):  # a dangling symlink too: O_EXCL refuses it
             raise UsageError(f"{target}: already exists; not overwritten")
     _write_new(path, private_pem, 0o600)
-    _write_new(public_path, public_pem, 0o644)
+    try:
+        _write_new(public_path, public_pem, 0o644)
+    except UsageError:
+        # A private key without its public half is of no use and a secret left lying.
+        path.unlink(missing_ok=True)
+        raise
     return public_path
 
 

@@ -16,27 +16,47 @@ import click
 
 from revoker import __version__
 from revoker.cli import bulk, ops
+from revoker.cli.output import error
+from revoker.clickext import FiniteFloatRange
 from revoker.emulator.command import emulator
 from revoker.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, RevokerError
-from revoker.redact import printable_lines
+
+ARGV = "revoker.argv"
 
 
 class RevokerGroup(click.Group):
     """Exits with the command's returned code; a RevokerError becomes a one-line
     message and its exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The arguments as given: a summary's next steps repeat them (plus --resume).
+        ctx.meta.setdefault(ARGV, list(args))
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             # Click hands back the subcommand's return value: its exit code.
             code = super().invoke(ctx)
         except RevokerError as exc:
-            click.echo(f"revoker: error: {printable_lines(str(exc))}", err=True)
+            error(ctx, str(exc), exit_code=exc.exit_code)
+            code = exc.exit_code
+        except click.ClickException as exc:
+            if not _json_errors(ctx):
+                raise  # click prints its usage error with the command's usage line
+            error(ctx, exc.format_message(), exit_code=exc.exit_code)
             code = exc.exit_code
         except KeyboardInterrupt:
-            click.echo("revoker: interrupted", err=True)
+            if _json_errors(ctx):
+                error(ctx, "interrupted", exit_code=EXIT_INTERRUPTED)
+            else:
+                click.echo("revoker: interrupted", err=True)
             code = EXIT_INTERRUPTED
         # A command of click's own (the emulator) returns nothing when it ends well.
         ctx.exit(EXIT_OK if code is None else code)
+
+
+def _json_errors(ctx: click.Context) -> bool:
+    return isinstance(ctx.obj, dict) and bool(ctx.obj.get("json_errors"))
 
 
 @click.group(cls=RevokerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,18 +75,53 @@ class RevokerGroup(click.Group):
 @click.option(
     "--no-color",
     is_flag=True,
-    help="No colour and no progress bar on stderr (also: NO_COLOR set to anything).",
+    help="No colour on stderr (also: NO_COLOR set to anything); progress stays.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars on stderr. Default: on when stderr is a terminal and not -q; "
+    "elsewhere a progress log line every --progress-interval seconds.",
+)
+@click.option(
+    "--progress-interval",
+    type=FiniteFloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    envvar="REVOKER_PROGRESS_INTERVAL",
+    show_envvar=True,
+    metavar="SECONDS",
+    help="Off a terminal: seconds between progress log lines (0 = none).",
 )
 @click.pass_context
-def main(ctx: click.Context, log_format: str, verbose: int, quiet: bool, no_color: bool) -> None:
-    """Revoke Agora Media Gateway streaming keys in every region, with an audit trail."""
+def main(
+    ctx: click.Context,
+    log_format: str,
+    verbose: int,
+    quiet: bool,
+    no_color: bool,
+    progress: bool | None,
+    progress_interval: float,
+) -> None:
+    """Revoke Agora Media Gateway streaming keys in every region, with an audit trail.
+
+    Logs and progress go to stderr, summaries to stdout. -v logs each failure,
+    retry and 429 with its request ID; -vv every request; -q only warnings and
+    errors.
+    """
     from revoker.logs import configure, disable_color
 
     if no_color:
         disable_color()
     secrets = [os.environ.get("AGORA_CUSTOMER_SECRET", "")]
     configure(log_format, -1 if quiet else verbose, secrets=secrets)
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = {
+        "quiet": quiet,
+        "progress": progress,
+        "progress_interval": progress_interval,
+        # Asked for by name (flag or $REVOKER_LOG_FORMAT), not picked by auto off a TTY.
+        "json_errors": log_format == "json",
+    }
 
 
 for _command in (*bulk.COMMANDS, *ops.COMMANDS, emulator):

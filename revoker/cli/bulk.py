@@ -14,17 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from revoker.cli.helptext import HelpCommand
 from revoker.cli.options import (
     absent_ok_option,
     build_settings,
     check_verify_delay,
     client_options,
+    client_options_with,
     disconnect_timeout_option,
     input_options,
 )
-from revoker.cli.output import emit, progress_line, skipped_rows
+from revoker.cli.output import emit, error, progress_display, skipped_rows
 from revoker.credentials import load_credentials
-from revoker.errors import UsageError
+from revoker.errors import EXIT_OK, UsageError
 from revoker.settings import RunSettings, check_new_keys_path
 
 if TYPE_CHECKING:
@@ -48,21 +50,23 @@ def _run(
 
     plan_only = settings.dry_run and not sends_in_dry_run
     credentials = None if plan_only else load_credentials(credentials_file=opts["credentials_file"])
-    return run_command(
-        command,
-        settings,
-        credentials,
-        sys.stdin,
-        passes_for=passes_for,
-        resume_events=resume_events,
-        on_plan=lambda stats: skipped_rows(stats.invalid),
-        progress=lambda total: progress_line(ctx, total, command),
-    )
+    with progress_display(ctx) as display:
+        return run_command(
+            command,
+            settings,
+            credentials,
+            sys.stdin,
+            passes_for=passes_for,
+            resume_events=resume_events,
+            on_plan=lambda stats: skipped_rows(stats.invalid),
+            observer=display,
+        )
 
 
-def finish(report: RunReport, output: str) -> int:
-    """Print the summary (and any unrecorded tasks); the report's exit code."""
-    from revoker.render.summary import render
+def finish(ctx: click.Context, report: RunReport, output: str) -> int:
+    """Print the summary (and any unrecorded tasks); the report's exit code. A run that
+    did not end well also says so on stderr, even with -q."""
+    from revoker.render.summary import render, verdict
 
     if report.unrecorded:
         saved = report.unrecorded_file
@@ -73,17 +77,38 @@ def finish(report: RunReport, output: str) -> int:
             if saved
             else "saving them to a file failed too; they are listed in the summary"
         )
-        emit(
-            f"revoker: error: {len(report.unrecorded)} completed tasks could not be "
+        error(
+            ctx,
+            f"{len(report.unrecorded)} completed tasks could not be "
             f"written to the audit log: {where}",
-            err=True,
         )
     # A dry run of prune still sends its GETs and writes the audit log.
-    emit(render(report, output), work_done=report.audit_log is not None)
+    argv = ctx.meta.get("revoker.argv")
+    emit(render(report, output, argv), work_done=report.audit_log is not None)
+    if report.exit_code != EXIT_OK:
+        where = (
+            f"; revoker report {report.audit_log} lists every failure" if report.audit_log else ""
+        )
+        error(
+            ctx,
+            f"{report.command}: {verdict(report)} (exit code {report.exit_code}){where}",
+            exit_code=report.exit_code,
+        )
     return report.exit_code
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        (
+            "revoker revoke leaked.csv --verify --disconnect",
+            "an incident: delete everywhere, confirm each pair is gone, cut live streams",
+        ),
+        ('revoker revoke - --app-id "$APP" < leaked.txt', "keys on stdin"),
+        ("revoker revoke leaked.csv --dry-run", "the plan and how long it takes; nothing sent"),
+        ("revoker revoke leaked.csv --resume", "finish an interrupted run (same audit log)"),
+    ],
+)
 @input_options
 @client_options
 @click.option(
@@ -131,25 +156,51 @@ def revoke(
         absent_ok=absent_ok,
     )
     report = _run(ctx, "revoke", settings, opts, revoke_passes, resume_events=("revoke",))
-    return finish(report, opts["output"])
+    return finish(ctx, report, opts["output"])
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker verify leaked.csv", "exit 0 only if every key is gone from every region"),
+        ("revoker verify leaked.csv --output json > verify.json", "CI: a JSON summary"),
+        ("revoker verify leaked.csv --regions cn", "one region only"),
+    ],
+)
 @input_options
-@client_options
+@client_options_with(
+    resume_help="Accepted, skips nothing: every pair is checked again (a verify is "
+    "always worth repeating)."
+)
 @click.pass_context
 def verify(ctx: click.Context, /, **opts: Any) -> int:
     """GET every key in every region: exit 0 only if every pair is absent."""
     from revoker.engine.run import verify_pass
 
     settings = build_settings(opts)
-    report = _run(ctx, "verify", settings, opts, lambda s, plan: [verify_pass(plan)])
-    return finish(report, opts["output"])
+    report = _run(
+        ctx,
+        "verify",
+        settings,
+        opts,
+        lambda s, plan: [verify_pass(plan)],
+    )
+    return finish(ctx, report, opts["output"])
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker prune inventory.csv --expired --dry-run", "what would be deleted (GETs only)"),
+        ("revoker prune inventory.csv --older-than 90d", "cron: delete keys created 90+ days ago"),
+        ("revoker prune inventory.csv --expired --resume", "finish an interrupted clean-up"),
+    ],
+)
 @input_options
-@client_options
+@client_options_with(
+    resume_help="Skip pairs already deleted or found absent in the audit log.",
+    dry_run_help="Send the GETs (to find what matches) and write the audit log; delete nothing.",
+)
 @click.option("--expired", is_flag=True, help="Delete pairs whose expiry has passed.")
 @click.option(
     "--older-than",
@@ -183,12 +234,25 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
         sends_in_dry_run=True,
     )
     report.notes += pruner.notes()
-    return finish(report, opts["output"])
+    return finish(ctx, report, opts["output"])
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        (
+            "revoker rotate leaked.csv --disconnect --new-keys-file new-keys.csv",
+            "delete, cut the streams, issue replacements (same channel and uid)",
+        ),
+        (
+            "revoker rotate leaked.csv --resume --new-keys-file new-keys.csv --append",
+            "finish an interrupted rotation",
+        ),
+        ("revoker rotate leaked.csv --dry-run", "the plan; nothing sent, no file written"),
+    ],
+)
 @input_options
-@client_options
+@client_options_with(resume_help="Skip pairs already rotated or found absent in the audit log.")
 @click.option(
     "--new-keys-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -247,7 +311,7 @@ def rotate(
         return rotate_passes(settings, plan, new_keys, expires_after=expires_after)
 
     report = _run(ctx, ROTATE, settings, opts, passes, resume_events=(ROTATE,))
-    return finish(report, opts["output"])
+    return finish(ctx, report, opts["output"])
 
 
 COMMANDS = (revoke, verify, prune, rotate)

@@ -8,6 +8,7 @@ code; errors become exit codes in :mod:`revoker.cli` like every other command's.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from revoker.cli.helptext import HelpCommand
 from revoker.cli.options import (
     allow_non_ascii_option,
     client_settings,
     connection_options,
     input_options,
     input_settings,
+    output_option,
 )
 from revoker.cli.output import emit, skipped_rows
 from revoker.clickext import FiniteFloatRange
@@ -32,8 +35,16 @@ from revoker.settings import RetrySettings, RunSettings
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from revoker.audit.chain import ChainReport
 
-@click.command()
+
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ('revoker show - --app-id "$APP" < key.txt', "one key in every region (kept out of ps)"),
+        ("revoker show - --regions na,eu --output json < key.txt", "two regions, JSON"),
+    ],
+)
 @click.argument("key", metavar="KEY")
 @click.option("--app-id", envvar="AGORA_APP_ID", show_envvar=True, help="App ID of the key.")
 @click.option(
@@ -46,7 +57,7 @@ if TYPE_CHECKING:
 )
 @connection_options
 @allow_non_ascii_option
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -> int:
     """Query one key in every region: present, channel, uid, created, expires.
 
@@ -79,7 +90,13 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
     return report.exit_code
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker streams leaked.csv", "live streams pushed with these keys, per region"),
+        ("revoker streams leaked.csv --all --output json", "every live stream of their apps"),
+    ],
+)
 @input_options
 @connection_options
 @click.option(
@@ -98,7 +115,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 @click.option(
     "--all", "show_all", is_flag=True, help="Every live stream of the app, matched or not."
 )
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option()
 def streams(show_all: bool, output: str, **opts: Any) -> int:
     """Live streams pushed with KEYS, per region (read-only; nothing is deleted).
 
@@ -131,7 +148,17 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     return report.exit_code
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        ("revoker report revoker-audit.jsonl", "latest outcome per task and every failure"),
+        ("revoker report --verify a0.jsonl a1.jsonl a2.jsonl", "shard logs, hash chains checked"),
+        (
+            'revoker report revoke.jsonl --format markdown >> "$GITHUB_STEP_SUMMARY"',
+            "a CI job's summary",
+        ),
+    ],
+)
 @click.argument(
     "audit_logs",
     nargs=-1,
@@ -141,11 +168,13 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
 )
 @click.option(
     "--format",
+    "--output",
     "fmt",
-    type=click.Choice(["text", "json", "markdown", "junit"]),
+    type=click.Choice(["text", "json", "markdown", "junit", "html"]),
     default="text",
     show_default=True,
-    help="markdown fits $GITHUB_STEP_SUMMARY; junit is JUnit XML for CI test reports.",
+    help="markdown fits $GITHUB_STEP_SUMMARY; junit is JUnit XML for CI test reports; "
+    "html is one self-contained page with a timeline (> incident.html).",
 )
 @click.option(
     "--verify",
@@ -219,6 +248,8 @@ def report(
         key = load_public_key(public_key)
     if fallback is not None:
         _merge_fallback(fallback, audit_logs, sign_key)
+    if fmt == "html":
+        return _report_html(audit_logs, verify_chain, expect_head, key, require_chain)
     merged = build_report(list(audit_logs))
     if fmt == "junit":
         from revoker.render.junit import render_junit
@@ -230,6 +261,51 @@ def report(
         emit(printable_lines(text) if fmt == "text" else text, work_done=False, nl=nl)
     if verify_chain:
         _verify_logs(audit_logs, expect_head, key, require_chain)
+    return merged.exit_code
+
+
+def _report_html(
+    paths: tuple[Path, ...],
+    verify_chain: bool,
+    expect_head: str | None,
+    key: Ed25519PublicKey | None,
+    require_chain: bool,
+) -> int:
+    """The page, with the tamper check's result on it: verified first, printed, then exit 4
+    if the check failed."""
+    from revoker.audit.merge import build_report
+    from revoker.audit.timeline import Timeline
+    from revoker.render.html import ChainStatus, render_html
+
+    timeline = Timeline()
+    merged = build_report(list(paths), timeline)
+    chain, errors = None, []
+    if verify_chain:
+        checked = _check_logs(paths, expect_head, key, require_chain)
+        errors = [c.error for c in checked if c.error]
+        chain = [
+            ChainStatus(
+                c.path,
+                ok=c.error is None,
+                status=c.status,
+                head=c.head,
+                detail=c.error or (f", {c.runs_signed} signed runs" if c.runs_signed else ""),
+                note=UNANCHORED if c.error is None and expect_head is None else "",
+            )
+            for c in checked
+        ]
+    # report needs no credentials; if the environment has some, they are blanked too.
+    secrets: tuple[str, ...] = ()
+    if os.environ.get("AGORA_CUSTOMER_SECRET"):
+        from revoker.credentials import Credentials
+
+        found = Credentials(
+            os.environ.get("AGORA_CUSTOMER_ID", ""), os.environ["AGORA_CUSTOMER_SECRET"]
+        )
+        secrets = found.secrets
+    emit(render_html(merged, timeline, chain, secrets), work_done=False, nl=False)
+    if errors:
+        raise AuditVerifyError("\n".join(errors))
     return merged.exit_code
 
 
@@ -282,9 +358,21 @@ def _verify_logs(
     require_chain: bool,
 ) -> None:
     """Print each log's chain status on stderr; AuditVerifyError (exit 4) on a failure."""
+    errors = [c.error for c in _check_logs(paths, expect_head, key, require_chain) if c.error]
+    if errors:
+        raise AuditVerifyError("\n".join(errors))
+
+
+def _check_logs(
+    paths: tuple[Path, ...],
+    expect_head: str | None,
+    key: Ed25519PublicKey | None,
+    require_chain: bool,
+) -> list[ChainReport]:
+    """Verify each log, its status on stderr; the reports, errors set where one failed."""
     from revoker.audit.chain import verify_log
 
-    errors = []
+    reports = []
     for path in paths:
         checked = verify_log(path, key)
         for note in checked.notes:
@@ -296,8 +384,8 @@ def _verify_logs(
                 f"{path}:{checked.lines}: the log ends at head {checked.head}, expected "
                 f"{expect_head} (lines were cut off, added or changed)"
             )
+        reports.append(checked)
         if checked.error:
-            errors.append(checked.error)
             click.echo(f"revoker: verify: {path}: FAILED", err=True)
             continue
         click.echo(
@@ -307,11 +395,18 @@ def _verify_logs(
         )
         if expect_head is None:
             click.echo(f"revoker: verify: {path}: {UNANCHORED}", err=True)
-    if errors:
-        raise AuditVerifyError("\n".join(errors))
+    return reports
 
 
-@click.command()
+@click.command(
+    cls=HelpCommand,
+    examples=[
+        (
+            "revoker keygen audit-signing.pem",
+            "then: revoker revoke ... --sign-key audit-signing.pem",
+        ),
+    ],
+)
 @click.argument("path", type=click.Path(path_type=Path))
 def keygen(path: Path) -> int:
     """Write an Ed25519 key pair for --sign-key: PATH (private, 0600) and PATH.pub.

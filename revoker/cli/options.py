@@ -58,6 +58,7 @@ disconnect_timeout_option = click.option(
     type=FiniteFloatRange(min=0),
     default=10.0,
     show_default=True,
+    metavar="SECONDS",
     help="Seconds to wait for each cut stream to be confirmed gone.",
 )
 
@@ -65,7 +66,13 @@ disconnect_timeout_option = click.option(
 def input_options(f: F) -> F:
     """Where keys come from and which regions/apps/shard they apply to."""
     decorators = [
-        click.argument("sources", nargs=-1, metavar="[KEYS]..."),
+        # A path type, so shells complete file names; '-' is stdin.
+        click.argument(
+            "sources",
+            nargs=-1,
+            metavar="[KEYS]...",
+            type=click.Path(dir_okay=False, allow_dash=True),
+        ),
         click.option(
             "--key",
             "keys",
@@ -113,6 +120,11 @@ def input_options(f: F) -> F:
             multiple=True,
             metavar="ID",
             help="With --from: only findings of this rule / detector (repeatable).",
+        ),
+        click.option(
+            "--all-findings",
+            is_flag=True,
+            help="With --from and no --rule: every finding is a stream key (send them all).",
         ),
         allow_non_ascii_option,
     ]
@@ -180,7 +192,24 @@ def connection_options(f: F) -> F:
     )
 
 
-def run_options(f: F) -> F:
+RESUME_HELP = "Skip pairs already revoked or found absent in the audit log (an earlier run)."
+DRY_RUN_HELP = "Print the plan and how long the real run takes at the cap; send nothing."
+
+
+def output_option(*choices: str) -> Callable[[F], F]:
+    """``--output`` (alias ``--format``, as on report): the summary's format on stdout."""
+    return click.option(
+        "--output",
+        "--format",
+        "output",
+        type=click.Choice(choices or ("text", "json")),
+        default="text",
+        show_default=True,
+        help="Summary format on stdout.",
+    )
+
+
+def run_options(f: F, *, resume_help: str = RESUME_HELP, dry_run_help: str = DRY_RUN_HELP) -> F:
     """What a bulk run writes and how hard it pushes."""
     return _apply(
         f,
@@ -194,9 +223,7 @@ def run_options(f: F) -> F:
                 show_default=True,
                 help="Append-only JSONL audit log.",
             ),
-            click.option(
-                "--resume", is_flag=True, help="Skip tasks already done in the audit log."
-            ),
+            click.option("--resume", is_flag=True, help=resume_help),
             click.option(
                 "--sign-key",
                 type=click.Path(path_type=Path),
@@ -220,24 +247,29 @@ def run_options(f: F) -> F:
                 "100 GET, divided by N with --shard I/N or --shard-count N; "
                 "0 = no cap). Slows down on 429.",
             ),
-            click.option("--dry-run", is_flag=True, help="Print the plan; send nothing."),
+            click.option("--dry-run", is_flag=True, help=dry_run_help),
             click.option(
                 "--reveal-keys", is_flag=True, help="Write plain keys into the audit log."
             ),
-            click.option(
-                "--output",
-                type=click.Choice(["text", "json"]),
-                default="text",
-                show_default=True,
-                help="Summary format on stdout.",
-            ),
+            output_option(),
         ],
     )
 
 
 def client_options(f: F) -> F:
-    """Every option of a bulk run (revoke, verify, prune)."""
+    """Every option of a bulk run (revoke, rotate)."""
     return connection_options(run_options(f))
+
+
+def client_options_with(*, resume_help: str, dry_run_help: str = DRY_RUN_HELP) -> Callable[[F], F]:
+    """Every option of a bulk run whose --resume or --dry-run means something else."""
+
+    def decorate(f: F) -> F:
+        return connection_options(
+            run_options(f, resume_help=resume_help, dry_run_help=dry_run_help)
+        )
+
+    return decorate
 
 
 def client_settings(opts: dict[str, Any], concurrency: int) -> ClientSettings:
@@ -276,6 +308,17 @@ def input_settings(opts: dict[str, Any]) -> InputSettings:
     """The input options -> checked InputSettings."""
     if opts.get("rules") and not opts.get("scanner"):
         raise UsageError("--rule selects scanner findings: give --from gitleaks|trufflehog")
+    if opts.get("all_findings") and not opts.get("scanner"):
+        raise UsageError("--all-findings selects scanner findings: give --from gitleaks|trufflehog")
+    if opts.get("scanner") and not opts.get("rules") and not opts.get("all_findings"):
+        # A report holds other services' secrets too (cloud keys, tokens): each finding
+        # sent would be disclosed to Agora in a URL path.
+        raise UsageError(
+            "--from without --rule would send every finding of the report to Agora, other "
+            "services' secrets included: give --rule ID for the rule or detector that finds "
+            "stream keys (e.g. --rule agora-stream-key), or --all-findings if every finding "
+            "is a stream key"
+        )
     return InputSettings(
         sources=tuple(opts["sources"]),
         keys=tuple(opts["keys"]),
@@ -285,6 +328,7 @@ def input_settings(opts: dict[str, Any]) -> InputSettings:
         shard=parse_shard(opts.get("shard_spec"), opts.get("shard_count")),
         scanner=opts.get("scanner"),
         rules=tuple(opts.get("rules") or ()),
+        all_findings=opts.get("all_findings", False),
         allow_non_ascii_keys=opts.get("allow_non_ascii_keys", False),
     )
 

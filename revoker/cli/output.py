@@ -1,18 +1,21 @@
 """Printing for the commands: stdout and stderr that may be gone or full, and the
-progress line."""
+choice of progress display."""
 
 from __future__ import annotations
 
 import errno
 import os
 import sys
-import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import click
 
 from revoker.errors import OutputError
-from revoker.models import Outcome, TaskResult
+from revoker.redact import printable_lines
+
+if TYPE_CHECKING:
+    from revoker.cli.progress import RunDisplay
 
 # The reader went away (a closed pipe, `| head`, quitting `less`) or the terminal hung up.
 _READER_GONE = frozenset({errno.EPIPE, errno.EIO})
@@ -43,41 +46,37 @@ def emit(text: str, *, work_done: bool = False, err: bool = False, nl: bool = Tr
         ) from None
 
 
-class Progress:
-    """A one-line progress display on stderr (only when stderr is a TTY)."""
+def error(ctx: click.Context | None, text: str, **fields: object) -> None:
+    """``revoker: error: TEXT`` on stderr, shown even with -q; a JSON log line (same
+    text, so a grep for ``revoker: error`` finds both) under ``--log-format json``."""
+    line = f"revoker: error: {printable_lines(text)}"
+    root = ctx.find_root() if ctx is not None else None
+    if root is not None and isinstance(root.obj, dict) and root.obj.get("json_errors"):
+        import structlog
 
-    def __init__(self, total: int, label: str) -> None:
-        self.total = total
-        self.label = label
-        self.done = 0
-        self.bad = 0
-        self._last = 0.0
-
-    def __call__(self, result: TaskResult) -> None:
-        self.done += 1
-        if result.outcome in (Outcome.FAILED, Outcome.PRESENT, Outcome.UNKNOWN):
-            self.bad += 1
-        now = time.monotonic()
-        if now - self._last >= 0.1 or self.done >= self.total:
-            self._last = now
-            width = 30
-            filled = int(width * self.done / max(self.total, 1))
-            emit(
-                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                f"{self.done}/{self.total} problems={self.bad}",
-                err=True,
-                nl=self.done >= self.total,
-            )
+        structlog.get_logger("revoker").error(line, **fields)
+        return
+    click.echo(line, err=True)
 
 
-def progress_line(ctx: click.Context, total: int, label: str) -> Progress | None:
-    """The progress line for ``total`` tasks, or None where it would be noise."""
-    from revoker.logs import use_color
+def progress_display(ctx: click.Context) -> RunDisplay:
+    """The run's progress display: bars when stderr is a terminal and not -q (whatever
+    NO_COLOR says), else the periodic log line; --progress/--no-progress decide first."""
+    from revoker.cli.progress import RunDisplay
 
-    # A redrawn line is terminal drawing: off where colour is off (NO_COLOR, --no-color).
-    if ctx.obj.get("quiet") or not use_color(sys.stderr):
-        return None
-    return Progress(total, label)
+    wanted = ctx.obj.get("progress")
+    quiet = ctx.obj.get("quiet", False)
+    bars = wanted if wanted is not None else (not quiet and _stderr_is_terminal())
+    # The periodic line is an info line: -q would filter it anyway.
+    interval = None if wanted is False or quiet else ctx.obj.get("progress_interval")
+    return RunDisplay(bars=bars, interval=interval)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def skipped_rows(invalid: Iterable[object]) -> None:

@@ -31,7 +31,9 @@ confirming request IDs), ``absent`` (the stream had ended before the cut) or
 (app ID, region) once its key is deleted: gone from it, the SID gets a
 ``disconnected`` line (``confirmed_by`` the listing); still there, it is cut again.
 A listing that fails gives the pair a ``failed`` line without SID: never a silent
-"no streams".
+"no streams". A key deleted here that matched no stream, while a stream with its
+channel and uid is live under a URL naming another key, gets a ``failed`` line for
+that stream with ``left_running``: it is not cut, since it may be the other key's.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from revoker.engine.matching import (
     KeyIdentity,
     KeyIndex,
     Match,
+    same_channel_uid,
     usable_sid,
 )
 from revoker.engine.pool import RunContext
@@ -82,6 +85,7 @@ class _Scope:
     first: asyncio.Future[Listing] | None = None
     deleted: KeyIndex[Task] = field(default_factory=KeyIndex)
     claimed: set[str] = field(default_factory=set)  # SIDs being or already cut
+    fresh: list[tuple[KeyIdentity, Task]] = field(default_factory=list)  # deleted here
 
 
 def key_identity(task: Task, lookup: TaskResult) -> KeyIdentity:
@@ -172,7 +176,9 @@ class StreamSweep:
             result.audit_fields["channel"] = identity.channel
             result.audit_fields["uid"] = identity.uid
         deleted = result.outcome in DONE_OUTCOMES
-        result.later = self._settle(task, identity if deleted else None, lookup_failed)
+        result.later = self._settle(
+            task, identity if deleted else None, lookup_failed, fresh=deleted
+        )
         return result
 
     def skip(self, task: Task, gone: KeyIdentity | None = None) -> Later | None:
@@ -184,11 +190,18 @@ class StreamSweep:
         return self._settle(task, gone, None)
 
     def _settle(
-        self, task: Task, identity: KeyIdentity | None, lookup_failed: TaskResult | None
+        self,
+        task: Task,
+        identity: KeyIdentity | None,
+        lookup_failed: TaskResult | None,
+        *,
+        fresh: bool = False,
     ) -> Later | None:
         scope = self._scope(task, start=identity is not None)
         if identity is not None:
             scope.deleted.add(identity, task)
+            if fresh:
+                scope.fresh.append((identity, task))
         scope.remaining -= 1
         last = scope.remaining == 0
         if identity is None and not last:
@@ -232,6 +245,8 @@ class StreamSweep:
             # Streams that started while the keys were being deleted.
             second = await self._list(task, "streams started during the DELETEs")
             lines += await self._cut_matches(scope, task, second, scope.deleted, "after")
+            if scope.first is not None:
+                lines += _left_running(scope, await scope.first, second)
         return lines
 
     def _confirm_earlier(self, task: Task, listing: Listing) -> list[FollowUp]:
@@ -375,6 +390,53 @@ class StreamSweep:
             if reason == "still live"
             else f"{reason} (force-disconnect sent {sent} times; waited {waited})"
         )
+
+
+def _left_running(scope: _Scope, listing: Listing, second: Listing) -> list[FollowUp]:
+    """A ``failed`` line per live stream that has the channel and uid of a key deleted
+    here which no stream matched, while the stream's URL names a key that is no
+    deleted one: it is not cut (it may be another key's), but never left unsaid.
+
+    Only this run's DELETEs and the listing before them count: a key rotated in an
+    earlier run shares its channel and uid with its replacement, streaming by now.
+    """
+    if listing.entries is None:
+        return []
+    lines: list[FollowUp] = []
+    seen = listing.entries + (second.entries or [])
+    for identity, owner in scope.fresh:
+        own: KeyIndex[Task] = KeyIndex()
+        own.add(identity, owner)
+        if any(own.find(stream, push) for stream, push in seen):
+            continue
+        for stream, push in listing.entries:
+            if not same_channel_uid(stream, identity) or scope.deleted.find(stream, push):
+                continue
+            sid = stream.get("sid")
+            marker = f"\1{sid!r}\0{owner.key_id}"
+            if marker in scope.claimed:
+                continue
+            scope.claimed.add(marker)
+            message = (
+                "left running: no live stream matched this key, but this stream has its "
+                "channel and uid under a URL naming another key (or this key in a form "
+                "revoker cannot read); check it with revoker streams --all and cut it by "
+                "hand if it is this key's"
+            )
+            fields = {
+                "sid": sid if usable_sid(sid) else None,
+                "channel": stream.get("channel"),
+                "stream_uid": stream.get("uid"),
+                "match": None,
+                "protocol": push.protocol,
+                "listing": "before",
+                "list_request_id": listing.request_id,
+                "left_running": True,
+            }
+            lines.append(
+                FollowUp(DISCONNECT, TaskResult(owner, Outcome.FAILED, message=message), fields)
+            )
+    return lines
 
 
 def _gone(poll: TaskResult, response: ApiResponse | None, sid: str) -> bool:

@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
+from revoker.engine.matching import parse_push_url, streamid_key
 from revoker.engine.scanners import iter_findings
 from revoker.errors import InputError, UsageError
-from revoker.models import parse_regions
+from revoker.models import key_hint, parse_regions
 
 MAX_KEY_LENGTH = 1024
 ALLOW_NON_ASCII_FLAG = "--allow-non-ascii-keys"
@@ -69,6 +70,7 @@ class Source:
         self._keys = keys
         self.scanner = scanner
         self.rules = rules
+        self.rules_left_out: set[str] = set()  # rule names of findings --rule left out
         self._spool: IO[bytes] | None = None
         self._error: OSError | None = None
         if name == "-":
@@ -162,11 +164,45 @@ def _binary(stream: IO[str]) -> IO[bytes]:
     return io.BytesIO(stream.read().encode("utf-8", "surrogateescape"))
 
 
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt; the
+# standard library has no accessor) and the blank "filler" letters that render as
+# nothing: each looks like no character at all.
+_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x2800, 0x2800),  # braille pattern blank
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def _invisible(char: str) -> bool:
+    """Format, unassigned, private use, default-ignorable or a blank filler."""
+    if unicodedata.category(char) in ("Cf", "Cn", "Co"):
+        return True
+    code = ord(char)
+    return any(low <= code <= high for low, high in _IGNORABLE)
+
+
 def _odd_character(key: str, allow_non_ascii: bool) -> str | None:
     """The first character of ``key`` outside printable ASCII, described; None if none.
 
-    Invisible characters (format, unassigned, private use: zero-width spaces, a
-    BOM, bidi overrides) are refused even with ``allow_non_ascii``: they make a
+    Invisible characters (format, unassigned, private use, default-ignorable and
+    fillers: zero-width spaces, a BOM, bidi overrides, variation selectors, the
+    Hangul filler U+3164) are refused even with ``allow_non_ascii``: they make a
     different key that looks the same, which the API answers "not found".
     """
     if key.isascii():
@@ -175,7 +211,7 @@ def _odd_character(key: str, allow_non_ascii: bool) -> str | None:
         if char.isascii():
             continue
         category = unicodedata.category(char)
-        if category in ("Cf", "Cn", "Co"):
+        if _invisible(char):
             what = "invisible character"
         elif allow_non_ascii:
             continue
@@ -217,6 +253,74 @@ def check_key(key: str, *, allow_non_ascii: bool = False) -> str | None:
     return None
 
 
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,15})://")
+# A push URL without its scheme, as the online-streams list writes it: a dotted host
+# (a port allowed), then a path.
+_HOST_PATH = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::[0-9]{1,5})?/")
+# NAME=VALUE as in a dotenv file or a shell (optionally exported, the value quoted);
+# a value starting with "=" is base64 padding ("abc=="), not an assignment.
+_ASSIGNMENT = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]{0,63})\s*=\s*([^=\s].*)", re.S)
+_STREAMID = re.compile(r"[?&]streamid=", re.I)
+_PLACEHOLDER = re.compile(r"[\[(<{*]*redacted[\])>}*]*", re.I)
+_MASKED = re.compile(r"\*{3,}")
+# How revoker itself prints a key (models.key_hint): 4 characters, "...", 3 characters.
+_HINT = re.compile(r".{4}\.\.\..{3}", re.S)
+
+
+def _named(found: str | None) -> str:
+    if not found:
+        return "no stream key found in it"
+    return f"the key in it is {key_hint(found)}: give that key alone"
+
+
+def _push_key(text: str) -> str | None:
+    """The likeliest key a URL names: its shortest candidate (the last path segment
+    rather than the whole tail after the host)."""
+    keys = parse_push_url(text).keys
+    return min(keys, key=lambda key: (len(key), key)) if keys else None
+
+
+def check_shape(value: str) -> str | None:
+    """Why ``value`` is something that holds or hides a key rather than a key, named by
+    its shape and never by its text; None if it may be a key.
+
+    A URL or a push URL (the key named through :mod:`revoker.engine.matching`), an
+    SRT stream ID, a ``NAME=VALUE`` assignment, and the placeholders scanners and chat
+    tools put where a key was (``REDACTED``, ``***``, a value cut off with ``...``):
+    each would be answered "not found" while the real key stays live.
+    """
+    text = value.strip()
+    scheme = _SCHEME.match(text)
+    if scheme:
+        return (
+            f"a URL ({scheme.group(1).lower()}://...), not a stream key: {_named(_push_key(text))}"
+        )
+    if _HOST_PATH.match(text):
+        return f"a push URL (host/.../key), not a stream key: {_named(_push_key(text))}"
+    streamid = _STREAMID.search(text)
+    if text.startswith("#!::") or "?h=" in text or streamid:
+        found = streamid_key(text[streamid.end() :] if streamid else text)
+        return f"an SRT stream ID, not a stream key: {_named(found)}"
+    assignment = _ASSIGNMENT.fullmatch(text)
+    if assignment:
+        name, rest = assignment.groups()
+        rest = rest.strip().strip("'\"")
+        shape = f"a NAME=VALUE assignment ({name[:40]}=...), not a stream key"
+        inner = check_shape(rest)
+        if inner:
+            return f"{shape}; its value is {inner}"
+        return f"{shape}: its value is {key_hint(rest)}: give that value alone"
+    if _PLACEHOLDER.fullmatch(text):
+        return "a placeholder (REDACTED), not a stream key: the key was redacted out of this input"
+    if _MASKED.search(text):
+        return "a masked value (a run of '*'), not a stream key: the key was hidden in this input"
+    if text.endswith(("...", "\u2026")):
+        return "a value cut off with '...', not a stream key: the key was truncated in this input"
+    if _HINT.fullmatch(text):
+        return "a key hint (abcd...xyz, as revoker prints keys), not a stream key"
+    return None
+
+
 def check_app_id(app_id: str) -> str | None:
     if not _APP_ID.fullmatch(app_id):
         return f"invalid app ID {app_id[:40]!r} (letters, digits, '-' and '_' only)"
@@ -234,7 +338,7 @@ class RowPolicy:
 def _make_row(
     label: str, line: int, key: str, app_id: str | None, regions_cell: str, policy: RowPolicy
 ) -> KeyRow | InputError:
-    reason = check_key(key, allow_non_ascii=policy.allow_non_ascii)
+    reason = check_shape(key) or check_key(key, allow_non_ascii=policy.allow_non_ascii)
     if reason:
         return InputError(label, line, reason)
     app = app_id or policy.default_app
@@ -314,7 +418,7 @@ def _iter_text(
         text = raw.rstrip("\r\n").strip()
         if not text or text.startswith("#"):
             continue
-        if "," in text:
+        if "," in text and not check_shape(text):  # a URL's comma is the URL's
             yield InputError(
                 label, number, "a comma in a plain-text key: a CSV file needs a stream_key header"
             )
@@ -344,7 +448,10 @@ def iter_source(
         return
     try:
         if source.scanner:
-            for line, secret in iter_findings(label, stream, source.scanner, source.rules):
+            findings = iter_findings(
+                label, stream, source.scanner, source.rules, source.rules_left_out
+            )
+            for line, secret in findings:
                 yield _make_row(label, line, secret, None, "", policy)
             return
         first = ""

@@ -14,15 +14,19 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from tenacity import AsyncRetrying, retry_if_exception, retry_if_result
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result
 
 from revoker.agora.client import NOT_THE_API, ApiResponse, segment
 from revoker.engine.pacing import Pacer
 from revoker.engine.pool import Halted, RunContext
 from revoker.errors import TransportFailure
+from revoker.logs import verbosity
 from revoker.models import Attempt, Outcome, Task, TaskResult
 from revoker.redact import server_request_id, server_text
 from revoker.results import HaltReason
+
+log = structlog.get_logger("revoker")
 
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 # Answers that say the request was turned away before anything was done.
@@ -38,6 +42,7 @@ async def call_api(
     *,
     idempotent: bool = True,
     spare: bool = False,
+    task: Task | None = None,
 ) -> ApiResponse:
     """One API call with retries; every attempt is appended to ``attempts``.
 
@@ -47,7 +52,7 @@ async def call_api(
     ``idempotent`` (a create) is repeated only when the server cannot have
     acted on it: 409 and 429, or a connection that was never made. A
     ``spare`` call takes only slots of its budget that no other call waits for
-    (see :meth:`Pacer.reserve_spare`).
+    (see :meth:`Pacer.reserve_spare`). ``task`` names the call in -v/-vv log lines.
     """
     retry_statuses = RETRYABLE_STATUS if idempotent else REJECTED_STATUS
 
@@ -80,6 +85,7 @@ async def call_api(
             response = await send()
         except TransportFailure as exc:
             attempts.append(Attempt(exc.request_id, exc.host, error=exc.kind, ms=exc.ms))
+            _log_attempt(method, app_id, task, attempts[-1])
             raise
         attempts.append(
             Attempt(
@@ -90,6 +96,7 @@ async def call_api(
                 server_request_id=response.server_request_id,
             )
         )
+        _log_attempt(method, app_id, task, attempts[-1])
         if limiter is not None:
             # From the booked slot, not from the send: a late wake-up bunches
             # requests as much as network jitter does.
@@ -132,10 +139,54 @@ async def call_api(
             retry_if_exception(repeatable) | retry_if_result(lambda r: r.status in retry_statuses)
         ),
         sleep=ctx.halt.sleep,
+        before_sleep=lambda state: _log_retry(method, app_id, task, attempts, state),
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )
     result: ApiResponse = await retrying(attempt)
     return result
+
+
+def _where(method: str, app_id: str, task: Task | None) -> dict[str, str]:
+    """A log line's context: the call and, for a task, its region and key hint."""
+    where = {"method": method, "app_id": app_id}
+    if task is not None:
+        where.update(region=task.region, key=task.key_hint)
+    return where
+
+
+def _log_attempt(method: str, app_id: str, task: Task | None, attempt: Attempt) -> None:
+    """-vv: every request; -v: every 429 (only our own request ID: the server's may
+    carry anything)."""
+    level = verbosity()
+    if level >= 2:
+        log.debug(
+            "request",
+            **_where(method, app_id, task),
+            status=attempt.status,
+            error=attempt.error,
+            request_id=attempt.request_id,
+            host=attempt.host,
+            ms=attempt.ms,
+        )
+    elif level >= 1 and attempt.status == 429:
+        log.info("throttled 429", **_where(method, app_id, task), request_id=attempt.request_id)
+
+
+def _log_retry(
+    method: str, app_id: str, task: Task | None, attempts: list[Attempt], state: RetryCallState
+) -> None:
+    """-v: each retry, with the request ID of the attempt it repeats and the wait."""
+    if verbosity() < 1 or not attempts:
+        return
+    last = attempts[-1]
+    log.info(
+        "retrying",
+        **_where(method, app_id, task),
+        attempt=state.attempt_number,
+        after=last.status if last.status is not None else last.error,
+        request_id=last.request_id,
+        wait_s=round(state.upcoming_sleep, 2),
+    )
 
 
 async def call_task(
@@ -156,7 +207,7 @@ async def call_task(
     response: ApiResponse | None = None
     try:
         response = await call_api(
-            ctx, method, task.app_id, send, attempts, idempotent=idempotent, spare=spare
+            ctx, method, task.app_id, send, attempts, idempotent=idempotent, spare=spare, task=task
         )
     except Halted:
         if attempts:

@@ -9,11 +9,14 @@ SRT and OBS guides):
   or the access-control syntax ``?streamid=#!::r=<key>,h=<domain>`` (fields in
   any order).
 
-Every candidate is percent-decoded and compared by exact equality: a key that is
-a prefix or suffix of another never matches. A URL that names a key (any key)
-is matched only by that key. A URL that names none (WHIP pushes with the key as
-a Bearer token) is matched by the key's ``(channel, uid)``, as read by a GET of
-the key in the same region.
+Every candidate is compared as written and percent-decoded, by exact equality:
+a key that is a prefix or suffix of another never matches. A key with ``/``,
+``?``, ``#`` or a literal ``%XX`` pushed unencoded is matched by the whole raw
+tail after the application name. A URL that names a key (any key, in any of
+these places, even a lone path segment: ``rtmp://host/<key>``) is matched only
+by that key. Only a URL that names none (WHIP pushes with the key as a Bearer
+token: ``https://host/whip``) is matched by the key's ``(channel, uid)``, as
+read by a GET of the key in the same region.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ URL_MATCH = "url"
 CHANNEL_UID_MATCH = "channel_uid"
 
 _PROTOCOLS = {"rtmp": "rtmp", "rtmps": "rtmps", "srt": "srt", "http": "whip", "https": "whip"}
+# A path of only one of these names no key: the documented RTMP and WHIP endpoints.
+_ENDPOINTS = frozenset({"live", "whip"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,12 @@ class PushUrl:
 
 
 def parse_push_url(url: Any) -> PushUrl:
-    """The protocol (``rtmp``, ``rtmps``, ``srt``, ``whip`` or ``unknown``) and key candidates."""
+    """The protocol (``rtmp``, ``rtmps``, ``srt``, ``whip`` or ``unknown``) and key candidates.
+
+    Every place a key can sit counts, raw and percent-decoded, so a URL that names
+    any key at all has candidates; only a URL with nothing in a key's place (no
+    path beyond a documented endpoint name, no ``streamid``) has none.
+    """
     if not isinstance(url, str) or not url.strip():
         return PushUrl("unknown", frozenset())
     url = url.strip()
@@ -49,23 +59,57 @@ def parse_push_url(url: Any) -> PushUrl:
         scheme, rest = "", url
     protocol = _PROTOCOLS.get(scheme.lower(), "unknown" if scheme else "rtmp")
     # Split by hand: an SRT stream ID starts with "#", which is no fragment here.
-    location, _, query = rest.partition("?")
+    _, _, query = rest.partition("?")
     keys: set[str] = set()
-    segments = location.split("/")[1:]  # drop the authority
-    if segments and segments[-1] == "":
-        segments = segments[:-1]  # one trailing slash
-    if len(segments) >= 2 and segments[-1]:  # an application name, then the key
-        keys.add(unquote(segments[-1]))
+    slash, mark = rest.find("/"), rest.find("?")
+    if slash != -1 and (mark == -1 or slash < mark):
+        keys.update(_path_keys(rest[slash + 1 :]))
     for field in query.split("&") if query else ():
         name, eq, value = field.partition("=")
         if eq and unquote(name).lower() == "streamid":
-            key = _streamid_key(value)
-            if key:
-                keys.add(key)
+            keys.update(_streamid_keys(value))
+    keys.discard("")
     return PushUrl(protocol, frozenset(keys))
 
 
-def _streamid_key(raw: str) -> str | None:
+def _path_keys(raw_path: str) -> set[str]:
+    """Key candidates in the raw path after the authority (``?`` and ``#`` kept).
+
+    The last non-empty segment (the documented place), and the whole raw tail
+    after the application name (or after the host, with no application name): a
+    key with ``/``, ``?`` or ``#`` in it is often pushed unencoded. A path that is
+    only a documented endpoint (``/live``, ``/whip``) names no key.
+    """
+    location = raw_path.partition("?")[0]
+    segments = [s for s in location.split("/") if s]
+    if not segments or (len(segments) == 1 and unquote(segments[0]).lower() in _ENDPOINTS):
+        return set()
+    whole = raw_path.strip("/")
+    raw = [segments[-1], whole]
+    _, _, tail = whole.partition("/")
+    tail = tail.lstrip("/")
+    if tail:
+        raw += [tail, tail.rstrip("/")]
+    return _both_forms(raw)
+
+
+def _both_forms(raw: list[str]) -> set[str]:
+    """Each candidate as written and percent-decoded: ``p%20q`` may be a key or ``p q``."""
+    return {form for item in raw for form in (item, unquote(item))}
+
+
+def _streamid_keys(raw: str) -> set[str]:
+    """Key candidates in a raw SRT stream ID: the decoded key of each documented
+    form (:func:`streamid_key`), and the whole value as written for a key with
+    ``?`` or ``%`` in it."""
+    found = streamid_key(raw)
+    keys = {found} if found else set()
+    if not unquote(raw).startswith("#!::"):
+        keys |= _both_forms([raw, raw.rpartition("?h=")[0] or raw])
+    return keys
+
+
+def streamid_key(raw: str) -> str | None:
     """The key in a raw (still percent-encoded) SRT stream ID: ``#!::r=<key>,...``,
     ``<key>?h=<domain>`` or ``<key>``; fields are split before they are decoded."""
     decode: Callable[[str], str] = unquote
@@ -128,7 +172,8 @@ class KeyIndex(Generic[T]):
             push = parse_push_url(stream.get("url"))
         if push.keys:
             # A URL that names a key belongs to that key only, whatever its channel and uid.
-            for key in sorted(push.keys):
+            # The longest candidate first: the whole raw tail before its last segment.
+            for key in sorted(push.keys, key=lambda k: (-len(k), k)):
                 if key in self._by_key:
                     return self._by_key[key], Match(URL_MATCH, push.protocol)
             return None
@@ -138,6 +183,16 @@ class KeyIndex(Generic[T]):
         if (channel, uid) not in self._by_channel_uid:
             return None
         return self._by_channel_uid[(channel, uid)], Match(CHANNEL_UID_MATCH, push.protocol)
+
+
+def same_channel_uid(stream: Any, identity: KeyIdentity) -> bool:
+    """Whether ``stream`` has the channel and uid a GET of the key answered."""
+    if not isinstance(stream, dict) or not identity.channel or identity.uid is None:
+        return False
+    return (_text(stream.get("channel")), _text(stream.get("uid"))) == (
+        identity.channel,
+        identity.uid,
+    )
 
 
 def match_stream(stream: Any, identity: KeyIdentity) -> Match | None:

@@ -24,7 +24,8 @@ from revoker.audit.log import AuditLog, task_record
 from revoker.engine.pacing import RateLimits
 from revoker.engine.retry import RetryPolicy
 from revoker.errors import AuditWriteError
-from revoker.models import FollowUp, Outcome, Task, TaskResult
+from revoker.logs import verbosity
+from revoker.models import FollowUp, Outcome, Task, TaskResult, is_problem
 from revoker.results import HaltReason, Totals
 
 log = structlog.get_logger("revoker")
@@ -117,6 +118,7 @@ async def run_tasks(
     on_result: Callable[[TaskResult], None] | None = None,
     planned: Counter[str] | None = None,
     done_before: Callable[[Task], bool] | None = None,
+    observe: Callable[[str, TaskResult], None] | None = None,
 ) -> Totals:
     """Run every task (at most ``concurrency`` at once) and record each as it ends.
 
@@ -129,7 +131,8 @@ async def run_tasks(
     iterator is read to count them), so stopping a huge run stays quick and
     small and ``--resume`` still redoes them. Tasks ``done_before`` says an
     earlier run finished (yielded only so their streams can be cut) are neither
-    counted nor recorded then. If the audit log cannot be
+    counted nor recorded then. ``observe`` sees every task line once written
+    (follow-ups included), with its event. If the audit log cannot be
     written, the run halts and the results that could not be recorded are
     kept in ``Totals.unrecorded``.
     """
@@ -157,10 +160,14 @@ async def run_tasks(
                 totals.unrecorded_records.append(
                     task_record(name, unit, audit.run_id, False, **fields)
                 )
-            elif index == 0 and own:
-                totals.add(unit)
             else:
-                totals.related.setdefault(name, Totals(name)).add(unit)
+                if index == 0 and own:
+                    totals.add(unit)
+                else:
+                    totals.related.setdefault(name, Totals(name)).add(unit)
+                log_result(name, unit)
+                if observe is not None:
+                    observe(name, unit)
         if own and written == len(units) and on_result is not None:
             on_result(result)
 
@@ -224,6 +231,25 @@ async def run_tasks(
     if ctx.halt.is_set and ctx.halt.reason != HaltReason.AUDIT_WRITE_FAILED:
         _record_not_started(tasks, planned, started, audit, event, ctx.halt, totals)
     return totals
+
+
+def log_result(event: str, result: TaskResult) -> None:
+    """With -v, a log line for each task that did not succeed, with its request ID."""
+    if verbosity() < 1 or not is_problem(event, str(result.outcome)):
+        return
+    log.warning(
+        "task failed" if result.outcome is Outcome.FAILED else f"task {result.outcome}",
+        audit_event=event,
+        region=result.task.region,
+        app_id=result.task.app_id,
+        key=result.task.key_hint,
+        key_id=result.task.key_id,
+        http_status=result.http_status,
+        request_id=result.request_id,
+        server_request_id=result.server_request_id,
+        attempts=len(result.attempts),
+        reason=result.message,
+    )
 
 
 def _record_not_started(

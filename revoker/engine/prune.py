@@ -11,7 +11,9 @@ For cron. Agora has no "list keys" call, so prune works on a key inventory
 
 With ``dry_run`` the GETs are still sent (they are what tells which pairs
 match) and nothing is deleted; the summary says how many pairs would be.
-A pair whose ``createdAt`` cannot be read never matches.
+A pair whose ``createdAt`` or ``expiresAfter`` is missing or of another type
+than the API's (``"60"`` for an integer) could not be checked: ``failed``, never
+a match.
 """
 
 from __future__ import annotations
@@ -50,26 +52,41 @@ class Rule:
         assert self.older_than is not None
         return f"older than {format_duration(self.older_than)}"
 
-    def check(self, data: Any) -> tuple[bool, str]:
-        """(matches, why) for one key's GET data."""
+    def check(self, data: Any) -> tuple[bool | None, str]:
+        """(matches, why) for one key's GET data; matches is None if it could not be
+        checked (a field missing or of another type than the API's)."""
         if not isinstance(data, dict):
             return False, "no key data in the answer"
-        try:
-            created = int(str(data.get("createdAt")))
-            expires_after = int(data.get("expiresAfter") or 0)
-        except (TypeError, ValueError, OverflowError):
-            return False, "createdAt/expiresAfter unreadable"
+        created = data.get("createdAt")
+        if not isinstance(created, str) or not created.isascii() or not created.isdigit():
+            shape = "other text" if isinstance(created, str) and created else _shape(created)
+            return None, f"could not check: createdAt is {shape}, not Unix seconds as a string"
         now = time.time() if self.now is None else self.now
         if self.expired:
+            expires_after = data.get("expiresAfter")
+            if type(expires_after) is not int:  # a bool is an int to isinstance
+                return (
+                    None,
+                    f"could not check: expiresAfter is {_shape(expires_after)}, not an integer",
+                )
             if expires_after <= 0:
                 return False, "never expires"
-            if created + expires_after <= now:
+            if int(created) + expires_after <= now:
                 return True, "expired"
             return False, "not expired yet"
         assert self.older_than is not None
-        if created <= now - self.older_than:
+        if int(created) <= now - self.older_than:
             return True, f"older than {self.describe().removeprefix('older than ')}"
         return False, "too recent"
+
+
+def _shape(value: Any) -> str:
+    """A field's type as a message names it, never its value (a server's text)."""
+    if value is None:
+        return "missing"
+    if isinstance(value, str):
+        return "a string" if value else "an empty string"
+    return f"a {type(value).__name__}"
 
 
 @dataclass
@@ -86,6 +103,11 @@ class Pruner:
             return result
         matches, why = self.rule.check(result.data)
         result.audit_fields.update(matched=matches, match_reason=why, rule=self.rule.describe())
+        if matches is None:
+            # Not the API's shape: the pair is not done, and nothing is deleted on it.
+            result.outcome = Outcome.FAILED
+            result.message = why
+            return result
         if not matches:
             return result
         self.matched[task.region] += 1

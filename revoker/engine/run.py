@@ -26,11 +26,13 @@ from revoker.engine.disconnect_records import (
     resumed_identities,
     unconfirmed_cuts,
 )
+from revoker.engine.estimate import paced_estimate
 from revoker.engine.fairfeed import AppFairFeed
 from revoker.engine.inputs import open_sources
 from revoker.engine.jobs import query_task, revoke_task
 from revoker.engine.keyverdicts import KeyLedger
 from revoker.engine.matching import KeyIdentity
+from revoker.engine.observe import PASS_METHODS, RunObserver
 from revoker.engine.pacing import RateLimits
 from revoker.engine.planner import Plan, build_plan
 from revoker.engine.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
@@ -112,13 +114,15 @@ def execute(
     install_signal_handlers: bool = True,
     retry: RetryPolicy | None = None,
     ledger: KeyLedger | None = None,
+    observer: RunObserver | None = None,
 ) -> RunReport:
     """Open the audit log, run every pass, write ``run_finished``; return the report.
 
     ``retry`` replaces the policy built from ``settings.retry`` (e.g. shorter waits).
     With a ``ledger`` (revoke, rotate), each (app ID, region) is listed before the
     first DELETE (:mod:`revoker.engine.preflight`) and the report gets the verdict
-    per key (:mod:`revoker.engine.keyverdicts`).
+    per key (:mod:`revoker.engine.keyverdicts`). An ``observer`` is told each pass's
+    start and each task line (a progress display).
     """
     run_id = str(uuid.uuid4())
     signer = None
@@ -159,6 +163,7 @@ def execute(
                 install_signal_handlers,
                 retry or RetryPolicy.from_settings(settings.retry),
                 ledger,
+                observer,
             )
         )
         if ledger is not None:
@@ -172,7 +177,7 @@ def execute(
         )
         if plan.changed and report.halt_reason is None:
             log.error("input changed during the run", detail=plan.changed)
-            report.notes.append(f"ERROR: {plan.changed}; run again to be sure")
+            report.notes.append(f"ERROR: {plan.changed}; check the input, then run again")
             report.exit_code = EXIT_FAILED
         revoked = report.pass_for("revoke") or report.pass_for("rotate")
         deleted = revoked and (
@@ -234,6 +239,7 @@ async def _run_passes(
     install_signal_handlers: bool,
     retry: RetryPolicy,
     ledger: KeyLedger | None = None,
+    observer: RunObserver | None = None,
 ) -> None:
     halt = Halt()
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
@@ -249,7 +255,9 @@ async def _run_passes(
                 check = None
                 if ledger is not None and ledger.event in KEY_VERDICT_COMMANDS:
                     check = await _check_apps(ctx, plan, audit, ledger, settings)
-                sweeper = _Sweeper(plan, ctx, audit, settings.client.concurrency, ledger, check)
+                sweeper = _Sweeper(
+                    plan, ctx, audit, settings.client.concurrency, ledger, check, observer
+                )
                 if halt.is_set:
                     # Stopped by the check (a 401): every pass's tasks are recorded as
                     # never started, so --resume does them all.
@@ -305,6 +313,7 @@ class _Sweeper:
     concurrency: int
     ledger: KeyLedger | None = None
     check: AppCheck | None = None
+    observer: RunObserver | None = None
 
     def tasks(self, sweep: Pass) -> Iterator[Task]:
         """The pass's tasks; for revoke and rotate, those of keys that live streams push
@@ -327,6 +336,11 @@ class _Sweeper:
             runner = _unless_refused(self.check, runner, sweep.done_before)
         if sweep.budget is not None and isinstance(tasks, Iterator):
             tasks = AppFairFeed(tasks, self.ctx.limits[sweep.budget])
+        planned = self.plan.region_counts(include_done=sweep.include_done)
+        observe = None
+        if self.observer is not None:
+            self.observer.pass_started(sweep.event, sum(planned.values()), self._rate(sweep))
+            observe = self.observer.recorded
         return await run_tasks(
             tasks,
             runner,
@@ -335,9 +349,19 @@ class _Sweeper:
             event=sweep.event,
             concurrency=self.concurrency,
             on_result=on_result,
-            planned=self.plan.region_counts(include_done=sweep.include_done),
+            planned=planned,
             done_before=sweep.done_before,
+            observe=observe,
         )
+
+    def _rate(self, sweep: Pass) -> float | None:
+        """The pass's paced requests/s over all its app IDs (each has its own budget)."""
+        method = sweep.budget or PASS_METHODS.get(sweep.event)
+        limits = self.ctx.limits.get(method or "")
+        if limits is None or not limits.rate:
+            return None
+        apps = {app for app, _ in self.plan.stats.per_app_region} or {""}
+        return limits.rate * len(apps)
 
 
 def _danger_first(
@@ -537,33 +561,34 @@ def run_command(
     passes_for: Callable[[RunSettings, Plan], list[Pass]],
     resume_events: tuple[str, ...] = (),
     on_plan: Callable[[PlanStats], None] | None = None,
-    progress: Callable[[int], Callable[[TaskResult], None] | None] | None = None,
+    observer: RunObserver | None = None,
 ) -> RunReport:
     """One bulk command end to end: read the plan, build its passes, run them.
 
     Without ``credentials`` (a dry run) nothing is sent: the report holds the plan
     only. ``on_plan`` sees the plan's counts (and its invalid rows) before anything
-    is sent; ``progress`` is given the number of tasks and returns the callback each
-    result goes to. ``settings.dry_run`` with credentials (prune) still sends what
-    the passes send and marks the report as a dry run.
+    is sent; ``observer`` follows the passes (see :func:`execute`).
+    ``settings.dry_run`` with credentials (prune) still sends what the passes send
+    and marks the report as a dry run.
     """
     plan = prepare(settings, stdin, resume_events=resume_events)
     if on_plan is not None:
         on_plan(plan.stats)
     if credentials is None:
         plan.close()
-        return RunReport(command, "-", None, plan.stats, dry_run=True)
+        report = RunReport(command, "-", None, plan.stats, dry_run=True)
+        estimate = paced_estimate(command, settings, plan.stats)
+        if estimate is not None:
+            report.notes.append(estimate)
+        return report
     try:
         passes = passes_for(settings, plan)
     except BaseException:
         plan.close()
         raise
-    on_result = progress(plan.stats.tasks * len(passes)) if progress is not None else None
     ledger = (
         KeyLedger(command, absent_ok=settings.absent_ok) if command in LEDGER_COMMANDS else None
     )
-    report = execute(
-        command, settings, plan, credentials, passes, on_result=on_result, ledger=ledger
-    )
+    report = execute(command, settings, plan, credentials, passes, ledger=ledger, observer=observer)
     report.dry_run = settings.dry_run
     return report

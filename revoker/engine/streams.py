@@ -18,7 +18,7 @@ from revoker.credentials import Credentials
 from revoker.engine.disconnect import key_identity
 from revoker.engine.disconnect_records import Listing, list_streams
 from revoker.engine.jobs import query_task
-from revoker.engine.matching import KeyIndex
+from revoker.engine.matching import KeyIndex, same_channel_uid
 from revoker.engine.pacing import RateLimits
 from revoker.engine.pool import Halt, RunContext
 from revoker.engine.retry import RetryPolicy
@@ -38,6 +38,36 @@ def _failure(task: Task, what: str, result: TaskResult) -> dict[str, Any]:
         "message": result.message,
         "request_id": result.request_id,
     }
+
+
+def _left_running(
+    keys: list[Task], lookups: list[TaskResult], index: KeyIndex[Task], listed: Listing
+) -> list[dict[str, Any]]:
+    """Per key no listed stream matched: each live stream with its channel and uid
+    that no key matched either (its URL names another key, or this one unreadably)."""
+    entries = listed.entries or []
+    found: list[dict[str, Any]] = []
+    for task, lookup in zip(keys, lookups, strict=True):
+        identity = key_identity(task, lookup)
+        own: KeyIndex[Task] = KeyIndex()
+        own.add(identity, task)
+        if any(own.find(stream, push) for stream, push in entries):
+            continue
+        for stream, push in entries:
+            if same_channel_uid(stream, identity) and index.find(stream, push) is None:
+                found.append(
+                    {
+                        "app_id": task.app_id,
+                        "region": task.region,
+                        "key_hint": task.key_hint,
+                        "key_id": task.key_id,
+                        "sid": stream.get("sid"),
+                        "protocol": push.protocol,
+                        "channel": stream.get("channel"),
+                        "uid": stream.get("uid"),
+                    }
+                )
+    return found
 
 
 def check_streams(
@@ -83,6 +113,7 @@ def check_streams(
                 if listed.entries is None:
                     report.failures.append(_failure(keys[0], "listing", listed.result))
                     return
+                report.left_running += _left_running(keys, lookups, index, listed)
                 for stream, push in listed.entries:
                     hit = index.find(stream, push)
                     if hit is None and not show_all:

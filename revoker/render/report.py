@@ -12,7 +12,7 @@ from typing import Any
 
 from revoker.audit.merge import AuditReport, event_rank, problem_fields, region_sorted
 from revoker.redact import markdown_cell, printable_lines
-from revoker.render.summary import key_lines
+from revoker.render.summary import app_not_found, key_lines
 from revoker.render.table import table
 
 OUTCOME_ORDER = (
@@ -146,8 +146,7 @@ def _markdown_keys(report: AuditReport) -> list[str]:
     for app_id, count in keys.apps_not_found:
         lines += [
             "",
-            f"**App ID `{_md(app_id)}`: none of its {count} keys was found: the app "
-            "ID is the likely mistake.**",
+            f"**App ID `{_md(app_id)}`: {_md(app_not_found(count, 'these logs'))}.**",
         ]
     lines += ["", "| app_id | key | regions |", "|---|---|---|"]
     for found in keys.samples[:MAX_PROBLEMS_SHOWN]:

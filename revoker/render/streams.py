@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from revoker.redact import printable
 from revoker.render.table import table
 from revoker.results import HaltReason, StreamsReport
 
@@ -26,6 +27,13 @@ def render_streams(report: StreamsReport, fmt: str) -> str:
         f"live streams matching the keys: {matched}"
         + (" (revoke --disconnect cuts them off)" if matched else "")
     )
+    for left in report.left_running:
+        lines.append(
+            f"not matched, still live: stream {printable(str(left['sid']))} in "
+            f"{left['app_id']}/{left['region']} has key {left['key_hint']}'s channel and uid, "
+            "but its URL names another key (or this one in a form revoker cannot read); "
+            "check it and cut it by hand if it is this key's"
+        )
     for failure in report.failures:
         where = f"{failure['app_id']}/{failure['region']}"
         who = f" key {failure['key_hint']}" if failure["key_hint"] else ""

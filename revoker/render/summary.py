@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from revoker.errors import EXIT_OK
-from revoker.models import REGIONS, event_outcomes
+from revoker.models import REGIONS, event_outcomes, key_hint
 from revoker.redact import printable_lines
 from revoker.render.table import table
 from revoker.results import HaltReason, KeyVerdicts, PlanStats, RunReport, Totals
@@ -15,10 +17,12 @@ MAX_FAILURES_SHOWN = 20
 MAX_NOT_FOUND_SHOWN = 20
 
 
-def render(report: RunReport, fmt: str) -> str:
+def render(report: RunReport, fmt: str, argv: Sequence[str] | None = None) -> str:
+    """The summary; ``argv`` (the run's arguments after ``revoker``) gives the text its
+    exact next commands."""
     if fmt == "json":
         return json.dumps(report_dict(report), indent=2, sort_keys=False)
-    return render_text(report)
+    return render_text(report, argv)
 
 
 def report_dict(report: RunReport) -> dict[str, Any]:
@@ -112,11 +116,22 @@ def key_lines(keys: KeyVerdicts, scope: str = "this audit log") -> list[str]:
                 "that revoked them)"
             )
     for app_id, count in keys.apps_not_found:
-        lines.append(
-            f"app ID {app_id}: none of its {count} keys was found in any region and none was "
-            f"ever deleted in {scope}: the app ID is the likely mistake"
-        )
+        lines.append(f"app ID {app_id}: " + app_not_found(count, scope))
     return lines
+
+
+def app_not_found(count: int, scope: str) -> str:
+    """What it means that none of an app ID's ``count`` keys was found: with one key,
+    the key is as likely wrong as the app ID."""
+    if count == 1:
+        return (
+            f"its only key was found in no region and never deleted in {scope}: "
+            "the key or the app ID is wrong"
+        )
+    return (
+        f"none of its {count} keys was found in any region and none was ever deleted "
+        f"in {scope}: the app ID is the likely mistake"
+    )
 
 
 def plan_lines(stats: PlanStats) -> list[str]:
@@ -143,7 +158,7 @@ def plan_lines(stats: PlanStats) -> list[str]:
     return lines
 
 
-def totals_lines(totals: Totals) -> list[str]:
+def totals_lines(totals: Totals, log: str = "AUDIT_LOG") -> list[str]:
     columns = [str(outcome) for outcome in event_outcomes(totals.event)]
     columns += sorted(set(totals.counts) - set(columns))
     rows = [["region", *columns]]
@@ -158,7 +173,10 @@ def totals_lines(totals: Totals) -> list[str]:
         if value:
             lines.append(f"  {name.replace('_', ' ')}: {value}")
     if totals.failures:
-        lines.append(f"  failures (first {min(len(totals.failures), MAX_FAILURES_SHOWN)}):")
+        shown = min(len(totals.failures), MAX_FAILURES_SHOWN)
+        failed = totals.counts.get("failed", 0)
+        rest = f" of {failed}; all of them: revoker report {log}" if failed > shown else ""
+        lines.append(f"  failures (first {shown}{rest}):")
         for f in totals.failures[:MAX_FAILURES_SHOWN]:
             lines.append(
                 f"    {f['region']} {f['app_id']} {f['key_hint']} {f['key_id']}: "
@@ -168,15 +186,92 @@ def totals_lines(totals: Totals) -> list[str]:
     return lines
 
 
-def render_text(report: RunReport) -> str:
+def _masked_argv(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """``argv`` with each ``--key`` value masked (a key is never printed); whether any was."""
+    out: list[str] = []
+    masked = False
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(f"<{key_hint(arg)}>")
+            hide_next, masked = False, True
+        elif arg == "--key":
+            out.append(arg)
+            hide_next = True
+        elif arg.startswith("--key="):
+            out.append(f"--key=<{key_hint(arg[len('--key=') :])}>")
+            masked = True
+        else:
+            out.append(arg)
+    return out, masked
+
+
+def command_line(argv: Sequence[str], *, add: Sequence[str] = (), drop: Sequence[str] = ()) -> str:
+    """``revoker ARGV`` with ``add`` appended (unless already there) and ``drop`` removed,
+    quoted for a POSIX shell; --key values masked."""
+    args, _ = _masked_argv([a for a in argv if a not in drop])
+    args += [flag for flag in add if flag not in args]
+    return shlex.join(["revoker", *args])
+
+
+def _count(report: RunReport, *outcomes: str) -> int:
+    return sum(p.counts.get(o, 0) for p in report.passes for o in outcomes)
+
+
+def next_steps(report: RunReport, argv: Sequence[str] | None) -> list[str]:
+    """What to do next, as commands to copy: resume, the full list, the cuts."""
+    if argv is None:
+        return []
+    log = shlex.quote(str(report.audit_log)) if report.audit_log is not None else None
+    steps: list[str] = []
+    if report.dry_run and not report.passes:
+        return ["next:", f"  run it: {command_line(argv, drop=('--dry-run',))}"]
+    unfinished = _count(report, "failed", "not_attempted")
+    halted = report.halt_reason is not None
+    if halted or unfinished:
+        before = ""
+        if report.halt_reason == HaltReason.AUTH_REJECTED:
+            before = "fix the credentials (AGORA_CUSTOMER_ID/SECRET), then "
+        elif report.halt_reason == HaltReason.AUDIT_WRITE_FAILED:
+            before = "make the audit log writable (disk space), then "
+        what = f"{unfinished} tasks failed or not attempted" if unfinished else "the rest"
+        if report.command == "verify":  # its --resume skips nothing: run it again
+            steps.append(f"{before}check again ({what}):")
+            steps.append(f"  {command_line(argv)}")
+        else:
+            steps.append(f"{before}resume ({what}; done pairs are skipped):")
+            steps.append(f"  {command_line(argv, add=('--resume',))}")
+        if any(a == "-" for a in argv):
+            steps.append("  (feed it the same keys on stdin)")
+    keys = report.keys
+    live = keys.live_streams if keys is not None else 0
+    if live and "--disconnect" not in argv and report.command in ("revoke", "rotate"):
+        steps.append(f"cut the {live} live streams still running with these keys:")
+        steps.append(f"  {command_line(argv, add=('--resume', '--disconnect'))}")
+    if log is not None and report.exit_code != EXIT_OK:
+        steps.append(f"every failure with its request IDs: revoker report {log}")
+    elif log is not None and report.audit_head is not None:
+        steps.append(
+            f"keep the head for the review: revoker report --verify {log} "
+            f"--expect-head {report.audit_head}"
+        )
+    if steps and _masked_argv(argv)[1]:
+        steps.append("  (--key values are masked above: give the same keys again)")
+    return ["next:", *("  " + step for step in steps)] if steps else []
+
+
+def render_text(report: RunReport, argv: Sequence[str] | None = None) -> str:
+    # The verdict comes first and again last: on a small terminal a long summary
+    # scrolls the first line away.
     lines = [f"revoker {report.command}: {verdict(report)}"]
     if report.audit_log is not None:
         lines.append(f"  run {report.run_id}, audit log {report.audit_log}")
     if report.audit_head is not None:
         lines.append(f"  audit head {report.audit_head} (check with revoker report --verify)")
     lines += plan_lines(report.plan)
+    log = shlex.quote(str(report.audit_log)) if report.audit_log is not None else "AUDIT_LOG"
     for totals in report.passes:
-        lines += totals_lines(totals)
+        lines += totals_lines(totals, log)
     if report.keys is not None:
         lines += key_lines(report.keys)
     if report.unrecorded:
@@ -194,5 +289,6 @@ def render_text(report: RunReport) -> str:
                 f"revoker report --merge-fallback {report.unrecorded_file} {report.audit_log}"
             )
     lines += report.notes
-    lines.append(f"exit code {report.exit_code}")
+    lines += next_steps(report, argv)
+    lines.append(f"revoker {report.command}: {verdict(report)} (exit code {report.exit_code})")
     return printable_lines("\n".join(lines))

@@ -42,11 +42,16 @@ def run_py() -> ModuleType:
     return module
 
 
-def evaluate(value: str, inputs: dict[str, str]) -> str:
+def evaluate(
+    value: str, inputs: dict[str, str], steps: dict[str, dict[str, str]] | None = None
+) -> str:
     def one(match: re.Match[str]) -> str:
         expr = match.group(1).strip()
         if expr == "github.action_path":
             return str(ROOT)
+        if expr.startswith("steps."):
+            step, _, name = expr.removeprefix("steps.").split(".", 2)
+            return (steps or {}).get(step, {}).get(name, "")
         assert expr.startswith("inputs."), expr
         return inputs[expr.removeprefix("inputs.")]
 
@@ -61,20 +66,29 @@ def test_action_is_composite_with_the_documented_inputs_and_outputs() -> None:
     )
     assert {"exit-code", "revoked", "failed", "problems", "audit-log"} <= set(spec["outputs"])
     for step in spec["runs"]["steps"]:
-        assert "${{" not in step["run"], "inputs reach scripts through env only"
+        assert "${{" not in step.get("run", ""), "inputs reach scripts through env only"
         assert "secret" not in str(step).lower(), "credentials come from the job's env"
     install = spec["runs"]["steps"][0]["run"]
     assert '-m venv "$RUNNER_TEMP/revoker-venv"' in install
     assert 'pip install --quiet --disable-pip-version-check "$ACTION_PATH"' in install
 
 
+ARTIFACT_URL = "https://github.com/o/r/actions/runs/1/artifacts/2"
+
+
 def run_action(
-    tmp_path: Path, with_: dict[str, str], job_env: dict[str, str]
+    tmp_path: Path,
+    with_: dict[str, str],
+    job_env: dict[str, str],
+    uploaded: list[Path] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the action's steps in ``tmp_path`` (the workspace) as a runner would.
 
-    GITHUB_STEP_SUMMARY and GITHUB_OUTPUT are tmp_path/summary.md and outputs.txt.
+    GITHUB_STEP_SUMMARY and GITHUB_OUTPUT are tmp_path/summary.md and outputs.txt;
+    the paths the upload step would upload are added to ``uploaded``; a step whose
+    ``if`` needs a step output that is empty is skipped.
     """
+    uploaded = [] if uploaded is None else uploaded
     spec = action()
     inputs = {name: str(i.get("default", "")) for name, i in spec["inputs"].items()}
     inputs.update(with_)
@@ -85,7 +99,26 @@ def run_action(
     (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (venv_bin / "python").chmod(0o755)
     result = None
+    failed = False
+    outputs_of: dict[str, dict[str, str]] = {}
     for step in steps:
+        if failed and "always()" not in str(step.get("if", "")):
+            continue
+        if "uses" in step:
+            # The upload is GitHub's own action: checked, not run; it would answer a URL.
+            assert step["uses"] == "actions/upload-artifact@v7"
+            assert "always()" in step["if"], "the evidence is uploaded when the run failed too"
+            outputs_of["revoke"] = outputs(tmp_path) if (tmp_path / "outputs.txt").exists() else {}
+            if not inputs.get("artifact-name") or not outputs_of["revoke"].get("audit-log"):
+                continue
+            paths = evaluate(step["with"]["path"], inputs, outputs_of).split()
+            uploaded.extend(Path(p) for p in paths)
+            outputs_of[step["id"]] = {"artifact-url": ARTIFACT_URL}
+            continue
+        if "if" in step:
+            needed = re.findall(r"steps\.(\w+)\.outputs\.([\w-]+) != ''", step["if"])
+            if any(not outputs_of.get(s, {}).get(n) for s, n in needed):
+                continue
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(tmp_path),
@@ -93,14 +126,15 @@ def run_action(
             "RUNNER_TEMP": str(tmp_path / "runner-temp"),
             "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
             "GITHUB_OUTPUT": str(tmp_path / "outputs.txt"),
-            **{k: evaluate(str(v), inputs) for k, v in step.get("env", {}).items()},
+            **{k: evaluate(str(v), inputs, outputs_of) for k, v in step.get("env", {}).items()},
         }
-        result = subprocess.run(
+        done = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
-        if result.returncode:
-            break
+        if step.get("id") == "revoke" or result is None:
+            result = done  # the action's exit code and output are the revoke step's
+        failed = failed or done.returncode != 0
     assert result is not None
     return result
 
@@ -127,7 +161,8 @@ def test_action_masks_keys_writes_summary_annotations_and_outputs(tmp_path: Path
         "--seed-keys", str(seed), "--forbidden-app", FORBIDDEN_APP, "--delete-rps", "0"
     ) as emu:
         with_ = {"keys": "keys.csv", "audit-log": "audit/revoker.jsonl"}
-        result = run_action(tmp_path, with_, emu.client_env())
+        uploaded: list[Path] = []
+        result = run_action(tmp_path, with_, emu.client_env(), uploaded)
         left = {k["key"] for k in emu.state()["keys"]}
     assert result.returncode == 1, result.stdout + result.stderr  # the step fails: 8 not done
     assert left == set()
@@ -161,11 +196,25 @@ def test_action_masks_keys_writes_summary_annotations_and_outputs(tmp_path: Path
     assert values["keys"] == "3"
     assert values["keys-revoked"] == "2"
     assert values["not-found"] == values["keys-not-found"] == "0"
-    assert set(values) == set(action()["outputs"]), "every documented output is set, no other"
+    from_step = {n for n, o in action()["outputs"].items() if "steps.revoke." in o["value"]}
+    assert set(values) == from_step, "every documented output of the step is set, no other"
     summary_json = json.loads(Path(values["summary-json"]).read_text())
     assert summary_json["schema_version"] == 1
     assert summary_json["revoke"]["counts"]["failed"] == 4
     assert values["audit-log"] == str(tmp_path / "audit" / "revoker.jsonl")
+    # The page beside the audit log, both uploaded (the step failed), linked from the summary.
+    page = tmp_path / "audit" / "revoker.html"
+    assert values["report-html"] == str(page)
+    assert uploaded == [tmp_path / "audit" / "revoker.jsonl", page]
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert "8 of 24 tasks NOT done" in html
+    assert "tamper check (--verify)" in html
+    assert not any(k in html for k in keys)
+    assert f"**Incident report page:** [download the artifact]({ARTIFACT_URL})" in (
+        summary.read_text()
+    )
+    assert "`revoker.html`" in summary.read_text()
 
 
 def test_a_hostile_message_cannot_start_a_workflow_command(
@@ -220,3 +269,19 @@ def test_outputs_count_one_pass_each_never_a_sum_over_passes() -> None:
     assert (values["verified-absent"], values["verify-failed"]) == ("10", "2")
     assert (values["streams-cut"], values["disconnect-failed"]) == ("3", "1")
     assert values["still-present"] == "0"
+
+
+def test_the_summary_links_only_a_plain_https_artifact_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("REPORT_HTML", "/w/revoker-audit.html")
+    module = run_py()
+    for url in ("javascript:alert(1)", "https://x/a) [evil](https://evil", "http://x/a"):
+        monkeypatch.setenv("ARTIFACT_URL", url)
+        module.link_summary()
+    assert not summary.exists()
+    monkeypatch.setenv("ARTIFACT_URL", ARTIFACT_URL)
+    module.link_summary()
+    assert f"]({ARTIFACT_URL}) and open `revoker-audit.html`" in summary.read_text()

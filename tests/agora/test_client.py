@@ -153,6 +153,17 @@ def test_unsafe_base_urls_are_refused(url: str) -> None:
         check_base_url(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.agora.io?", "https://api.agora.io#", "https://api.agora.io/?", "https://h/#x"],
+)
+def test_a_base_url_ending_in_an_empty_query_or_fragment_is_refused(url: str) -> None:
+    with pytest.raises(UsageError, match="a query or a fragment"):
+        check_base_url(url)
+    with pytest.raises(UsageError, match="a query or a fragment"):
+        check_base_url(url, allow_path=True)
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"])
 def test_plain_http_is_allowed_for_loopback_only(url: str) -> None:
     assert check_base_url(url) == url

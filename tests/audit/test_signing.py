@@ -44,6 +44,17 @@ def test_keygen_writes_a_0600_private_key_and_a_public_key(tmp_path: Path) -> No
     assert "already exists" in result.stderr
 
 
+def test_keygen_with_a_dangling_public_key_symlink_refuses_and_leaves_no_private_key(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "k.pem.pub").symlink_to(tmp_path / "nowhere")
+    result = CliRunner().invoke(main, ["keygen", str(tmp_path / "k.pem")])
+    assert result.exit_code == 2
+    assert "k.pem.pub: already exists" in result.stderr
+    assert not (tmp_path / "k.pem").exists()
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_a_signed_run_finished_verifies_with_the_documented_message(
     tmp_path: Path, api: respx.MockRouter
 ) -> None:

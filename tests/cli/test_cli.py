@@ -566,3 +566,24 @@ def test_help_shows_the_environment_variable_of_every_option_that_has_one(comman
     text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
     for param in with_envvar:
         assert f"env var: {param.envvar}" in text, param.name
+
+
+def test_a_key_file_edited_during_the_run_is_caught_by_content_and_the_row_not_sent(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("key-aaaa-0000001\nkey-bbbb-0000002\n")
+
+    def edit_then_list(request: httpx.Request) -> httpx.Response:
+        # Between validation and the first DELETE: one key replaced, same length.
+        keys.write_text("key-aaaa-0000001\nkey-XXXX-0000002\n")
+        return httpx.Response(200, json={"status": "success", "data": []})
+
+    api.get(url__regex=r"/online-streams$").mock(side_effect=edit_then_list)
+    route = api.delete(url__regex=".*").mock(return_value=ok())
+    result = invoke(tmp_path, "revoke", str(keys), "--app-id", APP)
+    assert result.exit_code == 1, result.output
+    sent = {c.request.url.path.rsplit("/", 1)[1] for c in route.calls}
+    assert sent == {"key-aaaa-0000001"}
+    assert f"differ from what was validated and were NOT sent: {keys}:2" in result.stdout
+    assert "key-XXXX-0000002" not in result.output

@@ -1,4 +1,5 @@
-"""Terminal conventions: NO_COLOR / --no-color, and shell completion."""
+"""Terminal conventions: NO_COLOR / --no-color (colour, not progress), -q, --progress,
+and shell completion."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 
 from revoker import logs
 from revoker.cli import main
-from revoker.cli.output import progress_line
+from revoker.cli.output import progress_display
 
 REVOKER = str(Path(sys.executable).parent / "revoker")
 
@@ -49,22 +50,38 @@ def test_no_color_env_turns_colour_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "\x1b[" not in line
 
 
-def test_no_color_flag_turns_colour_and_progress_bar_off(
+def _bars(quiet: bool = False, progress: bool | None = None) -> bool:
+    obj = {"quiet": quiet, "progress": progress, "progress_interval": 30.0}
+    return progress_display(click.Context(main, obj=obj)).bars
+
+
+def test_no_color_flag_turns_colour_off_but_keeps_the_progress_bars(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sys, "stderr", FakeTTY())
-    ctx = click.Context(main, obj={"quiet": False})
-    assert progress_line(ctx, 10, "revoke") is not None  # a TTY gets the bar by default
+    assert _bars()  # a TTY gets the bars by default
     result = CliRunner().invoke(main, ["--no-color", "report", "/nonexistent"])
     assert result.exit_code == 2
-    assert progress_line(ctx, 10, "revoke") is None
+    assert _bars()
     assert "\x1b[" not in console_line()
 
 
-def test_no_color_env_turns_progress_bar_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_color_env_keeps_the_progress_bars(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stderr", FakeTTY())
     monkeypatch.setenv("NO_COLOR", "1")
-    assert progress_line(click.Context(main, obj={"quiet": False}), 10, "revoke") is None
+    assert _bars()
+
+
+def test_quiet_hides_the_bars_and_progress_flags_override(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stderr", FakeTTY())
+    assert not _bars(quiet=True)
+    assert not _bars(progress=False)
+    assert _bars(quiet=True, progress=True)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    assert not _bars()
+    assert _bars(progress=True)
 
 
 @pytest.mark.parametrize(

@@ -105,8 +105,8 @@ def test_key_options_become_rows_named_dash_dash_key() -> None:
 
 
 def test_hostile_key_characters_are_accepted_as_data(tmp_path: Path) -> None:
-    rows = rows_of(tmp_path, "k.txt", "a/../b?x#y\n...\n%2F\n")
-    assert [r.key for r in rows if isinstance(r, KeyRow)] == ["a/../b?x#y", "...", "%2F"]
+    rows = rows_of(tmp_path, "k.txt", "a/../b?x#y\n...a\n%2F\n")
+    assert [r.key for r in rows if isinstance(r, KeyRow)] == ["a/../b?x#y", "...a", "%2F"]
 
 
 @pytest.mark.parametrize("key", [".", ".."])
@@ -207,6 +207,19 @@ def test_allow_non_ascii_keys_accepts_visible_characters_never_invisible_ones(
 
 
 @pytest.mark.parametrize(
+    "char",
+    ["\u3164", "\uffa0", "\u115f", "\u2800", "\u034f", "\ufe0f", "\u180e", "\U000e0041"],
+    ids=["hangul filler", "halfwidth filler", "choseong filler", "braille blank",
+         "grapheme joiner", "variation selector", "mongolian separator", "tag letter"],
+)  # fmt: skip
+def test_allow_non_ascii_keys_refuses_default_ignorable_and_filler_characters(char: str) -> None:
+    key = f"leaked{char}Key-0001"
+    (row,) = iter_rows(open_sources((), (key,)), APP, allow_non_ascii=True)
+    assert isinstance(row, InputError)
+    assert row.reason == f"invisible character U+{ord(char):04X} at column 7"
+
+
+@pytest.mark.parametrize(
     ("name", "text"),
     [
         ("k.txt", "k1\nk2\n\ufeffk3\n"),
@@ -270,3 +283,64 @@ def test_two_streams_over_stdin_read_at_once_each_see_every_line() -> None:
     source.close()
     assert got_first == lines
     assert got_second == lines
+
+
+KEY = "oltr0Q_3jC2Z8EM7KgFaCY2FI9flNPho"  # the shape of a key Agora creates
+HINT = "oltr...Pho"
+
+
+@pytest.mark.parametrize(
+    ("value", "shape", "named"),
+    [
+        (f"rtmp://rtls-ingress-prod-na.agoramdn.com/live/{KEY}", "a URL (rtmp://...)", HINT),
+        (f"rtmps://push.example.com/myapp/{KEY}", "a URL (rtmps://...)", HINT),
+        (f"srt://push.example.com:6001?streamid=#!::r={KEY},h=push.example.com", "a URL", HINT),
+        (f"rtls-ingress-prod-eu.agoramdn.com/live/{KEY}", "a push URL", HINT),
+        (f"{KEY}?h=push.example.com", "an SRT stream ID", HINT),
+        (f"push.example.com:6001?StreamID={KEY}", "an SRT stream ID", HINT),
+        (f"STREAM_KEY={KEY}", "a NAME=VALUE assignment (STREAM_KEY=...)", HINT),
+        (f'export AGORA_STREAM_KEY="{KEY}"', "a NAME=VALUE assignment", HINT),
+        (f"stream_key=rtmp://h.example.com/live/{KEY}", "its value is a URL", HINT),
+        ("https://whip-rtcpush-prod-na.agoramdn.com/whip", "a URL", "no stream key found"),
+        ("REDACTED", "a placeholder (REDACTED)", ""),
+        ("[REDACTED]", "a placeholder (REDACTED)", ""),
+        (KEY[:8] + "********", "a masked value", ""),
+        (KEY[:20] + "...", "a value cut off with '...'", ""),
+        (HINT, "a key hint", ""),
+    ],
+)
+def test_a_value_that_is_not_a_key_is_refused_by_its_shape_never_its_text(
+    tmp_path: Path, value: str, shape: str, named: str
+) -> None:
+    (row,) = rows_of(tmp_path, "k.txt", f"{value}\n")
+    assert isinstance(row, InputError)
+    message = str(row)
+    assert message.startswith(f"{tmp_path / 'k.txt'}:1: ")
+    assert shape in message
+    assert named in message
+    assert KEY not in message
+    assert value not in message or value in ("REDACTED", HINT)
+
+
+@pytest.mark.parametrize("key", [KEY, "abc==", "AbC-_0123456789", "k00005?x=1Zq9", "...a"])
+def test_keys_with_padding_or_punctuation_are_still_keys(tmp_path: Path, key: str) -> None:
+    (row,) = rows_of(tmp_path, "k.txt", f"{key}\n")
+    assert isinstance(row, KeyRow)
+    assert row.key == key
+
+
+def test_a_url_or_stream_id_given_with_key_is_refused_at_its_index() -> None:
+    given = (KEY, f"rtmp://h.example.com/live/{KEY}", f"#!::h=push.example.com,r={KEY}")
+    rows = list(iter_rows(open_sources((), given), APP))
+    assert isinstance(rows[0], KeyRow)
+    assert str(rows[1]).startswith("--key:2: a URL (rtmp://...), not a stream key")
+    assert str(rows[2]) == (
+        f"--key:3: an SRT stream ID, not a stream key: the key in it is {HINT}: give that key alone"
+    )
+
+
+def test_a_push_url_in_a_csv_cell_is_refused_at_its_line(tmp_path: Path) -> None:
+    text = f'stream_key\n{KEY}\n"rtmp://h.example.com/live/{KEY},x"\n'
+    rows = rows_of(tmp_path, "k.csv", text)
+    assert isinstance(rows[0], KeyRow)
+    assert str(rows[1]).startswith(f"{tmp_path / 'k.csv'}:3: a URL (rtmp://...)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import given
@@ -104,7 +104,10 @@ KEYS = st.text(
 @given(key=KEYS, protocol=st.sampled_from([p for p in PROTOCOLS if p != "whip"]))
 def test_every_emulated_push_url_names_exactly_its_key(key: str, protocol: str) -> None:
     url = push_url(protocol, "na", key)
-    assert parse_push_url(url).keys == {key}
+    keys = parse_push_url(url).keys
+    # Besides the key, only text the URL holds, as written or decoded (e.g. "live/<key>").
+    assert key in keys
+    assert all(k == key or k in url or k in unquote(url) for k in keys)
     assert match_stream({"url": url}, KeyIdentity(key)) is not None
 
 
@@ -112,4 +115,73 @@ def test_every_emulated_push_url_names_exactly_its_key(key: str, protocol: str) 
 def test_a_stream_of_one_key_never_matches_another(key: str, other: str, protocol: str) -> None:
     url = push_url(protocol, "na", other)
     found = match_stream({"url": url, "channel": "c", "uid": "1"}, KeyIdentity(key, "c", "1"))
-    assert (found is not None) == (key == other)
+    if key == other:
+        assert found is not None
+    elif found is not None:  # only a key that is the URL's own text as written: "%20" for " "
+        assert key in url
+        assert found.kind == "url"
+
+
+OTHER = "otherKey-0002"
+NAMES_ANOTHER_KEY = {
+    "one path segment": f"rtmp://h/{OTHER}",
+    "trailing double slash": f"rtmp://h/live/{OTHER}//",
+    "empty segments between": f"rtmp://h//live//{OTHER}",
+    "a segment after the key": f"rtmp://h/live/{OTHER}/x",
+    "whip with a key in its path": f"https://w/whip/{OTHER}",
+    "srt streamid on a path": f"srt://d:6001/?streamid={OTHER}",
+}
+
+
+@pytest.mark.parametrize("url", NAMES_ANOTHER_KEY.values(), ids=NAMES_ANOTHER_KEY.keys())
+def test_a_url_naming_another_key_in_any_place_is_never_matched_by_channel_and_uid(
+    url: str,
+) -> None:
+    assert parse_push_url(url).keys, "the URL names a key"
+    assert match_stream({"url": url, "channel": "room 1", "uid": "42"}, WHO) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["rtmp://h/live", "rtmp://h/live/", "rtmp://h", "https://w/whip/", "srt://d:6001"]
+)
+def test_a_url_with_only_a_documented_endpoint_falls_back_to_channel_and_uid(url: str) -> None:
+    found = match_stream({"url": url, "channel": "room 1", "uid": "42"}, WHO)
+    assert found is not None
+    assert found.kind == "channel_uid"
+
+
+def test_a_key_in_a_lone_path_segment_is_matched_by_url() -> None:
+    found = match_stream({"url": f"rtmp://h/{KEY}//", "channel": "c", "uid": "1"}, WHO)
+    assert found is not None
+    assert found.kind == "url"
+
+
+RAW_KEYS = {
+    "standard base64 with slashes": ("ab/cd+ef/gh==", "rtmp://h/live/ab/cd+ef/gh=="),
+    "literal %20": ("p%20q-0001", "rtmp://h/live/p%20q-0001"),
+    "a question mark": ("ab?cd-0001", "rtmps://h/app/ab?cd-0001"),
+    "a hash": ("ab#cd-0001", "rtmp://h/live/ab#cd-0001"),
+    "slash and question mark, trailing slash": ("a/b?c", "rtmp://h/live/a/b?c/"),
+    "srt, literal %2F": ("s%2Ft-0001", "srt://d:6001?streamid=s%2Ft-0001"),
+    "srt OBS, a question mark": ("s?t-0001", "srt://d:6001?streamid=s?t-0001?h=d"),
+    "srt, a slash": ("s/t-0001", "srt://d:6001?streamid=s/t-0001"),
+}
+
+
+@pytest.mark.parametrize(("key", "url"), RAW_KEYS.values(), ids=RAW_KEYS.keys())
+def test_a_key_with_reserved_characters_pushed_unencoded_is_matched_by_url(
+    key: str, url: str
+) -> None:
+    found = match_stream({"url": url, "channel": "c", "uid": "1"}, KeyIdentity(key))
+    assert found is not None
+    assert found.kind == "url"
+
+
+def test_the_decoded_form_still_matches_and_a_key_with_slashes_owns_its_whole_tail() -> None:
+    assert match_stream({"url": "rtmp://h/live/p%20q"}, KeyIdentity("p q")) is not None
+    index: KeyIndex[str] = KeyIndex()
+    index.add(KeyIdentity("cd"), "short")
+    index.add(KeyIdentity("ab/cd"), "slashed")
+    found = index.find({"url": "rtmp://h/live/ab/cd"})
+    assert found is not None
+    assert found[0] == "slashed"

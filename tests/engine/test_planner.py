@@ -121,7 +121,32 @@ def test_a_file_changed_after_validation_is_reported(tmp_path: Path) -> None:
     path.write_text("k1\n")
     assert len(list(plan.tasks())) == 4
     assert plan.changed is not None
-    assert "8 tasks planned, 4 read back" in plan.changed
+    assert "1 validated rows are no longer there" in plan.changed
+
+
+def test_a_key_replaced_by_one_of_the_same_length_is_not_sent_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_text("key-0001\nkey-0002\nkey-0003\n")
+    opts = InputSettings(sources=(str(path),), app_id="a")
+    plan = build_plan(open_sources(opts.sources, ()), opts)
+    path.write_text("key-0001\nkey-9999\nkey-0003\n")  # same size, same row count
+    tasks = list(plan.tasks())
+    assert {t.key for t in tasks} == {"key-0001", "key-0003"}
+    assert len(tasks) == 8
+    assert plan.changed is not None
+    assert f"1 rows differ from what was validated and were NOT sent: {path}:2" in plan.changed
+    assert "key-9999" not in plan.changed
+
+
+def test_a_row_added_after_validation_is_not_sent(tmp_path: Path) -> None:
+    path = tmp_path / "keys.csv"
+    path.write_text("stream_key,regions\nk1,na\n")
+    opts = InputSettings(sources=(str(path),), app_id="a")
+    plan = build_plan(open_sources(opts.sources, ()), opts)
+    path.write_text("stream_key,regions\nk1,na;eu\nk2,na\n")  # k1 gets a region, k2 is new
+    assert list(plan.tasks()) == []
+    assert plan.changed is not None
+    assert f"{path}:2, {path}:3" in plan.changed
 
 
 def test_an_unchanged_file_is_not_reported_as_changed(tmp_path: Path) -> None:

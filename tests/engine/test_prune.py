@@ -58,10 +58,18 @@ def test_format_duration_round_trips() -> None:
         (NOW - 100, 100, True, "expired"),  # exactly at the boundary: expired
         (NOW - 100, 101, False, "not expired yet"),
         (NOW - 10**6, 0, False, "never expires"),
-        ("garbage", 5, False, "createdAt/expiresAfter unreadable"),
+        ("bad", 5, None, "could not check: createdAt is other text, not Unix seconds as a string"),
+        (NOW - 100, "60", None, "could not check: expiresAfter is a string, not an integer"),
+        (NOW - 100, 60.0, None, "could not check: expiresAfter is a float, not an integer"),
+        (NOW - 100, True, None, "could not check: expiresAfter is a bool, not an integer"),
+        (NOW - 100, None, None, "could not check: expiresAfter is missing, not an integer"),
     ],
-)
-def test_expired_rule(created: Any, expires_after: int, matches: bool, why: str) -> None:
+    ids=["exact-boundary", "not-yet", "never", "garbage-created", "string-60", "float", "bool",
+         "missing"],
+)  # fmt: skip
+def test_expired_rule_never_matches_a_field_of_the_wrong_type(
+    created: Any, expires_after: Any, matches: bool | None, why: str
+) -> None:
     rule = Rule(expired=True, now=NOW)
     data = {"createdAt": str(created), "expiresAfter": expires_after}
     assert rule.check(data) == (matches, why)
@@ -132,6 +140,31 @@ def test_a_get_answered_by_a_200_that_is_not_the_apis_never_leads_to_a_delete(
     assert (query["event"], query["outcome"]) == ("query", "failed")
     assert query["message"] == "not an answer of the Media Gateway API (check --base-url)"
     assert "matched" not in query
+
+
+@pytest.mark.usefixtures("creds")
+@pytest.mark.parametrize(
+    "data",
+    [{**EXPIRED_LONG_AGO, "expiresAfter": "60"}, {**EXPIRED_LONG_AGO, "createdAt": 1000.0}],
+    ids=["expiresAfter-string", "createdAt-float"],
+)
+def test_prune_expired_never_deletes_on_a_field_of_the_wrong_type(
+    api: respx.MockRouter, tmp_path: Path, data: dict[str, Any]
+) -> None:
+    key_url = f"/na/v1/projects/{APP}/rtls/ingress/streamkeys/{'k' * 16}"
+    api.get(key_url).respond(200, json={"status": "success", "data": data})
+    delete = api.delete(url__regex=".*")
+    audit = tmp_path / "prune.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["prune", "--expired", "--key", "k" * 16, "--app-id", APP, "--regions", "na",
+         "--base-url", BASE, "--max-attempts", "1", "--audit-log", str(audit)],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert not delete.called
+    (query,) = (r for r in records(audit) if r.get("event") in ("query", "revoke"))
+    assert (query["outcome"], query["matched"]) == ("failed", None)
+    assert query["message"].startswith("could not check: ")
 
 
 # against the emulator -----------------------------------------------------------------

@@ -141,7 +141,8 @@ def test_usage_errors_exit_2_and_send_nothing(api: respx.MockRouter, args: list[
 def test_an_absurd_expiry_from_the_server_is_shown_as_unknown(api: respx.MockRouter) -> None:
     data = {"streamKey": KEY, "channel": "room", "uid": "7", "createdAt": "1686820170"}
     body = '{"status":"success","data":' + json.dumps(data)[:-1] + ',"expiresAfter":1e400}}'
-    api.get(url__regex=".*").mock(return_value=httpx.Response(200, text=body))
+    answer = httpx.Response(200, text=body, headers={"Content-Type": "application/json"})
+    api.get(url__regex=".*").mock(return_value=answer)
     code, out = show("--regions", "na", "--output", "json")
     assert code == 0, out
     (region,) = json.loads(out)["regions"]

@@ -71,6 +71,19 @@ def test_all_shows_every_stream_and_no_match_exits_0(api: respx.MockRouter) -> N
     assert "live streams matching the keys: 0" in result.output
 
 
+def test_a_key_no_stream_matches_while_its_channel_and_uid_stream_elsewhere_is_said(
+    api: respx.MockRouter,
+) -> None:
+    elsewhere = {**LIVE, "sid": "E\x1b]0;x\x07", "url": "rtmp://h/other-key-0002"}
+    api.get(STREAMS).mock(return_value=listing(elsewhere))
+    api.get(KEY_PATH).respond(200, json={"status": "success", "data": {"channel": "c", "uid": "1"}})
+    result = invoke("--key", KEY)
+    assert result.exit_code == 1, result.output
+    assert "live streams matching the keys: 0" in result.output
+    assert "not matched, still live: stream E\\x1b]0;x\\x07 in" in result.output
+    assert "\x1b" not in result.output
+
+
 def test_a_failed_listing_is_reported_and_exits_1(api: respx.MockRouter) -> None:
     api.get(STREAMS).respond(403, json={"status": "error", "message": "not enabled"})
     api.get(KEY_PATH).mock(side_effect=api_not_found)

@@ -230,7 +230,8 @@ OUTPUT_FILES = {"new-keys.csv"}
 
 def test_workflows_and_readme_use_the_current_major_of_each_action() -> None:
     texts = {p: p.read_text(encoding="utf-8") for p in EXAMPLES.rglob("*.yml")}
-    texts[ROOT / "README.md"] = (ROOT / "README.md").read_text(encoding="utf-8")
+    for other in ("README.md", "action.yml"):
+        texts[ROOT / other] = (ROOT / other).read_text(encoding="utf-8")
     seen = set()
     for path, text in texts.items():
         for action, ref in re.findall(r"uses:\s*([^\s@]+/[^\s@]+)@(.*)", text):

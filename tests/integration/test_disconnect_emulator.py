@@ -216,3 +216,63 @@ def test_resume_with_disconnect_cuts_streams_of_keys_deleted_earlier(tmp_path: P
     key_deletes = [r for r in journal(tmp_path / "journal.jsonl") if r["method"] == "DELETE"]
     assert sum(1 for r in key_deletes if r["key"]) == 2
     assert state["streams"] == []
+
+
+K_B64 = "a/b+cdEFgh/ij=="  # standard base64, as a script may generate
+K_PCT = "p%20q-raw-0001"  # a literal %20, not a space
+K_QH = "q?r#s-0001"
+K_LEFT = "left-key-0007"
+INNOCENT = "otherKey-9999"
+RAW_KEYS_CSV = (
+    "stream_key,app_id,regions,channel,uid\n"
+    f"{K_B64},{APP},na,room-a,1\n{K_PCT},{APP},na,room-p,2\n"
+    f"{K_QH},{APP},na,room-q,3\n{K_LEFT},{APP},na,room-l,7\n"
+    f"{INNOCENT},{APP},na,room-a,1\n"
+)
+RAW_STREAMS = [
+    ("T1", APP, K_B64, "room-a", "1", f"rtmp://h.example.com/live/{K_B64}", "", 0),
+    ("T2", APP, K_B64, "room-a", "1", f"rtmps://h.example.com/app/{K_B64}/", "", 0),
+    ("T3", APP, K_B64, "room-a", "1", f"srt://x.example.com:6001?streamid={K_B64}?h=x", "", 0),
+    ("T4", APP, K_PCT, "room-p", "2", f"rtmp://h.example.com/live/{K_PCT}", "", 0),
+    ("T5", APP, K_PCT, "room-p", "2", f"srt://x.example.com:6001?streamid={K_PCT}", "", 0),
+    ("T6", APP, K_QH, "room-q", "3", f"rtmp://h.example.com/live/{K_QH}", "", 0),
+    ("T7", APP, K_QH, "room-q", "3", f"rtmp://h.example.com/{K_QH}", "", 0),
+    ("T8", APP, K_PCT, "room-p", "2", f"rtmp://backup.example.com/live/{K_PCT}", "", 0),
+    # Innocent: another key in a lone segment or before trailing slashes, same channel and uid.
+    ("I1", APP, INNOCENT, "room-a", "1", f"rtmp://h.example.com/{INNOCENT}", "", 0),
+    ("I2", APP, INNOCENT, "room-p", "2", f"rtmp://h.example.com/live/{INNOCENT}//", "", 0),
+    # The only stream with K_LEFT's channel and uid names something else: said, not cut.
+    ("L1", APP, INNOCENT, "room-l", "7", "rtmp://h.example.com/live/unreadable-form", "", 0),
+]
+
+
+def test_raw_reserved_characters_are_matched_innocents_kept_and_a_left_stream_said(
+    tmp_path: Path,
+) -> None:
+    streams = write_streams(tmp_path / "streams.csv", RAW_STREAMS)
+    keys = tmp_path / "raw-keys.csv"
+    keys.write_text(RAW_KEYS_CSV, encoding="utf-8")
+    leaked = [K_B64, K_PCT, K_QH, K_LEFT]
+    with EmulatorProcess(
+        "--seed-keys", str(keys), "--live-streams", str(streams),
+        "--journal", str(tmp_path / "journal.jsonl"),
+    ) as emu:  # fmt: skip
+        seen = run_cli(emu, tmp_path, "streams", *keys_args(leaked))
+        result = run_cli(emu, tmp_path, "revoke", "--disconnect", *keys_args(leaked))
+        state = emu.state()
+    assert seen.returncode == 1
+    listed = json.loads(seen.stdout)
+    assert {s["sid"] for s in listed["streams"]} == {f"T{i}" for i in range(1, 9)}
+    assert [(r["sid"], r["channel"]) for r in listed["left_running"]] == [("L1", "room-l")]
+    lines = {r["sid"]: r for r in audit(tmp_path, "disconnect")}
+    assert {s for s, r in lines.items() if r["outcome"] == "disconnected"} == {
+        f"T{i}" for i in range(1, 9)
+    }
+    assert {s["sid"] for s in state["streams"]} == {"I1", "I2", "L1"}
+    left = lines["L1"]
+    assert (left["outcome"], left["left_running"]) == ("failed", True)
+    assert "left running" in left["message"]
+    assert left["key_hint"] != K_LEFT
+    assert "I1" not in lines
+    assert "I2" not in lines
+    assert result.returncode == 1  # a stream with a leaked key's channel and uid still runs

@@ -172,3 +172,66 @@ def test_a_catch_all_200_is_failed_never_revoked_and_the_keys_stay_to_do(
     report = cli("report", str(audit), env=env)
     assert report.returncode == 1
     assert "NOT done" in report.stdout
+
+
+def serve_echoing(body: bytes, content_type: str | None) -> Iterator[str]:
+    """A loopback server answering every request 200 in the API's shape, echoing the
+    X-Request-ID, under ``content_type`` (no header at all when None)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self) -> None:
+            self.send_response(200)
+            if content_type is not None:
+                self.send_header("Content-Type", content_type)
+            self.send_header("X-Request-ID", self.headers.get("X-Request-ID", ""))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_DELETE = answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "done"),
+    [
+        ("text/html", False),
+        ("text/plain; charset=utf-8", False),
+        (None, False),
+        ("application/jsonp", False),
+        ("application/json; charset=utf-8", True),
+        ("Application/JSON", True),
+    ],
+    ids=["html", "plain", "no-content-type", "jsonp", "json-charset", "json-any-case"],
+)
+def test_a_json_body_counts_as_the_apis_only_under_a_json_media_type(
+    tmp_path: Path, content_type: str | None, done: bool
+) -> None:
+    (tmp_path / "keys.txt").write_text("plain-key-0001\n")
+    audit = tmp_path / "audit.jsonl"
+    env = {"AGORA_CUSTOMER_ID": "cid", "AGORA_CUSTOMER_SECRET": "secret", "AGORA_APP_ID": APP}
+    for url in serve_echoing(b'{"status":"success"}', content_type):
+        result = cli(
+            "revoke", str(tmp_path / "keys.txt"), "--base-url", url, "--regions", "na",
+            "--max-attempts", "1", "--audit-log", str(audit), "--output", "json", env=env,
+        )  # fmt: skip
+    summary = json.loads(result.stdout)
+    if done:
+        assert result.returncode == 0, result.stderr
+        assert summary["revoke"]["counts"] == {"revoked": 1}
+    else:
+        assert result.returncode == 1, result.stderr
+        assert summary["revoke"]["counts"] == {"failed": 1}
+        assert {r["message"] for r in records(audit, "revoke")} == {NOT_THE_API}

@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
-from revoker.errors import EXIT_FAILED
+from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED
 from revoker.render.summary import render
-from revoker.results import HaltReason, PlanStats, RunReport, Totals
+from revoker.results import HaltReason, KeyVerdicts, PlanStats, RunReport, Totals
 
 
 def test_json_summary_has_the_verdict_right_after_the_exit_code() -> None:
@@ -39,3 +40,93 @@ def test_rendering_a_summary_loads_neither_the_engine_nor_an_http_stack() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_app_with_one_key_found_nowhere_blames_the_key_or_the_app_not_the_app_alone() -> None:
+    from revoker.render.summary import app_not_found
+
+    one = app_not_found(1, "this audit log")
+    assert "the key or the app ID is wrong" in one
+    assert "likely mistake" not in one
+    assert "none of its 3 keys" in app_not_found(3, "this audit log")
+    assert "the app ID is the likely mistake" in app_not_found(3, "this audit log")
+
+
+def _steps(report: RunReport, argv: list[str]) -> list[str]:
+    lines = render(report, "text", argv).splitlines()
+    return lines[lines.index("next:") + 1 : -1]
+
+
+def test_an_interrupted_run_from_stdin_says_how_to_resume_it() -> None:
+    report = RunReport(
+        "revoke", "run-1", Path("my log.jsonl"), PlanStats(tasks=8),
+        halt_reason=HaltReason.INTERRUPTED, exit_code=EXIT_INTERRUPTED,
+    )  # fmt: skip
+    report.passes.append(Totals("revoke", counts=Counter({"revoked": 3, "not_attempted": 5})))
+    steps = _steps(report, ["revoke", "-", "--audit-log", "my log.jsonl"])
+    assert steps[:3] == [
+        "  resume (5 tasks failed or not attempted; done pairs are skipped):",
+        "    revoker revoke - --audit-log 'my log.jsonl' --resume",
+        "    (feed it the same keys on stdin)",
+    ]
+    assert "  every failure with its request IDs: revoker report 'my log.jsonl'" in steps
+
+
+def test_a_401_says_to_fix_the_credentials_before_resuming() -> None:
+    report = RunReport(
+        "revoke", "run-1", Path("a.jsonl"), PlanStats(tasks=4),
+        halt_reason=HaltReason.AUTH_REJECTED, exit_code=EXIT_ABORTED,
+    )  # fmt: skip
+    steps = _steps(report, ["revoke", "keys.csv", "--resume"])
+    assert steps[0].startswith("  fix the credentials (AGORA_CUSTOMER_ID/SECRET), then resume")
+    assert steps[1] == "    revoker revoke keys.csv --resume"  # --resume not given twice
+
+
+def test_live_streams_left_running_get_the_disconnect_command() -> None:
+    report = RunReport("revoke", "run-1", Path("a.jsonl"), PlanStats(tasks=4))
+    report.passes.append(Totals("revoke", counts=Counter({"revoked": 4})))
+    report.keys = KeyVerdicts(keys=1, revoked=1, live_streams=2)
+    steps = _steps(report, ["revoke", "keys.csv"])
+    assert steps[:2] == [
+        "  cut the 2 live streams still running with these keys:",
+        "    revoker revoke keys.csv --resume --disconnect",
+    ]
+
+
+def test_a_dry_run_says_how_to_run_it_for_real() -> None:
+    report = RunReport("revoke", "-", None, PlanStats(tasks=4), dry_run=True)
+    assert _steps(report, ["revoke", "keys.csv", "--dry-run", "--verify"]) == [
+        "  run it: revoker revoke keys.csv --verify"
+    ]
+
+
+def test_a_run_that_ended_well_says_how_to_check_its_log_later() -> None:
+    report = RunReport("revoke", "run-1", Path("a.jsonl"), PlanStats(tasks=4), audit_head="ab12")
+    report.passes.append(Totals("revoke", counts=Counter({"revoked": 4})))
+    lines = render(report, "text", ["revoke", "keys.csv"]).splitlines()
+    assert "  keep the head for the review: revoker report --verify a.jsonl --expect-head ab12" in (
+        lines
+    )
+    assert lines[0] == "revoker revoke: every key revoked in every region"
+    assert lines[-1] == "revoker revoke: every key revoked in every region (exit code 0)"
+
+
+def test_more_failures_than_shown_say_where_the_rest_are() -> None:
+    report = RunReport("revoke", "run-1", Path("a.jsonl"), PlanStats(tasks=30), exit_code=1)
+    failure = {"region": "na", "app_id": "a", "key_hint": "k", "key_id": "sha256:0",
+               "http_status": 503, "message": None, "request_ids": ["r"]}  # fmt: skip
+    report.passes.append(Totals("revoke", counts=Counter({"failed": 30}), failures=[failure] * 30))
+    assert (
+        "  failures (first 20 of 30; all of them: revoker report a.jsonl):"
+        in render(report, "text").splitlines()
+    )
+
+
+def test_a_failed_verify_says_to_run_it_again_not_to_resume() -> None:
+    report = RunReport("verify", "run-1", Path("a.jsonl"), PlanStats(tasks=4), exit_code=1)
+    report.passes.append(Totals("verify", counts=Counter({"absent": 3, "failed": 1})))
+    steps = _steps(report, ["verify", "keys.csv"])
+    assert steps[:2] == [
+        "  check again (1 tasks failed or not attempted):",
+        "    revoker verify keys.csv",
+    ]

@@ -1,0 +1,292 @@
+"""The run's progress on stderr: rich bars on a terminal, a periodic log line elsewhere.
+
+On a TTY each pass (delete, cut, verify, ...) gets a bar with done/total, rate,
+elapsed time and the ETA at the paced rate, and a line of per-region counts,
+retries, 429s and failures; each failure is printed above the bars as it
+happens, and log lines go above them too (stderr is taken over while they are
+drawn). Off a TTY, a ``progress`` log line every ``interval`` seconds carries
+the same counts, so a cron log shows a run that is stuck.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import structlog
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+)
+from rich.progress import Task as BarTask
+from rich.text import Text
+
+from revoker.logs import QuietStream, color_allowed, verbosity
+from revoker.models import REGIONS, Outcome, TaskResult, is_problem
+from revoker.redact import printable_lines
+
+log = structlog.get_logger("revoker")
+
+# What each pass is called on screen: the label says what its requests do.
+LABELS = {
+    "revoke": "delete",
+    "rotate": "rotate",
+    "disconnect": "cut",
+    "verify": "verify",
+    "query": "check",
+}
+# Seconds of results before the observed rate is trusted over the paced one for the ETA.
+_WARM_UP = 2.0
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    whole = int(seconds + 0.5)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+@dataclass
+class PassCounts:
+    """What one pass has done so far, for the bar and the periodic line."""
+
+    event: str
+    total: int | None
+    rate_cap: float | None
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    per_region: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    throttled: int = 0
+    problems: int = 0
+    # When the latest result came in: the rate is measured up to it.
+    last: float = 0.0
+    bar: TaskID | None = None  # the rich task ID
+
+    @property
+    def label(self) -> str:
+        return LABELS.get(self.event, self.event)
+
+    def add(self, result: TaskResult) -> None:
+        self.done += 1
+        self.per_region[result.task.region] += 1
+        self.outcomes[str(result.outcome)] += 1
+        self.retries += max(0, len(result.attempts) - 1)
+        self.throttled += sum(1 for attempt in result.attempts if attempt.status == 429)
+        if is_problem(self.event, str(result.outcome)):
+            self.problems += 1
+        self.last = time.monotonic()
+
+    def elapsed(self, now: float | None = None) -> float:
+        return (now if now is not None else time.monotonic()) - self.started
+
+    def rate(self) -> float | None:
+        """Results per second so far (None before any)."""
+        span = self.last - self.started
+        return self.done / span if self.done and span > 0 else None
+
+    def eta(self) -> float | None:
+        """Seconds left at the observed rate once warmed up, else at the paced rate."""
+        if self.total is None:
+            return None
+        left = max(0, self.total - self.done)
+        if not left:
+            return 0.0
+        rate = self.rate() if self.last - self.started >= _WARM_UP else None
+        if rate is not None and self.rate_cap:
+            rate = min(rate, self.rate_cap)
+        rate = rate or self.rate_cap
+        return left / rate if rate else None
+
+    def detail(self) -> str:
+        regions = " ".join(f"{r} {self.per_region[r]}" for r in REGIONS if r in self.per_region)
+        return (
+            f"{self.label}: {regions or 'no results yet'} | retries {self.retries} | "
+            f"429s {self.throttled} | problems {self.problems}"
+        )
+
+    def fields(self) -> dict[str, object]:
+        """The counts as log fields (the periodic line)."""
+        rate = self.rate()
+        eta = self.eta()
+        return {
+            "pass": self.label,
+            "done": self.done,
+            "total": self.total,
+            "rate_per_s": round(rate, 1) if rate else 0.0,
+            "elapsed_s": round(self.elapsed(), 1),
+            "eta_s": round(eta) if eta is not None else None,
+            "per_region": {r: self.per_region[r] for r in REGIONS if r in self.per_region},
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "retries": self.retries,
+            "throttled_429": self.throttled,
+            "problems": self.problems,
+        }
+
+
+class _RateColumn(ProgressColumn):
+    def __init__(self, passes: dict[TaskID, PassCounts]) -> None:
+        super().__init__()
+        self.passes = passes
+
+    def render(self, task: BarTask) -> Text:
+        counts = self.passes.get(task.id)
+        rate = counts.rate() if counts else None
+        return Text(f"{rate:6.1f}/s" if rate else "     -/s")
+
+
+class _TimeColumn(ProgressColumn):
+    """Elapsed time and the ETA at the paced rate."""
+
+    def __init__(self, passes: dict[TaskID, PassCounts]) -> None:
+        super().__init__()
+        self.passes = passes
+
+    def render(self, task: BarTask) -> Text:
+        counts = self.passes.get(task.id)
+        if counts is None:
+            return Text("")
+        elapsed = _clock(counts.elapsed(counts.last if task.finished else None))
+        if counts.total is None:
+            return Text(f"elapsed {elapsed}")
+        eta = "done" if task.finished else f"ETA {_clock(counts.eta())}"
+        return Text(f"elapsed {elapsed} {eta}")
+
+
+class _Bars(Progress):
+    """Rich's Progress, with each pass's counts under the bars."""
+
+    def __init__(self, passes: dict[TaskID, PassCounts], console: Console) -> None:
+        self.passes = passes
+        super().__init__(
+            TextColumn("{task.description:<6}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            _RateColumn(passes),
+            _TimeColumn(passes),
+            console=console,
+            redirect_stdout=False,  # the summary goes to stdout, after the bars
+            redirect_stderr=True,  # log lines are printed above the bars
+            refresh_per_second=4,
+        )
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        for counts in self.passes.values():
+            yield Text("  " + counts.detail(), style="dim")
+
+
+class RunDisplay:
+    """A :class:`~revoker.engine.observe.RunObserver` that shows the run on stderr.
+
+    ``bars``: rich bars on ``stream`` (a terminal); otherwise, with ``interval``,
+    a ``progress`` log line every ``interval`` seconds. Nothing is drawn or
+    started before the first pass, so a run refused at its input shows nothing.
+    """
+
+    def __init__(self, *, bars: bool, interval: float | None, stream: TextIO | None = None) -> None:
+        self.bars = bars
+        self.interval = interval if interval and interval > 0 else None
+        self.stream = stream or sys.stderr
+        self.passes: dict[str, PassCounts] = {}
+        self._progress: _Bars | None = None
+        self._by_bar: dict[TaskID, PassCounts] = {}
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    # RunObserver -------------------------------------------------------------
+
+    def pass_started(self, event: str, total: int, rate: float | None) -> None:
+        with self._lock:
+            counts = self.passes.get(event)
+            if counts is None:
+                counts = self.passes[event] = PassCounts(event, total, rate)
+            self._show(counts)
+
+    def recorded(self, event: str, result: TaskResult) -> None:
+        with self._lock:
+            counts = self.passes.get(event)
+            if counts is None:  # follow-up lines (cuts): their number is not known up front
+                counts = self.passes[event] = PassCounts(event, None, None)
+                self._show(counts)
+            counts.add(result)
+            if self._progress is not None and counts.bar is not None:
+                self._progress.update(counts.bar, completed=counts.done)
+                # With -v the failure is a log line of its own (printed above too).
+                if is_problem(event, str(result.outcome)) and verbosity() < 1:
+                    # One screen line each, however long the server's reason.
+                    self._progress.console.print(
+                        self._failure_line(counts, result), no_wrap=True, overflow="ellipsis"
+                    )
+
+    # lifecycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop drawing (the last frame stays on screen) or stop the periodic line."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> RunDisplay:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------
+
+    def _show(self, counts: PassCounts) -> None:
+        if self.bars:
+            progress = self._progress
+            if progress is None:
+                progress = self._progress = _Bars(self._by_bar, self._console())
+                progress.start()
+            counts.bar = progress.add_task(counts.label, total=counts.total)
+            self._by_bar[counts.bar] = counts
+        elif self.interval is not None and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._ticker.start()
+
+    def _console(self) -> Console:
+        # Writes that fail (the terminal went away) are dropped: drawing never stops a run.
+        return Console(
+            file=QuietStream(self.stream),  # type: ignore[arg-type]
+            force_terminal=True,
+            no_color=not color_allowed(),
+            highlight=False,
+            soft_wrap=False,
+        )
+
+    def _failure_line(self, counts: PassCounts, result: TaskResult) -> Text:
+        task = result.task
+        status = f"HTTP {result.http_status} " if result.http_status else ""
+        reason = printable_lines(result.message or str(result.outcome))
+        line = (
+            f"{counts.label} {result.outcome}: {task.region} {task.app_id} {task.key_hint} "
+            f"{status}{reason}"
+        )
+        return Text(line, style="red" if result.outcome is Outcome.FAILED else "yellow")
+
+    def _tick(self) -> None:
+        assert self.interval is not None
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                lines = [counts.fields() for counts in self.passes.values()]
+            for fields in lines:
+                log.info("progress", **fields)
