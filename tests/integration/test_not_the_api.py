@@ -230,8 +230,18 @@ def test_a_json_body_counts_as_the_apis_only_under_a_json_media_type(
     summary = json.loads(result.stdout)
     if done:
         assert result.returncode == 0, result.stderr
-        assert summary["revoke"]["counts"] == {"revoked": 1}
+        assert summary["revoke"]["counts"] == {
+            "absent": 0,
+            "failed": 0,
+            "not_attempted": 0,
+            "revoked": 1,
+        }
     else:
         assert result.returncode == 1, result.stderr
-        assert summary["revoke"]["counts"] == {"failed": 1}
+        assert summary["revoke"]["counts"] == {
+            "absent": 0,
+            "failed": 1,
+            "not_attempted": 0,
+            "revoked": 0,
+        }
         assert {r["message"] for r in records(audit, "revoke")} == {NOT_THE_API}
