@@ -26,6 +26,7 @@ from revoker.cli.options import (
 )
 from revoker.cli.output import emit, error, progress_display, skipped_rows
 from revoker.credentials import load_credentials
+from revoker.durations import MAX_DURATION
 from revoker.errors import EXIT_OK, UsageError
 from revoker.settings import RunSettings, check_new_keys_path
 
@@ -262,7 +263,7 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
 @click.option("--append", is_flag=True, help="Add to an existing --new-keys-file.")
 @click.option(
     "--expires-after",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_DURATION),
     metavar="SECONDS",
     help="Validity of the new keys (0 = never expires). Default: the old key's.",
 )

@@ -18,6 +18,7 @@ import click
 
 from revoker.cli.helptext import HelpCommand
 from revoker.cli.options import (
+    RATE_TYPE,
     allow_non_ascii_option,
     client_settings,
     connection_options,
@@ -26,7 +27,6 @@ from revoker.cli.options import (
     output_option,
 )
 from revoker.cli.output import emit, skipped_rows
-from revoker.clickext import FiniteFloatRange
 from revoker.credentials import load_credentials
 from revoker.errors import EXIT_OK, AuditVerifyError, UsageError
 from revoker.models import parse_regions
@@ -108,7 +108,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 )
 @click.option(
     "--max-rps",
-    type=FiniteFloatRange(min=0),
+    type=RATE_TYPE,
     default=None,
     help="GET requests/s per app ID (default: Agora's 100; 0 = no cap).",
 )

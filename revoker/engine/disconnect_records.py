@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from revoker.agora.client import ApiResponse
-from revoker.audit.log import AuditLog, iter_records
+from revoker.audit.log import AuditLog, answer_fields, iter_records
 from revoker.engine.jobs import call_task, classify_get
 from revoker.engine.matching import KeyIdentity, PushUrl, parse_push_url
 from revoker.engine.pool import RunContext
@@ -69,21 +69,16 @@ def record_listing(
     if audit is None:
         return
     result = listing.result
-    last = result.last
     listed = listing.entries is not None
+    fields = answer_fields(result)
+    if listed:
+        fields.update(outcome="listed", message=None)
     audit.event(
         LISTING,
         purpose=purpose,
         app_id=app_id,
         region=region,
-        outcome="listed" if listed else str(result.outcome),
-        http_status=result.http_status,
-        request_id=result.request_id,
-        server_request_id=result.server_request_id,
-        host=last.host if last else None,
-        attempts=[a.to_record() for a in result.attempts],
-        duration_ms=result.duration_ms,
-        message=None if listed else result.message,
+        **fields,
         live_streams=len(listing.entries) if listing.entries is not None else None,
         refused=refused is not None,
     )

@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result
 
-from revoker.agora.client import NOT_THE_API, ApiResponse, segment
+from revoker.agora.client import NOT_THE_API, ApiResponse
 from revoker.engine.pacing import Pacer
 from revoker.engine.pool import Halted, RunContext
 from revoker.errors import TransportFailure
 from revoker.logs import verbosity
 from revoker.models import Attempt, Outcome, Task, TaskResult
-from revoker.redact import server_request_id, server_text
+from revoker.redact import key_forms, server_request_id, server_text
 from revoker.results import HaltReason
 
 log = structlog.get_logger("revoker")
@@ -202,7 +202,7 @@ async def call_task(
     """One API call (with retries) as a TaskResult, plus the last response if any."""
     attempts: list[Attempt] = []
     started = time.perf_counter()
-    forms = _key_forms(task.key)  # blanked in everything the server says about this task
+    forms = key_forms(task.key)  # blanked in everything the server says about this task
     result = TaskResult(task, Outcome.NOT_ATTEMPTED, attempts)
     response: ApiResponse | None = None
     try:
@@ -243,12 +243,6 @@ async def run_call(
     """A task made of one API call, turned into a TaskResult with its outcome."""
     result, _ = await call_task(ctx, task, method, send, classify, spare=spare)
     return result
-
-
-def _key_forms(key: str) -> tuple[str, ...]:
-    """The plain key as sent and as decoded; a 2-letter test key must not blank half a message."""
-    forms = sorted({key, segment(key)}, key=len, reverse=True)  # the longer form first
-    return tuple(form for form in forms if len(form) >= 6)
 
 
 def classifier(success: Outcome) -> Callable[[ApiResponse], Outcome]:

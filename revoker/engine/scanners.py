@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from revoker.errors import InputError
+from revoker.jsontext import NestedTooDeep, loads
 
 SCANNERS = ("gitleaks", "trufflehog")
 
@@ -205,11 +206,13 @@ def _trufflehog(label: str, stream: IO[str]) -> Iterator[tuple[int, dict[str, An
         if not line.strip():
             continue
         try:
-            finding = json.loads(line)
+            finding = loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(
                 label, number, f"not TruffleHog JSON lines ({exc.msg}); run it with --json"
             ) from None
+        except NestedTooDeep as exc:
+            raise InputError(label, number, f"not a TruffleHog finding ({exc})") from None
         if not isinstance(finding, dict):
             raise InputError(label, number, "not a TruffleHog finding (expected an object)")
         yield number, finding

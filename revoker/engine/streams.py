@@ -23,6 +23,7 @@ from revoker.engine.pacing import RateLimits
 from revoker.engine.pool import Halt, RunContext
 from revoker.engine.retry import RetryPolicy
 from revoker.models import Outcome, Task, TaskResult
+from revoker.redact import key_forms, redact
 from revoker.results import StreamRow, StreamsReport
 from revoker.settings import ClientSettings, RetrySettings
 
@@ -114,6 +115,12 @@ def check_streams(
                     report.failures.append(_failure(keys[0], "listing", listed.result))
                     return
                 report.left_running += _left_running(keys, lookups, index, listed)
+                # A hostile server may echo a key as a stream's channel, uid or status.
+                forms = tuple(form for task in keys for form in key_forms(task.key))
+
+                def shown(value: Any) -> Any:
+                    return redact(value, forms) if isinstance(value, str) else value
+
                 for stream, push in listed.entries:
                     hit = index.find(stream, push)
                     if hit is None and not show_all:
@@ -122,13 +129,13 @@ def check_streams(
                         StreamRow(
                             keys[0].app_id,
                             keys[0].region,
-                            stream.get("sid"),
+                            shown(stream.get("sid")),
                             hit[1].kind if hit else None,
                             push.protocol,
-                            stream.get("channel"),
-                            stream.get("uid"),
-                            stream.get("beginAt"),
-                            stream.get("status"),
+                            shown(stream.get("channel")),
+                            shown(stream.get("uid")),
+                            shown(stream.get("beginAt")),
+                            shown(stream.get("status")),
                             hit[0].key_hint if hit else None,
                             hit[0].key_id if hit else None,
                         )

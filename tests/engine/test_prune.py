@@ -47,6 +47,13 @@ def test_a_bare_m_is_refused_as_ambiguous_minutes_or_months(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["9" * 400 + "d", "36501d", "1300mo", "9999999999999s"])
+def test_a_duration_over_100_years_is_refused_at_parse_time(text: str) -> None:
+    with pytest.raises(UsageError, match="at most 100 years"):
+        parse_duration(text)
+    assert parse_duration("36500d") == 36500 * 86400
+
+
 def test_format_duration_round_trips() -> None:
     for text in ("90d", "12h", "30min", "1d12h", "45s", "1h30min"):
         assert format_duration(parse_duration(text)) == text

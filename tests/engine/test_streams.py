@@ -123,3 +123,17 @@ def test_bad_input_exits_2_with_nothing_sent(api: respx.MockRouter, tmp_path: Pa
     assert result.exit_code == 2
     assert f"{bad}:3" in result.output
     assert not sent.called
+
+
+def test_a_key_echoed_as_a_streams_channel_or_uid_is_masked_in_the_output(
+    api: respx.MockRouter,
+) -> None:
+    echo = {**LIVE, "channel": f"room-{KEY}", "uid": KEY, "status": KEY}
+    api.get(STREAMS).mock(return_value=listing(echo))
+    api.get(KEY_PATH).respond(200, json={"status": "success", "data": {"channel": "c", "uid": "1"}})
+    for fmt in ("json", "text"):
+        result = invoke("--key", KEY, "--output", fmt)
+        assert result.exit_code == 1, result.output
+        assert KEY not in result.output
+    (row,) = json.loads(invoke("--key", KEY, "--output", "json").output)["streams"]
+    assert row["channel"] == "room-***"
