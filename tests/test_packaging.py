@@ -27,7 +27,7 @@ def test_wheel_and_sdist_build_and_pass_twine_check(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {
         "revoker/py.typed",
-        "revoker/engine/scanners.py",
+        "revoker/engine/input/scanners.py",
         "revoker/render/junit.py",
         "revoker/schemas/output.schema.json",
     } <= names
