@@ -300,7 +300,10 @@ def render_html(
         outcomes, rows = _count_rows(region_sorted(counts[event]))
         tables.append({"event": event, "outcomes": outcomes, "rows": rows})
     problems = report.problems()
-    cut, cut_count = _capped(_latest(report, "disconnect"), lambda r: True)
+    # Only streams confirmed gone: one left running or still live is a problem, not a cut.
+    cut, cut_count = _capped(
+        _latest(report, "disconnect"), lambda r: r.get("outcome") == "disconnected"
+    )
     rotated, rotated_count = _capped(
         _latest(report, "rotate"), lambda r: r.get("outcome") in ("rotated", "unknown")
     )

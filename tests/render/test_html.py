@@ -308,3 +308,26 @@ def test_rotate_pairs_are_listed_with_the_new_keys_hint_and_unknown_ones_called_
     assert "nEwK...9zQ" in page.body
     assert "1 pair(s) unknown: the create's answer was lost" in page.body
     assert [a.get("id") for t, a in page.tags if t == "table"].count("rotated") == 1
+
+
+def test_only_streams_confirmed_gone_are_counted_as_cut(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        record("disconnect", "2026-01-01T00:00:01.000Z", outcome="disconnected", sid="sid-cut",
+               listing="after", protocol="rtmp"),
+        record("disconnect", "2026-01-01T00:00:02.000Z", region="eu", outcome="failed",
+               sid="sid-live", listing="before", left_running=True,
+               message="left running: no live stream matched this key"),
+        record("disconnect", "2026-01-01T00:00:03.000Z", region="ap", outcome="failed",
+               sid="sid-stuck", message="still live after force-disconnect"),
+    )  # fmt: skip
+    page = Page(page_of(log))
+    assert "Live streams cut (1)" in page.body
+    streams = page.body[page.body.index("Live streams cut") : page.body.index("Runs (")]
+    assert "sid-cut" in streams
+    assert "sid-live" not in streams
+    assert "sid-stuck" not in streams
+    # The streams not cut are problems, with their reason.
+    problems = page.body[page.body.index("Problems") : page.body.index("Live streams cut")]
+    assert "left running" in problems
+    assert "still live" in problems
