@@ -234,6 +234,12 @@ def next_steps(report: RunReport, argv: Sequence[str] | None) -> list[str]:
             before = "fix the credentials (AGORA_CUSTOMER_ID/SECRET), then "
         elif report.halt_reason == HaltReason.AUDIT_WRITE_FAILED:
             before = "make the audit log writable (disk space), then "
+        elif report.refused_apps:
+            # The same app ID would be refused again: resuming alone cannot help.
+            before = (
+                f"fix the app ID {', '.join(report.refused_apps)} (wrong, or Media Gateway "
+                "not enabled for it: --app-id / AGORA_APP_ID, or the app_id column), then "
+            )
         what = f"{unfinished} tasks failed or not attempted" if unfinished else "the rest"
         if report.command == "verify":  # its --resume skips nothing: run it again
             steps.append(f"{before}check again ({what}):")
