@@ -73,10 +73,11 @@ def render_text(report: AuditReport) -> str:
     if problems:
         lines.append(f"problems ({len(problems)}):")
         for p in (problem_fields(r) for r in problems[:MAX_PROBLEMS_SHOWN]):
+            status = "-" if p["http_status"] is None else p["http_status"]  # nothing answered
             lines.append(
                 f"  {p['event']} {p['region']} {p['app_id']} {p['key_hint']} {p['key_id']}"
                 + (f" sid={p['sid']}" if p["sid"] else "")
-                + f": {p['outcome']} HTTP {p['http_status']} {p['message'] or ''} "
+                + f": {p['outcome']} HTTP {status} {p['message'] or ''} "
                 f"request_ids={','.join(p['request_ids'][-3:]) or '-'}"
             )
     lines += key_lines(report.key_verdicts(), "these logs")

@@ -180,10 +180,15 @@ def totals_lines(totals: Totals, log: str = "AUDIT_LOG") -> list[str]:
         for f in totals.failures[:MAX_FAILURES_SHOWN]:
             lines.append(
                 f"    {f['region']} {f['app_id']} {f['key_hint']} {f['key_id']}: "
-                f"HTTP {f['http_status']} {f['message'] or ''} "
-                f"request_ids={','.join(f['request_ids'][-3:])}"
+                f"HTTP {_status(f['http_status'])} {f['message'] or ''} "
+                f"request_ids={','.join(f['request_ids'][-3:]) or '-'}"
             )
     return lines
+
+
+def _status(status: object) -> str:
+    """An HTTP status for a failure line: ``-`` when nothing was answered (or sent)."""
+    return "-" if status is None else str(status)
 
 
 def _masked_argv(argv: Sequence[str]) -> tuple[list[str], bool]:
