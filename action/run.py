@@ -56,7 +56,7 @@ def option_values(args: list[str], name: str) -> list[str]:
 def keys_to_mask(path: str, extra: list[str]) -> set[str]:
     """Every key revoker will read from ``path``, found by revoker's own parser
     (a refused row is never printed with its key, so it needs no mask)."""
-    from revoker.engine.inputs import KeyRow, Source, iter_source
+    from revoker.engine.input.sources import KeyRow, Source, iter_source
 
     formats = option_values(extra, "--from")
     scanner = formats[-1] if formats else None

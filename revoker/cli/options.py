@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from revoker.clickext import FiniteFloatRange, RateRange
-from revoker.engine.scanners import SCANNERS
+from revoker.engine.input.scanners import SCANNERS
 from revoker.errors import UsageError
 from revoker.models import parse_regions
 from revoker.settings import (
