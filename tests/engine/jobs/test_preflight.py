@@ -95,3 +95,17 @@ def test_a_refused_app_is_named_in_the_next_step_before_any_resume(
     # Resuming with the same app ID would be refused again: the app ID comes first.
     assert step.startswith(f"  fix the app ID {APP} (wrong, or Media Gateway not enabled")
     assert step.endswith("then resume (1 tasks failed or not attempted; done pairs are skipped):")
+
+
+def test_a_pair_refused_at_the_listing_names_the_listings_request_id(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    api.get(LISTING).mock(return_value=error(400, "Invalid app ID."))
+    summary = revoke(tmp_path)
+    [listing] = [
+        r for r in map(json.loads, (tmp_path / "a.jsonl").read_text().splitlines())
+        if r["event"] == "listing"
+    ]  # fmt: skip
+    # The pair sent nothing: the request Agora support can look up is the listing's.
+    assert listing["request_id"]
+    assert listing["request_id"] in summary["revoke"]["failures"][0]["message"]
