@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
@@ -320,10 +320,32 @@ def iter_records(path: Path, stats: ReadStats | None = None) -> Iterator[dict[st
             except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 stats.torn += 1
                 continue
-            if _well_formed(record):
+            if well_formed(record):
                 yield record
             else:
                 stats.torn += 1
+
+
+def iter_lines(
+    handle: BinaryIO, stats: ReadStats | None = None
+) -> Iterator[tuple[int, int, bytes, dict[str, Any] | None]]:
+    """(number, byte offset, bytes without the newline, JSON object or None if torn) of
+    every non-blank line from where ``handle`` stands; ``stats.lines`` counts them all.
+    Torn lines are the caller's to count: a hash chain still takes a malformed object."""
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        at = offset
+        offset += len(raw)
+        if stats is not None:
+            stats.lines += 1
+        if not raw.strip():
+            continue
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+            record = None
+        yield number, at, line, record if isinstance(record, dict) else None
 
 
 _STRING_FIELDS = ("event", "ts", "outcome", "app_id", "region", "key_id", "key_hint", "run_id")
@@ -331,7 +353,7 @@ _NULLABLE_STRING_FIELDS = ("request_id", "server_request_id", "message", "sid")
 _ATTEMPT_STRING_FIELDS = ("request_id", "host", "error", "server_request_id")
 
 
-def _well_formed(record: Any) -> bool:
+def well_formed(record: Any) -> bool:
     """A dict with an event, whose contract fields (attempts' too) have the contract's types."""
     if not isinstance(record, dict) or not isinstance(record.get("event"), str):
         return False
