@@ -58,6 +58,7 @@ _OFFSET_BITS = 40
 _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 # Random per process, so no log can be made whose tasks share a digest.
 _SALT = os.urandom(16)
+_TS_BIAS = 1 << 62
 _WRITER_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
@@ -665,7 +666,7 @@ class _Merger:
         self.reopened: set[str] = set()
         # slot -> (ts, place, combo) of its latest "revoked" line while a later line of
         # another outcome is its latest.
-        self.revoked: dict[int, tuple[int, int, int]] = {}
+        self.revoked: dict[int, int] = {}
         self.rereadable = True
         # (run, slot) of every task line of a log that cannot be read twice (a pipe).
         self.piped: set[tuple[int, int]] = set()
@@ -716,26 +717,27 @@ class _Merger:
             if was_revoked:
                 self._drop_revoked(slot)
             elif latest_revoked:
-                self.revoked[slot] = (old_ts, old_place, old_code)
+                self.revoked[slot] = _pack(old_ts, old_place, old_code)
             else:
                 self.tasks.held.pop(old_place, None)
             tasks.combo[slot], tasks.ts[slot], tasks.place[slot] = code, ts, place
             self._hold(record, place)
         elif was_revoked and not latest_revoked:
-            best = self.revoked.get(slot)
+            packed = self.revoked.get(slot)
+            best = None if packed is None else _unpack(packed)
             if best is None or self._rank_before(best[0], best[1], ts, place):
                 if best is not None:
                     self.tasks.held.pop(best[1], None)
-                self.revoked[slot] = (ts, place, code)
+                self.revoked[slot] = _pack(ts, place, code)
                 self._hold(record, place)
 
     def _rank_before(self, ts: int, place: int, other_ts: int, other_place: int) -> bool:
         return self.stamps.before(ts, other_ts) or (ts == other_ts and place < other_place)
 
     def _drop_revoked(self, slot: int) -> None:
-        best = self.revoked.pop(slot, None)
-        if best is not None:
-            self.tasks.held.pop(best[1], None)
+        packed = self.revoked.pop(slot, None)
+        if packed is not None:
+            self.tasks.held.pop(_unpack(packed)[1], None)
         self.tasks.held.pop(self.tasks.place[slot], None)
 
     def _hold(self, record: dict[str, Any], place: int) -> None:
@@ -764,7 +766,8 @@ class _Merger:
         tasks = self.tasks
         # A key revoked once and found "absent" by a later run (without --resume) was
         # revoked: keep that, rather than a record that says the key never existed.
-        for slot, (_ts, place, code) in self.revoked.items():
+        for slot, packed in self.revoked.items():
+            _ts, place, code = _unpack(packed)
             if tasks.combos[tasks.combo[slot]][3] == "absent":
                 tasks.held.pop(tasks.place[slot], None)
                 tasks.combo[slot], tasks.place[slot] = code, place
@@ -799,6 +802,15 @@ class _Merger:
             del task_lines[run_event]
         for run, slot in seen:
             task_lines[(names[run], self.tasks.combos[self.tasks.combo[slot]][0])] += 1
+
+
+def _pack(ts: int, place: int, code: int) -> int:
+    """(ts, place, combo) as one int: tuples would linger in CPython's free lists."""
+    return ((ts + _TS_BIAS) << 96) | (place << 32) | code
+
+
+def _unpack(packed: int) -> tuple[int, int, int]:
+    return (packed >> 96) - _TS_BIAS, (packed >> 32) & ((1 << 64) - 1), packed & 0xFFFFFFFF
 
 
 def _task_digest(record: dict[str, Any], event: str) -> int:
