@@ -124,10 +124,22 @@ class _Stamps:
     def __init__(self) -> None:
         self._other: list[str] = []
         self._codes: dict[str, int] = {}
+        self._second = ""
+        self._base = -1
 
     def code(self, ts: str) -> int:
-        if len(ts) == 24 and _WRITER_TS.fullmatch(ts):
-            return int(ts[0:4] + ts[5:7] + ts[8:10] + ts[11:13] + ts[14:16] + ts[17:19] + ts[20:23])
+        if len(ts) == 24 and ts[19] == "." and ts[23] == "Z":
+            # Lines come in time order: the second is mostly the last one's.
+            second = ts[:19]
+            if second != self._second:
+                self._second = second
+                self._base = -1
+                if _WRITER_TS.fullmatch(ts):
+                    digits = ts[0:4] + ts[5:7] + ts[8:10] + ts[11:13] + ts[14:16] + ts[17:19]
+                    self._base = int(digits) * 1000
+            ms = ts[20:23]
+            if self._base >= 0 and ms.isascii() and ms.isdigit():
+                return self._base + int(ms)
         code = self._codes.get(ts)
         if code is None:
             self._other.append(ts)
@@ -654,6 +666,8 @@ class _Merger:
         self.index = _Index()
         self.pairs = _Index()
         self.stamps = _Stamps()
+        self.last_pair: tuple[str, str] | None = None
+        self.last_pair_slot = -1
         self.combo_codes: dict[Combo, int] = {}
         # The run that last counted each slot (its number + 1; 0 for none).
         self.counted = array("I")
@@ -680,7 +694,8 @@ class _Merger:
         app_id = str(record.get("app_id"))
         region = str(record.get("region"))
         key_id = str(record.get("key_id"))
-        slot = self.index.slot(_task_digest(record, event))
+        sid = str(record.get("sid") or "") if event == "disconnect" else ""
+        slot = self.index.slot(_digest((event, app_id, region, key_id, sid)))
         outcome = record.get("outcome")
         run_id = str(record.get("run_id"))
         combo: Combo = (event, app_id, region, outcome, run_id)
@@ -693,7 +708,12 @@ class _Merger:
         if new:
             pair = -1
             if event in DELETING_EVENTS:
-                pair = self.pairs.slot(_digest((app_id, key_id)))
+                # A key's regions come one after another: its pair is mostly the last one.
+                if (app_id, key_id) == self.last_pair:
+                    pair = self.last_pair_slot
+                else:
+                    pair = self.pairs.slot(_digest((app_id, key_id)))
+                    self.last_pair, self.last_pair_slot = (app_id, key_id), pair
                 if pair == len(tasks.deleted):
                     tasks.deleted.append(0)
             tasks.combo.append(code)
@@ -706,7 +726,8 @@ class _Merger:
         if event in DELETING_EVENTS and record_deleted_key(record):
             tasks.deleted[tasks.pair[slot]] = 1
         if new:
-            self._hold(record, place)
+            if not self.rereadable:
+                self.tasks.held[place] = record
             return
         report.superseded += 1
         was_revoked = event == "revoke" and outcome == "revoked"
