@@ -56,7 +56,7 @@ def option_values(args: list[str], name: str) -> list[str]:
 def keys_to_mask(path: str, extra: list[str]) -> set[str]:
     """Every key revoker will read from ``path``, found by revoker's own parser
     (a refused row is never printed with its key, so it needs no mask)."""
-    from revoker.engine.inputs import KeyRow, Source, iter_source
+    from revoker.engine.input.sources import KeyRow, Source, iter_source
 
     formats = option_values(extra, "--from")
     scanner = formats[-1] if formats else None
@@ -176,12 +176,27 @@ def set_outputs(values: dict[str, str]) -> None:
         return
     with open(path, "a", encoding="utf-8") as out:
         for name, value in values.items():
-            out.write(f"{name}={value}\n")
+            # GitHub's multiline form, for every output: a newline in a value (an input
+            # such as audit-log) cannot start another output line after it.
+            delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            while delimiter in value:  # pragma: no cover - 128 random bits
+                delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
 
 
 def main() -> int:
     keys = os.environ.get("INPUT_KEYS", "").strip()
-    extra = shlex.split(os.environ.get("INPUT_EXTRA_ARGS", ""))
+    try:
+        extra = shlex.split(os.environ.get("INPUT_EXTRA_ARGS", ""))
+    except ValueError as exc:  # an unbalanced quote
+        command(
+            "error",
+            f"the 'extra-args' input is not valid shell quoting ({exc}); quote values "
+            "as in a shell, e.g. --rule 'agora key'",
+            title="revoker",
+        )
+        set_outputs({"exit-code": "2"})
+        return 2
     audit_log = Path(os.environ.get("INPUT_AUDIT_LOG") or "revoker-audit.jsonl").resolve()
     if not keys:
         command("error", "the 'keys' input (a file of keys) is required", title="revoker")

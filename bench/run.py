@@ -1,6 +1,7 @@
 """``make bench``: revoker against the emulator over loopback; prints figures beside targets.
 
-Sections (issue 5): 1 rate fidelity, 2 throughput with the cap lifted (with three
+Sections (issue 5): 1 rate fidelity, 1b stray 429s (1,000 DELETEs with 0%, 1%, 5% of
+them answered 429 at random), 2 throughput with the cap lifted (with three
 baselines), 3 scale (dry run over 1,000,000 keys; memory per key of a real run),
 4 start-up, 5 audit-log throughput, 6 revoke --disconnect (1,000 keys, 100 live
 streams), 7 rotate (1,000 keys at the default caps), 8 the incident drill
@@ -231,6 +232,68 @@ def rate_fidelity() -> None:
         throttled2 <= 0.01 * sent2,
     )
     row("1", "two apps: wall time (1,000 pairs)", double.wall, "s", "ideal 10.5", None)
+
+
+# 1b. stray 429s ------------------------------------------------------------------
+
+STRAY_SEEDS = (1, 2, 3, 4)
+
+
+def stray_run(keys: Path, tag: str, *emu_args: str) -> tuple[float, int]:
+    """(wall seconds, DELETEs answered 429) of 1,000 DELETEs in one region at 50/s."""
+    journal = fresh(f"stray-{tag}.jsonl")
+    with emulator("--fault-method", "DELETE", "--journal", str(journal), *emu_args) as emu:
+        result = revoke(
+            emu.base_url, str(keys), "--app-id", f"stray-{tag}", "--regions", "na",
+            audit=f"stray-{tag}-audit.jsonl",
+        )  # fmt: skip
+    failed = counts(result)["failed"]
+    if failed:
+        BROKEN.append(f"stray 429s {tag}: {failed} failed DELETE tasks")
+    records = [r for r in read_journal(journal) if r["method"] == "DELETE"]
+    return result.wall, sum(1 for r in records if r["status"] == 429)
+
+
+def stray_throttles() -> None:
+    print(
+        "1b. stray 429s (1,000 DELETEs in one region at the 50/s cap; the emulator answers "
+        f"0%, 1%, 5% of them 429 at random, Retry-After: 1, seeds {STRAY_SEEDS})"
+    )
+    keys = write_text_keys(DATA / "stray-keys.txt", make_keys(1000, "stray"))
+    # The run without them twice, interleaved with the others: the machine is shared.
+    clean = [stray_run(keys, "clean-1")[0]]
+    walls: dict[str, list[float]] = {"1%": [], "5%": []}
+    throttled: dict[str, list[int]] = {"1%": [], "5%": []}
+    for seed in STRAY_SEEDS:
+        for share, rate in (("1%", "0.01"), ("5%", "0.05")):
+            tag = f"{share[:-1]}pc-{seed}"  # an app ID has no dots
+            wall, n = stray_run(keys, tag, "--throttle-rate", rate, "--seed", str(seed))
+            walls[share].append(wall)
+            throttled[share].append(n)
+    clean.append(stray_run(keys, "clean-2")[0])
+    base = median(clean)
+    row("1b", "no stray 429s: wall time (median of 2)", base, "s", "ideal 20.9", None)
+    for share, bound in (("1%", 1.08), ("5%", 1.25)):
+        ratios = sorted(w / base for w in walls[share])
+        mid = median(ratios)
+        row(
+            "1b",
+            f"{share} stray 429s: wall time against none (median of {len(ratios)})",
+            mid,
+            "x",
+            f"<= {bound}x",
+            mid <= bound,
+            "runs " + ", ".join(f"{r:.2f}x" for r in ratios),
+        )
+        row(
+            "1b",
+            f"{share} stray 429s: DELETEs answered 429 per run",
+            median(throttled[share]),
+            "requests",
+            "",
+            None,
+            ", ".join(str(n) for n in throttled[share]),
+        )
 
 
 # 2. throughput -----------------------------------------------------------------
@@ -737,6 +800,7 @@ def disconnect() -> None:
 
 SECTIONS: dict[str, Callable[[], None]] = {
     "rate": rate_fidelity,
+    "stray": stray_throttles,
     "throughput": throughput,
     "scale": scale,
     "startup": startup,

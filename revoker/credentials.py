@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from revoker.errors import CredentialsError
-from revoker.redact import MASK
+from revoker.redact import MASK, secret_forms
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,11 @@ class Credentials:
         return base64.b64encode(token).decode("ascii")
 
     @property
-    def secrets(self) -> tuple[str, str]:
-        """Every form of the secret that may travel and must be blanked where it shows."""
-        return (self.customer_secret, self.basic_token)
+    def secrets(self) -> tuple[str, ...]:
+        """Every form of the secret that may travel and must be blanked where it shows:
+        the secret and the Basic token, each also URL-encoded and base64-encoded."""
+        forms = dict.fromkeys(secret_forms(self.customer_secret) + secret_forms(self.basic_token))
+        return tuple(sorted(forms, key=len, reverse=True))  # a longer form before its parts
 
 
 def load_credentials(
@@ -71,6 +73,46 @@ def load_credentials(
     return credentials
 
 
+# A credentials file is two short lines; anything this large is not one.
+MAX_CREDENTIALS_FILE = 64 * 1024
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of a 0600 regular file of at most MAX_CREDENTIALS_FILE bytes.
+
+    Opened non-blocking and checked on the open descriptor: a FIFO with no writer
+    must not hang the run, a device (``/dev/zero``) must not be read without end,
+    and the file checked is the file read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise CredentialsError(f"{path}: is a directory, not a credentials file")
+        if not stat.S_ISREG(info.st_mode):
+            raise CredentialsError(f"{path}: not a regular file (a pipe or a device?)")
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise CredentialsError(
+                f"{path}: credentials file must not be readable by others "
+                f"(mode {stat.S_IMODE(info.st_mode):o}; run chmod 600 {path})"
+            )
+        if info.st_size > MAX_CREDENTIALS_FILE:
+            raise CredentialsError(
+                f"{path}: {info.st_size} bytes, too large for a credentials file "
+                f"(at most {MAX_CREDENTIALS_FILE})"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 65536):
+            size += len(chunk)
+            if size > MAX_CREDENTIALS_FILE:  # it grew while being read
+                raise CredentialsError(f"{path}: too large for a credentials file")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _read_credentials_file(path: Path) -> dict[str, str]:
     """``NAME=value`` lines parsed as a dotenv file (comments, ``export``, quotes, a BOM).
 
@@ -79,15 +121,8 @@ def _read_credentials_file(path: Path) -> dict[str, str]:
     from dotenv.parser import parse_stream
 
     try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise CredentialsError(f"{path}: is a directory, not a credentials file")
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise CredentialsError(
-                f"{path}: credentials file must not be readable by others "
-                f"(mode {stat.S_IMODE(info.st_mode):o}; run chmod 600 {path})"
-            )
-        text = path.read_text(encoding="utf-8-sig")
+        data = _read_regular_file(path)
+        text = data.decode("utf-8-sig")
     except OSError as exc:
         raise CredentialsError(f"{path}: cannot read credentials file ({exc.strerror})") from None
     except UnicodeDecodeError as exc:

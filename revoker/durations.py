@@ -11,12 +11,16 @@ import re
 from revoker.errors import UsageError
 
 UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
+# Longer than any key has existed; past it, time arithmetic overflows (a float's range).
+MAX_DURATION = 100 * 365 * 86400
 _PART = re.compile(r"(\d+)(min|mo|m|s|h|d|w)")
 
 
 def parse_duration(text: str) -> int:
     """Seconds in ``text`` (one or more ``<int><unit>`` parts); UsageError if malformed."""
     value = text.strip().lower()
+    if re.search(r"\d{13}", value):  # not echoed: it may be hundreds of digits long
+        raise UsageError(f"invalid duration: at most 100 years ({MAX_DURATION // 86400}d)")
     parts = _PART.findall(value)
     if not value or "".join(n + u for n, u in parts) != value:
         raise UsageError(
@@ -31,6 +35,8 @@ def parse_duration(text: str) -> int:
     seconds = sum(int(n) * UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise UsageError(f"invalid duration {text!r}: must be more than zero")
+    if seconds > MAX_DURATION:
+        raise UsageError(f"invalid duration {text!r}: at most 100 years ({MAX_DURATION // 86400}d)")
     return seconds
 
 

@@ -10,9 +10,12 @@ audit logs were written before these rules).
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 REQUEST_ID_MAX = 128
@@ -20,12 +23,93 @@ _REQUEST_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{REQUEST_ID_MAX}}}")
 INVALID_REQUEST_ID = "(invalid)"
 
 
+# A prefix this long at the end of a cut (or truncated) text is taken as the start of a
+# secret: shorter ones match ordinary words too often.
+PARTIAL_MIN = 8
+_HEX_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+@lru_cache(maxsize=4096)
+def _pattern(secret: str) -> re.Pattern[str] | None:
+    """A pattern for a percent-encoded form whose ``%XX`` escapes match in either hex case."""
+    if not _HEX_ESCAPE.search(secret):
+        return None
+    parts, last = [], 0
+    for found in _HEX_ESCAPE.finditer(secret):
+        parts.append(re.escape(secret[last : found.start()]))
+        parts.append("%" + "".join(f"[{c.upper()}{c.lower()}]" for c in found.group()[1:]))
+        last = found.end()
+    parts.append(re.escape(secret[last:]))
+    return re.compile("".join(parts))
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every (non-empty) secret replaced by ``***``."""
+    """``text`` with every (non-empty) secret replaced by ``***``.
+
+    A percent-encoded secret matches whatever the case of its hex digits (``%2f``
+    is ``%2F``): a server may re-encode what it echoes.
+    """
     for secret in secrets:
-        if secret and secret in text:
+        if not secret:
+            continue
+        pattern = _pattern(secret)
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+        elif secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def _mask_partial_tail(text: str, secrets: Iterable[str]) -> str:
+    """``text`` whose end is the start (8+ characters) of a secret, with that start masked."""
+    for secret in secrets:
+        longest = min(len(secret) - 1, len(text))
+        folded = "%" in secret  # hex digits may come in either case
+        tail_text = text.lower() if folded else text
+        start = secret.lower() if folded else secret
+        for size in range(longest, PARTIAL_MIN - 1, -1):
+            if tail_text.endswith(start[:size]):
+                text = text[:-size] + MASK
+                break
+    return text
+
+
+def clip(text: str, limit: int | None, secrets: Iterable[str]) -> str:
+    """``text`` redacted, then cut to ``limit`` characters, then any secret's start left
+    at the end masked: a cut never splits a secret into a recorded half."""
+    secrets = tuple(s for s in secrets if s)
+    text = redact(text, secrets)
+    if limit is not None:
+        text = text[:limit]
+    return _mask_partial_tail(text, secrets)
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def key_forms(key: str) -> tuple[str, ...]:
+    """The key as sent and as decoded, longest first; a 2-letter test key must not blank
+    half a message (forms under 6 characters are left out)."""
+    if len(key) < 6:
+        return ()
+    if _URL_SAFE.fullmatch(key):  # the usual key: percent-encoding leaves it as it is
+        return (key,)
+    forms = {key, quote(key, safe="")}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """Every form in which a server may echo ``secret``: as is, URL-encoded (path and
+    form style) and base64 (standard and URL-safe, with or without padding)."""
+    raw = secret.encode("utf-8")
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        base64.b64encode(raw).decode("ascii").rstrip("="),
+        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+    }
+    return tuple(f for f in sorted(forms, key=len, reverse=True) if f)
 
 
 def _escape(char: str) -> str:
@@ -52,12 +136,14 @@ def markdown_cell(value: object) -> str:
     text = printable("" if value is None else str(value))
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'")
     text = text.replace("[", "\\[").replace("]", "\\]")
+    # Emphasis markers: a forged name must not render as a bold verdict.
+    text = text.replace("*", "\\*").replace("_", "\\_").replace("~", "\\~")
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def server_text(text: str, secrets: Iterable[str]) -> str:
-    """A server's message: secrets blanked, control characters escaped."""
-    return printable(redact(text, secrets))
+def server_text(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
+    """A server's message: secrets blanked, cut to ``limit``, control characters escaped."""
+    return printable(clip(text, limit, secrets))
 
 
 def server_data(value: Any, secrets: Iterable[str]) -> Any:
@@ -67,7 +153,7 @@ def server_data(value: Any, secrets: Iterable[str]) -> Any:
     is what matching looks for. Walked without recursion, however deep the JSON.
     """
     secrets = tuple(s for s in secrets if s)
-    if not secrets:
+    if not secrets or value is None or isinstance(value, int | float):
         return value
     root: list[Any] = [value]
     stack: list[tuple[list[Any] | dict[Any, Any], Any]] = [(root, 0)]

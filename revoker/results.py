@@ -16,6 +16,7 @@ from typing import Any
 
 from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
 from revoker.models import REGIONS, Outcome, Task, TaskResult, is_problem, key_hint, key_id
+from revoker.redact import key_forms, redact
 
 
 class HaltReason(StrEnum):
@@ -186,8 +187,7 @@ class KeyVerdicts:
         """The likely causes of the not-found keys, most likely first."""
         return [*NOT_FOUND_CAUSES, *([UNFINISHED_CAUSE] if self.unfinished_runs else [])]
 
-    def counts(self) -> dict[str, Any]:
-        """The counts alone (``run_finished``'s ``keys``): no per-key detail."""
+    def _totals(self) -> dict[str, Any]:
         return {
             "keys": self.keys,
             "revoked": self.revoked,
@@ -195,17 +195,15 @@ class KeyVerdicts:
             "not_found": self.not_found,
             "unsettled": self.unsettled,
             "absent_ok": self.absent_ok,
-            "apps_not_found": [app for app, _ in self.apps_not_found],
         }
+
+    def counts(self) -> dict[str, Any]:
+        """The counts alone (``run_finished``'s ``keys``): no per-key detail."""
+        return {**self._totals(), "apps_not_found": [app for app, _ in self.apps_not_found]}
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "keys": self.keys,
-            "revoked": self.revoked,
-            "rotated": self.rotated,
-            "not_found": self.not_found,
-            "unsettled": self.unsettled,
-            "absent_ok": self.absent_ok,
+            **self._totals(),
             "not_found_keys": [vars(k) for k in self.samples],
             "apps_not_found": [{"app_id": a, "keys": n} for a, n in self.apps_not_found],
             "not_found_causes": self.causes() if self.not_found else [],
@@ -306,8 +304,9 @@ class RegionView:
         )
         data = result.data if result.outcome is Outcome.PRESENT else None
         if isinstance(data, dict):
-            view.channel = str(data.get("channel", "")) or None
-            view.uid = str(data.get("uid", "")) or None
+            forms = key_forms(result.task.key)  # a server may echo the key as its channel
+            view.channel = redact(str(data.get("channel", "")), forms) or None
+            view.uid = redact(str(data.get("uid", "")), forms) or None
             view.created = iso(data.get("createdAt"))
             try:
                 after = int(data.get("expiresAfter") or 0)

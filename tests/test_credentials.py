@@ -111,6 +111,51 @@ def test_a_directory_as_credentials_file_is_refused_as_a_directory(tmp_path: Pat
         load_credentials({}, tmp_path)
 
 
+def _mknod_zero(path: Path) -> Path:
+    """A 0600 character device reading zeros without end (as /dev/zero), if allowed here."""
+    import os
+    import stat
+
+    zero = os.stat("/dev/zero").st_rdev
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, zero)
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_device_as_credentials_file_is_refused_without_reading(
+    tmp_path: Path, kind: str
+) -> None:
+    import os
+
+    from tests.reliability.helpers import revoker_env, run_revoker, write_keys_csv
+
+    path = tmp_path / "creds.env"
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)  # no writer: a blocking open or read would wait forever
+    else:
+        _mknod_zero(path)
+    keys = write_keys_csv(tmp_path / "keys.csv", ["plain-stream-key-0001"])
+    result = run_revoker(
+        "revoke", str(keys), "--credentials-file", str(path), "--base-url", "http://127.0.0.1:9",
+        "--audit-log", str(tmp_path / "a.jsonl"), env=revoker_env(), timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: not a regular file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_credentials_file_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "creds.env"
+    path.write_text(f"AGORA_CUSTOMER_ID=id\nAGORA_CUSTOMER_SECRET={SECRET}\n" + "#" * 70_000)
+    path.chmod(0o600)
+    with pytest.raises(CredentialsError, match="too large for a credentials file") as info:
+        load_credentials({}, path)
+    assert SECRET not in str(info.value)
+
+
 def test_credentials_repr_hides_the_secret() -> None:
     creds = Credentials("demo", "p@55w0rd")
     assert "p@55w0rd" not in repr(creds)
@@ -129,7 +174,7 @@ def test_every_form_of_the_secret_is_blanked_once_loaded(tmp_path: Path) -> None
     configure("json", stream=stream)  # type: ignore[arg-type]
     creds = load_credentials({"AGORA_CUSTOMER_ID": "id", "AGORA_CUSTOMER_SECRET": SECRET})
     token = basic_header(creds).removeprefix("Basic ")
-    assert creds.secrets == (SECRET, token)
+    assert {SECRET, token} <= set(creds.secrets)
     structlog.get_logger().warning("oops", echoed=f"{SECRET} {token}")
     assert SECRET not in stream.getvalue()
     assert token not in stream.getvalue()

@@ -25,7 +25,11 @@ def test_wheel_and_sdist_build_and_pass_twine_check(tmp_path: Path) -> None:
     )  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"revoker/py.typed", "revoker/engine/scanners.py", "revoker/render/junit.py"} <= names
+    assert {
+        "revoker/py.typed",
+        "revoker/engine/input/scanners.py",
+        "revoker/render/junit.py",
+    } <= names
     assert "revoker/render/templates/report.html" in names  # report --format html needs it
     (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "revoker = revoker.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()

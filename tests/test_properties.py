@@ -29,7 +29,7 @@ from revoker.cli import main
 from revoker.credentials import Credentials
 from revoker.emulator.process import EmulatorProcess
 from revoker.emulator.routes import parse_path
-from revoker.engine.inputs import check_key
+from revoker.engine.input.sources import check_key
 from revoker.models import REGIONS
 from revoker.settings import ClientSettings
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from revoker.redact import (
+    clip,
+    key_forms,
     markdown_cell,
     printable,
     printable_lines,
+    redact,
+    secret_forms,
     server_request_id,
     server_text,
 )
@@ -80,3 +86,35 @@ def test_server_data_blanks_secrets_at_any_depth_and_leaves_the_rest_exact() -> 
         inner = inner[0]
     assert inner == "tok-***-x"
     assert data["channel"] == "SECRET", "the server's data itself is left alone"
+
+
+KEY30 = "aB3/dE6+gH9-jK2_mN5/pQ8.sT1vW4"
+
+
+def test_a_secret_straddling_the_cut_is_redacted_before_cutting() -> None:
+    text = "x" * 480 + KEY30 + " tail"
+    assert clip(text, 500, [KEY30]) == "x" * 480 + "*** tail"
+
+
+def test_the_start_of_a_secret_left_at_the_end_is_masked_from_8_characters() -> None:
+    assert clip("cut by the server: " + KEY30[:8], None, [KEY30]) == "cut by the server: ***"
+    assert clip("short: " + KEY30[:7], None, [KEY30]) == "short: " + KEY30[:7]
+
+
+def test_a_percent_encoded_key_is_blanked_whatever_the_case_of_its_hex_digits() -> None:
+    forms = key_forms(KEY30)
+    assert redact("echo aB3%2fdE6%2bgH9-jK2_mN5%2FpQ8.sT1vW4!", forms) == "echo ***!"
+
+
+def test_every_encoding_of_the_secret_is_a_form_to_blank() -> None:
+    secret = "p@ss w/rd+=?"
+    forms = secret_forms(secret)
+    for echoed in (
+        secret,
+        "p%40ss%20w%2Frd%2B%3D%3F",
+        "p%40ss+w%2frd%2b%3d%3f",
+        base64.b64encode(secret.encode()).decode(),
+        base64.urlsafe_b64encode(secret.encode()).decode(),
+    ):
+        assert "***" in redact(f"[{echoed}]", forms), echoed
+        assert redact(f"[{echoed}]", forms).strip("[]=") == "***", echoed

@@ -25,7 +25,8 @@ from revoker.agora import transport as _transport
 from revoker.agora.auth import basic_header, hmac_headers
 from revoker.credentials import Credentials
 from revoker.errors import TransportFailure, UsageError
-from revoker.redact import server_data, server_request_id, server_text
+from revoker.jsontext import loads
+from revoker.redact import key_forms, server_data, server_request_id, server_text
 from revoker.settings import ClientSettings
 
 NOT_THE_API = "not an answer of the Media Gateway API (check --base-url)"
@@ -125,6 +126,9 @@ def _host_header(url: httpx.URL) -> str:
 
 
 USER_AGENT = f"revoker/{__version__}"
+# A recorded message's length: the API's own (JSON) message, or the start of another body.
+MESSAGE_MAX_JSON = 500
+MESSAGE_MAX_TEXT = 200
 
 
 class AgoraClient:
@@ -180,9 +184,16 @@ class AgoraClient:
             self._active = (index + 1) % len(self._bases)
 
     async def request(
-        self, method: str, path: str, *, query: str = "", body: bytes = b""
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: bytes = b"",
+        echoes: tuple[str, ...] = (),
     ) -> ApiResponse:
-        """One attempt of ``method path`` on the active host."""
+        """One attempt of ``method path`` on the active host; ``echoes``: the key's forms,
+        blanked (as the credentials are) in the message and request ID the server sends."""
         index = self._active
         # path and query are percent-encoded already (segment, quote): httpx keeps them as is.
         url = httpx.URL(self._bases[index] + path + (f"?{query}" if query else ""))
@@ -221,13 +232,13 @@ class AgoraClient:
                 self._note_connect_failure(index)
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
-        return _to_api_response(response, request_id, host, ms, self._secrets)
+        return _to_api_response(response, request_id, host, ms, self._secrets, echoes)
 
     async def delete_key(self, region: str, app_id: str, key: str) -> ApiResponse:
-        return await self.request("DELETE", key_path(region, app_id, key))
+        return await self.request("DELETE", key_path(region, app_id, key), echoes=key_forms(key))
 
     async def get_key(self, region: str, app_id: str, key: str) -> ApiResponse:
-        return await self.request("GET", key_path(region, app_id, key))
+        return await self.request("GET", key_path(region, app_id, key), echoes=key_forms(key))
 
     async def create_key(
         self, region: str, app_id: str, *, channel: str, uid: str, expires_after: int
@@ -254,32 +265,46 @@ class AgoraClient:
 
 
 def _to_api_response(
-    response: httpx.Response, request_id: str, host: str, ms: int, secrets: tuple[str, ...]
+    response: httpx.Response,
+    request_id: str,
+    host: str,
+    ms: int,
+    secrets: tuple[str, ...],
+    echoes: tuple[str, ...] = (),
 ) -> ApiResponse:
-    """The answer reduced; every string from the server passes the redactor."""
+    """The answer reduced; every string from the server passes the redactor.
+
+    ``data`` keeps the key's forms (``echoes``): matching and rotate decide on its
+    exact text, and the audit log masks them where it records data. The message and
+    request ID are recorded as they are, so both lose them here.
+    """
+    blanked = echoes + secrets
     body: Any = None
     try:
-        body = response.json()
-    except ValueError:
+        body = loads(response.content)
+    except ValueError:  # not JSON, or nested too deep to be the API's
         body = None
     message: str | None = None
+    limit = MESSAGE_MAX_TEXT
     data: Any = None
     if isinstance(body, dict):
         data = server_data(body.get("data"), secrets)
         if response.status_code != 200:
             raw = body.get("message")
-            message = str(raw)[:500] if raw is not None else None
+            message, limit = (str(raw), MESSAGE_MAX_JSON) if raw is not None else (None, limit)
     if response.status_code != 200 and message is None:
         text = response.text.strip()
-        message = text[:200] if text else response.reason_phrase or None
+        message = text if text else response.reason_phrase or None
     echoed = response.headers.get("X-Request-ID")
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
-        server_request_id=server_request_id(echoed, secrets),
+        server_request_id=server_request_id(echoed, blanked),
         host=host,
         ms=ms,
-        message=None if message is None else server_text(message, secrets),
+        # Redacted before it is cut: a cut must not keep half a secret that redaction
+        # of the whole would have blanked.
+        message=None if message is None else server_text(message, blanked, limit),
         data=data,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         # The API echoes the X-Request-ID it was sent; a front proxy, a catch-all

@@ -126,9 +126,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
-        headers = response.raw_headers
-        if response.headers.get("Content-Encoding", "").strip().lower() in _DECODERS:
-            headers = tuple((k, v) for k, v in headers if k.lower() != b"content-encoding")
+        # The body is decoded already (or was sent as is): httpx must not decode it again,
+        # outside the cap.
+        headers = tuple((k, v) for k, v in response.raw_headers if k.lower() != b"content-encoding")
         return httpx.Response(
             response.status,
             headers=headers,
@@ -149,12 +149,33 @@ def _as_encoded_url(url: object) -> Any:
     return url if isinstance(url, URL) else URL(str(url), encoded=True)
 
 
+def _content_coding(response: Any) -> int | None:
+    """The zlib wbits of the body's one coding (None: sent as is).
+
+    Every ``Content-Encoding`` header counts, comma lists included; ``identity`` is
+    no coding. More than one coding, or one we do not decode, is refused: each layer
+    would multiply the size the cap has to hold (a kilobyte on the wire, a gigabyte
+    decoded), and the API never layers them.
+    """
+    codings = [
+        name.strip().lower()
+        for header in response.headers.getall("Content-Encoding", ())
+        for name in header.split(",")
+    ]
+    codings = [name for name in codings if name not in ("", "identity")]
+    if not codings:
+        return None
+    if len(codings) > 1 or codings[0] not in _DECODERS:
+        raise httpx.DecodingError(f"content coding {', '.join(codings)!r} refused (one at most)")
+    return _DECODERS[codings[0]]
+
+
 async def _read_capped(response: Any) -> bytes:
     """The body, decompressed if gzip/deflate; ResponseTooLarge past MAX_BODY either way."""
     declared = response.content_length
     if declared is not None and declared > MAX_BODY:
         raise ResponseTooLarge(f"answer of {declared} bytes, over the {MAX_BODY}-byte cap")
-    wbits = _DECODERS.get(response.headers.get("Content-Encoding", "").strip().lower())
+    wbits = _content_coding(response)
     decoder = zlib.decompressobj(wbits) if wbits is not None else None
     parts: list[bytes] = []
     raw = size = 0

@@ -16,13 +16,13 @@ torn line was put there by hand.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from revoker.errors import AuditLogError
+from revoker.jsontext import NestedTooDeep, loads
 
 if TYPE_CHECKING:  # cryptography is imported only when signatures are checked
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -39,8 +39,8 @@ def line_hash(line: bytes) -> str:
 def parse_line(line: bytes) -> dict[str, Any] | None:
     """The JSON object of a whole line, or None for a torn (or otherwise broken) one."""
     try:
-        record = json.loads(line)
-    except ValueError:
+        record = loads(line)
+    except ValueError:  # NestedTooDeep too: the line is not one revoker wrote
         return None
     return record if isinstance(record, dict) else None
 
@@ -61,7 +61,17 @@ def tail_head(fd: int) -> tuple[str, str | None]:
         for line in reversed(lines if start == 0 else lines[1:]):
             if not line.strip():
                 continue
-            if parse_line(line) is not None:
+            try:
+                record = loads(line)
+            except NestedTooDeep:
+                # No torn write makes one: appending after it would chain to a forgery.
+                raise AuditLogError(
+                    "its last line is JSON nested too deep to be an audit line: "
+                    "not a revoker audit log (give another --audit-log)"
+                ) from None
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
                 return line_hash(line), torn
             if last:
                 torn = line_hash(line)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from revoker.audit.log import AuditLog, iter_records
 from revoker.errors import AuditLogError, InputError, UsageError
+from revoker.jsontext import loads
 
 if TYPE_CHECKING:
     from revoker.audit.signing import Signer
@@ -56,8 +57,8 @@ def read_fallback(path: Path) -> list[dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw)
-        except (ValueError, RecursionError):
+            record = loads(raw)
+        except ValueError:  # NestedTooDeep too
             raise InputError(str(path), number, "not a JSON audit line") from None
         if not (
             isinstance(record, dict)

@@ -28,7 +28,9 @@ import structlog
 from revoker import __version__
 from revoker.audit.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
+from revoker.jsontext import loads
 from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
+from revoker.redact import key_forms, redact, server_data
 
 if TYPE_CHECKING:  # cryptography is imported only when a run signs
     from revoker.audit.signing import Signer
@@ -121,6 +123,9 @@ class AuditLog:
         except OSError as exc:
             os.close(fd)
             raise AuditLogError(f"{path}: cannot write audit log ({exc.strerror})") from None
+        except AuditLogError as exc:
+            os.close(fd)
+            raise AuditLogError(f"{path}: {exc}") from None
         audit = cls(path, fd, run_id, reveal_keys, fsync_interval, head, signer)
         audit.after_torn = torn
         return audit
@@ -262,12 +267,26 @@ def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) 
     return None
 
 
+def answer_fields(result: TaskResult) -> dict[str, Any]:
+    """What a line says of a request's answer: outcome, status, request IDs, attempts."""
+    last = result.last
+    return {
+        "outcome": str(result.outcome),
+        "http_status": result.http_status,
+        "request_id": result.request_id,
+        "server_request_id": result.server_request_id,
+        "host": last.host if last else None,
+        "attempts": [a.to_record() for a in result.attempts],
+        "duration_ms": result.duration_ms,
+        "message": result.message,
+    }
+
+
 def task_record(
     event: str, result: TaskResult, run_id: str, reveal_keys: bool, **extra: Any
 ) -> dict[str, Any]:
     """The JSON object of one task line (README, "Audit log")."""
     task = result.task
-    last = result.last
     record: dict[str, Any] = {
         "event": event,
         "ts": now_rfc3339(),
@@ -279,22 +298,33 @@ def task_record(
     }
     if reveal_keys:
         record["key"] = task.key
-    record.update(
-        outcome=str(result.outcome),
-        http_status=result.http_status,
-        request_id=result.request_id,
-        server_request_id=result.server_request_id,
-        host=last.host if last else None,
-        attempts=[a.to_record() for a in result.attempts],
-        duration_ms=result.duration_ms,
-        message=result.message,
-    )
+    record.update(answer_fields(result))
+    echoed: dict[str, Any] = {}
     if isinstance(result.data, dict):
         for name, field in DATA_FIELDS.items():
             if name in result.data:
-                record[field] = result.data[name]
-    record.update(extra)
+                echoed[field] = result.data[name]
+    echoed.update(extra)
+    # What the server said (a GET's channel or uid, a stream's fields) may echo the key.
+    if echoed:
+        record.update(echoed if reveal_keys else _masked(echoed, key_forms(task.key)))
     return record
+
+
+def _masked(fields: dict[str, Any], forms: tuple[str, ...]) -> dict[str, Any]:
+    """``fields`` with every form of the key blanked in their strings (a server may
+    echo the key as a channel or uid); flat values without a walk, for speed."""
+    if not forms:
+        return fields
+    masked: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, str):
+            masked[name] = redact(value, forms)
+        elif isinstance(value, dict | list):
+            masked[name] = server_data(value, forms)
+        else:
+            masked[name] = value
+    return masked
 
 
 @dataclass
@@ -316,8 +346,8 @@ def iter_records(path: Path, stats: ReadStats | None = None) -> Iterator[dict[st
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw)
-            except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+                record = loads(raw)
+            except ValueError:  # NestedTooDeep too
                 stats.torn += 1
                 continue
             if well_formed(record):
@@ -342,8 +372,8 @@ def iter_lines(
             continue
         line = raw[:-1] if raw.endswith(b"\n") else raw
         try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+            record = loads(line)
+        except ValueError:  # NestedTooDeep too
             record = None
         yield number, at, line, record if isinstance(record, dict) else None
 

@@ -8,9 +8,11 @@ RevokerError, and :class:`RevokerGroup` exits with it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -128,12 +130,35 @@ for _command in (*bulk.COMMANDS, *ops.COMMANDS, emulator):
     main.add_command(_command)
 
 
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EPIPE})
+
+
 def run() -> None:
     """Console-script entry point."""
     try:
         main(prog_name="revoker")
     except KeyboardInterrupt:  # pragma: no cover - outside click's handling
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        # What click prints itself (--help, usage, --version) on a stdout that refuses
+        # it (a full device): commands turn their own errors into exit codes.
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        _silence(sys.stdout)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"revoker: error: cannot write to stdout ({exc.strerror or exc})\n")
+            sys.stderr.flush()
+        sys.exit(EXIT_USAGE)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream`` at /dev/null, so the flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

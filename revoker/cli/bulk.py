@@ -26,12 +26,13 @@ from revoker.cli.options import (
 )
 from revoker.cli.output import emit, error, progress_display, skipped_rows
 from revoker.credentials import load_credentials
+from revoker.durations import MAX_DURATION
 from revoker.errors import EXIT_OK, UsageError
 from revoker.settings import RunSettings, check_new_keys_path
 
 if TYPE_CHECKING:
-    from revoker.engine.planner import Plan
-    from revoker.engine.run import Pass
+    from revoker.engine.input.planner import Plan
+    from revoker.engine.interface import Pass
     from revoker.results import RunReport
 
 
@@ -217,7 +218,7 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
     deleted. --resume skips pairs already deleted or found absent.
     """
     from revoker.durations import parse_duration
-    from revoker.engine.prune import PRUNE_RESUME_EVENTS, Pruner, Rule
+    from revoker.engine.jobs.prune import PRUNE_RESUME_EVENTS, Pruner, Rule
 
     if expired == (older_than is not None):
         raise UsageError("give exactly one of --expired or --older-than DURATION")
@@ -262,7 +263,7 @@ def prune(ctx: click.Context, /, expired: bool, older_than: str | None, **opts: 
 @click.option("--append", is_flag=True, help="Add to an existing --new-keys-file.")
 @click.option(
     "--expires-after",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_DURATION),
     metavar="SECONDS",
     help="Validity of the new keys (0 = never expires). Default: the old key's.",
 )
@@ -290,9 +291,9 @@ def rotate(
     Each replacement has the old key's channel and uid; the new keys go only
     to --new-keys-file. KEYS as for revoke.
     """
-    from revoker.engine.newkeys import NewKeysFile
-    from revoker.engine.rotate import rotate_passes
-    from revoker.engine.rotate_resume import ROTATE
+    from revoker.engine.jobs.newkeys import NewKeysFile
+    from revoker.engine.jobs.rotate import rotate_passes
+    from revoker.engine.jobs.rotate_resume import ROTATE
 
     settings = build_settings(
         opts, disconnect=disconnect, disconnect_timeout=disconnect_timeout, absent_ok=absent_ok

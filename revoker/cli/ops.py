@@ -18,6 +18,7 @@ import click
 
 from revoker.cli.helptext import HelpCommand
 from revoker.cli.options import (
+    RATE_TYPE,
     allow_non_ascii_option,
     client_settings,
     connection_options,
@@ -26,7 +27,6 @@ from revoker.cli.options import (
     output_option,
 )
 from revoker.cli.output import emit, skipped_rows
-from revoker.clickext import FiniteFloatRange
 from revoker.credentials import load_credentials
 from revoker.errors import EXIT_OK, AuditVerifyError, UsageError
 from revoker.models import parse_regions
@@ -65,8 +65,8 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
     (keeps it out of the process list). Exit 0 if every region answered,
     1 if one did not, 3 if the credentials were rejected.
     """
-    from revoker.engine.inputs import check_key
-    from revoker.engine.show import show_key
+    from revoker.engine.input.sources import check_key
+    from revoker.engine.jobs.show import show_key
     from revoker.render.show import render_show
 
     if key == "-":
@@ -108,7 +108,7 @@ def show(key: str, app_id: str | None, regions: str, output: str, **opts: Any) -
 )
 @click.option(
     "--max-rps",
-    type=FiniteFloatRange(min=0),
+    type=RATE_TYPE,
     default=None,
     help="GET requests/s per app ID (default: Agora's 100; 0 = no cap).",
 )
@@ -124,8 +124,8 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     is live or a region could not be checked, 0 if none, 3 if the
     credentials were rejected.
     """
+    from revoker.engine.jobs.streams import check_streams
     from revoker.engine.run import prepare
-    from revoker.engine.streams import check_streams
     from revoker.render.streams import render_streams
 
     # Shards share the app's GET budget as the bulk commands do (RunSettings.rps_for).

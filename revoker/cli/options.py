@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from revoker.clickext import FiniteFloatRange
-from revoker.engine.scanners import SCANNERS
+from revoker.clickext import FiniteFloatRange, RateRange
+from revoker.engine.input.scanners import SCANNERS
 from revoker.errors import UsageError
 from revoker.models import parse_regions
 from revoker.settings import (
@@ -31,6 +31,12 @@ from revoker.settings import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Every wait and rate has a sane range: past it a typo (1e308, 1e-300) would hang a
+# run forever instead of being a usage error.
+MAX_WAIT = 3600.0  # seconds: --timeout, --verify-delay, --disconnect-timeout
+MIN_RATE, MAX_RATE = 0.01, 100_000.0  # requests/s for --max-rps (0: no cap)
+RATE_TYPE = RateRange(MIN_RATE, MAX_RATE)
 
 
 def _apply(f: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
@@ -55,7 +61,7 @@ absent_ok_option = click.option(
 
 disconnect_timeout_option = click.option(
     "--disconnect-timeout",
-    type=FiniteFloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=MAX_WAIT),
     default=10.0,
     show_default=True,
     metavar="SECONDS",
@@ -183,7 +189,7 @@ def connection_options(f: F) -> F:
             ),
             click.option(
                 "--timeout",
-                type=FiniteFloatRange(min=0.1),
+                type=FiniteFloatRange(min=0.1, max=MAX_WAIT),
                 default=10.0,
                 show_default=True,
                 help="Seconds per attempt: connect, send and the whole answer.",
@@ -241,7 +247,7 @@ def run_options(f: F, *, resume_help: str = RESUME_HELP, dry_run_help: str = DRY
             ),
             click.option(
                 "--max-rps",
-                type=FiniteFloatRange(min=0),
+                type=RATE_TYPE,
                 default=None,
                 help="Requests/s per app ID (default: Agora's limit, 50 DELETE, "
                 "100 GET, divided by N with --shard I/N or --shard-count N; "
@@ -352,11 +358,13 @@ def build_settings(opts: dict[str, Any], **overrides: Any) -> RunSettings:
 
 
 def check_verify_delay(verify: bool, seconds: float | None) -> float:
-    """--verify-delay, checked: only with --verify, a finite number of seconds >= 0."""
+    """--verify-delay, checked: only with --verify, a number of seconds from 0 to MAX_WAIT."""
     if seconds is None:
         return RunSettings.verify_delay
     if not verify:
         raise UsageError("--verify-delay needs --verify")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise UsageError(f"--verify-delay must be a number of seconds >= 0 (got {seconds})")
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_WAIT:
+        raise UsageError(
+            f"--verify-delay must be a number of seconds from 0 to {MAX_WAIT:g} (got {seconds})"
+        )
     return seconds

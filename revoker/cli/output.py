@@ -26,6 +26,9 @@ def emit(text: str, *, work_done: bool = False, err: bool = False, nl: bool = Tr
     code stays the run's; a stdout that cannot take the text (a full device) is an
     :class:`OutputError`, never a traceback."""
     stream = sys.stderr if err else sys.stdout
+    if not text.isascii():
+        # A lone surrogate (from a forged log's "\\ud800") cannot be encoded: shown escaped.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     try:
         click.echo(text, err=err, nl=nl)
         stream.flush()

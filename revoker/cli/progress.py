@@ -188,7 +188,7 @@ class _Bars(Progress):
 
 
 class RunDisplay:
-    """A :class:`~revoker.engine.observe.RunObserver` that shows the run on stderr.
+    """A :class:`~revoker.engine.sched.observe.RunObserver` that shows the run on stderr.
 
     ``bars``: rich bars on ``stream`` (a terminal); otherwise, with ``interval``,
     a ``progress`` log line every ``interval`` seconds. Nothing is drawn or

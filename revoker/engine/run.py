@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import IO
@@ -19,26 +18,24 @@ import structlog
 from revoker.agora.client import AgoraClient
 from revoker.audit.log import AuditLog, load_done, save_unrecorded
 from revoker.credentials import Credentials
-from revoker.engine.delayqueue import DelayQueue
-from revoker.engine.disconnect import StreamSweep
-from revoker.engine.disconnect_records import (
+from revoker.engine.input.planner import Plan, build_plan
+from revoker.engine.input.sources import open_sources
+from revoker.engine.interface import Pass
+from revoker.engine.jobs.disconnect import DisconnectPlan
+from revoker.engine.jobs.disconnect_records import (
     disconnect_note,
-    resumed_identities,
-    unconfirmed_cuts,
 )
-from revoker.engine.estimate import paced_estimate
-from revoker.engine.fairfeed import AppFairFeed
-from revoker.engine.inputs import open_sources
-from revoker.engine.jobs import query_task, revoke_task
-from revoker.engine.keyverdicts import KeyLedger
-from revoker.engine.matching import KeyIdentity
-from revoker.engine.observe import PASS_METHODS, RunObserver
-from revoker.engine.pacing import RateLimits
-from revoker.engine.planner import Plan, build_plan
-from revoker.engine.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
-from revoker.engine.preflight import AppCheck, check_apps
-from revoker.engine.retry import RetryPolicy
-from revoker.engine.signals import stop_on_signals
+from revoker.engine.jobs.keyverdicts import KeyLedger
+from revoker.engine.jobs.preflight import AppCheck, check_apps
+from revoker.engine.sched.calls import query_task, revoke_task
+from revoker.engine.sched.delayqueue import DelayQueue
+from revoker.engine.sched.estimate import paced_estimate
+from revoker.engine.sched.fairfeed import AppFairFeed
+from revoker.engine.sched.observe import PASS_METHODS, RunObserver
+from revoker.engine.sched.pacing import RateLimits
+from revoker.engine.sched.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
+from revoker.engine.sched.retry import RetryPolicy
+from revoker.engine.sched.signals import stop_on_signals
 from revoker.errors import EXIT_FAILED, AuditLogError, AuditWriteError
 from revoker.models import Outcome, Task, TaskResult
 from revoker.results import HaltReason, PlanStats, RunReport, Totals, exit_code_for
@@ -55,34 +52,6 @@ STREAMS_NOTE = (
 KEY_VERDICT_COMMANDS = ("revoke", "rotate")
 # verify judges keys too, but only to point out an app ID none of whose keys exists.
 LEDGER_COMMANDS = (*KEY_VERDICT_COMMANDS, "verify")
-
-
-@dataclass
-class Pass:
-    """One sweep over the plan's tasks.
-
-    A pass with a ``delay`` runs behind the pass before it, alongside it: each
-    task that pass records is run here ``delay`` seconds later, with its own
-    workers, so the pass before is never held up. Its ``tasks`` are then only
-    the ones the pass before does not have (done in an earlier run), run at once.
-    """
-
-    event: str
-    tasks: Callable[[], Iterator[Task]]
-    runner: Callable[[RunContext], TaskRunner]
-    notes: Callable[[], list[str]] | None = None  # summary lines, asked after the pass
-    include_done: bool = False  # whether ``tasks`` yields the pairs --resume skips
-    # Run behind the pass before it: each of its tasks this long after that pass ended it.
-    delay: float | None = None
-    # Tasks an earlier run finished that ``tasks`` still yields (their streams are
-    # cut): not this pass's work, so never counted or recorded as not attempted.
-    done_before: Callable[[Task], bool] | None = None
-    # Called once the audit log is open and locked, before the run's first line: creates
-    # what the pass writes besides the audit log, so a run refused the lock leaves none.
-    start: Callable[[], None] | None = None
-    # The method whose per-app budget paces the pass: its tasks are then handed out
-    # app by app as each budget frees a slot (engine.fairfeed), not in input order.
-    budget: str | None = None
 
 
 def prepare(
@@ -120,8 +89,8 @@ def execute(
 
     ``retry`` replaces the policy built from ``settings.retry`` (e.g. shorter waits).
     With a ``ledger`` (revoke, rotate), each (app ID, region) is listed before the
-    first DELETE (:mod:`revoker.engine.preflight`) and the report gets the verdict
-    per key (:mod:`revoker.engine.keyverdicts`). An ``observer`` is told each pass's
+    first DELETE (:mod:`revoker.engine.jobs.preflight`) and the report gets the verdict
+    per key (:mod:`revoker.engine.jobs.keyverdicts`). An ``observer`` is told each pass's
     start and each task line (a progress display).
     """
     run_id = str(uuid.uuid4())
@@ -287,7 +256,7 @@ async def _run_passes(
 async def _check_apps(
     ctx: RunContext, plan: Plan, audit: AuditLog, ledger: KeyLedger, settings: RunSettings
 ) -> AppCheck:
-    """The listings before the first DELETE (engine.preflight), handed to the cuts and
+    """The listings before the first DELETE (engine.jobs.preflight), handed to the cuts and
     to the ledger (which counts the live streams of the run's keys)."""
     where = sorted(plan.stats.per_app_region)
     check = await check_apps(ctx, where, audit, concurrency=settings.client.concurrency)
@@ -483,49 +452,6 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
         done_before=cuts.done_before,
         budget="DELETE",
     )
-
-
-@dataclass(frozen=True)
-class DisconnectPlan:
-    """The pairs a ``--disconnect`` pass runs and its :class:`StreamSweep`.
-
-    With --resume, the pairs whose key an earlier run deleted (its ``event`` lines,
-    ``revoke`` or ``rotate``) are run too: nothing is sent for them, but their
-    streams are listed and cut, and they count in their (app ID, region) so the
-    listing after its last DELETE still happens.
-    """
-
-    settings: RunSettings
-    plan: Plan
-    event: str
-
-    @property
-    def resumed(self) -> bool:
-        return self.settings.resume and bool(self.plan.done)
-
-    def tasks(self) -> Iterator[Task]:
-        return self.plan.tasks(include_done=self.resumed)
-
-    @property
-    def done_before(self) -> Callable[[Task], bool] | None:
-        """The pass's ``done_before``: the earlier run's pairs are not its work."""
-        return self.plan.done_pair if self.resumed else None
-
-    def sweep(self, ctx: RunContext) -> StreamSweep:
-        expected: Counter[tuple[str, str]] = Counter(self.plan.stats.per_app_region)
-        done: dict[int, KeyIdentity | None] = {}
-        if self.resumed:
-            # The earlier run's pairs of this input: counted and matched, not sent again.
-            expected = Counter((t.app_id, t.region) for t in self.tasks())
-            assert self.plan.done is not None
-            done = resumed_identities(self.settings.audit_log, self.plan.done, event=self.event)
-        return StreamSweep(
-            ctx,
-            expected,
-            confirm_timeout=self.settings.disconnect_timeout,
-            resumed=done,
-            unconfirmed=unconfirmed_cuts(self.settings.audit_log),
-        )
 
 
 def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None = None) -> Pass:

@@ -101,11 +101,13 @@ def render_markdown(report: AuditReport) -> str:
     counts = report.counts()
     for event in sorted(counts, key=event_rank):
         outcomes, rows = _count_rows(counts[event])
-        lines += ["", f"### {event}", ""]
-        lines.append("| region | " + " | ".join(outcomes) + " |")
+        # Event, region and outcome names come from the log, which may be forged.
+        lines += ["", f"### {_md(event)}", ""]
+        lines.append("| region | " + " | ".join(_md(o) for o in outcomes) + " |")
         lines.append("|---|" + "---:|" * len(outcomes))
-        for row in rows:
-            cells = [f"**{c}**" if row[0] == "total" else c for c in row]
+        for index, row in enumerate(rows):
+            total = index == len(rows) - 1  # the last row is the total, whatever a region is called
+            cells = [f"**{_md(c)}**" if total else _md(c) for c in row]
             lines.append("| " + " | ".join(cells) + " |")
     problem_count = report.problem_count
     if problem_count:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from revoker.redact import printable
+from revoker.redact import printable, printable_lines
 from revoker.render.table import table
 from revoker.results import HaltReason, StreamsReport
 
@@ -44,4 +44,4 @@ def render_streams(report: StreamsReport, fmt: str) -> str:
         )
     if report.halt_reason == HaltReason.AUTH_REJECTED:
         lines.append("credentials rejected (401)")
-    return "\n".join(lines)
+    return printable_lines("\n".join(lines))

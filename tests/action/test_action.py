@@ -139,8 +139,24 @@ def run_action(
 
 
 def outputs(tmp_path: Path) -> dict[str, str]:
-    text = (tmp_path / "outputs.txt").read_text()
-    return dict(line.split("=", 1) for line in text.splitlines())
+    """GITHUB_OUTPUT read as the runner reads it: ``name=value`` lines and
+    ``name<<DELIMITER`` blocks; a later line for a name wins."""
+    lines = (tmp_path / "outputs.txt").read_text().splitlines()
+    values: dict[str, str] = {}
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        heredoc = "<<" in line and ("=" not in line or line.index("<<") < line.index("="))
+        if heredoc:
+            name, delimiter = line.split("<<", 1)
+            end = lines.index(delimiter, index + 1)
+            values[name] = "\n".join(lines[index + 1 : end])
+            index = end + 1
+        else:
+            name, value = line.split("=", 1)
+            values[name] = value
+            index += 1
+    return values
 
 
 @pytest.mark.integration
@@ -256,3 +272,24 @@ def test_the_summary_links_only_a_plain_https_artifact_url(
     monkeypatch.setenv("ARTIFACT_URL", ARTIFACT_URL)
     module.link_summary()
     assert f"]({ARTIFACT_URL}) and open `revoker-audit.html`" in summary.read_text()
+
+
+def test_a_newline_in_the_audit_log_input_cannot_inject_an_output(tmp_path: Path) -> None:
+    (tmp_path / "keys.csv").write_text("stream_key,app_id\nsome-stream-key-0001,app1\n")
+    injected = "revoker.jsonl\nexit-code=0"
+    result = run_action(tmp_path, {"keys": "keys.csv", "audit-log": injected}, {})  # no credentials
+    assert result.returncode == 2, result.stdout + result.stderr
+    values = outputs(tmp_path)
+    assert values["exit-code"] == "2"
+    assert values["audit-log"] == str(tmp_path / injected)
+
+
+def test_an_unbalanced_quote_in_extra_args_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "keys.csv").write_text("stream_key,app_id\nsome-stream-key-0001,app1\n")
+    result = run_action(tmp_path, {"keys": "keys.csv", "extra-args": "--rule 'agora"}, {})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "::error title=revoker::the 'extra-args' input is not valid shell quoting" in (
+        result.stdout
+    )
+    assert outputs(tmp_path)["exit-code"] == "2"

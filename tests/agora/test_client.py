@@ -241,3 +241,13 @@ def test_an_internationalised_host_is_sent_and_signed_as_punycode() -> None:
         path="/na/v1/projects/app/rtls/ingress/streamkeys/k", date=request.headers["Date"],
     )  # fmt: skip
     assert request.headers["Authorization"] == expected["Authorization"]
+
+
+def test_an_answer_nested_100000_deep_is_not_the_apis_and_does_not_crash() -> None:
+    deep = b'{"status": "error", "message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with respx.mock(base_url=BASE) as api:
+        api.get(url__regex=r".*").respond(404, content=deep)
+        response = call(ClientSettings(base_url=BASE), "get_key", "na", "app", "k")
+    assert response.status == 404
+    assert not response.api_answer
+    assert not response.not_found  # never "absent" on an answer that is not the API's

@@ -256,9 +256,18 @@ def test_unreadable_file_exits_2_and_sends_nothing(tmp_path: Path, api: respx.Mo
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--verify", "--verify-delay", "-1"], "--verify-delay must be a number of seconds >= 0"),
-        (["--verify", "--verify-delay", "inf"], "--verify-delay must be a number of seconds >= 0"),
-        (["--verify", "--verify-delay", "nan"], "--verify-delay must be a number of seconds >= 0"),
+        (
+            ["--verify", "--verify-delay", "-1"],
+            "--verify-delay must be a number of seconds from 0 to 3600",
+        ),
+        (
+            ["--verify", "--verify-delay", "inf"],
+            "--verify-delay must be a number of seconds from 0 to 3600",
+        ),
+        (
+            ["--verify", "--verify-delay", "nan"],
+            "--verify-delay must be a number of seconds from 0 to 3600",
+        ),
         (["--verify-delay", "1"], "--verify-delay needs --verify"),
     ],
 )

@@ -90,13 +90,7 @@ def serve_everything(status: int, body: bytes, content_type: str) -> Iterator[st
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serve(Handler)
 
 
 @pytest.fixture
@@ -175,13 +169,7 @@ def serve_echoing(body: bytes, content_type: str | None) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serve(Handler)
 
 
 @pytest.mark.parametrize(
@@ -215,3 +203,14 @@ def test_a_json_body_counts_as_the_apis_only_under_a_json_media_type(
         assert result.returncode == 1, result.stderr
         assert summary["revoke"]["counts"] == {"failed": 1}
         assert {r["message"] for r in records(audit, "revoke")} == {NOT_THE_API}
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 in a thread; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from revoker.emulator.process import EmulatorProcess
-from revoker.engine.retry import Backoff, RetryPolicy
 from revoker.engine.run import execute, prepare, revoke_passes
+from revoker.engine.sched.retry import Backoff, RetryPolicy
 from revoker.models import key_id
 from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
 

@@ -1,0 +1,1 @@
+"""The input side: key sources, scanner reports and the plan of tasks."""

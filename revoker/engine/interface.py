@@ -1,0 +1,42 @@
+"""What the runner (engine.run) and the jobs (engine.jobs) agree on: a pass over the plan.
+
+A job says what each pass does (its tasks, its runner, its budget); the runner runs
+the passes in order with the worker pool (engine.sched), writes the audit log and
+makes the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from revoker.engine.sched.pool import RunContext, TaskRunner
+from revoker.models import Task
+
+
+@dataclass
+class Pass:
+    """One sweep over the plan's tasks.
+
+    A pass with a ``delay`` runs behind the pass before it, alongside it: each
+    task that pass records is run here ``delay`` seconds later, with its own
+    workers, so the pass before is never held up. Its ``tasks`` are then only
+    the ones the pass before does not have (done in an earlier run), run at once.
+    """
+
+    event: str
+    tasks: Callable[[], Iterator[Task]]
+    runner: Callable[[RunContext], TaskRunner]
+    notes: Callable[[], list[str]] | None = None  # summary lines, asked after the pass
+    include_done: bool = False  # whether ``tasks`` yields the pairs --resume skips
+    # Run behind the pass before it: each of its tasks this long after that pass ended it.
+    delay: float | None = None
+    # Tasks an earlier run finished that ``tasks`` still yields (their streams are
+    # cut): not this pass's work, so never counted or recorded as not attempted.
+    done_before: Callable[[Task], bool] | None = None
+    # Called once the audit log is open and locked, before the run's first line: creates
+    # what the pass writes besides the audit log, so a run refused the lock leaves none.
+    start: Callable[[], None] | None = None
+    # The method whose per-app budget paces the pass: its tasks are then handed out
+    # app by app as each budget frees a slot (engine.sched.fairfeed), not in input order.
+    budget: str | None = None

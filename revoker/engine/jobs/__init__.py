@@ -1,0 +1,1 @@
+"""What each command does with a task: revoke, cut, rotate, prune, show, streams."""

@@ -1,0 +1,1 @@
+"""The machinery of a run: workers, pacing, retries, queues and signals."""
