@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.test_scanners import gitleaks_finding
+from tests.engine.input.test_scanners import gitleaks_finding
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANNERS = ROOT / "examples" / "scanners"

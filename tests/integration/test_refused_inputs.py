@@ -20,7 +20,7 @@ import pytest
 
 from revoker.emulator.process import EmulatorProcess
 from revoker.models import REGIONS, key_hint
-from tests.engine.test_scanners import AGORA_RULE, gitleaks_finding, trufflehog_line
+from tests.engine.input.test_scanners import AGORA_RULE, gitleaks_finding, trufflehog_line
 from tests.integration.test_revoke_emulator import APP, lines, revoker, seed
 
 pytestmark = pytest.mark.integration

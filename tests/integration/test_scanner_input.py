@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from revoker.emulator.process import EmulatorProcess
-from tests.engine.test_scanners import gitleaks_finding
+from tests.engine.input.test_scanners import gitleaks_finding
 from tests.integration.test_revoke_emulator import APP, lines, revoker, seed
 
 pytestmark = pytest.mark.integration
