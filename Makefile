@@ -7,15 +7,16 @@ STAMP := $(VENV)/.installed
 # --dist loadscope keeps a module's emulator fixture on one worker.
 PYTEST_ARGS ?= -n 4 --dist loadscope
 
-.PHONY: help install test lint demo bench dist clean browser-test
+.PHONY: help install test lint demo bench dist clean browser-test conformance
 
 help:
 	@echo "make test   - set up .venv and run the whole test suite"
-	@echo "make lint   - ruff check, ruff format --check, mypy --strict, bandit, import-linter"
+	@echo "make lint   - ruff check, ruff format --check, mypy --strict, bandit, import-linter, hadolint"
 	@echo "make demo   - start the emulator, revoke examples/keys.csv everywhere, verify"
 	@echo "make bench  - benchmarks against the emulator (prints a table)"
 	@echo "make dist   - build the wheel and sdist into dist/ and twine-check them"
 	@echo "make browser-test - open report --format html in headless Chromium (installed if missing)"
+	@echo "make conformance - revoker through Stoplight Prism serving Agora's OpenAPI file (npm)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict revoker action/run.py
 	$(BIN)/bandit -q -c pyproject.toml -r revoker
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 demo: $(STAMP)
 	@$(BIN)/python examples/demo.py
@@ -66,5 +68,17 @@ dist: $(STAMP)
 	$(BIN)/python -m build --no-isolation --outdir dist .
 	$(BIN)/twine check --strict dist/*
 
+# Stoplight Prism, pinned by conformance/package-lock.json, in conformance/node_modules.
+PRISM := conformance/node_modules/.bin/prism
+
+$(PRISM): conformance/package.json conformance/package-lock.json
+	cd conformance && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(PRISM)
+
+# Every command that talks to the API, through Prism serving Agora's OpenAPI file: as a
+# validating mock (requests), then as a validating proxy in front of the emulator (answers).
+conformance: $(STAMP) $(PRISM)
+	REVOKER_PRISM=$(abspath $(PRISM)) $(BIN)/python -m pytest tests/conformance -m conformance -s -q
+
 clean:
-	rm -rf dist $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .browser
+	rm -rf dist $(VENV) conformance/node_modules .pytest_cache .mypy_cache .ruff_cache .demo .bench .browser

@@ -184,6 +184,38 @@ def set_outputs(values: dict[str, str]) -> None:
             out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
 
 
+# Each output: (the pass, its outcome). One pass per output, never a sum over passes:
+# a pair that failed its DELETE and then its verify GET is one failed DELETE.
+PASS_OUTPUTS = {
+    "revoked": ("revoke", "revoked"),
+    "absent": ("revoke", "absent"),
+    "failed": ("revoke", "failed"),
+    "not-attempted": ("revoke", "not_attempted"),
+    "verified-absent": ("verify", "absent"),
+    "still-present": ("verify", "present"),
+    "verify-failed": ("verify", "failed"),
+    "verify-not-attempted": ("verify", "not_attempted"),
+    "streams-cut": ("disconnect", "disconnected"),
+    "disconnect-failed": ("disconnect", "failed"),
+    "disconnect-not-attempted": ("disconnect", "not_attempted"),
+}
+
+
+def pass_outputs(counts: dict[str, Any]) -> dict[str, str]:
+    """The per-pass outputs from ``revoker report``'s counts (latest outcome per task over
+    every run in the audit log); ``tasks`` is the (key, region) pairs of the revoke pass."""
+
+    def total(event: str) -> dict[str, int]:
+        found: dict[str, int] = (counts.get(event) or {}).get("total") or {}
+        return found
+
+    values = {
+        name: str(total(event).get(outcome, 0)) for name, (event, outcome) in PASS_OUTPUTS.items()
+    }
+    values["tasks"] = str(sum(total("revoke").values()))
+    return values
+
+
 def main() -> int:
     keys = os.environ.get("INPUT_KEYS", "").strip()
     try:
@@ -214,6 +246,13 @@ def main() -> int:
     result = revoker(*args, *extra)
     relay(result.stderr, token)
     outputs = {"exit-code": str(result.returncode), "audit-log": str(audit_log)}
+    if result.stdout.strip():
+        # revoke's --output json, as revoker/schemas/output.schema.json describes it.
+        summary_json = (
+            Path(os.environ.get("RUNNER_TEMP") or audit_log.parent) / "revoker-summary.json"
+        )
+        summary_json.write_text(result.stdout, encoding="utf-8")
+        outputs["summary-json"] = str(summary_json)
     if not audit_log.exists():
         # Refused before sending anything (bad input, credentials): revoker said why above.
         command("error", f"revoker exited {result.returncode}: see the log", title="revoker")
@@ -227,21 +266,15 @@ def main() -> int:
     if page is not None:
         outputs["report-html"] = str(page)
     problems = report.get("problems") or []
-    totals = Counter[str]()
-    for counts in (report.get("counts") or {}).values():
-        totals.update(counts.get("total") or {})
-    revoke_totals = ((report.get("counts") or {}).get("revoke") or {}).get("total") or {}
     verdicts = report.get("keys") or {}
+    outputs.update(pass_outputs(report.get("counts") or {}))
     outputs.update(
         {
-            "tasks": str(report.get("tasks", 0)),
-            "revoked": str(revoke_totals.get("revoked", 0)),
-            "absent": str(revoke_totals.get("absent", 0)),
-            "failed": str(totals.get("failed", 0)),
-            "not-attempted": str(totals.get("not_attempted", 0)),
             "problems": str(len(problems)),
+            "keys": str(verdicts.get("keys", 0)),
             "keys-revoked": str(verdicts.get("revoked", 0)),
             "keys-not-found": str(verdicts.get("not_found", 0)),
+            "not-found": str(verdicts.get("not_found", 0)),
         }
     )
     if verdicts.get("not_found") and not verdicts.get("absent_ok"):

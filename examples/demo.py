@@ -40,6 +40,9 @@ def main() -> int:
     print(f"\naudit log: {audit.relative_to(ROOT)}  ({sum(1 for _ in audit.open())} lines)")
     print(f"keys left in the emulator: {len(left)}")
     print(f"demo finished in {time.monotonic() - started:.1f} s with exit code {code}")
+    venv = Path(sys.executable).parent
+    print(f"revoker itself: {venv / 'revoker'} --help (or: . {venv / 'activate'}); "
+          "README.md, 'The two commands', tries its commands on the emulator")
     return code
 
 

@@ -48,6 +48,10 @@ class CredentialsError(UsageError):
     """Credentials missing, or a credentials file that is unsafe or unreadable."""
 
 
+class MissingExtraError(UsageError):
+    """A command needs an optional dependency that is not installed (its extra)."""
+
+
 class AuditLogError(RevokerError):
     """The audit log cannot be opened, read or written."""
 

@@ -15,8 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, InputError
-from revoker.models import REGIONS, Outcome, Task, TaskResult, is_problem, key_hint, key_id
+from revoker.models import (
+    REGIONS,
+    Outcome,
+    Task,
+    TaskResult,
+    event_outcomes,
+    is_problem,
+    key_hint,
+    key_id,
+)
 from revoker.redact import key_forms, redact
+
+# The version of the ``--output json`` documents (revoker/schemas/): raised only when a
+# field is renamed, removed or changes meaning; new fields keep it.
+SCHEMA_VERSION = 1
+# Counted in every pass's ``extra`` of the JSON summary, 0 when none was seen.
+SUMMARY_EXTRA_DEFAULT = "throttled_429"
 
 
 class HaltReason(StrEnum):
@@ -127,6 +142,28 @@ class Totals:
             "counts": dict(sorted(self.counts.items())),
             "per_region": {r: dict(sorted(c.items())) for r, c in sorted(self.per_region.items())},
             **({"extra": dict(self.extra)} if self.extra else {}),
+        }
+
+    def summary_dict(self, regions: tuple[str, ...]) -> dict[str, Any]:
+        """The pass for ``--output json``: every outcome of the event and every region
+        of the run is present, with 0 when nothing ended so (a script reads
+        ``.revoke.counts.revoked`` without a default)."""
+
+        def filled(counts: Counter[str]) -> dict[str, int]:
+            names = [str(o) for o in event_outcomes(self.event)]
+            names += sorted(set(counts) - set(names))
+            return {name: counts.get(name, 0) for name in sorted(names)}
+
+        per_region = {r: filled(self.per_region.get(r, Counter())) for r in regions}
+        per_region.update(
+            {r: filled(c) for r, c in sorted(self.per_region.items()) if r not in per_region}
+        )
+        return {
+            "tasks": self.total,
+            "counts": filled(self.counts),
+            "per_region": per_region,
+            "extra": {SUMMARY_EXTRA_DEFAULT: 0, **self.extra},
+            "failures": self.failures,
         }
 
 
@@ -241,6 +278,7 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         """Every fact of the report; the renderer adds its ``verdict`` sentence."""
         return {
+            "schema_version": SCHEMA_VERSION,
             "command": self.command,
             "run_id": self.run_id,
             "dry_run": self.dry_run,
@@ -251,7 +289,7 @@ class RunReport:
             "plan": self.plan.to_dict(),
             "regions": list(self.regions),
             **({"keys": self.keys.to_dict()} if self.keys is not None else {}),
-            **{p.event: {**p.to_dict(), "failures": p.failures} for p in self.passes},
+            **{p.event: p.summary_dict(self.regions) for p in self.passes},
             "unrecorded": [
                 {
                     "app_id": r.task.app_id,
@@ -334,6 +372,8 @@ class ShowReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,
+            "command": "show",
             "app_id": self.app_id,
             "key_id": key_id(self.key),
             "key_hint": key_hint(self.key),
@@ -382,6 +422,8 @@ class StreamsReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,
+            "command": "streams",
             "exit_code": self.exit_code,
             "live_matched": len(self.matched),
             "halt_reason": self.halt_reason,

@@ -29,6 +29,7 @@ def test_wheel_and_sdist_build_and_pass_twine_check(tmp_path: Path) -> None:
         "revoker/py.typed",
         "revoker/engine/input/scanners.py",
         "revoker/render/junit.py",
+        "revoker/schemas/output.schema.json",
     } <= names
     assert "revoker/render/templates/report.html" in names  # report --format html needs it
     (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -36,3 +37,11 @@ def test_wheel_and_sdist_build_and_pass_twine_check(tmp_path: Path) -> None:
     with tarfile.open(sdist) as tar:
         members = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     assert {"action.yml", "action/run.py", "revoker/py.typed", "pyproject.toml"} <= members
+    # The README links docs/ and names the Dockerfile and examples: the sdist has them.
+    assert {
+        "docs/architecture.md",
+        "docs/guarantees.md",
+        "docs/json-output.md",
+        "Dockerfile",
+        "examples/leaked.csv",
+    } <= members

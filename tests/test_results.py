@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from revoker.errors import EXIT_ABORTED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from revoker.models import Outcome, event_outcomes, is_problem, ok_outcomes
+from revoker.models import Outcome, Task, TaskResult, event_outcomes, is_problem, ok_outcomes
 from revoker.results import HaltReason, Totals, exit_code_for
 
 
@@ -59,3 +59,15 @@ def test_a_pass_has_problems_only_when_a_problem_outcome_was_counted() -> None:
     assert not verify.problems
     verify.counts["present"] += 1
     assert verify.problems
+
+
+def test_a_json_pass_counts_every_outcome_and_region_of_the_run_even_at_zero() -> None:
+    revoke = Totals("revoke")
+    revoke.add(TaskResult(Task("app1", "na", "leaked-key-0001"), Outcome.ABSENT))
+    shown = revoke.summary_dict(("na", "eu"))
+    zero = {"absent": 0, "failed": 0, "not_attempted": 0, "revoked": 0}
+    assert shown["tasks"] == 1
+    assert shown["counts"] == {**zero, "absent": 1}
+    assert shown["per_region"] == {"na": {**zero, "absent": 1}, "eu": zero}
+    assert shown["extra"] == {"throttled_429": 0}
+    assert shown["failures"] == []

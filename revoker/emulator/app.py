@@ -187,7 +187,7 @@ class Emulator:
             headers.get(b"authorization"),
             method=method,
             target=target,
-            host=headers.get(b"host", b"").decode("latin-1"),
+            host=self.config.signed_host or headers.get(b"host", b"").decode("latin-1"),
             date=date.decode("latin-1") if date is not None else None,
             digest=digest.decode("latin-1") if digest is not None else None,
             body=body,

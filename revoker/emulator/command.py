@@ -12,10 +12,25 @@ from pathlib import Path
 import click
 
 from revoker.clickext import FiniteFloatRange
+from revoker.errors import MissingExtraError
 
 _RATE = FiniteFloatRange(0.0, 1.0)
 _RPS = FiniteFloatRange(min=0.0)
 _FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def require_extra() -> None:
+    """Starlette and uvicorn come with the ``emulator`` extra: say how to install it
+    rather than end in an import traceback."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"revoker emulator needs the emulator extra ({exc.name or 'starlette/uvicorn'} "
+            "is not installed): pip install 'revoker[emulator]' "
+            "(from a clone: pip install '.[emulator]'; make install sets up .venv with it)"
+        ) from None
 
 
 @click.command("emulator")
@@ -102,6 +117,12 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     'any app exists, "not found" everywhere, 400 "Invalid app ID." or 403 not enabled.',
 )
 @click.option("--known-app", multiple=True, help="An app ID that exists (repeatable).")
+@click.option(
+    "--signed-host",
+    metavar="HOST[:PORT]",
+    help="HMAC: check signatures against this host, not the request's Host header "
+    "(the emulator behind a proxy that rewrites Host).",
+)
 @click.pass_context
 def emulator(
     ctx: click.Context,
@@ -132,12 +153,14 @@ def emulator(
     quota_exhausted_app: tuple[str, ...],
     unknown_app: str,
     known_app: tuple[str, ...],
+    signed_host: str | None,
 ) -> None:
     """Local Agora Media Gateway on 127.0.0.1, with fault injection.
 
     Prints base_url=http://127.0.0.1:PORT as its first line, then the variables
     to export. Stops on Ctrl-C or SIGTERM, saving --state.
     """
+    require_extra()
     from revoker.credentials import Credentials
     from revoker.emulator.config import EmulatorConfig
     from revoker.emulator.seeds import load_live_streams, load_seed_keys
@@ -186,6 +209,7 @@ def emulator(
         quota_exhausted_apps=frozenset(quota_exhausted_app),
         unknown_app=unknown_app,
         known_apps=frozenset(known_app),
+        signed_host=signed_host,
     )
     host_explicit = ctx.get_parameter_source("host") != click.core.ParameterSource.DEFAULT
     try:

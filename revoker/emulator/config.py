@@ -46,3 +46,6 @@ class EmulatorConfig:
     ("Invalid app ID.") or ``403`` (Media Gateway not enabled)."""
     known_apps: frozenset[str] = field(default_factory=frozenset)
     """App IDs that exist besides those of the seed files, the state and --app-id."""
+    signed_host: str | None = None
+    """The host HMAC signatures are checked against instead of the request's Host header:
+    the emulator behind a proxy (prism proxy) that rewrites Host to its upstream."""

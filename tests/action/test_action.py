@@ -10,6 +10,7 @@ dependencies): a stand-in virtualenv Python points at the test's interpreter.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -105,7 +106,7 @@ def run_action(
             continue
         if "uses" in step:
             # The upload is GitHub's own action: checked, not run; it would answer a URL.
-            assert step["uses"] == "actions/upload-artifact@v4"
+            assert step["uses"] == "actions/upload-artifact@v7"
             assert "always()" in step["if"], "the evidence is uploaded when the run failed too"
             outputs_of["revoke"] = outputs(tmp_path) if (tmp_path / "outputs.txt").exists() else {}
             if not inputs.get("artifact-name") or not outputs_of["revoke"].get("audit-log"):
@@ -199,9 +200,23 @@ def test_action_masks_keys_writes_summary_annotations_and_outputs(tmp_path: Path
     assert summary.read_text().startswith("## revoker audit report\n")
     values = outputs(tmp_path)
     assert values["exit-code"] == "1"
+    # One pass per output, never summed over passes: 3 keys x 4 regions = 12 pairs.
+    assert values["tasks"] == "12"
     assert values["revoked"] == "8"
-    assert values["failed"] == "8"
-    assert values["problems"] == "8"
+    assert values["failed"] == "4"
+    assert values["verified-absent"] == "8"
+    assert values["verify-failed"] == "4"
+    assert values["still-present"] == "0"
+    assert values["streams-cut"] == "0"
+    assert values["problems"] == "8"  # the failed DELETE and the failed GET of each pair
+    assert values["keys"] == "3"
+    assert values["keys-revoked"] == "2"
+    assert values["not-found"] == values["keys-not-found"] == "0"
+    from_step = {n for n, o in action()["outputs"].items() if "steps.revoke." in o["value"]}
+    assert set(values) == from_step, "every documented output of the step is set, no other"
+    summary_json = json.loads(Path(values["summary-json"]).read_text())
+    assert summary_json["schema_version"] == 1
+    assert summary_json["revoke"]["counts"]["failed"] == 4
     assert values["audit-log"] == str(tmp_path / "audit" / "revoker.jsonl")
     # The page beside the audit log, both uploaded (the step failed), linked from the summary.
     page = tmp_path / "audit" / "revoker.html"
@@ -256,6 +271,20 @@ def test_step_summary_is_cut_below_one_mebibyte_with_a_note(
     assert len(data) < 1024 * 1024
     assert data.decode("utf-8").endswith("over the audit log.\n")
     assert "**Cut here:**" in data.decode("utf-8")
+
+
+def test_outputs_count_one_pass_each_never_a_sum_over_passes() -> None:
+    counts = {
+        "revoke": {"total": {"revoked": 10, "failed": 2}},
+        "verify": {"total": {"absent": 10, "failed": 2}},
+        "disconnect": {"total": {"disconnected": 3, "failed": 1}},
+    }
+    values = run_py().pass_outputs(counts)
+    assert values["tasks"] == "12"  # the revoke pass's pairs, not 12 + 12 + 4
+    assert (values["revoked"], values["failed"], values["not-attempted"]) == ("10", "2", "0")
+    assert (values["verified-absent"], values["verify-failed"]) == ("10", "2")
+    assert (values["streams-cut"], values["disconnect-failed"]) == ("3", "1")
+    assert values["still-present"] == "0"
 
 
 def test_the_summary_links_only_a_plain_https_artifact_url(

@@ -187,8 +187,21 @@ def test_json_summary_is_machine_readable(
     assert summary["exit_code"] == 1
     assert summary["keys"]["not_found"] == 3
     assert summary["keys"]["revoked"] == 0
-    assert summary["revoke"]["counts"] == {"absent": 7}
-    assert summary["revoke"]["per_region"]["cn"] == {"absent": 2}
+    # Every count is there, 0 included: a script reads .revoke.counts.revoked as is.
+    assert summary["schema_version"] == 1
+    assert summary["revoke"]["counts"] == {
+        "absent": 7,
+        "failed": 0,
+        "not_attempted": 0,
+        "revoked": 0,
+    }
+    assert summary["revoke"]["per_region"]["cn"] == {
+        "absent": 2,
+        "failed": 0,
+        "not_attempted": 0,
+        "revoked": 0,
+    }
+    assert summary["revoke"]["extra"]["throttled_429"] == 0
     assert summary["audit_log"] == str(tmp_path / "audit.jsonl")
 
 

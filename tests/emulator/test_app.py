@@ -205,6 +205,17 @@ def test_hmac_auth_is_accepted() -> None:
     assert response.status_code == 200
 
 
+def test_hmac_behind_a_proxy_is_checked_against_the_signed_host() -> None:
+    # A proxy (prism proxy) sends its upstream's Host; the client signed the proxy's.
+    path = key_path("a/b")
+    signed_for_proxy = hmac_headers(CREDS, host="proxy.test:4010", method="GET", path=path)
+    plain = make_app(seeded_state("a/b"))
+    assert call(plain, "GET", path, headers=signed_for_proxy).status_code == 401
+    behind = make_app(seeded_state("a/b"), signed_host="proxy.test:4010")
+    assert call(behind, "GET", path, headers=signed_for_proxy).status_code == 200
+    assert call(behind, "GET", path, headers=_hmac("GET", path)).status_code == 401
+
+
 def test_hmac_auth_signs_the_query_string() -> None:
     app = make_app()
     path = streams_path() + "?channel=c%201"

@@ -93,3 +93,24 @@ def test_nan_is_refused_for_every_number_option(option: str) -> None:
     result = CliRunner().invoke(emulator, [option, "nan"])
     assert result.exit_code == 2
     assert "not a finite number" in result.output
+
+
+# Starlette and uvicorn made unimportable, as after a plain `pip install .`.
+_WITHOUT_EXTRA = (
+    "import sys, runpy; sys.modules['uvicorn'] = None; sys.modules['starlette'] = None; "
+    "sys.argv = ['{prog}', *sys.argv[1:]]; runpy.run_module('{module}', run_name='__main__')"
+)
+
+
+@pytest.mark.parametrize("module", ["revoker", "revoker.emulator"])
+def test_emulator_without_its_extra_exits_2_saying_how_to_install_it(module: str) -> None:
+    args = ["emulator", "--port", "0"] if module == "revoker" else ["--port", "0"]
+    code = _WITHOUT_EXTRA.format(prog=module, module=module)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pip install 'revoker[emulator]'" in result.stderr
+    assert "base_url=" not in result.stdout

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +215,100 @@ def test_cron_line_uses_flock_an_env_file_and_prune() -> None:
     assert ". /etc/revoker/env" in command
     assert "revoker -q prune --expired --resume" in command
     assert re.search(r"(?<!\\)%", command) is None  # a bare % ends the command in cron
+
+
+# The current major of each action the examples and the README use (node24 runtime).
+CURRENT_MAJORS = {
+    "actions/checkout": 6,
+    "actions/setup-python": 6,
+    "actions/upload-artifact": 7,
+    "actions/download-artifact": 8,
+}
+# Files the README's commands write, not inputs to ship.
+OUTPUT_FILES = {"new-keys.csv"}
+
+
+def test_workflows_and_readme_use_the_current_major_of_each_action() -> None:
+    texts = {p: p.read_text(encoding="utf-8") for p in EXAMPLES.rglob("*.yml")}
+    for other in ("README.md", "action.yml"):
+        texts[ROOT / other] = (ROOT / other).read_text(encoding="utf-8")
+    seen = set()
+    for path, text in texts.items():
+        for action, ref in re.findall(r"uses:\s*([^\s@]+/[^\s@]+)@(.*)", text):
+            if action == "<owner>/revoker":
+                assert "commit SHA" in ref, f"{path}: pin revoker by commit SHA, not {ref}"
+                seen.add(action)
+                continue
+            ref = ref.split()[0]
+            assert action in CURRENT_MAJORS, f"{path}: {action}@{ref} has no known major"
+            assert ref == f"v{CURRENT_MAJORS[action]}", f"{path}: {action}@{ref}"
+            seen.add(action)
+    assert seen == {*CURRENT_MAJORS, "<owner>/revoker"}
+    assert "@v0" not in texts[ROOT / "README.md"].replace("no `@v0`", "")
+
+
+def test_every_input_file_the_readme_names_is_an_example(tmp_path: Path) -> None:
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in docs)
+    named = set(re.findall(r"(?<![\w/.-])([\w-]+\.(?:csv|txt))\b", text)) - OUTPUT_FILES
+    assert {"leaked.csv", "leaked.txt", "live.csv", "inventory.txt", "keys.csv"} <= named
+    missing = sorted(name for name in named if not (EXAMPLES / name).is_file())
+    assert not missing, f"named in the README or docs/, not in examples/: {missing}"
+    env = {**os.environ, "AGORA_CUSTOMER_ID": "c", "AGORA_CUSTOMER_SECRET": "s"}
+    for name in sorted(named - {"live.csv"}):
+        run = subprocess.run(
+            [sys.executable, "-m", "revoker", "revoke", name, "--app-id", APP, "--dry-run",
+             "--audit-log", str(tmp_path / f"{name}.jsonl")],
+            cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if name == "keys.txt":  # the README's example of a refused key
+            assert run.returncode == 2
+            assert "keys.txt:2: invisible character U+200B at column 8" in run.stderr
+        else:
+            assert run.returncode == 0, f"{name}: {run.stderr}"
+
+
+@pytest.mark.integration
+def test_example_live_streams_start_in_the_emulator_and_are_cut_by_a_revoke(
+    tmp_path: Path,
+) -> None:
+    from revoker.emulator.process import EmulatorProcess
+
+    with EmulatorProcess(
+        "--app-id", "9d2498880e934632b38b0a68fa2f1622",
+        "--seed-keys", str(EXAMPLES / "keys.csv"), "--live-streams", str(EXAMPLES / "live.csv"),
+    ) as emu:  # fmt: skip
+        assert len(emu.state()["streams"]) == 4
+        env = {**os.environ, **emu.client_env()}
+        run = subprocess.run(
+            [sys.executable, "-m", "revoker", "revoke", "leaked.csv", "--verify",
+             "--disconnect", "--output", "json", "--audit-log", str(tmp_path / "a.jsonl")],
+            cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["disconnect"]["counts"]["disconnected"] == 3
+
+
+def test_dockerfile_installs_the_wheel_on_slim_python_as_non_root_with_revoker_entrypoint() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    instructions = [line.split(None, 1) for line in text.splitlines() if line[:1].isupper()]
+    assert "ARG PYTHON_IMAGE=python:3.12-slim" in text
+    assert [i for i in instructions if i[0] == "FROM"][-1] == ["FROM", "${PYTHON_IMAGE}"]
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ." in text
+    assert "pip install --no-cache-dir /tmp/wheels/revoker-*.whl" in text
+    users = [i[1] for i in instructions if i[0] == "USER"]
+    assert users == ["10001:10001"], "runs as the non-root user the Job's securityContext names"
+    assert instructions[-2:] == [["ENTRYPOINT", '["revoker"]'], ["CMD", '["--help"]']]
+    pod = k8s_job()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert "ARG" not in [i[0] for i in instructions if "SECRET" in i[-1]], "no secret build args"
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint", path=BIN)
+    if hadolint is None:
+        pytest.skip("hadolint not installed (make install brings it)")
+    result = subprocess.run(
+        [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -112,8 +112,18 @@ def test_an_html_404_from_a_front_server_is_failed_at_every_run_size(
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["revoke"]["counts"] == {"failed": count * 4}
-    assert summary["verify"]["counts"] == {"failed": count * 4}
+    assert summary["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": count * 4,
+        "not_attempted": 0,
+        "revoked": 0,
+    }
+    assert summary["verify"]["counts"] == {
+        "absent": 0,
+        "failed": count * 4,
+        "not_attempted": 0,
+        "present": 0,
+    }
     assert {r["message"] for r in records(audit, "revoke")} == {NOT_THE_API}
 
 
@@ -138,8 +148,18 @@ def test_a_catch_all_200_is_failed_never_revoked_and_the_keys_stay_to_do(
         )  # fmt: skip
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["revoke"]["counts"] == {"failed": 8}
-    assert summary["verify"]["counts"] == {"failed": 8}
+    assert summary["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": 8,
+        "not_attempted": 0,
+        "revoked": 0,
+    }
+    assert summary["verify"]["counts"] == {
+        "absent": 0,
+        "failed": 8,
+        "not_attempted": 0,
+        "present": 0,
+    }
     assert {(r["http_status"], r["message"]) for r in records(audit, "revoke")} == {
         (200, NOT_THE_API)
     }
@@ -198,10 +218,20 @@ def test_a_json_body_counts_as_the_apis_only_under_a_json_media_type(
     summary = json.loads(result.stdout)
     if done:
         assert result.returncode == 0, result.stderr
-        assert summary["revoke"]["counts"] == {"revoked": 1}
+        assert summary["revoke"]["counts"] == {
+            "absent": 0,
+            "failed": 0,
+            "not_attempted": 0,
+            "revoked": 1,
+        }
     else:
         assert result.returncode == 1, result.stderr
-        assert summary["revoke"]["counts"] == {"failed": 1}
+        assert summary["revoke"]["counts"] == {
+            "absent": 0,
+            "failed": 1,
+            "not_attempted": 0,
+            "revoked": 0,
+        }
         assert {r["message"] for r in records(audit, "revoke")} == {NOT_THE_API}
 
 

@@ -210,7 +210,12 @@ def test_an_app_the_listing_refuses_has_its_pairs_failed_without_any_delete(
         assert deletes_sent(emu) == 0
     assert result.returncode == 1
     summary = json.loads(result.stdout)
-    assert summary["revoke"]["counts"] == {"failed": 8}
+    assert summary["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": 8,
+        "not_attempted": 0,
+        "revoked": 0,
+    }
     message = summary["revoke"]["failures"][0]["message"]
     assert message.startswith(f"not sent: listing live streams of app {TYPO_APP}")
     assert "Invalid app ID." in message if answer == "400" else "not enabled" in message

@@ -117,8 +117,18 @@ def test_basic_and_hmac_auth_revoke_every_pair(
     result = revoker(emulator, tmp_path, str(path), "--auth", auth, "--verify")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(result.stdout)
-    assert summary["revoke"]["counts"] == {"revoked": 100}
-    assert summary["verify"]["counts"] == {"absent": 100}
+    assert summary["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": 0,
+        "not_attempted": 0,
+        "revoked": 100,
+    }
+    assert summary["verify"]["counts"] == {
+        "absent": 100,
+        "failed": 0,
+        "not_attempted": 0,
+        "present": 0,
+    }
     assert emulator.state()["keys"] == []
     record = lines(tmp_path)[0]
     assert record["server_request_id"] == record["request_id"]

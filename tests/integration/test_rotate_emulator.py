@@ -94,11 +94,12 @@ def test_rotate_replaces_each_key_where_it_exists_and_the_new_keys_work(tmp_path
         summary = json.loads(done.stdout)
         assert summary["keys"]["rotated"] == len(SEEDED)
         assert [k["key_id"] for k in summary["keys"]["not_found_keys"]] == [key_id(NOWHERE)]
+        zero = {"absent": 0, "failed": 0, "not_attempted": 0, "rotated": 0, "unknown": 0}
         assert summary["rotate"]["per_region"] == {
-            "na": {"rotated": 1, "absent": 2},
-            "eu": {"rotated": 1, "absent": 2},
-            "ap": {"rotated": 1, "absent": 2},
-            "cn": {"absent": 3},
+            "na": {**zero, "rotated": 1, "absent": 2},
+            "eu": {**zero, "rotated": 1, "absent": 2},
+            "ap": {**zero, "rotated": 1, "absent": 2},
+            "cn": {**zero, "absent": 3},
         }
         rows = new_keys(out)
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
@@ -239,7 +240,13 @@ def test_sigkill_between_intent_and_result_then_resume_reports_unknown_and_never
 
         resumed = run_revoker(*args, "--resume", "--append", "--output", "json", env=env)
         assert resumed.returncode == 1, resumed.stderr[-2000:]
-        assert json.loads(resumed.stdout)["rotate"]["counts"] == {"unknown": 1}
+        assert json.loads(resumed.stdout)["rotate"]["counts"] == {
+            "absent": 0,
+            "failed": 0,
+            "not_attempted": 0,
+            "rotated": 0,
+            "unknown": 1,
+        }
         # A create the killed run had in flight lands once the emulator's delay ends
         # (the kill may also have come before it left): at most one POST, one new key.
         wait_until_stable(journal, quiet=2.0)

@@ -57,8 +57,18 @@ def test_verify_gets_run_among_the_deletes_each_no_sooner_than_the_delay_after_i
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
-    assert summary["revoke"]["counts"] == {"revoked": 300}
-    assert summary["verify"]["counts"] == {"absent": 300}
+    assert summary["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": 0,
+        "not_attempted": 0,
+        "revoked": 300,
+    }
+    assert summary["verify"]["counts"] == {
+        "absent": 300,
+        "failed": 0,
+        "not_attempted": 0,
+        "present": 0,
+    }
     records = read_audit(audit).records
     assert Counter(pair(r) for r in task_records(records, "verify")) == Counter(pairs_of(keys))
 
@@ -91,8 +101,18 @@ def test_pairs_done_in_an_earlier_run_are_verified_too_at_once_on_resume(tmp_pat
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
-    assert summary["revoke"]["counts"] == {"revoked": 24}
-    assert summary["verify"]["counts"] == {"absent": 40}
+    assert summary["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": 0,
+        "not_attempted": 0,
+        "revoked": 24,
+    }
+    assert summary["verify"]["counts"] == {
+        "absent": 40,
+        "failed": 0,
+        "not_attempted": 0,
+        "present": 0,
+    }
     resent = key_requests(read_journal(journal)[before:])
     deleted = {journal_pair(e) for e in resent if e["method"] == "DELETE"}
     verified = Counter(journal_pair(e) for e in resent if e["method"] == "GET")

@@ -16,7 +16,9 @@ Per (app ID, region), one :class:`StreamSweep` scope:
 Each cut is confirmed with ``GET .../online-streams/{sid}`` (404 or an empty
 ``data`` array: gone), polling up to ``confirm_timeout`` seconds and re-sending
 the force-disconnect once at half time. Cutting and confirming run after the
-pair's own line is written (:attr:`TaskResult.later`), so they hold up no DELETE.
+pair's own line is written (:attr:`TaskResult.later`), so they hold up no DELETE;
+a force-disconnect takes the first free slot of the DELETE budget, ahead of the
+DELETEs booked already, so a cut never waits behind them.
 
 ``rotate --disconnect`` shares the sweep: its own lookup GET is passed to
 :meth:`StreamSweep.delete_and_cut`, and every pair it ends without a DELETE is
@@ -338,7 +340,9 @@ class StreamSweep:
         def send_cut() -> Awaitable[ApiResponse]:
             return self.ctx.client.disconnect_stream(task.region, task.app_id, sid)
 
-        cut, _ = await call_task(self.ctx, task, "DELETE", send_cut, classify_disconnect)
+        cut, _ = await call_task(
+            self.ctx, task, "DELETE", send_cut, classify_disconnect, urgent=True
+        )
         if cut.outcome is Outcome.DISCONNECTED:
             await self._confirm(task, sid, cut, fields, send_cut)
         return FollowUp(DISCONNECT, cut, fields)
@@ -382,7 +386,9 @@ class StreamSweep:
                 break
             if sent == 1 and now >= started + self.confirm_timeout / 2:
                 # Once more, then poll again (even past the deadline: one last look).
-                again, _ = await call_task(ctx, task, "DELETE", send_cut, classify_disconnect)
+                again, _ = await call_task(
+                    ctx, task, "DELETE", send_cut, classify_disconnect, urgent=True
+                )
                 cut.attempts.extend(again.attempts)
                 sent += 1
                 continue

@@ -42,6 +42,7 @@ async def call_api(
     *,
     idempotent: bool = True,
     spare: bool = False,
+    urgent: bool = False,
     task: Task | None = None,
 ) -> ApiResponse:
     """One API call with retries; every attempt is appended to ``attempts``.
@@ -52,7 +53,9 @@ async def call_api(
     ``idempotent`` (a create) is repeated only when the server cannot have
     acted on it: 409 and 429, or a connection that was never made. A
     ``spare`` call takes only slots of its budget that no other call waits for
-    (see :meth:`Pacer.reserve_spare`). ``task`` names the call in -v/-vv log lines.
+    (see :meth:`Pacer.reserve_spare`). An ``urgent`` call (a force-disconnect)
+    takes the first slot not yet gone, ahead of the ones booked already
+    (:meth:`Pacer.book_front`). ``task`` names the call in -v/-vv log lines.
     """
     retry_statuses = RETRYABLE_STATUS if idempotent else REJECTED_STATUS
 
@@ -80,7 +83,7 @@ async def call_api(
         elif limiter is not None:
             # The retry of a stray 429 keeps its place; the requests booked behind
             # it go one slot later each, so the pace holds.
-            mine = limiter.book_front() if front else limiter.book()
+            mine = limiter.book_front() if front or urgent else limiter.book()
             while True:
                 wait = limiter.until(mine)
                 slot = time.monotonic() + wait
@@ -208,6 +211,7 @@ async def call_task(
     *,
     idempotent: bool = True,
     spare: bool = False,
+    urgent: bool = False,
 ) -> tuple[TaskResult, ApiResponse | None]:
     """One API call (with retries) as a TaskResult, plus the last response if any."""
     attempts: list[Attempt] = []
@@ -217,7 +221,15 @@ async def call_task(
     response: ApiResponse | None = None
     try:
         response = await call_api(
-            ctx, method, task.app_id, send, attempts, idempotent=idempotent, spare=spare, task=task
+            ctx,
+            method,
+            task.app_id,
+            send,
+            attempts,
+            idempotent=idempotent,
+            spare=spare,
+            urgent=urgent,
+            task=task,
         )
     except Halted:
         if attempts:

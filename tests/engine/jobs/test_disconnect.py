@@ -35,13 +35,18 @@ def stream(sid: str, key: str) -> dict[str, Any]:
 
 
 def run(
-    tmp_path: Path, *, max_attempts: int = 2, timeout: float = 2.0, resume: bool = False
+    tmp_path: Path,
+    *,
+    max_attempts: int = 2,
+    timeout: float = 2.0,
+    resume: bool = False,
+    max_rps: float = 0,
 ) -> tuple[RunReport, list[dict[str, Any]]]:
     settings = RunSettings(
         inputs=InputSettings(keys=(KEY,), app_id=APP, regions=("na",)),
         client=ClientSettings(base_url=BASE, concurrency=2),
         retry=RetrySettings(max_attempts=max_attempts),
-        max_rps=0,
+        max_rps=max_rps,
         audit_log=tmp_path / "audit.jsonl",
         disconnect=True,
         disconnect_timeout=timeout,
@@ -332,7 +337,12 @@ def test_cli_disconnect_against_emulator_cuts_only_the_revoked_keys_streams(
         state = emu.state()
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["disconnect"]["counts"] == {"disconnected": 4}
+    assert summary["disconnect"]["counts"] == {
+        "absent": 0,
+        "disconnected": 4,
+        "failed": 0,
+        "not_attempted": 0,
+    }
     assert "live streams cut off: 4" in summary["notes"]
     assert {k["key"] for k in state["keys"]} == {OTHER}
     assert sorted(s["sid"] for s in state["streams"]) == ["SC1", "SC2"]  # untouched
@@ -398,3 +408,28 @@ def test_a_cut_left_unconfirmed_is_settled_by_a_later_runs_listing(tmp_path: Pat
     assert report.exit_code == 0
     merged = build_report([tmp_path / "audit.jsonl"])
     assert merged.exit_code == 0, merged.verdict()
+
+
+def test_a_force_disconnect_goes_ahead_of_the_delete_slots_booked_already(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from revoker.engine.sched.pacing import Pacer
+
+    fronts: list[str] = []
+    book_front = Pacer.book_front
+
+    def spy(self: Pacer) -> Any:
+        fronts.append("front")
+        return book_front(self)
+
+    monkeypatch.setattr(Pacer, "book_front", spy)
+    with respx.mock(base_url=BASE, assert_all_called=True) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        cut = api.delete(sid_url("S1")).mock(return_value=ok())
+        api.get(sid_url("S1")).mock(return_value=ok([]))
+        report, _ = run(tmp_path, max_rps=1000)
+    assert cut.call_count == 1
+    assert fronts == ["front"]  # the cut, and only the cut, took the front of the line
+    assert report.exit_code == 0

@@ -50,7 +50,12 @@ def test_an_answer_saying_the_app_cannot_be_used_sends_no_delete(
     summary = revoke(tmp_path)
     assert delete.call_count == 0
     assert summary["exit_code"] == 1
-    assert summary["revoke"]["counts"] == {"failed": 1}
+    assert summary["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": 1,
+        "not_attempted": 0,
+        "revoked": 0,
+    }
     assert summary["revoke"]["failures"][0]["message"].startswith("not sent: listing live")
 
 

@@ -233,8 +233,18 @@ def test_prune_expired_deletes_exactly_the_expired_pairs(
     assert pairs(emu.state()) == before - expired
     summary = json.loads(result.stdout)
     assert summary["verdict"] == "every matching pair deleted"
-    assert summary["revoke"]["counts"] == {"revoked": 3}
-    assert summary["query"]["counts"] == {"absent": 8, "present": 12}
+    assert summary["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": 0,
+        "not_attempted": 0,
+        "revoked": 3,
+    }
+    assert summary["query"]["counts"] == {
+        "absent": 8,
+        "failed": 0,
+        "not_attempted": 0,
+        "present": 12,
+    }
     lines = records(audit)
     task_lines = [r for r in lines if r["event"] in ("query", "revoke")]
     # every matched pair: its query line (matched) and right after it, its revoke line
@@ -277,14 +287,24 @@ def test_prune_resume_skips_pairs_already_deleted_or_absent(
     first = revoker(env, "prune", "--older-than", "30d", "--app-id", APP, str(keys),
                     "--audit-log", str(audit), "--output", "json")  # fmt: skip
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout)["revoke"]["counts"] == {"revoked": 4}
+    assert json.loads(first.stdout)["revoke"]["counts"] == {
+        "absent": 0,
+        "failed": 0,
+        "not_attempted": 0,
+        "revoked": 4,
+    }
     second = revoker(env, "prune", "--older-than", "30d", "--app-id", APP, str(keys),
                      "--audit-log", str(audit), "--resume", "--output", "json")  # fmt: skip
     assert second.returncode == 0, second.stderr
     summary = json.loads(second.stdout)
     # 20 pairs: 4 deleted + 8 absent are done; the 8 present but too recent are queried again
     assert summary["plan"]["already_done"] == 12
-    assert summary["query"]["counts"] == {"present": 8}
+    assert summary["query"]["counts"] == {
+        "absent": 0,
+        "failed": 0,
+        "not_attempted": 0,
+        "present": 8,
+    }
     assert "revoke" not in summary
 
 

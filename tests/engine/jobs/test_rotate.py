@@ -129,7 +129,13 @@ def test_a_5xx_create_is_unknown_and_never_sent_again(
     assert done.exit_code == 1
     assert create.call_count == 1
     assert result_line(tmp_path)["outcome"] == "unknown"
-    assert json.loads(done.stdout)["rotate"]["counts"] == {"unknown": 1}
+    assert json.loads(done.stdout)["rotate"]["counts"] == {
+        "absent": 0,
+        "failed": 0,
+        "not_attempted": 0,
+        "rotated": 0,
+        "unknown": 1,
+    }
 
 
 def test_a_create_answered_200_by_something_other_than_the_api_is_unknown_not_rotated(
