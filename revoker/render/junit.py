@@ -134,7 +134,7 @@ def _runs_suite(report: AuditReport) -> ET.Element | None:
 def render_junit(report: AuditReport) -> str:
     """The report as a JUnit XML document (UTF-8, with declaration)."""
     groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for (event, _app, region, _kid, _sid), record in report.latest.items():
+    for event, region, record in report.iter_latest():
         groups[event][region].append(record)
     never: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for line in report.pending_not_started():
