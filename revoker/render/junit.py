@@ -58,7 +58,7 @@ def _testcase(suite: ET.Element, event: str, region: str, record: dict[str, Any]
             [
                 f"event: {p['event']}",
                 f"outcome: {p['outcome']}",
-                f"http_status: {p['http_status']}",
+                f"http_status: {p['http_status'] or '-'}",
                 f"message: {p['message'] or ''}",
                 f"key_id: {p['key_id']}",
                 f"request_ids: {', '.join(map(str, p['request_ids'])) or '-'}",
