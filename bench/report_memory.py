@@ -1,5 +1,6 @@
 """Peak memory and time of ``revoker report`` over a 1,000,000-line audit log: text
-against html (the page must need no more than the report itself).
+against html (the page must need no more than the report itself); and, as ``make
+bench`` section 10 (:func:`report_bench`), before and after bounded memory.
 
 The log (in .bench/, not committed) is made here: a revoke run of 250,000 keys in
 four regions, one line per pair as the writer makes them, 2% of them with a 429
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess  # nosec B404: git archive of a fixed revision, no shell
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import DATA, REVOKER, run_child
+from bench.common import DATA, REVOKER, ROOT, ChildResult, run_child
 
 REGIONS = ("na", "eu", "ap", "cn")
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,6 +62,57 @@ def write_log(path: Path, lines: int) -> None:
             "event": "run_finished", "ts": stamp(span), "run_id": "bench-run",
             "command": "revoke", "exit_code": 0, "halt_reason": None,
         }) + "\n")  # fmt: skip
+
+
+# The last revision whose report held the latest record of every task: "before".
+BEFORE_REVISION = "6b87755"
+LINES = 1_000_000
+
+
+def _before(argv: list[str]) -> ChildResult | None:
+    """``revoker report`` as BEFORE_REVISION had it (its revoker/ from git, run with
+    -P so this checkout's package does not shadow it); None without git."""
+    tree = DATA / f"report-before-{BEFORE_REVISION}"
+    if not (tree / "revoker").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(  # nosec B603 B607
+            ["git", "-C", str(ROOT), "archive", BEFORE_REVISION, "revoker"],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            return None
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)  # nosec
+    code = "import sys; from revoker.cli import main; sys.argv[0] = 'revoker'; main()"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return run_child([sys.executable, "-P", "-c", code, *argv], env=env, timeout=1800)
+
+
+def report_bench(row: Callable[..., None], broken: list[str]) -> None:
+    """Section 10: report and report --verify over a 1M-line log, before and after."""
+    print(f"10. report over a {LINES:,}-line audit log, before ({BEFORE_REVISION}) and after")
+    DATA.mkdir(exist_ok=True)
+    log = DATA / f"report-{LINES}.jsonl"
+    if not log.exists():
+        write_log(log, LINES)
+    for label, extra in (("report", []), ("report --verify", ["--verify"])):
+        argv = ["report", str(log), *extra]
+        after = run_child([REVOKER, *argv], timeout=1800)
+        before = _before(argv)
+        if after.code != 0 and not (extra and after.code == 4):
+            broken.append(f"{label}: exit {after.code}: {after.stderr[-300:]}")
+        row("10", f"{label}: peak RSS after", after.max_rss_mb, "MB", "<= 200 MB",
+            after.max_rss_mb <= 200)  # fmt: skip
+        if before is None:
+            row("10", f"{label}: wall after", after.wall, "s", "(no git: no before)")
+            continue
+        if before.stdout != after.stdout or before.code != after.code:
+            broken.append(f"{label}: output or exit code differs from {BEFORE_REVISION}")
+        row("10", f"{label}: peak RSS before", before.max_rss_mb, "MB")
+        row("10", f"{label}: wall before", before.wall, "s")
+        ratio = after.wall / before.wall
+        row("10", f"{label}: wall after", after.wall, "s", "<= 0.70 x before", ratio <= 0.70,
+            f"{ratio:.2f}x before, RSS {after.max_rss_mb / before.max_rss_mb:.3f}x")  # fmt: skip
 
 
 def main() -> int:

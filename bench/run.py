@@ -49,6 +49,7 @@ from bench.common import (
     write_text_keys,
 )
 from bench.multi_app import multi_app
+from bench.report_memory import report_bench
 from revoker.emulator.process import EmulatorProcess
 
 PY = sys.executable
@@ -844,6 +845,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "rotate": rotate_bench,
     "drill": incident_drill,
     "multi-app": lambda: multi_app(emulator, revoke, row, BROKEN),
+    "report": lambda: report_bench(row, BROKEN),
 }
 
 

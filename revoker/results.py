@@ -267,6 +267,8 @@ class RunReport:
     # revoke and rotate: the verdict per key (None for the other commands).
     keys: KeyVerdicts | None = None
     regions: tuple[str, ...] = REGIONS  # the regions the run was given
+    # App IDs the listing before the first DELETE refused (400 invalid, 403 not enabled).
+    refused_apps: tuple[str, ...] = ()
 
     @property
     def unrecorded(self) -> list[TaskResult]:

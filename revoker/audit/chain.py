@@ -19,7 +19,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from revoker.errors import AuditLogError
 from revoker.jsontext import NestedTooDeep, loads
@@ -112,78 +112,96 @@ def verify_log(path: Path, public_key: Ed25519PublicKey | None = None) -> ChainR
     Stops at the first broken link. With ``public_key`` every ``run_finished``
     must carry a good signature, and the log must end with one.
     """
-    report = ChainReport(str(path))
+    walker = ChainWalker(str(path), public_key)
     try:
         with path.open("rb") as handle:
-            _walk(report, handle, public_key)
+            for number, raw in enumerate(handle, start=1):
+                line = raw[:-1] if raw.endswith(b"\n") else raw
+                if line.strip():
+                    walker.line(number, line, parse_line(line))
     except OSError as exc:
         raise AuditLogError(f"{path}: cannot read audit log ({exc.strerror})") from None
-    return report
+    return walker.finish()
 
 
-def _walk(report: ChainReport, handle: BinaryIO, public_key: Ed25519PublicKey | None) -> None:
-    """Follow the chain line by line (streamed: logs can be large)."""
-    path = report.path
-    run_lines: dict[str, int] = {}
-    last_whole = 0
-    last_signed = 0
-    torn_hash = ""
-    for number, raw in enumerate(handle, start=1):
-        line = raw[:-1] if raw.endswith(b"\n") else raw
-        if not line.strip():
-            continue
+class ChainWalker:
+    """Follows one log's chain line by line as its reader hands them over, so the
+    report and its check share one pass over the file (logs can be large)."""
+
+    def __init__(self, path: str, public_key: Ed25519PublicKey | None = None) -> None:
+        self.report = ChainReport(path)
+        self.public_key = public_key
+        self._run_lines: dict[str, int] = {}
+        self._last_whole = 0
+        self._last_signed = 0
+        self._torn_hash = ""
+        self._stopped = False
+
+    def line(self, number: int, line: bytes, record: dict[str, Any] | None) -> None:
+        """One non-blank line (without its newline) and its JSON object, None if torn."""
+        if self._stopped:
+            return
+        report = self.report
         report.lines = number
-        record = parse_line(line)
         if record is None:
             if report.torn_at:
-                report.fail(report.torn_at, _TORN_INSIDE)
-                break
-            report.torn_at, torn_hash = number, line_hash(line)
-            continue
+                self._fail(report.torn_at, _TORN_INSIDE)
+                return
+            report.torn_at, self._torn_hash = number, line_hash(line)
+            return
         if report.torn_at:
-            if record.get("after_torn") != torn_hash:
-                report.fail(report.torn_at, _TORN_INSIDE)
-                break
+            if record.get("after_torn") != self._torn_hash:
+                self._fail(report.torn_at, _TORN_INSIDE)
+                return
             report.notes.append(
-                f"{path}:{report.torn_at}: torn line skipped (a crash mid-write; "
+                f"{report.path}:{report.torn_at}: torn line skipped (a crash mid-write; "
                 f"line {number} was appended after it by a later run)"
             )
             report.torn_at = 0
         prev = record.get("prev")
         if prev is None:
             if report.chained:
-                report.fail(number, "no prev: the chain was broken here (a line edited or forged)")
-                break
+                self._fail(number, "no prev: the chain was broken here (a line edited or forged)")
+                return
             report.unchained += 1
         elif prev != report.head:
-            report.fail(number, _broken_link(Path(path), prev, number, last_whole))
-            break
+            self._fail(number, _broken_link(Path(report.path), prev, number, self._last_whole))
+            return
         else:
             report.chained += 1
         report.head = line_hash(line)
-        last_whole = number
+        self._last_whole = number
         run_id = str(record.get("run_id"))
-        run_lines[run_id] = run_lines.get(run_id, 0) + 1
+        self._run_lines[run_id] = self._run_lines.get(run_id, 0) + 1
         if record.get("event") == "run_finished" and prev is not None:
-            reason = _check_finished(record, line, run_lines[run_id], public_key)
+            reason = _check_finished(record, line, self._run_lines[run_id], self.public_key)
             if reason:
-                report.fail(number, reason)
-                break
+                self._fail(number, reason)
+                return
             if "signature" in record:
                 report.runs_signed += 1
-                last_signed = number
-    if report.error is None and report.torn_at:
-        report.notes.append(
-            f"{path}:{report.torn_at}: torn last line skipped (a crash mid-write, or lines "
-            "made unreadable by hand: only --expect-head tells them apart)"
-        )
-    unsigned_tail = public_key is not None and last_signed != last_whole
-    if report.error is None and unsigned_tail:
-        report.fail(
-            last_whole,
-            "not covered by a signature: the log does not end with a signed "
-            "run_finished (a run that never finished, or lines added later)",
-        )
+                self._last_signed = number
+
+    def _fail(self, line: int, reason: str) -> None:
+        self.report.fail(line, reason)
+        self._stopped = True
+
+    def finish(self) -> ChainReport:
+        """The report, once every line was handed over."""
+        report = self.report
+        if report.error is None and report.torn_at:
+            report.notes.append(
+                f"{report.path}:{report.torn_at}: torn last line skipped (a crash mid-write, "
+                "or lines made unreadable by hand: only --expect-head tells them apart)"
+            )
+        unsigned_tail = self.public_key is not None and self._last_signed != self._last_whole
+        if report.error is None and unsigned_tail:
+            report.fail(
+                self._last_whole,
+                "not covered by a signature: the log does not end with a signed "
+                "run_finished (a run that never finished, or lines added later)",
+            )
+        return report
 
 
 _TORN_INSIDE = (

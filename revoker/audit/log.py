@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
@@ -350,31 +350,63 @@ def iter_records(path: Path, stats: ReadStats | None = None) -> Iterator[dict[st
             except ValueError:  # NestedTooDeep too
                 stats.torn += 1
                 continue
-            if _well_formed(record):
+            if well_formed(record):
                 yield record
             else:
                 stats.torn += 1
 
 
+def iter_lines(
+    handle: BinaryIO, stats: ReadStats | None = None
+) -> Iterator[tuple[int, int, bytes, dict[str, Any] | None]]:
+    """(number, byte offset, bytes without the newline, JSON object or None if torn) of
+    every non-blank line from where ``handle`` stands; ``stats.lines`` counts them all.
+    Torn lines are the caller's to count: a hash chain still takes a malformed object."""
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        at = offset
+        offset += len(raw)
+        if stats is not None:
+            stats.lines += 1
+        if not raw.strip():
+            continue
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        try:
+            record = loads(line)
+        except ValueError:  # NestedTooDeep too
+            record = None
+        yield number, at, line, record if isinstance(record, dict) else None
+
+
 _STRING_FIELDS = ("event", "ts", "outcome", "app_id", "region", "key_id", "key_hint", "run_id")
 _NULLABLE_STRING_FIELDS = ("request_id", "server_request_id", "message", "sid")
 _ATTEMPT_STRING_FIELDS = ("request_id", "host", "error", "server_request_id")
+_STR_OR_NONE = (str, type(None))
 
 
-def _well_formed(record: Any) -> bool:
+def well_formed(record: Any) -> bool:
     """A dict with an event, whose contract fields (attempts' too) have the contract's types."""
+    # Plain loops: every line of a large log passes here, and generators cost more.
     if not isinstance(record, dict) or not isinstance(record.get("event"), str):
         return False
-    if any(name in record and not isinstance(record[name], str) for name in _STRING_FIELDS):
+    get = record.get
+    for name in _STRING_FIELDS:
+        value = get(name, "")
+        if not isinstance(value, str):
+            return False
+    for name in _NULLABLE_STRING_FIELDS:
+        if not isinstance(get(name), _STR_OR_NONE):
+            return False
+    attempts = get("attempts", [])
+    if not isinstance(attempts, list):
         return False
-    if any(not isinstance(record.get(name), str | None) for name in _NULLABLE_STRING_FIELDS):
-        return False
-    attempts = record.get("attempts", [])
-    return isinstance(attempts, list) and all(
-        isinstance(a, dict)
-        and all(isinstance(a.get(name), str | None) for name in _ATTEMPT_STRING_FIELDS)
-        for a in attempts
-    )
+    for attempt in attempts:
+        if not isinstance(attempt, dict):
+            return False
+        for name in _ATTEMPT_STRING_FIELDS:
+            if not isinstance(attempt.get(name), _STR_OR_NONE):
+                return False
+    return True
 
 
 def load_done(path: Path, events: tuple[str, ...] = ("revoke",)) -> set[int]:

@@ -18,6 +18,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "skip_invalid",
         "scanner",
         "rules",
+        "all_findings",
         "allow_non_ascii_keys",
     ),
     "What to do": (
@@ -35,7 +36,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "Target": ("base_url", "fallback_url", "allow_base_path", "auth", "credentials_file"),
     "Pacing and retries": ("concurrency", "max_rps", "max_attempts", "timeout"),
-    "Audit": ("audit_log", "resume", "sign_key", "reveal_keys"),
+    "Audit": ("audit_log", "resume", "sign_key", "reveal_keys", "fallback"),
     "Output": ("output", "fmt", "dry_run"),
     "Verification": ("verify_chain", "expect_head", "public_key", "require_chain"),
 }

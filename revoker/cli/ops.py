@@ -250,7 +250,7 @@ def report(
         _merge_fallback(fallback, audit_logs, sign_key)
     if fmt == "html":
         return _report_html(audit_logs, verify_chain, expect_head, key, require_chain)
-    merged = build_report(list(audit_logs))
+    merged = build_report(list(audit_logs), verify=verify_chain, public_key=key)
     if fmt == "junit":
         from revoker.render.junit import render_junit
 
@@ -260,7 +260,7 @@ def report(
         nl = fmt != "markdown"
         emit(printable_lines(text) if fmt == "text" else text, work_done=False, nl=nl)
     if verify_chain:
-        _verify_logs(audit_logs, expect_head, key, require_chain)
+        _verify_logs(merged.chains, expect_head, require_chain)
     return merged.exit_code
 
 
@@ -278,10 +278,10 @@ def _report_html(
     from revoker.render.html import ChainStatus, render_html
 
     timeline = Timeline()
-    merged = build_report(list(paths), timeline)
+    merged = build_report(list(paths), timeline, verify=verify_chain, public_key=key)
     chain, errors = None, []
     if verify_chain:
-        checked = _check_logs(paths, expect_head, key, require_chain)
+        checked = _check_logs(merged.chains, expect_head, require_chain)
         errors = [c.error for c in checked if c.error]
         chain = [
             ChainStatus(
@@ -351,30 +351,21 @@ UNANCHORED = (
 )
 
 
-def _verify_logs(
-    paths: tuple[Path, ...],
-    expect_head: str | None,
-    key: Ed25519PublicKey | None,
-    require_chain: bool,
-) -> None:
+def _verify_logs(chains: list[ChainReport], expect_head: str | None, require_chain: bool) -> None:
     """Print each log's chain status on stderr; AuditVerifyError (exit 4) on a failure."""
-    errors = [c.error for c in _check_logs(paths, expect_head, key, require_chain) if c.error]
+    errors = [c.error for c in _check_logs(chains, expect_head, require_chain) if c.error]
     if errors:
         raise AuditVerifyError("\n".join(errors))
 
 
 def _check_logs(
-    paths: tuple[Path, ...],
-    expect_head: str | None,
-    key: Ed25519PublicKey | None,
-    require_chain: bool,
+    chains: list[ChainReport], expect_head: str | None, require_chain: bool
 ) -> list[ChainReport]:
-    """Verify each log, its status on stderr; the reports, errors set where one failed."""
-    from revoker.audit.chain import verify_log
-
+    """Each log's chain (followed while the report read it), its status on stderr; the
+    reports, errors set where one failed."""
     reports = []
-    for path in paths:
-        checked = verify_log(path, key)
+    for checked in chains:
+        path = checked.path
         for note in checked.notes:
             click.echo(f"revoker: note: {note}", err=True)
         if checked.error is None and checked.status != "chained" and require_chain:

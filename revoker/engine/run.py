@@ -224,6 +224,7 @@ async def _run_passes(
                 check = None
                 if ledger is not None and ledger.event in KEY_VERDICT_COMMANDS:
                     check = await _check_apps(ctx, plan, audit, ledger, settings)
+                    report.refused_apps = tuple(sorted({app for app, _ in check.refused}))
                 sweeper = _Sweeper(
                     plan, ctx, audit, settings.client.concurrency, ledger, check, observer
                 )

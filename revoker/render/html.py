@@ -12,9 +12,10 @@ and its Content-Security-Policy forbids any.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import jinja2
@@ -238,22 +239,13 @@ def _svg(timeline: Timeline) -> dict[str, Any] | None:
     }
 
 
-def _latest(report: AuditReport, event: str) -> Iterator[dict[str, Any]]:
-    for (kind, *_rest), record in report.latest.items():
-        if kind == event:
-            yield record
-
-
-def _capped(rows: Iterable[dict[str, Any]], keep: Any) -> tuple[list[dict[str, Any]], int]:
-    """The first MAX_ROWS_SHOWN rows that ``keep`` accepts, and how many it accepted."""
-    shown: list[dict[str, Any]] = []
-    count = 0
-    for record in rows:
-        if keep(record):
-            count += 1
-            if len(shown) < MAX_ROWS_SHOWN:
-                shown.append(record)
-    return shown, count
+def _capped(
+    report: AuditReport, event: str, outcomes: tuple[str, ...] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """The first MAX_ROWS_SHOWN latest records of ``event`` (with one of ``outcomes``),
+    and how many there are: only the rows shown are read again."""
+    shown = [r for _e, _r, r in islice(report.iter_latest(event, outcomes), MAX_ROWS_SHOWN)]
+    return shown, report.latest_count(event, outcomes)
 
 
 def _task_row(record: dict[str, Any], secrets: tuple[str, ...]) -> dict[str, str]:
@@ -299,12 +291,11 @@ def render_html(
     for event in sorted(counts, key=event_rank):
         outcomes, rows = _count_rows(region_sorted(counts[event]))
         tables.append({"event": event, "outcomes": outcomes, "rows": rows})
-    problems = report.problems()
-    cut, cut_count = _capped(_latest(report, "disconnect"), lambda r: True)
-    rotated, rotated_count = _capped(
-        _latest(report, "rotate"), lambda r: r.get("outcome") in ("rotated", "unknown")
-    )
-    unknown = sum(1 for r in _latest(report, "rotate") if r.get("outcome") == "unknown")
+    problems = report.problems(MAX_PROBLEMS_SHOWN)
+    # Only streams confirmed gone: one left running or still live is a problem, not a cut.
+    cut, cut_count = _capped(report, "disconnect", ("disconnected",))
+    rotated, rotated_count = _capped(report, "rotate", ("rotated", "unknown"))
+    unknown = report.latest_count("rotate", ("unknown",))
     keys = report.key_verdicts()
     runs = []
     for run_id, run in list(report.runs.items())[:MAX_RUNS_SHOWN]:
@@ -347,8 +338,8 @@ def render_html(
                 _stats("time to revoke", timeline.time_to_revoke, "pairs deleted"),
                 _stats("time to cut", timeline.time_to_cut, "streams cut"),
             ],
-            problems=[_task_row(r, hidden) for r in problems[:MAX_PROBLEMS_SHOWN]],
-            problem_count=len(problems),
+            problems=[_task_row(r, hidden) for r in problems],
+            problem_count=report.problem_count,
             max_problems=MAX_PROBLEMS_SHOWN,
             cut=[_task_row(r, hidden) for r in cut],
             cut_count=cut_count,

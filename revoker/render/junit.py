@@ -58,7 +58,7 @@ def _testcase(suite: ET.Element, event: str, region: str, record: dict[str, Any]
             [
                 f"event: {p['event']}",
                 f"outcome: {p['outcome']}",
-                f"http_status: {p['http_status']}",
+                f"http_status: {p['http_status'] or '-'}",
                 f"message: {p['message'] or ''}",
                 f"key_id: {p['key_id']}",
                 f"request_ids: {', '.join(map(str, p['request_ids'])) or '-'}",
@@ -134,7 +134,7 @@ def _runs_suite(report: AuditReport) -> ET.Element | None:
 def render_junit(report: AuditReport) -> str:
     """The report as a JUnit XML document (UTF-8, with declaration)."""
     groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for (event, _app, region, _kid, _sid), record in report.latest.items():
+    for event, region, record in report.iter_latest():
         groups[event][region].append(record)
     never: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for line in report.pending_not_started():

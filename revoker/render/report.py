@@ -69,14 +69,15 @@ def render_text(report: AuditReport) -> str:
             f"not started ({line['for_event']}, run {line['run_id']}): {line['tasks']} tasks, "
             "counted not_attempted; run again with --resume"
         )
-    problems = report.problems()
-    if problems:
-        lines.append(f"problems ({len(problems)}):")
-        for p in (problem_fields(r) for r in problems[:MAX_PROBLEMS_SHOWN]):
+    problem_count = report.problem_count
+    if problem_count:
+        lines.append(f"problems ({problem_count}):")
+        for p in (problem_fields(r) for r in report.problems(MAX_PROBLEMS_SHOWN)):
+            status = "-" if p["http_status"] is None else p["http_status"]  # nothing answered
             lines.append(
                 f"  {p['event']} {p['region']} {p['app_id']} {p['key_hint']} {p['key_id']}"
                 + (f" sid={p['sid']}" if p["sid"] else "")
-                + f": {p['outcome']} HTTP {p['http_status']} {p['message'] or ''} "
+                + f": {p['outcome']} HTTP {status} {p['message'] or ''} "
                 f"request_ids={','.join(p['request_ids'][-3:]) or '-'}"
             )
     lines += key_lines(report.key_verdicts(), "these logs")
@@ -109,15 +110,15 @@ def render_markdown(report: AuditReport) -> str:
             total = index == len(rows) - 1  # the last row is the total, whatever a region is called
             cells = [f"**{_md(c)}**" if total else _md(c) for c in row]
             lines.append("| " + " | ".join(cells) + " |")
-    problems = report.problems()
-    if problems:
-        lines += ["", f"### Problems ({len(problems)})", ""]
+    problem_count = report.problem_count
+    if problem_count:
+        lines += ["", f"### Problems ({problem_count})", ""]
         lines.append(
             "| event | region | app_id | key | outcome | HTTP | message "
             "| request IDs (sent / echoed) |"
         )
         lines.append("|---|---|---|---|---|---:|---|---|")
-        for p in (problem_fields(r) for r in problems[:MAX_PROBLEMS_SHOWN]):
+        for p in (problem_fields(r) for r in report.problems(MAX_PROBLEMS_SHOWN)):
             key = f"`{_md(p['key_hint'])}` {_md(p['key_id'])}"
             if p["sid"]:
                 key += f" sid `{_md(p['sid'])}`"
@@ -128,8 +129,8 @@ def render_markdown(report: AuditReport) -> str:
                 f"{_md(p['outcome'])} | {_md(p['http_status'])} | {_md(p['message'])} | "
                 f"{_md(ids)} / {_md(echoed)} |"
             )
-        if len(problems) > MAX_PROBLEMS_SHOWN:
-            lines.append(f"\n... and {len(problems) - MAX_PROBLEMS_SHOWN} more (see --format json)")
+        if problem_count > MAX_PROBLEMS_SHOWN:
+            lines.append(f"\n... and {problem_count - MAX_PROBLEMS_SHOWN} more (see --format json)")
     lines += _markdown_keys(report)
     return "\n".join(lines) + "\n"
 

@@ -39,8 +39,8 @@ def render_streams(report: StreamsReport, fmt: str) -> str:
         who = f" key {failure['key_hint']}" if failure["key_hint"] else ""
         lines.append(
             f"could not check {where}{who}: {failure['what']} {failure['outcome']} "
-            f"HTTP {failure['http_status']} {failure['message'] or ''} "
-            f"request_id={failure['request_id']}"
+            f"HTTP {failure['http_status'] or '-'} {failure['message'] or ''} "
+            f"request_id={failure['request_id'] or '-'}"
         )
     if report.halt_reason == HaltReason.AUTH_REJECTED:
         lines.append("credentials rejected (401)")

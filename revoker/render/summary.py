@@ -180,10 +180,15 @@ def totals_lines(totals: Totals, log: str = "AUDIT_LOG") -> list[str]:
         for f in totals.failures[:MAX_FAILURES_SHOWN]:
             lines.append(
                 f"    {f['region']} {f['app_id']} {f['key_hint']} {f['key_id']}: "
-                f"HTTP {f['http_status']} {f['message'] or ''} "
-                f"request_ids={','.join(f['request_ids'][-3:])}"
+                f"HTTP {_status(f['http_status'])} {f['message'] or ''} "
+                f"request_ids={','.join(f['request_ids'][-3:]) or '-'}"
             )
     return lines
+
+
+def _status(status: object) -> str:
+    """An HTTP status for a failure line: ``-`` when nothing was answered (or sent)."""
+    return "-" if status is None else str(status)
 
 
 def _masked_argv(argv: Sequence[str]) -> tuple[list[str], bool]:
@@ -234,6 +239,12 @@ def next_steps(report: RunReport, argv: Sequence[str] | None) -> list[str]:
             before = "fix the credentials (AGORA_CUSTOMER_ID/SECRET), then "
         elif report.halt_reason == HaltReason.AUDIT_WRITE_FAILED:
             before = "make the audit log writable (disk space), then "
+        elif report.refused_apps:
+            # The same app ID would be refused again: resuming alone cannot help.
+            before = (
+                f"fix the app ID {', '.join(report.refused_apps)} (wrong, or Media Gateway "
+                "not enabled for it: --app-id / AGORA_APP_ID, or the app_id column), then "
+            )
         what = f"{unfinished} tasks failed or not attempted" if unfinished else "the rest"
         if report.command == "verify":  # its --resume skips nothing: run it again
             steps.append(f"{before}check again ({what}):")

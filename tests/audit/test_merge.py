@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import threading
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from click.testing import CliRunner
 
 from revoker.audit.merge import build_report
 from revoker.cli import main
+from revoker.errors import AuditLogError
 
 
 def line(event: str, region: str, key: str, outcome: str, ts: str, **extra: Any) -> str:
@@ -385,3 +389,121 @@ def test_a_duplicated_task_line_does_not_hide_a_deleted_one(tmp_path: Path) -> N
     code, out = run(str(log))
     assert code == 1, out
     assert "INCOMPLETE: 1 run(s) recorded fewer task lines than they planned (1 missing)" in out
+
+
+def _nightly_log(path: Path, keys: int, nights: int, attempts: int = 1) -> Path:
+    """``nights`` finished revoke runs over the same ``keys`` keys in four regions: the
+    first revokes them, the later ones find them absent (a cron job's year)."""
+    with path.open("w", encoding="utf-8") as out:
+        for night in range(nights):
+            run_id, day = f"night-{night}", f"2026-01-{1 + night % 28:02d}T0{night // 28}"
+            out.write(run_event("run_started", run_id, f"{day}:00:00.000Z", command="revoke",
+                                options={"resume": False}, counts={"tasks": keys * 4}))  # fmt: skip
+            for i in range(keys * 4):
+                region, outcome = ("na", "eu", "ap", "cn")[i % 4], "absent" if night else "revoked"
+                record = json.loads(line("revoke", region, f"{i // 4:032x}", outcome,
+                                         f"{day}:00:01.000Z"))  # fmt: skip
+                record["run_id"] = run_id
+                record["attempts"] = record["attempts"] * attempts
+                out.write(json.dumps(record) + "\n")
+            out.write(run_event("run_finished", run_id, f"{day}:00:02.000Z", exit_code=0))
+    return path
+
+
+def _held(path: Path) -> tuple[int, int]:
+    """(bytes still held by the report once built, peak bytes while building it)."""
+    tracemalloc.start()
+    try:
+        report = build_report([path])
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.exit_code == 0, report.verdict()
+    return held, peak
+
+
+def test_memory_does_not_grow_with_the_number_of_successful_task_lines(tmp_path: Path) -> None:
+    two_nights = _held(_nightly_log(tmp_path / "two.jsonl", keys=1_000, nights=2))
+    ten_nights = _held(_nightly_log(tmp_path / "ten.jsonl", keys=1_000, nights=10))
+    # Five times the lines over the same tasks: about the same memory (runs add a little).
+    assert ten_nights[0] < two_nights[0] * 1.5
+    assert ten_nights[1] < two_nights[1] * 1.5
+
+
+def test_memory_per_task_is_small_and_not_the_size_of_its_records(tmp_path: Path) -> None:
+    small = _held(_nightly_log(tmp_path / "small.jsonl", keys=500, nights=1))
+    large = _held(_nightly_log(tmp_path / "large.jsonl", keys=5_000, nights=1))
+    fat = _held(_nightly_log(tmp_path / "fat.jsonl", keys=5_000, nights=1, attempts=20))
+    per_task = (large[1] - small[1]) / (4 * 4_500)
+    assert per_task < 250  # bytes; a whole record held was about 3,400
+    assert fat[1] < large[1] * 1.2  # records 10 times larger: the same memory
+
+
+def test_a_log_changed_while_the_report_reads_it_is_an_error_not_a_wrong_row(
+    tmp_path: Path,
+) -> None:
+    log = write(tmp_path / "audit.jsonl",
+                line("revoke", "na", "a", "failed", "2026-01-01T00:00:01.000Z"))  # fmt: skip
+    report = build_report([log])
+    write(log, line("revoke", "na", "b", "revoked", "2026-01-01T00:00:01.000Z"))
+    with pytest.raises(AuditLogError, match="changed while the report read it"):
+        report.problems()
+
+
+def _through_a_pipe(tmp_path: Path, text: str) -> Path:
+    """A FIFO fed ``text`` once by a thread: a log that can be read only once."""
+    fifo = tmp_path / "audit.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("w", encoding="utf-8") as out:
+            out.write(text)
+
+    threading.Thread(target=feed, daemon=True).start()
+    return fifo
+
+
+def test_a_log_read_from_a_pipe_lists_its_problems(tmp_path: Path) -> None:
+    log = write(tmp_path / "audit.jsonl",
+                line("revoke", "na", "a", "failed", "2026-01-01T00:00:01.000Z"),
+                line("revoke", "eu", "a", "revoked", "2026-01-01T00:00:01.000Z"))  # fmt: skip
+    code, out = run(str(_through_a_pipe(tmp_path, log.read_text(encoding="utf-8"))))
+    assert code == 1
+    assert "revoke na app1 *** sha256:a: failed HTTP 503 Service overload" in out
+
+
+def test_verify_follows_the_chain_in_the_same_pass_so_a_pipe_can_be_verified(
+    tmp_path: Path,
+) -> None:
+    from revoker.audit.chain import GENESIS, line_hash
+
+    lines, prev = [], GENESIS
+    for text in write(tmp_path / "plain.jsonl").read_text(encoding="utf-8").splitlines():
+        chained = json.dumps({**json.loads(text), "prev": prev})
+        lines.append(chained + "\n")
+        prev = line_hash(chained.encode())
+    result = CliRunner().invoke(
+        main, ["report", "--verify", str(_through_a_pipe(tmp_path, "".join(lines)))]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"chained, head {prev}" in result.output
+
+
+def test_a_run_whose_lines_come_in_two_blocks_counts_a_duplicate_once(tmp_path: Path) -> None:
+    # r1's lines, then r2's, then r1's again (lines appended later, or a copied log):
+    # r1's second line of the same task must not stand in for its missing one.
+    log = write(
+        tmp_path / "audit.jsonl",
+        run_event("run_started", "r1", "2026-01-01T00:00:00.000Z", command="revoke",
+                  options={"resume": False}, counts={"tasks": 2}),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+        run_event("run_finished", "r1", "2026-01-01T00:00:02.000Z", exit_code=0),
+        run_event("run_started", "r2", "2026-01-01T00:01:00.000Z", command="verify",
+                  options={"resume": False}),
+        json.dumps({**json.loads(line("revoke", "na", "a", "absent",
+                                      "2026-01-01T00:01:01.000Z")), "run_id": "r2"}) + "\n",
+        run_event("run_finished", "r2", "2026-01-01T00:01:02.000Z", exit_code=0),
+        line("revoke", "na", "a", "revoked", "2026-01-01T00:00:01.000Z"),
+    )  # fmt: skip
+    report = build_report([log])
+    assert [(r["run_id"], r["recorded"]) for r in report.incomplete_runs()] == [("r1", 1)]

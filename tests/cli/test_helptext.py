@@ -51,6 +51,21 @@ def test_run_commands_list_their_options_in_groups(command: str) -> None:
 
 
 @pytest.mark.parametrize("command", [*RUN_COMMANDS, "show", "streams", "report", "keygen"])
+def test_every_option_sits_in_a_named_group_only_help_is_left_under_options(
+    command: str,
+) -> None:
+    text = help_of(command)
+    lines = text[text.index("Options:") :].splitlines()[1:] if "Options:" in text else []
+    section = []
+    for line in lines:
+        if line and not line.startswith(" "):
+            break
+        section.append(line)
+    options = [line.split()[0] for line in section if line.strip().startswith("-")]
+    assert options == ["-h,"], text
+
+
+@pytest.mark.parametrize("command", [*RUN_COMMANDS, "show", "streams", "report", "keygen"])
 def test_every_command_ends_with_examples(command: str) -> None:
     text = help_of(command)
     examples = text[text.index("Examples:") :].splitlines()[1:]

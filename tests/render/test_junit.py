@@ -137,3 +137,14 @@ def test_tasks_never_started_are_failing_testcases_naming_their_count(tmp_path: 
     assert "na / 29 tasks never started" in names
     messages = [f.get("message") or "" for f in root.findall(".//failure")]
     assert any("credentials rejected (401)" in m for m in messages)
+
+
+def test_a_failure_nothing_answered_says_http_status_dash_not_none(tmp_path: Path) -> None:
+    log = write(
+        tmp_path / "a.jsonl",
+        line("revoke", "na", "a", "failed", TS, http_status=None, message="no response: timeout"),
+    )
+    _, root = junit(log)
+    (failure,) = root.findall("testsuite/testcase/failure")
+    assert "http_status: -" in (failure.text or "")
+    assert "None" not in (failure.text or "")

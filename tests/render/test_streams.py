@@ -36,3 +36,17 @@ def test_server_text_in_the_streams_table_is_escaped(api: respx.MockRouter, show
         assert raw not in result.output
     assert "\\x1b]0;owned\\x07c" in result.output
     assert "S1\\u202egnp.exe" in result.output
+
+
+def test_a_place_that_never_answered_shows_no_http_status_rather_than_none() -> None:
+    from revoker.render.streams import render_streams
+    from revoker.results import StreamsReport
+
+    report = StreamsReport()
+    report.failures.append(
+        {"app_id": "app1", "region": "na", "key_hint": "", "what": "listing",
+         "outcome": "failed", "http_status": None, "message": "connection refused",
+         "request_id": None}
+    )  # fmt: skip
+    text = render_streams(report, "text")
+    assert "could not check app1/na: listing failed HTTP - connection refused request_id=-" in text

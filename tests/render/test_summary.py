@@ -130,3 +130,34 @@ def test_a_failed_verify_says_to_run_it_again_not_to_resume() -> None:
         "  check again (1 tasks failed or not attempted):",
         "    revoker verify keys.csv",
     ]
+
+
+def test_a_failure_nothing_answered_shows_no_http_status_rather_than_none(
+    tmp_path: Path,
+) -> None:
+    from revoker.audit.merge import build_report
+    from revoker.render.report import render_report
+
+    failure = {
+        "region": "na", "app_id": "app1", "key_hint": "K1aa...aaa", "key_id": "sha256:00",
+        "http_status": None, "message": "left running: no live stream matched this key",
+        "request_ids": [],
+    }  # fmt: skip
+    report = RunReport("revoke", "run-1", Path("a.jsonl"), PlanStats(tasks=1))
+    report.passes.append(Totals("disconnect", counts=Counter({"failed": 1}), failures=[failure]))
+    line = next(x for x in render(report, "text").splitlines() if "left running" in x)
+    assert "HTTP - left running" in line
+    assert line.endswith("request_ids=-")
+
+    log = tmp_path / "a.jsonl"
+    record = {
+        "event": "disconnect", "ts": "2026-01-01T00:00:01.000Z", "run_id": "r1",
+        "app_id": "app1", "region": "na", "key_id": "sha256:00", "key_hint": "K1aa...aaa",
+        "outcome": "failed", "http_status": None, "message": "left running", "attempts": [],
+    }  # fmt: skip
+    start = {"event": "run_started", "ts": "2026-01-01T00:00:00.000Z", "run_id": "r1",
+             "command": "revoke"}  # fmt: skip
+    log.write_text(json.dumps(start) + "\n" + json.dumps(record) + "\n", encoding="utf-8")
+    text = render_report(build_report([log]), "text")
+    assert "failed HTTP - left running" in text
+    assert "HTTP None" not in text

@@ -69,9 +69,12 @@ class AppCheck:
         why = self.refused.get((task.app_id, task.region))
         if why is None:
             return None
+        listing = self.listings.get((task.app_id, task.region))
+        # The pair sent nothing: the listing's request is the one support can look up.
+        asked = f" (request ID {listing.request_id})" if listing and listing.request_id else ""
         return (
             f"not sent: listing live streams of app {task.app_id} in {task.region} answered "
-            f"{why}: the app ID is wrong or Media Gateway is not enabled for it"
+            f"{why}{asked}: the app ID is wrong or Media Gateway is not enabled for it"
         )
 
 

@@ -83,3 +83,34 @@ def test_any_other_failed_listing_lets_the_deletes_go_ahead(
         if r["event"] == "listing"
     ]  # fmt: skip
     assert [(r["outcome"], r["refused"]) for r in listing] == [("failed", False)]
+
+
+def test_a_refused_app_is_named_in_the_next_step_before_any_resume(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    api.get(LISTING).mock(return_value=error(400, "Invalid app ID."))
+    result = CliRunner().invoke(
+        main,
+        ["revoke", "--key", "stream-key-0000-abcdef", "--app-id", APP, "--regions", "na",
+         "--base-url", BASE, "--audit-log", str(tmp_path / "a.jsonl"), "--max-rps", "0",
+         "--max-attempts", "1"],
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    step = lines[lines.index("next:") + 1]
+    # Resuming with the same app ID would be refused again: the app ID comes first.
+    assert step.startswith(f"  fix the app ID {APP} (wrong, or Media Gateway not enabled")
+    assert step.endswith("then resume (1 tasks failed or not attempted; done pairs are skipped):")
+
+
+def test_a_pair_refused_at_the_listing_names_the_listings_request_id(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    api.get(LISTING).mock(return_value=error(400, "Invalid app ID."))
+    summary = revoke(tmp_path)
+    [listing] = [
+        r for r in map(json.loads, (tmp_path / "a.jsonl").read_text().splitlines())
+        if r["event"] == "listing"
+    ]  # fmt: skip
+    # The pair sent nothing: the request Agora support can look up is the listing's.
+    assert listing["request_id"]
+    assert listing["request_id"] in summary["revoke"]["failures"][0]["message"]
