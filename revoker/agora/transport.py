@@ -258,10 +258,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if clock is not None and self._deadlines.end(clock):
                 raise DeadlineExceeded(f"no complete answer within {deadline} s") from None
             raise
+        except self._client_error as exc:
+            # Before TimeoutError: aiohttp's connect timeout is one too, and it must
+            # stay a connect failure (which may switch to the fallback host).
+            raise _map_aiohttp_error(exc) from exc
         except TimeoutError:
             raise DeadlineExceeded(f"no complete answer within {deadline} s") from None
-        except self._client_error as exc:
-            raise _map_aiohttp_error(exc) from exc
         finally:
             if clock is not None:
                 self._deadlines.end(clock)

@@ -230,3 +230,26 @@ def test_a_cancelled_attempt_stays_cancelled_and_is_no_timeout() -> None:
             await server.wait_closed()
 
     asyncio.run(go())
+
+
+def test_a_connect_timeout_is_a_connect_timeout_so_the_fallback_host_is_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiohttp's connect timeout is also a TimeoutError: it must not read as the
+    attempt's deadline (a read timeout), which never switches hosts."""
+
+    async def never_connects(*args: object, **kwargs: object) -> aiohttp.ClientResponse:
+        raise aiohttp.ConnectionTimeoutError("Connection timeout to host 127.0.0.1:9")
+
+    monkeypatch.setattr(aiohttp.ClientSession, "request", never_connects)
+
+    async def go() -> None:
+        transport = AiohttpTransport(LIMITS)
+        try:
+            request = httpx.Request("GET", "http://127.0.0.1:9/na/k", extensions=TIMEOUT)
+            with pytest.raises(httpx.ConnectTimeout):
+                await transport.handle_async_request(request)
+        finally:
+            await transport.aclose()
+
+    asyncio.run(go())
