@@ -24,7 +24,9 @@ MIN_WIDTH_MS = 10
 # Series per bucket: "deleted" and "cut" per region, the rest per region too.
 SERIES = ("deleted", "cut", "verify", "throttled", "retries", "failed")
 OTHER_REGION = "other"
-TIMED_EVENTS = ("revoke", "verify", "disconnect", "rotate")
+# listing: the live-stream listings (before the first DELETE, and the cuts' own), whose
+# 429s and retries are part of the story too.
+TIMED_EVENTS = ("revoke", "verify", "disconnect", "rotate", "listing")
 
 
 def ts_ms(value: Any) -> int | None:

@@ -16,6 +16,7 @@ import click
 
 from revoker.cli.helptext import HelpCommand
 from revoker.cli.options import (
+    MAX_WAIT,
     absent_ok_option,
     build_settings,
     check_verify_delay,
@@ -123,7 +124,7 @@ def finish(ctx: click.Context, report: RunReport, output: str) -> int:
     default=None,
     metavar="SECONDS",
     help="With --verify: wait this long after a pair's DELETE before its GET "
-    "(replication).  [default: 2]",
+    f"(replication), 0 to {MAX_WAIT:g}.  [default: 2]",
 )
 @click.option(
     "--disconnect", is_flag=True, help="Also force-disconnect live streams pushed with the key."

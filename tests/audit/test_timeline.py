@@ -91,6 +91,16 @@ def test_429s_retries_cuts_and_verify_span_are_counted() -> None:
     assert run.halted  # never finished
 
 
+def test_429s_and_retries_of_the_live_stream_listings_are_counted_too() -> None:
+    timeline = Timeline()
+    timeline.observe(started("r1", 0))
+    listing = {"event": "listing", "ts": at(0.5), "run_id": "r1", "region": "eu"}
+    timeline.observe({**listing, "outcome": "listed", "attempts": [{"status": 429}, {}]})
+    assert timeline.totals("throttled") == {"eu": 1}
+    assert timeline.totals("retries") == {"eu": 1}
+    assert timeline.totals("deleted") == {}
+
+
 def test_time_to_revoke_of_a_resumed_run_counts_from_the_first_run() -> None:
     timeline = Timeline()
     timeline.start_log("a.jsonl")

@@ -85,6 +85,12 @@ def test_revoke_dry_run_help_still_says_nothing_is_sent() -> None:
     assert "send nothing" in option_help(help_of("revoke"), "--dry-run")
 
 
+def test_verify_delay_help_names_its_range_as_disconnect_timeout_does() -> None:
+    text = help_of("revoke")
+    assert "0 to 3600" in option_help(text, "--verify-delay SECONDS")
+    assert "0<=x<=3600" in option_help(text, "--disconnect-timeout")
+
+
 def test_verify_resume_help_says_it_skips_nothing() -> None:
     text = option_help(help_of("verify"), "--resume")
     assert "skips nothing" in text

@@ -121,7 +121,9 @@ class Plan:
             if isinstance(item, Task):
                 yield item
         changed = check.report()
-        if changed is not None and self.changed is None:
+        if changed is not None:
+            # The input is read more than once a run: the last read that found a
+            # change saw every change made until then.
             self.changed = changed
 
     def region_counts(self, *, include_done: bool = False) -> Counter[str]:

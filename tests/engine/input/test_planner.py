@@ -138,6 +138,23 @@ def test_a_key_replaced_by_one_of_the_same_length_is_not_sent_and_named(tmp_path
     assert "key-9999" not in plan.changed
 
 
+def test_a_row_changed_between_two_reads_of_one_run_is_named_too(tmp_path: Path) -> None:
+    """The input is read more than once a run (keys in use first, then the rest):
+    the message names what the last read found changed, not only the first."""
+    path = tmp_path / "keys.txt"
+    path.write_text("key-0001\nkey-0002\nkey-0003\n")
+    opts = InputSettings(sources=(str(path),), app_id="a")
+    plan = build_plan(open_sources(opts.sources, ()), opts)
+    path.write_text("key-0001\nkey-9999\nkey-0003\n")
+    list(plan.tasks())
+    path.write_text("key-0001\nkey-9999\nkey-8888\n")
+    assert {t.key for t in plan.tasks()} == {"key-0001"}
+    assert plan.changed is not None
+    assert f"2 rows differ from what was validated and were NOT sent: {path}:2, {path}:3" in (
+        plan.changed
+    )
+
+
 def test_a_row_added_after_validation_is_not_sent(tmp_path: Path) -> None:
     path = tmp_path / "keys.csv"
     path.write_text("stream_key,regions\nk1,na\n")
