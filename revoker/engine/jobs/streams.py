@@ -8,6 +8,7 @@ Per (app ID, region): one listing of every live stream, and one GET per key
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,7 +24,7 @@ from revoker.engine.sched.pacing import RateLimits
 from revoker.engine.sched.pool import Halt, RunContext
 from revoker.engine.sched.retry import RetryPolicy
 from revoker.models import Outcome, Task, TaskResult
-from revoker.redact import key_forms, redact
+from revoker.redact import key_forms, server_data
 from revoker.results import StreamRow, StreamsReport
 from revoker.settings import ClientSettings, RetrySettings
 
@@ -117,10 +118,7 @@ def check_streams(
                 report.left_running += _left_running(keys, lookups, index, listed)
                 # A hostile server may echo a key as a stream's channel, uid or status.
                 forms = tuple(form for task in keys for form in key_forms(task.key))
-
-                def shown(value: Any) -> Any:
-                    return redact(value, forms) if isinstance(value, str) else value
-
+                shown = functools.partial(server_data, secrets=forms)
                 for stream, push in listed.entries:
                     hit = index.find(stream, push)
                     if hit is None and not show_all:
