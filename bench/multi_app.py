@@ -7,10 +7,8 @@ the cap, whatever the input order.
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 from bench.common import DATA, REGIONS, ChildResult, make_keys, read_journal, write_seed_csv
 from revoker.emulator.process import EmulatorProcess
@@ -18,14 +16,6 @@ from revoker.emulator.process import EmulatorProcess
 APPS = 10
 KEYS_PER_APP = 100
 DELETE_CAP = 50.0
-
-
-def write_keys(path: Path, rows: list[tuple[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["stream_key", "app_id"])
-        writer.writerows(rows)
-    return path
 
 
 def multi_app(
@@ -52,7 +42,7 @@ def multi_app(
     journal.unlink(missing_ok=True)
     with emulator("--seed-keys", str(seed), "--journal", str(journal)) as emu:
         for order, rows in orders.items():
-            keys_file = write_keys(DATA / f"multi-app-{order}.csv", rows)
+            keys_file = write_seed_csv(DATA / f"multi-app-{order}.csv", iter(rows))
             result = revoke(emu.base_url, str(keys_file), audit=f"multi-app-{order}.jsonl")
             wall = result.wall
             deletes = [
