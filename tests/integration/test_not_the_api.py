@@ -72,15 +72,21 @@ def test_wrong_base_path_fails_every_pair_then_resume_with_the_right_url_revokes
     assert cli("report", str(audit), env=env).returncode == 0
 
 
-def serve_everything(status: int, body: bytes, content_type: str) -> Iterator[str]:
-    """A loopback server that answers every request alike, with no X-Request-ID."""
+def serve_everything(
+    status: int, body: bytes, content_type: str | None, *, echo_request_id: bool = False
+) -> Iterator[str]:
+    """A loopback server that answers every request alike under ``content_type`` (no
+    header at all when None), with no X-Request-ID unless ``echo_request_id``."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def answer(self) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            if content_type is not None:
+                self.send_header("Content-Type", content_type)
+            if echo_request_id:
+                self.send_header("X-Request-ID", self.headers.get("X-Request-ID", ""))
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -168,30 +174,6 @@ def test_a_catch_all_200_is_failed_never_revoked_and_the_keys_stay_to_do(
     assert "NOT done" in report.stdout
 
 
-def serve_echoing(body: bytes, content_type: str | None) -> Iterator[str]:
-    """A loopback server answering every request 200 in the API's shape, echoing the
-    X-Request-ID, under ``content_type`` (no header at all when None)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def answer(self) -> None:
-            self.send_response(200)
-            if content_type is not None:
-                self.send_header("Content-Type", content_type)
-            self.send_header("X-Request-ID", self.headers.get("X-Request-ID", ""))
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_DELETE = answer
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    yield from _serve(Handler)
-
-
 @pytest.mark.parametrize(
     ("content_type", "done"),
     [
@@ -210,7 +192,7 @@ def test_a_json_body_counts_as_the_apis_only_under_a_json_media_type(
     (tmp_path / "keys.txt").write_text("plain-key-0001\n")
     audit = tmp_path / "audit.jsonl"
     env = {"AGORA_CUSTOMER_ID": "cid", "AGORA_CUSTOMER_SECRET": "secret", "AGORA_APP_ID": APP}
-    for url in serve_echoing(b'{"status":"success"}', content_type):
+    for url in serve_everything(200, b'{"status":"success"}', content_type, echo_request_id=True):
         result = cli(
             "revoke", str(tmp_path / "keys.txt"), "--base-url", url, "--regions", "na",
             "--max-attempts", "1", "--audit-log", str(audit), "--output", "json", env=env,
