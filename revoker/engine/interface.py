@@ -9,9 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
-from revoker.engine.sched.pool import RunContext, TaskRunner
+from revoker.engine.sched.pool import RunContext, TaskFeed, TaskRunner
 from revoker.models import Task
+
+
+class FrontLane(Protocol):
+    """Work beside a pass's workers that may move some of its tasks to the front."""
+
+    def feed(self, tasks: Iterator[Task] | TaskFeed) -> TaskFeed:
+        """The pass's tasks, with the ones moved to the front handed out first."""
+        ...
+
+    async def run(self) -> None:
+        """The work itself; cancelled once the pass ends."""
+        ...
 
 
 @dataclass
@@ -40,3 +53,6 @@ class Pass:
     # The method whose per-app budget paces the pass: its tasks are then handed out
     # app by app as each budget frees a slot (engine.sched.fairfeed), not in input order.
     budget: str | None = None
+    # Given the context and the (app ID, key) handed out first already (keys live
+    # streams push with), a lane that runs beside the workers; None: no lane.
+    front: Callable[[RunContext, frozenset[tuple[str, str]]], FrontLane | None] | None = None

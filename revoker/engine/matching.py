@@ -177,22 +177,23 @@ class KeyIndex(Generic[T]):
                 if key in self._by_key:
                     return self._by_key[key], Match(URL_MATCH, push.protocol)
             return None
-        channel, uid = _text(stream.get("channel")), _text(stream.get("uid"))
-        if channel is None or uid is None:
+        pair = channel_uid(stream)
+        if pair is None or pair not in self._by_channel_uid:
             return None
-        if (channel, uid) not in self._by_channel_uid:
-            return None
-        return self._by_channel_uid[(channel, uid)], Match(CHANNEL_UID_MATCH, push.protocol)
+        return self._by_channel_uid[pair], Match(CHANNEL_UID_MATCH, push.protocol)
+
+
+def channel_uid(stream: dict[str, Any]) -> tuple[str, str] | None:
+    """A listed stream's ``(channel, uid)`` as text, or None if either is missing."""
+    channel, uid = _text(stream.get("channel")), _text(stream.get("uid"))
+    return None if channel is None or uid is None else (channel, uid)
 
 
 def same_channel_uid(stream: Any, identity: KeyIdentity) -> bool:
     """Whether ``stream`` has the channel and uid a GET of the key answered."""
     if not isinstance(stream, dict) or not identity.channel or identity.uid is None:
         return False
-    return (_text(stream.get("channel")), _text(stream.get("uid"))) == (
-        identity.channel,
-        identity.uid,
-    )
+    return channel_uid(stream) == (identity.channel, identity.uid)
 
 
 def match_stream(stream: Any, identity: KeyIdentity) -> Match | None:

@@ -7,8 +7,9 @@ raised as RevokerError subclasses; everything else ends in a RunReport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import IO
 
@@ -20,13 +21,14 @@ from revoker.audit.log import AuditLog, load_done, save_unrecorded
 from revoker.credentials import Credentials
 from revoker.engine.input.planner import Plan, build_plan
 from revoker.engine.input.sources import open_sources
-from revoker.engine.interface import Pass
+from revoker.engine.interface import FrontLane, Pass
 from revoker.engine.jobs.disconnect import DisconnectPlan
 from revoker.engine.jobs.disconnect_records import (
     disconnect_note,
 )
 from revoker.engine.jobs.keyverdicts import KeyLedger
 from revoker.engine.jobs.preflight import AppCheck, check_apps
+from revoker.engine.jobs.scout import scout_concurrency
 from revoker.engine.sched.calls import query_task, revoke_task
 from revoker.engine.sched.delayqueue import DelayQueue
 from revoker.engine.sched.estimate import paced_estimate
@@ -213,10 +215,15 @@ async def _run_passes(
     halt = Halt()
     limits = {m: RateLimits(settings.rps_for(m)) for m in ("DELETE", "GET", "POST")}
     client_settings = settings.client
+    connections = settings.client.concurrency
     if any(p.delay is not None for p in passes):
         # Two pools of workers at once: a connection each, so a verify GET never
         # holds the connection a DELETE waits for.
-        client_settings = replace(client_settings, concurrency=2 * client_settings.concurrency)
+        connections += settings.client.concurrency
+    if any(p.front is not None for p in passes):
+        connections += scout_concurrency(settings.client.concurrency)  # the same for the scout
+    if connections != client_settings.concurrency:
+        client_settings = replace(client_settings, concurrency=connections)
     try:
         with stop_on_signals(halt, install=install_signal_handlers):
             async with AgoraClient(client_settings, credentials, transport=transport) as client:
@@ -306,23 +313,29 @@ class _Sweeper:
             runner = _unless_refused(self.check, runner, sweep.done_before)
         if sweep.budget is not None and isinstance(tasks, Iterator):
             tasks = AppFairFeed(tasks, self.ctx.limits[sweep.budget])
+        front = None
+        if sweep.front is not None and self.check is not None:
+            front = sweep.front(self.ctx, self.check.streamed_keys())
+        if front is not None:
+            tasks = front.feed(tasks)
         planned = self.plan.region_counts(include_done=sweep.include_done)
         observe = None
         if self.observer is not None:
             self.observer.pass_started(sweep.event, sum(planned.values()), self._rate(sweep))
             observe = self.observer.recorded
-        return await run_tasks(
-            tasks,
-            runner,
-            ctx=self.ctx,
-            audit=self.audit,
-            event=sweep.event,
-            concurrency=self.concurrency,
-            on_result=on_result,
-            planned=planned,
-            done_before=sweep.done_before,
-            observe=observe,
-        )
+        async with _beside(front):
+            return await run_tasks(
+                tasks,
+                runner,
+                ctx=self.ctx,
+                audit=self.audit,
+                event=sweep.event,
+                concurrency=self.concurrency,
+                on_result=on_result,
+                planned=planned,
+                done_before=sweep.done_before,
+                observe=observe,
+            )
 
     def _rate(self, sweep: Pass) -> float | None:
         """The pass's paced requests/s over all its app IDs (each has its own budget)."""
@@ -332,6 +345,26 @@ class _Sweeper:
             return None
         apps = {app for app, _ in self.plan.stats.per_app_region} or {""}
         return limits.rate * len(apps)
+
+
+@contextlib.asynccontextmanager
+async def _beside(front: FrontLane | None) -> AsyncIterator[None]:
+    """Run ``front``'s work while the block runs; it is cancelled when the block ends. A
+    failure in it is logged: it only ever moves tasks forward, the pass does them anyway."""
+    if front is None:
+        yield
+        return
+    work = asyncio.ensure_future(front.run())
+    try:
+        yield
+    finally:
+        work.cancel()
+        try:
+            await work
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # a bug in the lane must not end the run
+            log.error("front lane failed", error=type(exc).__name__)
 
 
 def _danger_first(
@@ -452,6 +485,7 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
         lambda ctx: cuts.sweep(ctx).run,
         done_before=cuts.done_before,
         budget="DELETE",
+        front=cuts.scout,
     )
 
 

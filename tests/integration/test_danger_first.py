@@ -6,6 +6,7 @@ they are in the input, their DELETEs (and with --disconnect their cuts) go first
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,47 @@ def test_streamed_keys_at_the_end_of_the_input_are_deleted_first(
     else:
         assert len(left["streams"]) == len(streamed)
         assert "--disconnect" in result.stderr + result.stdout
+
+
+def test_keys_of_whip_streams_at_the_end_of_the_input_are_found_and_deleted_early(
+    tmp_path: Path,
+) -> None:
+    """A WHIP stream names no key: its key is found by a GET ahead of the pass (the
+    scout), whose answer is the pair's own lookup, so no pair is looked up twice."""
+    keys = make_keys(30, "whip")
+    whip = keys[-2:]
+    seed = tmp_path / "seed.csv"
+    seed.write_text(
+        "stream_key,app_id,channel,uid\n"
+        + "".join(f"{k},{APP},ch{i},{i}\n" for i, k in enumerate(keys)),
+        encoding="utf-8",
+    )
+    live = tmp_path / "live.csv"
+    live.write_text(
+        "stream_key,app_id,region,channel,uid,protocol\n"
+        + "".join(
+            f"{k},{APP},{REGIONS[i]},ch{keys.index(k)},{keys.index(k)},whip\n"
+            for i, k in enumerate(whip)
+        ),
+        encoding="utf-8",
+    )
+    journal = tmp_path / "journal.jsonl"
+    keys_csv = write_keys_csv(tmp_path / "keys.csv", keys, APP)
+    args = ["revoke", str(keys_csv), "--audit-log", str(tmp_path / "audit.jsonl")]
+    args += ["--concurrency", "1", "--output", "json", "--disconnect"]
+    with EmulatorProcess(
+        "--seed-keys", str(seed), "--live-streams", str(live), "--journal", str(journal)
+    ) as emu:
+        result = run_revoker(*args, env=revoker_env(emu.client_env()))
+        left = emu.state()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert left["keys"] == []
+    assert left["streams"] == []
+    requests = key_requests(read_journal(journal))
+    deletes = [e["key"] for e in requests if e["method"] == "DELETE"]
+    # Both WHIP keys are gone in every region before the first half of the input is.
+    last_whip = max(i for i, key in enumerate(deletes) if key in whip)
+    assert last_whip < deletes.index(keys[15])
+    gets = Counter((e["key"], e["region"]) for e in requests if e["method"] == "GET")
+    assert set(gets.values()) == {1}
+    assert len(gets) == len(keys) * len(REGIONS)

@@ -53,6 +53,7 @@ from revoker.engine.jobs.disconnect_records import (
     DISCONNECT,
     UNCONFIRMED_FIELDS,
     Listing,
+    key_identity,
     list_streams,
     listing_failed,
     record_listing,
@@ -60,6 +61,7 @@ from revoker.engine.jobs.disconnect_records import (
     step_record,
     unconfirmed_cuts,
 )
+from revoker.engine.jobs.scout import Scout, scout_concurrency
 from revoker.engine.matching import (
     KeyIdentity,
     KeyIndex,
@@ -95,15 +97,6 @@ class _Scope:
     fresh: list[tuple[KeyIdentity, Task]] = field(default_factory=list)  # deleted here
 
 
-def key_identity(task: Task, lookup: TaskResult) -> KeyIdentity:
-    """The key with the channel and uid its GET answered (200), if it did."""
-    data = lookup.data if lookup.outcome is Outcome.PRESENT else None
-    if not isinstance(data, dict) or not isinstance(data.get("channel"), str):
-        return KeyIdentity(task.key)
-    uid = data.get("uid")
-    return KeyIdentity(task.key, data["channel"], str(uid) if uid is not None else None)
-
-
 class StreamSweep:
     """Listings, matches and cuts of one run, shared by every pair of each (app, region).
 
@@ -127,6 +120,9 @@ class StreamSweep:
         # Earlier runs' cuts never confirmed, by (app ID, region, key ID).
         self.unconfirmed = unconfirmed or {}
         self._scopes = {where: _Scope(count) for where, count in expected.items()}
+        # Set when the pass runs with a scout (engine.jobs.scout): its GETs are the
+        # pairs' lookups.
+        self.scout: Scout | None = None
 
     def _scope(self, task: Task, *, start: bool = True) -> _Scope:
         where = (task.app_id, task.region)
@@ -146,7 +142,10 @@ class StreamSweep:
         if earlier is not None:
             return earlier
         self.start(task)
-        lookup = await query_task(self.ctx, task)
+        scouted = self.scout.take(task) if self.scout is not None else None
+        lookup = None if scouted is None else await scouted
+        if lookup is None:
+            lookup = await query_task(self.ctx, task)
         return await self.delete_and_cut(task, lookup)
 
     def resumed_pair(self, task: Task) -> TaskResult | None:
@@ -479,6 +478,9 @@ class DisconnectPlan:
     settings: RunSettings
     plan: Plan
     event: str
+    _bound: dict[int, tuple[RunContext, StreamSweep]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def resumed(self) -> bool:
@@ -493,6 +495,28 @@ class DisconnectPlan:
         return self.plan.done_pair if self.resumed else None
 
     def sweep(self, ctx: RunContext) -> StreamSweep:
+        """The run's sweep: made once per context, so the scout and the runner share it."""
+        bound = self._bound.get(id(ctx))
+        if bound is None or bound[0] is not ctx:
+            bound = self._bound[id(ctx)] = (ctx, self._new_sweep(ctx))
+        return bound[1]
+
+    def scout(self, ctx: RunContext, streamed: frozenset[tuple[str, str]]) -> Scout | None:
+        """A scout for the keys of keyless live streams (engine.jobs.scout), or None if the
+        listings before the first DELETE hold no such stream."""
+        scout = Scout(
+            ctx,
+            self.tasks,
+            streamed,
+            done_before=self.done_before,
+            concurrency=scout_concurrency(self.settings.client.concurrency),
+        )
+        if not scout.active:
+            return None
+        self.sweep(ctx).scout = scout
+        return scout
+
+    def _new_sweep(self, ctx: RunContext) -> StreamSweep:
         expected: Counter[tuple[str, str]] = Counter(self.plan.stats.per_app_region)
         done: dict[int, KeyIdentity | None] = {}
         if self.resumed:

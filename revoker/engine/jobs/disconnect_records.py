@@ -104,6 +104,15 @@ def listing_failed(task: Task, listing: Listing, which: str) -> FollowUp:
     return FollowUp(DISCONNECT, result, fields)
 
 
+def key_identity(task: Task, lookup: TaskResult) -> KeyIdentity:
+    """The key with the channel and uid its GET answered (200), if it did."""
+    data = lookup.data if lookup.outcome is Outcome.PRESENT else None
+    if not isinstance(data, dict) or not isinstance(data.get("channel"), str):
+        return KeyIdentity(task.key)
+    uid = data.get("uid")
+    return KeyIdentity(task.key, data["channel"], str(uid) if uid is not None else None)
+
+
 def step_record(lookup: TaskResult) -> dict[str, Any]:
     """One request a pair's line records besides its own: outcome, request IDs, attempts."""
     return {

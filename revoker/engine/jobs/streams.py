@@ -16,8 +16,7 @@ import httpx
 
 from revoker.agora.client import AgoraClient
 from revoker.credentials import Credentials
-from revoker.engine.jobs.disconnect import key_identity
-from revoker.engine.jobs.disconnect_records import Listing, list_streams
+from revoker.engine.jobs.disconnect_records import Listing, key_identity, list_streams
 from revoker.engine.matching import KeyIndex, same_channel_uid
 from revoker.engine.sched.calls import query_task
 from revoker.engine.sched.pacing import RateLimits
