@@ -5,8 +5,9 @@ Per (app ID, region), one :class:`StreamSweep` scope:
 * the live streams are listed once (``GET .../online-streams``, every stream of the
   app in the region): before the first DELETE by :mod:`revoker.engine.jobs.preflight`
   (taken from ``RunContext.listings``), or else when the scope's first pair starts;
-* per pair: ``GET`` the key (its channel and uid tie WHIP streams to it), then
-  ``DELETE`` it (the pair's ``revoke`` line). Only if the DELETE answered 200 or
+* per pair: ``GET`` the key (its channel and uid tie WHIP streams to it; with
+  keyless streams listed, :mod:`revoker.engine.jobs.scout` may have sent that GET
+  ahead of the pass), then ``DELETE`` it (the pair's ``revoke`` line). Only if the DELETE answered 200 or
   404 are the streams of the first listing that match the key (see
   :mod:`revoker.engine.matching`) force-disconnected: in the other order the encoder
   reconnects at once under a new SID;
