@@ -23,19 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import structlog
-
 from revoker import __version__
 from revoker.audit.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
 from revoker.jsontext import loads
+from revoker.logs import log
 from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
 from revoker.redact import key_forms, redact, server_data
 
 if TYPE_CHECKING:  # cryptography is imported only when a run signs
     from revoker.audit.signing import Signer
-
-log = structlog.get_logger("revoker")
 
 # Fields of GET data worth keeping (never streamKey: the key is masked).
 DATA_FIELDS = {
