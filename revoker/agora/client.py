@@ -190,7 +190,8 @@ class AgoraClient:
             max_keepalive_connections=max(settings.concurrency, 1),
         )
         if transport is None:
-            transport = _transport.make_transport(limits)
+            tls = any(base.url.scheme == "https" for base in self._bases)
+            transport = _transport.make_transport(limits, tls=tls)
         # Requests go straight to the transport, as httpx.AsyncClient would send them
         # with follow_redirects=False, no cookie jar and trust_env=False, but without
         # the client's per-request work (URL merging, auth and redirect wrappers,

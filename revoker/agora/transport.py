@@ -160,13 +160,14 @@ class _Deadlines:
             self._timer = loop.call_at(heap[0][0], self._expire)
 
 
-def make_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+def make_transport(limits: httpx.Limits, *, tls: bool = True) -> httpx.AsyncBaseTransport:
     """The production transport, for every run size: aiohttp's pool under httpx's types.
 
     httpcore's pool slows down as concurrency rises (README, Benchmarks); one
-    transport also means one parser decides what a malformed answer is.
+    transport also means one parser decides what a malformed answer is. ``tls``:
+    whether any request may go to an https URL (see :class:`AiohttpTransport`).
     """
-    return AiohttpTransport(limits)
+    return AiohttpTransport(limits, tls=tls)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -187,10 +188,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
       its answer a byte at a time cannot hold a request (or a stopping run) forever.
     - The body is capped at MAX_BODY, compressed and decompressed (a gzip bomb is
       a failed attempt, not a gigabyte of memory).
+
+    Certificates are checked against httpx's CA bundle (certifi), loaded when the
+    session opens; built with ``tls=False`` (every base URL plain http, on loopback)
+    it is not loaded at all, and an https URL would be checked against the system's
+    CAs (aiohttp's default context).
     """
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, *, tls: bool = True) -> None:
         self._limits = limits
+        self._tls = tls
         self._session: Any = None
         self._timeouts: dict[float | None, Any] = {}
         self._deadlines = _Deadlines()
@@ -206,7 +213,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         connector = aiohttp.TCPConnector(
             limit=self._limits.max_connections or 0,
             keepalive_timeout=self._limits.keepalive_expiry,
-            ssl=httpx.create_ssl_context(trust_env=False),
+            ssl=httpx.create_ssl_context(trust_env=False) if self._tls else True,
         )
         session = aiohttp.ClientSession(
             connector=connector,

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import respx
 
+import revoker.agora.transport
 from revoker.agora.auth import hmac_headers
 from revoker.agora.client import AgoraClient, ApiResponse, key_path, parse_retry_after, segment
 from revoker.credentials import Credentials
@@ -251,3 +252,25 @@ def test_an_answer_nested_100000_deep_is_not_the_apis_and_does_not_crash() -> No
     assert response.status == 404
     assert not response.api_answer
     assert not response.not_found  # never "absent" on an answer that is not the API's
+
+
+@pytest.mark.parametrize(
+    ("base", "fallback", "tls"),
+    [
+        ("http://127.0.0.1:8080", None, False),
+        ("https://api.agora.io", "https://api.sd-rtn.com", True),
+        ("http://127.0.0.1:8080", "https://api.agora.io", True),
+    ],
+)
+def test_the_production_transport_is_asked_for_tls_only_when_a_base_url_is_https(
+    base: str, fallback: str | None, tls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[bool] = []
+
+    def make_transport(limits: httpx.Limits, *, tls: bool = True) -> httpx.AsyncBaseTransport:
+        asked.append(tls)
+        return mock_transport(limits)
+
+    monkeypatch.setattr(revoker.agora.transport, "make_transport", make_transport)
+    AgoraClient(ClientSettings(base_url=base, fallback_url=fallback), Credentials("i", "s"))
+    assert asked == [tls]

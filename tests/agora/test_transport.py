@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -48,6 +50,28 @@ def _url(server: asyncio.Server, path: str) -> str:
 
 def test_the_production_transport_is_aiohttps() -> None:
     assert isinstance(make_transport(LIMITS), AiohttpTransport)
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_the_ca_bundle_is_loaded_only_for_a_transport_that_may_send_over_https(
+    tls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: list[bool] = []
+    real = httpx.create_ssl_context
+
+    def create_ssl_context(**kwargs: Any) -> ssl.SSLContext:
+        loaded.append(True)
+        return real(**kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", create_ssl_context)
+
+    async def go() -> None:
+        transport = AiohttpTransport(LIMITS, tls=tls)
+        transport._open()
+        await transport.aclose()
+
+    asyncio.run(go())
+    assert loaded == ([True] if tls else [])
 
 
 def test_aiohttp_still_has_the_private_switch_against_silent_resends() -> None:
