@@ -124,6 +124,8 @@ class ApiResponse:
 def json_media_type(content_type: str | None) -> bool:
     """``application/json`` or a ``+json`` type (any parameters, any case): the API
     answers in JSON, and a JSON body under ``text/html`` is some other server's page."""
+    if content_type == "application/json":  # the API's own: no need to take it apart
+        return True
     if not content_type:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
@@ -262,7 +264,8 @@ class AgoraClient:
                 extensions=self._extensions,
             )
             response = await self._transport.handle_async_request(request)
-            content = await _read(response)
+            fields = _answer_headers(response.headers)
+            content = await _read(response, fields)
         except httpx.HTTPError as exc:  # transport errors, and a body that cannot be decoded
             ms = int((time.perf_counter() - started) * 1000)
             connect = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
@@ -270,7 +273,9 @@ class AgoraClient:
                 self._note_connect_failure(index)
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
-        return _to_api_response(response, content, request_id, host, ms, self._secrets, echoes)
+        return _to_api_response(
+            response, content, request_id, host, ms, self._secrets, echoes, fields
+        )
 
     async def delete_key(self, region: str, app_id: str, key: str | StreamKey) -> ApiResponse:
         key = key if isinstance(key, StreamKey) else StreamKey.of(key)
@@ -304,16 +309,35 @@ class AgoraClient:
         return await self.request("DELETE", streams_path(region, app_id, sid))
 
 
-async def _read(response: httpx.Response) -> bytes:
-    """The answer's body, the response closed.
+# The answer's headers revoker reads, by lower-case name.
+_ANSWER_HEADERS = frozenset({b"x-request-id", b"retry-after", b"content-type", b"content-encoding"})
+
+
+def _answer_headers(headers: httpx.Headers) -> dict[bytes, str]:
+    """The headers of :data:`_ANSWER_HEADERS` present, as ``headers.get`` gives them
+    (repeats joined with ", "), found in one pass instead of one per name."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers.raw:
+        key = name.lower()
+        if key in _ANSWER_HEADERS:
+            found[key] = found[key] + b", " + value if key in found else value
+    try:
+        # ASCII decodes alike in each encoding httpx may pick for the whole set.
+        return {key: value.decode("ascii") for key, value in found.items()}
+    except UnicodeDecodeError:
+        return {key: headers[key.decode("ascii")] for key in found}
+
+
+async def _read(response: httpx.Response, fields: dict[bytes, str]) -> bytes:
+    """The answer's body, the response closed; ``fields``: its :func:`_answer_headers`.
 
     Bytes in hand with no ``Content-Encoding`` left on them (the production
     transport decodes under its cap, and says so) are taken as they are: what
     httpx's identity decoder would give, with nothing to release.
     """
     stream = response.stream
-    if isinstance(stream, httpx.ByteStream) and "Content-Encoding" not in response.headers:
-        return b"".join([part async for part in stream])
+    if isinstance(stream, httpx.ByteStream) and b"content-encoding" not in fields:
+        return b"".join(stream)
     try:
         return await response.aread()
     finally:
@@ -328,13 +352,17 @@ def _to_api_response(
     ms: int,
     secrets: tuple[str, ...],
     echoes: tuple[str, ...] = (),
+    fields: dict[bytes, str] | None = None,
 ) -> ApiResponse:
     """The answer reduced; every string from the server passes the redactor.
+    ``fields``: its :func:`_answer_headers`, if read already.
 
     ``data`` keeps the key's forms (``echoes``): matching and rotate decide on its
     exact text, and the audit log masks them where it records data. The message and
     request ID are recorded as they are, so both lose them here.
     """
+    if fields is None:
+        fields = _answer_headers(response.headers)
     blanked = echoes + secrets
     body: Any = None
     try:
@@ -353,7 +381,7 @@ def _to_api_response(
         # As httpx's Response.text decodes it (charset, else UTF-8; bad bytes replaced).
         text = content.decode(response.encoding or "utf-8", errors="replace").strip()
         message = text if text else response.reason_phrase or None
-    echoed = response.headers.get("X-Request-ID")
+    echoed = fields.get(b"x-request-id")
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
@@ -364,13 +392,13 @@ def _to_api_response(
         # of the whole would have blanked.
         message=None if message is None else server_text(message, blanked, limit),
         data=data,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        retry_after=parse_retry_after(fields.get(b"retry-after")),
         # The API echoes the X-Request-ID it was sent; a front proxy, a catch-all
         # page or another service under a wrong base path does not answer in this shape.
         api_answer=(
             isinstance(body, dict)
             and body.get("status") == ("success" if response.status_code == 200 else "error")
             and echoed == request_id
-            and json_media_type(response.headers.get("Content-Type"))
+            and json_media_type(fields.get(b"content-type"))
         ),
     )

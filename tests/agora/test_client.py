@@ -8,10 +8,19 @@ from urllib.parse import unquote
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
 import revoker.agora.transport
 from revoker.agora.auth import hmac_headers
-from revoker.agora.client import AgoraClient, ApiResponse, key_path, parse_retry_after, segment
+from revoker.agora.client import (
+    AgoraClient,
+    ApiResponse,
+    _answer_headers,
+    key_path,
+    parse_retry_after,
+    segment,
+)
 from revoker.credentials import Credentials
 from revoker.errors import TransportFailure, UsageError
 from revoker.settings import ClientSettings, check_base_url, default_fallback
@@ -274,3 +283,23 @@ def test_the_production_transport_is_asked_for_tls_only_when_a_base_url_is_https
     monkeypatch.setattr(revoker.agora.transport, "make_transport", make_transport)
     AgoraClient(ClientSettings(base_url=base, fallback_url=fallback), Credentials("i", "s"))
     assert asked == [tls]
+
+
+_NAMES = st.sampled_from(
+    [b"X-Request-ID", b"x-request-id", b"Retry-After", b"Content-Type", b"CONTENT-ENCODING",
+     b"Date", b"Server"]
+)  # fmt: skip
+_VALUES = st.binary(max_size=12).filter(lambda v: b"\r" not in v and b"\n" not in v)
+
+
+@given(st.lists(st.tuples(_NAMES, _VALUES), max_size=8))
+def test_the_answer_headers_read_in_one_pass_are_what_headers_get_gives(
+    raw: list[tuple[bytes, bytes]],
+) -> None:
+    headers = httpx.Headers(raw)
+    expected = {
+        name.lower().encode("ascii"): headers.get(name)
+        for name in ("X-Request-ID", "Retry-After", "Content-Type", "Content-Encoding")
+        if name in headers
+    }
+    assert _answer_headers(headers) == expected
