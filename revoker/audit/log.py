@@ -19,7 +19,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -43,8 +42,24 @@ DATA_FIELDS = {
 }
 
 
+# The current second and its text (one tuple: the progress thread logs too).
+_STAMP: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now in UTC to the millisecond, as ``datetime.isoformat`` writes it, with ``Z``:
+    ``2026-12-03T16:50:06.123Z``. The text up to the second is made once per second."""
+    global _STAMP
+    second, milli = divmod(time.time_ns() // 1_000_000, 1000)
+    stamp = _STAMP
+    if stamp[0] != second:
+        t = time.gmtime(second)
+        text = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        )
+        stamp = _STAMP = (second, text)
+    return f"{stamp[1]}{milli:03d}Z"
 
 
 class AuditLog:
@@ -226,8 +241,12 @@ class AuditLog:
             os.close(fd)
 
 
+# json.dumps with these options, without building an encoder per line.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _encode(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(record).encode("utf-8")
 
 
 def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) -> Path | None:
