@@ -44,8 +44,22 @@ class DeadlineExceeded(httpx.TimeoutException):
 # Percent-encoded segments (``segment``) and a query of encoded names and values, which
 # httpx's parse keeps exactly as they are: no dot segment, no character it would quote.
 _CHAR = r"(?:[A-Za-z0-9_.~-]|%[0-9A-Fa-f]{2})"
-_PLAIN_PATH = re.compile(rf"(?:/(?!\.\.?(?:/|$)){_CHAR}*)+")
 _PLAIN_QUERY = re.compile(rf"(?:{_CHAR}|[=&])*")
+# A plain path in three quick checks (one pattern with a look-ahead per segment costs
+# more than the rest of the join): its characters, its escapes, no "." or ".." segment.
+_PATH_CHARS = re.compile(r"/[A-Za-z0-9_.~%/-]*")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
+
+
+def _plain_path(path: str) -> bool:
+    """Whether ``path`` is ``/`` + segments of unreserved characters and ``%XX``
+    escapes (empty segments too), none of them ``.`` or ``..``."""
+    return (
+        _PATH_CHARS.fullmatch(path) is not None
+        and ("%" not in path or _BAD_ESCAPE.search(path) is None)
+        and ("/." not in path or _DOT_SEGMENT.search(path) is None)
+    )
 
 
 class BaseURL:
@@ -73,7 +87,7 @@ class BaseURL:
         """``base + path [+ "?" + query]``, both already percent-encoded."""
         if (
             self._parsed is not None
-            and _PLAIN_PATH.fullmatch(path)
+            and _plain_path(path)
             and (not query or _PLAIN_QUERY.fullmatch(query))
         ):
             url = httpx.URL.__new__(httpx.URL)

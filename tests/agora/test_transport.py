@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revoker.agora.client import key_path
-from revoker.agora.transport import AiohttpTransport, BaseURL, DeadlineExceeded, make_transport
+from revoker.agora.transport import (
+    AiohttpTransport,
+    BaseURL,
+    DeadlineExceeded,
+    _plain_path,
+    make_transport,
+)
 
 LIMITS = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 TIMEOUT = {"timeout": httpx.Timeout(5.0).as_dict()}
@@ -170,6 +177,27 @@ def test_a_joined_url_is_the_url_httpx_parses_from_the_whole_string(
         whole.raw_path,
         whole.raw_host,
     )
+
+
+# Paths of the characters that matter to a plain path: dots, escapes, separators.
+_PATHS = st.text(alphabet="/.%aZ09fF-_~+ ?#", max_size=24).map(lambda p: "/" + p)
+
+
+@settings(max_examples=500, deadline=None)
+@given(base=st.sampled_from(BASES), path=_PATHS)
+def test_any_path_joins_to_the_url_httpx_parses_from_the_whole_string(base: str, path: str) -> None:
+    joined, whole = BaseURL(base).join(path), httpx.URL(base + path)
+    assert (str(joined), joined.raw_path) == (str(whole), whole.raw_path)
+
+
+@settings(max_examples=500, deadline=None)
+@given(path=_PATHS | st.text(alphabet="/.%aF9", max_size=12))
+def test_a_plain_path_is_slash_separated_segments_of_plain_characters_none_a_dot(
+    path: str,
+) -> None:
+    char = r"(?:[A-Za-z0-9_.~-]|%[0-9A-Fa-f]{2})"
+    spec = re.compile(rf"(?:/(?!\.\.?(?:/|$)){char}*)+")
+    assert _plain_path(path) == (spec.fullmatch(path) is not None)
 
 
 def test_a_path_that_is_not_plain_segments_is_parsed_by_httpx() -> None:
