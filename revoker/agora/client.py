@@ -11,9 +11,10 @@ httpx errors never leave this module: they become
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -148,6 +149,22 @@ def _host_header(url: httpx.URL) -> str:
     return host if url.port in (None, default) else f"{host}:{url.port}"
 
 
+# The bits a version 4 UUID (RFC 4122 variant) fixes, and where they go.
+_UUID4_CLEAR = ~((0xF << 76) | (0xC << 60))
+_UUID4_SET = (0x4 << 76) | (0x8 << 60)
+
+
+def request_ids() -> Iterator[str]:
+    """Fresh X-Request-IDs: random version 4 UUIDs, written as ``str(uuid.uuid4())``
+    writes them, from os.urandom as uuid4 takes them, read 256 at a time (one
+    system call each, and no UUID object per request)."""
+    while True:
+        block = os.urandom(16 * 256)
+        for at in range(0, len(block), 16):
+            h = f"{int.from_bytes(block[at : at + 16]) & _UUID4_CLEAR | _UUID4_SET:032x}"
+            yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 USER_AGENT = f"revoker/{__version__}"
 # A recorded message's length: the API's own (JSON) message, or the start of another body.
 MESSAGE_MAX_JSON = 500
@@ -187,6 +204,7 @@ class AgoraClient:
         self._basic_raw = (b"Authorization", self._basic.encode("ascii"))
         self._hmac = settings.auth == "hmac"
         self._active = 0
+        self._request_ids = request_ids()
         limits = httpx.Limits(
             max_connections=max(settings.concurrency, 1),
             max_keepalive_connections=max(settings.concurrency, 1),
@@ -235,7 +253,7 @@ class AgoraClient:
         # path and query are percent-encoded already (segment, quote): httpx keeps them as is.
         url = self._bases[index].join(path, query)
         host = self._hosts[index]
-        request_id = str(uuid.uuid4())
+        request_id = next(self._request_ids)
         headers = [*self._head[index], (b"X-Request-ID", request_id.encode("ascii"))]
         if self._hmac:
             raw_path = url.raw_path.decode("ascii")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from email.utils import formatdate
 from urllib.parse import unquote
@@ -19,6 +20,7 @@ from revoker.agora.client import (
     _answer_headers,
     key_path,
     parse_retry_after,
+    request_ids,
     segment,
 )
 from revoker.credentials import Credentials
@@ -303,3 +305,11 @@ def test_the_answer_headers_read_in_one_pass_are_what_headers_get_gives(
         if name in headers
     }
     assert _answer_headers(headers) == expected
+
+
+def test_request_ids_are_distinct_version_4_uuids_as_uuid_writes_them() -> None:
+    ids = list(itertools.islice(request_ids(), 600))  # more than one block of randomness
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert (str(parsed), parsed.version, parsed.variant) == (value, 4, uuid.RFC_4122)
