@@ -309,8 +309,10 @@ class _Sweeper:
             on_result = _also(self.ledger.add, on_result)
         if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
             runner = _unless_refused(self.check, runner, sweep.done_before)
-        if sweep.budget is not None and isinstance(tasks, Iterator):
-            tasks = AppFairFeed(tasks, self.ctx.limits[sweep.budget])
+        limits = self.ctx.limits[sweep.budget] if sweep.budget is not None else None
+        # Without a cap every app is free alike: the feed would hand out the plan's order.
+        if limits is not None and limits.rate > 0 and isinstance(tasks, Iterator):
+            tasks = AppFairFeed(tasks, limits)
         front = None
         if sweep.front is not None and self.check is not None:
             front = sweep.front(self.ctx, self.check.streamed_keys())
