@@ -285,14 +285,21 @@ def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) 
 
 def answer_fields(result: TaskResult) -> dict[str, Any]:
     """What a line says of a request's answer: outcome, status, request IDs, attempts."""
-    last = result.last
+    attempts = result.attempts
+    if attempts:
+        last = attempts[-1]
+        status, request_id, server_id, host = (
+            last.status, last.request_id, last.server_request_id, last.host
+        )  # fmt: skip
+    else:
+        status = request_id = server_id = host = None
     return {
         "outcome": str(result.outcome),
-        "http_status": result.http_status,
-        "request_id": result.request_id,
-        "server_request_id": result.server_request_id,
-        "host": last.host if last else None,
-        "attempts": [a.to_record() for a in result.attempts],
+        "http_status": status,
+        "request_id": request_id,
+        "server_request_id": server_id,
+        "host": host,
+        "attempts": [a.to_record() for a in attempts],
         "duration_ms": result.duration_ms,
         "message": result.message,
     }
@@ -316,11 +323,13 @@ def task_record(
         record["key"] = task.key
     record.update(answer_fields(result))
     echoed: dict[str, Any] = {}
-    if isinstance(result.data, dict):
+    data = result.data
+    if isinstance(data, dict):
         for name, field in DATA_FIELDS.items():
-            if name in result.data:
-                echoed[field] = result.data[name]
-    echoed.update(extra)
+            if name in data:
+                echoed[field] = data[name]
+    if extra:
+        echoed.update(extra)
     # What the server said (a GET's channel or uid, a stream's fields) may echo the key.
     if echoed:
         record.update(echoed if reveal_keys else _masked(echoed, key_forms(task.key)))
