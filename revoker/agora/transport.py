@@ -362,9 +362,22 @@ async def _read_capped(response: Any) -> bytes:
     return b"".join(parts)
 
 
+# Header names as text: the same few names on every request.
+_NAMES: dict[bytes, str] = {}
+
+
 def _str_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
     """The headers as sent, names in their original case."""
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers.raw]
+    names = _NAMES
+    out = []
+    for name, value in headers.raw:
+        text = names.get(name)
+        if text is None:
+            text = name.decode("latin-1")
+            if len(names) < 256:
+                names[name] = text
+        out.append((text, value.decode("latin-1")))
+    return out
 
 
 def _map_aiohttp_error(exc: BaseException) -> httpx.TransportError:

@@ -286,19 +286,13 @@ def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) 
 def answer_fields(result: TaskResult) -> dict[str, Any]:
     """What a line says of a request's answer: outcome, status, request IDs, attempts."""
     attempts = result.attempts
-    if attempts:
-        last = attempts[-1]
-        status, request_id, server_id, host = (
-            last.status, last.request_id, last.server_request_id, last.host
-        )  # fmt: skip
-    else:
-        status = request_id = server_id = host = None
+    last = attempts[-1] if attempts else None
     return {
         "outcome": str(result.outcome),
-        "http_status": status,
-        "request_id": request_id,
-        "server_request_id": server_id,
-        "host": host,
+        "http_status": last.status if last else None,
+        "request_id": last.request_id if last else None,
+        "server_request_id": last.server_request_id if last else None,
+        "host": last.host if last else None,
         "attempts": [a.to_record() for a in attempts],
         "duration_ms": result.duration_ms,
         "message": result.message,

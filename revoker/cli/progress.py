@@ -66,8 +66,12 @@ class PassCounts:
         self.done += 1
         self.per_region[result.task.region] += 1
         self.outcomes[str(result.outcome)] += 1
-        self.retries += max(0, len(result.attempts) - 1)
-        self.throttled += sum(1 for attempt in result.attempts if attempt.status == 429)
+        attempts = result.attempts
+        if len(attempts) > 1:
+            self.retries += len(attempts) - 1
+            self.throttled += sum(1 for attempt in attempts if attempt.status == 429)
+        elif attempts and attempts[0].status == 429:
+            self.throttled += 1
         if is_problem(self.event, str(result.outcome)):
             self.problems += 1
         self.last = time.monotonic()
