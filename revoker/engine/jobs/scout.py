@@ -15,6 +15,11 @@ Every answer the scout gets is its pair's own lookup: the pass takes it
 would not send anyway, only earlier. Keys whose URL-named streams put them first
 already (the listings' keys) are not scouted.
 
+Whether the pass has handed a pair out already is told by the pair's place in its
+app's order, counted by both over the same input. A row edited between the two
+reads (the run then names it and exits 1) can shift those places, and a key moved
+after that may have a region sent twice: the second DELETE answers 404.
+
 Bounded: at most :data:`LOOKAHEAD` answers wait for their pair (a few kilobytes
 each); the scout stops once every keyless stream has a key, at the end of the
 input, or when the run halts. A stream found this way is still cut only by its
