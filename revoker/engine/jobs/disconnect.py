@@ -7,10 +7,10 @@ Per (app ID, region), one :class:`StreamSweep` scope:
   (taken from ``RunContext.listings``), or else when the scope's first pair starts;
 * per pair: ``GET`` the key (its channel and uid tie WHIP streams to it; with
   keyless streams listed, :mod:`revoker.engine.jobs.scout` may have sent that GET
-  ahead of the pass), then ``DELETE`` it (the pair's ``revoke`` line). Only if the DELETE answered 200 or
-  404 are the streams of the first listing that match the key (see
-  :mod:`revoker.engine.matching`) force-disconnected: in the other order the encoder
-  reconnects at once under a new SID;
+  ahead of the pass), then ``DELETE`` it (the pair's ``revoke`` line). Only if the
+  DELETE answered 200 or 404 are the streams of the first listing that match the
+  key (see :mod:`revoker.engine.matching`) force-disconnected: in the other order
+  the encoder reconnects at once under a new SID;
 * after the scope's last DELETE, the streams are listed once more and the ones
   that started meanwhile with any deleted key are cut too.
 

@@ -433,3 +433,28 @@ def test_a_force_disconnect_goes_ahead_of_the_delete_slots_booked_already(
     assert cut.call_count == 1
     assert fronts == ["front"]  # the cut, and only the cut, took the front of the line
     assert report.exit_code == 0
+
+
+@pytest.mark.parametrize("scout_breaks", [False, True], ids=["scouted", "scout-failed"])
+def test_a_whip_stream_is_cut_with_one_lookup_of_the_key_even_if_the_scout_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scout_breaks: bool
+) -> None:
+    if scout_breaks:
+
+        async def broken(self: object) -> None:
+            raise RuntimeError("a bug in the scout")
+
+        monkeypatch.setattr("revoker.engine.jobs.scout.Scout.run", broken)
+    whip = {"sid": "W1", "channel": CHANNEL, "uid": "11", "url": "https://h/whip"}
+    with respx.mock(base_url=BASE, assert_all_called=True) as api:
+        lookup = api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(side_effect=[ok([whip]), ok([])])
+        cut = api.delete(sid_url("W1")).mock(return_value=ok())
+        api.get(sid_url("W1")).mock(return_value=ok([]))
+        report, records = run(tmp_path)
+    assert report.exit_code == 0
+    assert lookup.call_count == 1  # the scout's GET is the pair's lookup, or the pair's own
+    assert cut.call_count == 1
+    (line,) = (r for r in records if r["event"] == "disconnect")
+    assert (line["outcome"], line["match"]) == ("disconnected", "channel_uid")
