@@ -144,7 +144,8 @@ class StreamSweep:
             return earlier
         self.start(task)
         scouted = self.scout.take(task) if self.scout is not None else None
-        lookup = None if scouted is None else await scouted
+        # Shielded: a worker cancelled while waiting leaves the scout's future alone.
+        lookup = None if scouted is None else await asyncio.shield(scouted)
         if lookup is None:
             lookup = await query_task(self.ctx, task)
         return await self.delete_and_cut(task, lookup)
@@ -507,7 +508,6 @@ class DisconnectPlan:
         listings before the first DELETE hold no such stream."""
         scout = Scout(
             ctx,
-            self.tasks,
             streamed,
             done_before=self.done_before,
             concurrency=scout_concurrency(self.settings.client.concurrency),
