@@ -147,7 +147,9 @@ class StreamSweep:
         # Shielded: a worker cancelled while waiting leaves the scout's future alone.
         lookup = None if scouted is None else await asyncio.shield(scouted)
         if lookup is None:
-            lookup = await query_task(self.ctx, task)
+            # A key live streams push with never waits behind the scout's GETs.
+            urgent = self.scout is not None and self.scout.streams_with(task)
+            lookup = await query_task(self.ctx, task, urgent=urgent)
         return await self.delete_and_cut(task, lookup)
 
     def resumed_pair(self, task: Task) -> TaskResult | None:

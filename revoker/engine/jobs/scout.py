@@ -129,6 +129,10 @@ class Scout:
         """The pass's feed, with the pairs of keys moved to the front handed out first."""
         return _FrontFirst(self, tasks)
 
+    def streams_with(self, task: Task) -> bool:
+        """Whether a listed stream's URL names the task's key (a key in use)."""
+        return (task.app_id, task.key) in self._streamed
+
     def take(self, task: Task) -> asyncio.Future[TaskResult | None] | None:
         """The scout's GET of ``task`` (done or under way), or None if it sent none. The
         future's result is None only if the GET was cut short: the pass GETs then."""
