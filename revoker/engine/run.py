@@ -487,6 +487,7 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
         done_before=cuts.done_before,
         budget="DELETE",
         front=cuts.scout,
+        notes=cuts.notes,
     )
 
 

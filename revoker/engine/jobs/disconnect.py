@@ -519,6 +519,18 @@ class DisconnectPlan:
         self.sweep(ctx).scout = scout
         return scout
 
+    def notes(self) -> list[str]:
+        """The summary's line on keys the scout moved to the front, if it moved any."""
+        moved = sum(
+            sweep.scout.moved_keys for _, sweep in self._bound.values() if sweep.scout is not None
+        )
+        if not moved:
+            return []
+        return [
+            f"keys of live streams whose URL names no key (WHIP), found by their channel "
+            f"and uid and revoked ahead of their turn: {moved}"
+        ]
+
     def _new_sweep(self, ctx: RunContext) -> StreamSweep:
         expected: Counter[tuple[str, str]] = Counter(self.plan.stats.per_app_region)
         done: dict[int, KeyIdentity | None] = {}
