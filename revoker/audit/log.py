@@ -42,7 +42,8 @@ DATA_FIELDS = {
 }
 
 
-# The current second and its text (one tuple: the progress thread logs too).
+# The current second and its text, in one tuple: a line written from another thread
+# never pairs one second with the text of another.
 _STAMP: tuple[int, str] = (-1, "")
 
 
