@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import re
 import string
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 MASK = "***"
 REQUEST_ID_MAX = 128
@@ -85,11 +87,16 @@ def _mask_partial_tail(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def clip(text: str, limit: int | None, secrets: Iterable[str]) -> str:
+def clip(
+    text: str, limit: int | None, secrets: Iterable[str], keys: KeyDigests | None = None
+) -> str:
     """``text`` redacted, then cut to ``limit`` characters, then any secret's start left
-    at the end masked: a cut never splits a secret into a recorded half."""
+    at the end masked: a cut never splits a secret into a recorded half. With ``keys``,
+    every key of theirs the kept part holds is masked too, before the cut."""
     secrets = tuple(s for s in secrets if s)
     text = redact(text, secrets)
+    if keys is not None:
+        text = keys.mask(text, limit)
     if limit is not None:
         text = text[:limit]
     return _mask_partial_tail(text, secrets)
@@ -107,6 +114,86 @@ def key_forms(key: str) -> tuple[str, ...]:
         return (key,)
     forms = {key, quote(key, safe="")}
     return tuple(sorted(forms, key=len, reverse=True))
+
+
+class KeyDigests:
+    """The run's keys as one 8-byte digest each (not the keys), to find them in a text.
+
+    A request that names no key (a listing) cannot be redacted of the keys the
+    usual way, by their forms: the run streams its inputs and holds no key list.
+    :meth:`mask` looks at every substring as long as a key (or its percent-encoded
+    form, in either hex case) and masks those whose digest is a key's. The
+    digest is Python's own salted string hash: it lives only in this process,
+    and a false match only masks a few characters too many.
+    """
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self._digests: array[int] = array("q")
+        self._sorted = True
+        self._lengths: set[int] = set()  # of the keys as they are
+        self._encoded: set[int] = set()  # of the percent-encoded forms that differ
+        for key in keys:
+            self.add(key)
+
+    def add(self, key: str) -> None:
+        """One key of the run (one too short for :func:`key_forms` is never masked)."""
+        forms = key_forms(key)
+        if not forms:
+            return
+        self._digests.append(hash(key))
+        self._sorted = False
+        self._lengths.add(len(key))
+        self._encoded.update(len(form) for form in forms if form != key)
+
+    def __len__(self) -> int:
+        self._freeze()
+        return len(self._digests)
+
+    def _freeze(self) -> None:
+        if not self._sorted:
+            self._digests = array("q", sorted(set(self._digests)))
+            self._sorted = True
+
+    def _known(self, text: str) -> bool:
+        digests = self._digests
+        digest = hash(text)
+        at = bisect_left(digests, digest)
+        return at < len(digests) and digests[at] == digest
+
+    def holds(self, text: str) -> bool:
+        """Whether ``text`` is one of the keys, as it is or percent-encoded."""
+        self._freeze()
+        if len(text) in self._lengths and self._known(text):
+            return True
+        return "%" in text and len(text) in self._encoded and self._known(unquote(text))
+
+    def mask(self, text: str, limit: int | None = None) -> str:
+        """``text`` with each key in it masked (the longest first where they overlap).
+
+        With ``limit``, only the start that can still be kept after a cut at ``limit``
+        characters is looked at: a server's long body costs no more than a short one.
+        """
+        self._freeze()
+        if not self._digests:
+            return text
+        lengths = sorted(self._lengths | self._encoded, reverse=True)
+        out: list[str] = []
+        kept = 0
+        at = 0
+        end = len(text)
+        while at < end and (limit is None or kept < limit):
+            for length in lengths:
+                if at + length <= end and self.holds(text[at : at + length]):
+                    out.append(MASK)
+                    kept += len(MASK)
+                    at += length
+                    break
+            else:
+                out.append(text[at])
+                kept += 1
+                at += 1
+        out.append(text[at:])
+        return "".join(out)
 
 
 def secret_forms(secret: str) -> tuple[str, ...]:
@@ -152,9 +239,15 @@ def markdown_cell(value: object) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def server_text(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
-    """A server's message: secrets blanked, cut to ``limit``, control characters escaped."""
-    return printable(clip(text, limit, secrets))
+def server_text(
+    text: str,
+    secrets: Iterable[str],
+    limit: int | None = None,
+    keys: KeyDigests | None = None,
+) -> str:
+    """A server's message: secrets (and ``keys``) blanked, cut to ``limit``, control
+    characters escaped."""
+    return printable(clip(text, limit, secrets, keys))
 
 
 def server_data(value: Any, secrets: Iterable[str]) -> Any:
@@ -184,7 +277,9 @@ def server_data(value: Any, secrets: Iterable[str]) -> Any:
     return root[0]
 
 
-def server_request_id(value: str | None, secrets: Iterable[str]) -> str | None:
+def server_request_id(
+    value: str | None, secrets: Iterable[str], keys: KeyDigests | None = None
+) -> str | None:
     """An echoed request ID if it is short and made of safe characters and holds no secret.
 
     Anything else is replaced (``***`` if it held a secret, ``(invalid)`` otherwise),
@@ -192,6 +287,6 @@ def server_request_id(value: str | None, secrets: Iterable[str]) -> str | None:
     """
     if value is None or value in (MASK, INVALID_REQUEST_ID):
         return value
-    if redact(value, secrets) != value:
+    if redact(value, secrets) != value or (keys is not None and keys.mask(value) != value):
         return MASK
     return value if _REQUEST_ID.fullmatch(value) else INVALID_REQUEST_ID

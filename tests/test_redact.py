@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from revoker.redact import (
+    KeyDigests,
     clip,
     key_forms,
     markdown_cell,
@@ -126,3 +127,32 @@ def test_the_longest_end_of_a_text_that_starts_a_secret_is_masked() -> None:
     # goes on as the secret does.
     assert clip("zz abcdefghZ abcdefghX", None, [secret]) == "zz abcdefghZ ***"
     assert clip("zz abcdefghXabcdefgh", None, [secret]) == "zz ***"
+
+
+def test_key_digests_mask_each_key_as_it_is_or_percent_encoded_in_either_case() -> None:
+    keys = KeyDigests(["stream-key-0000-abcdef", "a/b+c=d0000", "short"])
+    text = "x stream-key-0000-abcdef, a%2fb%2Bc%3Dd0000 a/b+c=d0000 short stream-key-0000-abcdeg"
+    assert keys.mask(text) == "x ***, *** *** short stream-key-0000-abcdeg"
+    assert keys.holds("a%2Fb%2Bc%3Dd0000") and not keys.holds("a%2Fb")
+    assert len(keys) == 2  # a key too short to blank is not kept
+
+
+def test_key_digests_hold_one_digest_per_distinct_key() -> None:
+    keys = KeyDigests(["stream-key-0000-abcdef"] * 3)
+    assert len(keys) == 1
+    assert KeyDigests().mask("stream-key-0000-abcdef") == "stream-key-0000-abcdef"
+
+
+def test_a_cut_message_never_keeps_half_of_a_key_it_holds() -> None:
+    key = "stream-key-0000-abcdef"
+    keys = KeyDigests([key])
+    text = "x" * 490 + key + "y" * 10_000
+    assert clip(text, 500, [], keys) == "x" * 490 + "***" + "y" * 7
+    assert server_text(f"{key} {key}", [], 20, keys) == "*** ***"
+
+
+def test_a_request_id_holding_a_key_is_masked() -> None:
+    keys = KeyDigests(["stream-key-0000-abcdef"])
+    assert server_request_id("stream-key-0000-abcdef", [], keys) == "***"
+    assert server_request_id("req-stream-key-0000-abcdef-1", [], keys) == "***"
+    assert server_request_id("req-1234", [], keys) == "req-1234"

@@ -226,7 +226,9 @@ async def _run_passes(
         client_settings = replace(client_settings, concurrency=connections)
     try:
         with stop_on_signals(halt, install=install_signal_handlers):
-            async with AgoraClient(client_settings, credentials, transport=transport) as client:
+            async with AgoraClient(
+                client_settings, credentials, transport=transport, keys=plan.keys
+            ) as client:
                 ctx = RunContext(client, retry, limits, halt, audit=audit)
                 check = None
                 if ledger is not None and ledger.event in KEY_VERDICT_COMMANDS:
