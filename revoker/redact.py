@@ -137,21 +137,21 @@ class KeyDigests:
 
     def add(self, key: str) -> None:
         """One key of the run (one too short for :func:`key_forms` is never masked)."""
-        forms = key_forms(key)
-        if not forms:
+        if len(key) < 6:
             return
         self._digests.append(hash(key))
         self._sorted = False
         self._lengths.add(len(key))
-        self._encoded.update(len(form) for form in forms if form != key)
+        if not _URL_SAFE.fullmatch(key):
+            self._encoded.add(len(quote(key, safe="")))
 
     def __len__(self) -> int:
-        self._freeze()
+        """How many digests are held (a key under two app IDs is there twice)."""
         return len(self._digests)
 
     def _freeze(self) -> None:
         if not self._sorted:
-            self._digests = array("q", sorted(set(self._digests)))
+            self._digests = array("q", sorted(self._digests))
             self._sorted = True
 
     def _known(self, text: str) -> bool:

@@ -47,7 +47,7 @@ def test_same_key_under_two_apps_is_two_keys(tmp_path: Path) -> None:
     assert plan.stats.tasks == 3
 
 
-def test_the_plan_finds_its_keys_in_a_text_by_digest_one_per_distinct_key(
+def test_the_plan_finds_its_keys_in_a_text_by_their_digests(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "keys.csv"
@@ -57,7 +57,7 @@ def test_the_plan_finds_its_keys_in_a_text_by_digest_one_per_distinct_key(
     )
     opts = InputSettings(sources=(str(path),))
     plan = build_plan(open_sources(opts.sources, ()), opts)
-    assert len(plan.keys) == 2
+    assert len(plan.keys) == 3  # one per distinct (app ID, key)
     assert plan.keys.mask("x key-bbbb-0002 key-aaaa-0001 key-cccc-0003") == "x *** *** key-cccc-0003"
 
 
