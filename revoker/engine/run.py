@@ -308,7 +308,10 @@ class _Sweeper:
         tasks: Iterator[Task] | TaskFeed,
         runner: TaskRunner,
         on_result: Callable[[TaskResult], None] | None,
+        *,
+        behind: tuple[Pass, float] | None = None,
     ) -> Totals:
+        """Run one pass; ``behind``: the pass it follows and how long after (its ETA's)."""
         if self.ledger is not None and sweep.event == self.ledger.event:
             on_result = _also(self.ledger.add, on_result)
         if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
@@ -323,7 +326,14 @@ class _Sweeper:
         planned = self.plan.region_counts(include_done=sweep.include_done)
         observe = None
         if self.observer is not None:
-            self.observer.pass_started(sweep.event, sum(planned.values()), self._rate(sweep))
+            lead, delay = behind if behind is not None else (None, 0.0)
+            self.observer.pass_started(
+                sweep.event,
+                sum(planned.values()),
+                self._rate(sweep),
+                behind=lead.event if lead is not None else None,
+                delay=delay,
+            )
             observe = self.observer.recorded
         async with _beside(front):
             return await run_tasks(
@@ -456,7 +466,7 @@ async def _sweep_with_follower(
             queue.close()
 
     lead_totals, follower_totals = await asyncio.gather(
-        run_lead(), sweeper.run(follower, queue, counted, on_result)
+        run_lead(), sweeper.run(follower, queue, counted, on_result, behind=(lead, delay))
     )
     lead_totals.extra["throttled_429"] = ctx.throttled - throttled_before - follower_429
     follower_totals.extra["throttled_429"] = follower_429
