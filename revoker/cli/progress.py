@@ -262,9 +262,7 @@ class RunDisplay:
             counts = self.passes.get(event)
             if counts is None:
                 lead = self.passes.get(behind) if behind is not None else None
-                counts = self.passes[event] = PassCounts(
-                    event, total, rate, lead=lead, delay=delay
-                )
+                counts = self.passes[event] = PassCounts(event, total, rate, lead=lead, delay=delay)
             self._show(counts)
 
     def recorded(self, event: str, result: TaskResult) -> None:

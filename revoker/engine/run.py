@@ -33,7 +33,7 @@ from revoker.engine.sched.calls import query_task, revoke_task
 from revoker.engine.sched.delayqueue import DelayQueue
 from revoker.engine.sched.estimate import paced_estimate
 from revoker.engine.sched.fairfeed import AppFairFeed
-from revoker.engine.sched.observe import PASS_METHODS, RunObserver
+from revoker.engine.sched.observe import RunObserver
 from revoker.engine.sched.pacing import RateLimits
 from revoker.engine.sched.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
 from revoker.engine.sched.retry import RetryPolicy
@@ -351,8 +351,7 @@ class _Sweeper:
 
     def _rate(self, sweep: Pass) -> float | None:
         """The pass's paced requests/s over all its app IDs (each has its own budget)."""
-        method = sweep.budget or PASS_METHODS.get(sweep.event)
-        limits = self.ctx.limits.get(method or "")
+        limits = self.ctx.limits.get(sweep.budget or "")
         if limits is None or not limits.rate:
             return None
         apps = {app for app, _ in self.plan.stats.per_app_region} or {""}
@@ -477,9 +476,7 @@ def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
     """The passes of ``revoke``: DELETE every pair and (with --verify), behind the
     DELETEs, GET every pair ``verify_delay`` seconds after its DELETE ended (pairs
     done in an earlier run at once)."""
-    passes = [
-        Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t), budget="DELETE")
-    ]
+    passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t))]
     if settings.disconnect:
         passes = [disconnect_pass(settings, plan)]
     if settings.verify:
@@ -496,7 +493,6 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
         cuts.tasks,
         lambda ctx: cuts.sweep(ctx).run,
         done_before=cuts.done_before,
-        budget="DELETE",
         front=cuts.scout,
     )
 
@@ -521,7 +517,6 @@ def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None 
         lambda: plan.tasks(include_done=include_done),
         runner,
         include_done=include_done,
-        budget="GET",
     )
 
 

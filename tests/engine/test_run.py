@@ -71,4 +71,5 @@ def test_the_verify_pass_behind_the_deletes_is_announced_as_following_them(
             observer=watcher,
         )
     assert watcher.started["revoke"]["behind"] is None
-    assert watcher.started["verify"] == {"total": 1, "rate": 40.0, "behind": "revoke", "delay": 0.01}
+    verify = watcher.started["verify"]
+    assert verify == {"total": 1, "rate": 40.0, "behind": "revoke", "delay": 0.01}

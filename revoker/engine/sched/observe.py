@@ -31,7 +31,3 @@ class RunObserver(Protocol):
 
     def recorded(self, event: str, result: TaskResult) -> None:
         """A task line of ``event`` was written (follow-up lines such as cuts included)."""
-
-
-# The budget each pass's own requests are paced on (its ETA's rate).
-PASS_METHODS = {"revoke": "DELETE", "rotate": "DELETE", "verify": "GET", "query": "GET"}

@@ -58,7 +58,8 @@ def test_the_plan_finds_its_keys_in_a_text_by_their_digests(
     opts = InputSettings(sources=(str(path),))
     plan = build_plan(open_sources(opts.sources, ()), opts)
     assert len(plan.keys) == 3  # one per distinct (app ID, key)
-    assert plan.keys.mask("x key-bbbb-0002 key-aaaa-0001 key-cccc-0003") == "x *** *** key-cccc-0003"
+    text = "x key-bbbb-0002 key-aaaa-0001 key-cccc-0003"
+    assert plan.keys.mask(text) == "x *** *** key-cccc-0003"
 
 
 def test_plan_counts_per_app_and_region(tmp_path: Path) -> None:
