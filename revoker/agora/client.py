@@ -365,7 +365,10 @@ def _to_api_response(
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
-        server_request_id=server_request_id(echoed, blanked, keys),
+        # Our own request ID echoed (the usual answer) is no key: no scan for one.
+        server_request_id=server_request_id(
+            echoed, blanked, None if echoed == request_id else keys
+        ),
         host=host,
         ms=ms,
         # Redacted before it is cut: a cut must not keep half a secret that redaction
