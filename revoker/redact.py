@@ -287,6 +287,8 @@ def server_request_id(
     """
     if value is None or value in (MASK, INVALID_REQUEST_ID):
         return value
-    if redact(value, secrets) != value or (keys is not None and keys.mask(value) != value):
+    if redact(value, secrets) != value:
         return MASK
-    return value if _REQUEST_ID.fullmatch(value) else INVALID_REQUEST_ID
+    if not _REQUEST_ID.fullmatch(value):
+        return INVALID_REQUEST_ID  # nothing of it kept: no need to look for keys
+    return MASK if keys is not None and keys.mask(value) != value else value
