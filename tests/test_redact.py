@@ -155,3 +155,15 @@ def test_a_request_id_holding_a_key_is_masked() -> None:
     assert server_request_id("stream-key-0000-abcdef", [], keys) == "***"
     assert server_request_id("req-stream-key-0000-abcdef-1", [], keys) == "***"
     assert server_request_id("req-1234", [], keys) == "req-1234"
+
+
+def test_key_digests_find_keys_across_sorted_runs_added_before_and_after_a_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(KeyDigests, "RUN", 4)
+    keys = KeyDigests(f"stream-key-{n:04d}" for n in range(10))
+    assert keys.holds("stream-key-0009")
+    for n in range(10, 23):
+        keys.add(f"stream-key-{n:04d}")
+    assert all(keys.holds(f"stream-key-{n:04d}") for n in range(23))
+    assert not keys.holds("stream-key-0023")

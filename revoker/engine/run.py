@@ -57,16 +57,21 @@ LEDGER_COMMANDS = (*KEY_VERDICT_COMMANDS, "verify")
 
 
 def prepare(
-    settings: RunSettings, stdin: IO[str] | None = None, *, resume_events: tuple[str, ...] = ()
+    settings: RunSettings,
+    stdin: IO[str] | None = None,
+    *,
+    resume_events: tuple[str, ...] = (),
+    keep_keys: bool = True,
 ) -> Plan:
-    """Read and validate every input row (raises InputErrors: exit 2, nothing sent)."""
+    """Read and validate every input row (raises InputErrors: exit 2, nothing sent);
+    ``keep_keys``: see :func:`~revoker.engine.input.planner.build_plan`."""
     done = None
     if settings.resume and resume_events:
         done = load_done(settings.audit_log, resume_events)
     inputs = settings.inputs
     sources = open_sources(inputs.sources, inputs.keys, stdin, inputs.scanner, inputs.rules)
     try:
-        return build_plan(sources, settings.inputs, done)
+        return build_plan(sources, settings.inputs, done, keep_keys=keep_keys)
     except BaseException:
         for source in sources:
             source.close()
@@ -539,7 +544,9 @@ def run_command(
     ``settings.dry_run`` with credentials (prune) still sends what the passes send
     and marks the report as a dry run.
     """
-    plan = prepare(settings, stdin, resume_events=resume_events)
+    # Only revoke and rotate send requests that name no key (listings, cuts, creates).
+    lists = credentials is not None and command in KEY_VERDICT_COMMANDS
+    plan = prepare(settings, stdin, resume_events=resume_events, keep_keys=lists)
     if on_plan is not None:
         on_plan(plan.stats)
     if credentials is None:

@@ -215,8 +215,18 @@ def _iter_tasks(
         on_end(seen)
 
 
-def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | None = None) -> Plan:
-    """Validate every row and count the plan. Raises InputErrors unless skip_invalid."""
+def build_plan(
+    sources: list[Source],
+    settings: InputSettings,
+    done: DoneSet | None = None,
+    *,
+    keep_keys: bool = True,
+) -> Plan:
+    """Validate every row and count the plan. Raises InputErrors unless skip_invalid.
+
+    ``keep_keys``: keep a digest of each key (:attr:`Plan.keys`); a run that sends no
+    request naming no key (a dry run, verify) has no use for them.
+    """
     stats = PlanStats()
     rows: array[int] = array("q")
     keys = KeyDigests()
@@ -232,7 +242,7 @@ def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | N
                 stats.invalid.append(row)
             return
         stats.rows += 1
-        if status == "new":
+        if keep_keys and status == "new":
             keys.add(row.key)
         stats.already_done += len(skipped)
         stats.already_done_per_region.update(skipped)
