@@ -252,9 +252,10 @@ def report(
         return _report_html(audit_logs, verify_chain, expect_head, key, require_chain)
     merged = build_report(list(audit_logs), verify=verify_chain, public_key=key)
     if fmt == "junit":
-        from revoker.render.junit import render_junit
+        from revoker.render.junit import junit_chunks
 
-        emit(render_junit(merged), work_done=False, nl=False)
+        for chunk in junit_chunks(merged):
+            emit(chunk, work_done=False, nl=False)
     else:
         text = render_report(merged, fmt)
         nl = fmt != "markdown"

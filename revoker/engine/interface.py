@@ -19,12 +19,20 @@ from revoker.models import Task
 class FrontLane(Protocol):
     """Work beside a pass's workers that may move some of its tasks to the front."""
 
+    def source(self, tasks: Iterator[Task]) -> Iterator[Task]:
+        """The pass's tasks as its feed reads them, seen by the lane on the way."""
+        ...
+
     def feed(self, tasks: Iterator[Task] | TaskFeed) -> TaskFeed:
-        """The pass's tasks, with the ones moved to the front handed out first."""
+        """The pass's feed, with the tasks moved to the front handed out first."""
         ...
 
     async def run(self) -> None:
-        """The work itself; cancelled once the pass ends."""
+        """The work itself, until :meth:`stop`."""
+        ...
+
+    def stop(self) -> None:
+        """The pass has ended: start nothing new; :meth:`run` returns once its work does."""
         ...
 
 

@@ -321,11 +321,13 @@ class _Sweeper:
             on_result = _also(self.ledger.add, on_result)
         if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
             runner = _unless_refused(self.check, runner, sweep.done_before)
+        front = None
+        if sweep.front is not None and self.check is not None and isinstance(tasks, Iterator):
+            front = sweep.front(self.ctx, self.check.streamed_keys())
+        if front is not None and isinstance(tasks, Iterator):
+            tasks = front.source(tasks)
         if sweep.budget is not None and isinstance(tasks, Iterator):
             tasks = AppFairFeed(tasks, self.ctx.limits[sweep.budget])
-        front = None
-        if sweep.front is not None and self.check is not None:
-            front = sweep.front(self.ctx, self.check.streamed_keys())
         if front is not None:
             tasks = front.feed(tasks)
         planned = self.plan.region_counts(include_done=sweep.include_done)
@@ -365,8 +367,9 @@ class _Sweeper:
 
 @contextlib.asynccontextmanager
 async def _beside(front: FrontLane | None) -> AsyncIterator[None]:
-    """Run ``front``'s work while the block runs; it is cancelled when the block ends. A
-    failure in it is logged: it only ever moves tasks forward, the pass does them anyway."""
+    """Run ``front``'s work while the block runs; stopped when the block ends, and waited
+    for. A failure in it is logged: it only ever moves tasks forward, the pass does them
+    anyway."""
     if front is None:
         yield
         return
@@ -374,11 +377,9 @@ async def _beside(front: FrontLane | None) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        work.cancel()
+        front.stop()
         try:
             await work
-        except asyncio.CancelledError:
-            pass
         except Exception as exc:  # a bug in the lane must not end the run
             log.error("front lane failed", error=type(exc).__name__)
 
@@ -499,6 +500,7 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
         lambda ctx: cuts.sweep(ctx).run,
         done_before=cuts.done_before,
         front=cuts.scout,
+        notes=cuts.notes,
     )
 
 

@@ -108,6 +108,7 @@ def test_keys_of_whip_streams_at_the_end_of_the_input_are_found_and_deleted_earl
     # Both WHIP keys are gone in every region before the first half of the input is.
     last_whip = max(i for i, key in enumerate(deletes) if key in whip)
     assert last_whip < deletes.index(keys[15])
+    assert "revoked ahead of their turn: 2" in result.stderr + result.stdout
     gets = Counter((e["key"], e["region"]) for e in requests if e["method"] == "GET")
     assert set(gets.values()) == {1}
     assert len(gets) == len(keys) * len(REGIONS)

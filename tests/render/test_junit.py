@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.audit.test_merge import line, run, run_event, write
+import pytest
+
+from revoker.audit.merge import build_report
+from revoker.render import junit as junit_module
+from revoker.render.junit import junit_chunks, render_junit
+from tests.audit.test_merge import _nightly_log, line, run, run_event, write
 
 TS = "2026-01-01T00:00:00.000Z"
 
@@ -148,3 +154,40 @@ def test_a_failure_nothing_answered_says_http_status_dash_not_none(tmp_path: Pat
     (failure,) = root.findall("testsuite/testcase/failure")
     assert "http_status: -" in (failure.text or "")
     assert "None" not in (failure.text or "")
+
+
+def _junit_peak(path: Path) -> tuple[int, str]:
+    """(peak bytes traced while writing the document, the document)."""
+    report = build_report([path])
+    tracemalloc.start()
+    try:
+        size = 0
+        for chunk in junit_chunks(report):
+            size += len(chunk)  # written out piece by piece, as the CLI does
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, render_junit(report)
+
+
+def test_junit_memory_does_not_grow_with_the_number_of_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(junit_module, "_SPOOL_IN_MEMORY", 64 << 10)
+    small, _ = _junit_peak(_nightly_log(tmp_path / "small.jsonl", keys=500, nights=1))
+    large, document = _junit_peak(_nightly_log(tmp_path / "large.jsonl", keys=5_000, nights=1))
+    # Ten times the testcases (20,000: about 4 MB of XML), about the same memory: the
+    # suites are spooled to disk, not held as elements.
+    assert large < small * 1.5
+    assert document.count("<testcase ") == 20_000
+
+
+def test_spooled_suites_read_back_are_the_same_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = _nightly_log(tmp_path / "log.jsonl", keys=300, nights=2)
+    in_memory = render_junit(build_report([log]))
+    monkeypatch.setattr(junit_module, "_SPOOL_IN_MEMORY", 1000)  # every suite on disk
+    assert render_junit(build_report([log])) == in_memory
+    root = ET.fromstring(in_memory)  # noqa: S314 - our own output, not untrusted XML
+    check_structure(root)

@@ -149,9 +149,12 @@ class StreamSweep:
             return earlier
         self.start(task)
         scouted = self.scout.take(task) if self.scout is not None else None
-        lookup = None if scouted is None else await scouted
+        # Shielded: a worker cancelled while waiting leaves the scout's future alone.
+        lookup = None if scouted is None else await asyncio.shield(scouted)
         if lookup is None:
-            lookup = await query_task(self.ctx, task)
+            # A key live streams push with never waits behind the scout's GETs.
+            urgent = self.scout is not None and self.scout.streams_with(task)
+            lookup = await query_task(self.ctx, task, urgent=urgent)
         return await self.delete_and_cut(task, lookup)
 
     def resumed_pair(self, task: Task) -> TaskResult | None:
@@ -521,7 +524,6 @@ class DisconnectPlan:
         listings before the first DELETE hold no such stream."""
         scout = Scout(
             ctx,
-            self.tasks,
             streamed,
             done_before=self.done_before,
             concurrency=scout_concurrency(self.settings.client.concurrency),
@@ -530,6 +532,18 @@ class DisconnectPlan:
             return None
         self.sweep(ctx).scout = scout
         return scout
+
+    def notes(self) -> list[str]:
+        """The summary's line on keys the scout moved to the front, if it moved any."""
+        moved = sum(
+            sweep.scout.moved_keys for _, sweep in self._bound.values() if sweep.scout is not None
+        )
+        if not moved:
+            return []
+        return [
+            f"keys of live streams whose URL names no key (WHIP), found by their channel "
+            f"and uid and revoked ahead of their turn: {moved}"
+        ]
 
     def _new_sweep(self, ctx: RunContext) -> StreamSweep:
         expected: Counter[tuple[str, str]] = Counter(self.plan.stats.per_app_region)

@@ -264,10 +264,13 @@ async def run_call(
     classify: Callable[[ApiResponse], Outcome],
     *,
     spare: bool = False,
+    urgent: bool = False,
     key: StreamKey | None = None,
 ) -> TaskResult:
     """A task made of one API call, turned into a TaskResult with its outcome."""
-    result, _ = await call_task(ctx, task, method, send, classify, spare=spare, key=key)
+    result, _ = await call_task(
+        ctx, task, method, send, classify, spare=spare, urgent=urgent, key=key
+    )
     return result
 
 
@@ -305,8 +308,11 @@ async def revoke_task(ctx: RunContext, task: Task) -> TaskResult:
     )
 
 
-async def query_task(ctx: RunContext, task: Task, *, spare: bool = False) -> TaskResult:
-    """GET the key in the task's region; ``spare``: only on GET slots nothing else waits for."""
+async def query_task(
+    ctx: RunContext, task: Task, *, spare: bool = False, urgent: bool = False
+) -> TaskResult:
+    """GET the key in the task's region; ``spare``: only on GET slots nothing else waits
+    for; ``urgent``: on the first free slot, ahead of those booked already."""
     key = StreamKey.of(task.key)
     return await run_call(
         ctx,
@@ -315,5 +321,6 @@ async def query_task(ctx: RunContext, task: Task, *, spare: bool = False) -> Tas
         lambda: ctx.client.get_key(task.region, task.app_id, key),
         classify_get,
         spare=spare,
+        urgent=urgent,
         key=key,
     )

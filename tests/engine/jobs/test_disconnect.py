@@ -15,6 +15,8 @@ import respx
 
 from revoker.audit.merge import build_report
 from revoker.credentials import Credentials
+from revoker.engine.jobs.keyverdicts import KeyLedger
+from revoker.engine.jobs.scout import Scout
 from revoker.engine.run import execute, prepare, revoke_passes
 from revoker.engine.sched.retry import Backoff, RetryPolicy
 from revoker.results import RunReport
@@ -42,6 +44,7 @@ def run(
     resume: bool = False,
     max_rps: float = 0,
     keys: tuple[str, ...] = (KEY,),
+    check_apps: bool = False,
 ) -> tuple[RunReport, list[dict[str, Any]]]:
     settings = RunSettings(
         inputs=InputSettings(keys=keys, app_id=APP, regions=("na",)),
@@ -63,6 +66,8 @@ def run(
         transport=mock_transport(),
         install_signal_handlers=False,
         retry=RetryPolicy(max_attempts, Backoff(0.001, 0.01)),
+        # The ledger brings the listings before the first DELETE (and the scout).
+        ledger=KeyLedger("revoke") if check_apps else None,
     )
     lines = settings.audit_log.read_text().splitlines()
     return report, [json.loads(line) for line in lines]
@@ -458,12 +463,16 @@ def test_a_force_disconnect_goes_ahead_of_the_delete_slots_booked_already(
 def test_a_whip_stream_is_cut_with_one_lookup_of_the_key_even_if_the_scout_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scout_breaks: bool
 ) -> None:
-    if scout_breaks:
+    scouting: list[str] = []
+    real_run = Scout.run
 
-        async def broken(self: object) -> None:
+    async def spied(self: Scout) -> None:
+        scouting.append("run")
+        if scout_breaks:
             raise RuntimeError("a bug in the scout")
+        await real_run(self)
 
-        monkeypatch.setattr("revoker.engine.jobs.scout.Scout.run", broken)
+    monkeypatch.setattr(Scout, "run", spied)
     whip = {"sid": "W1", "channel": CHANNEL, "uid": "11", "url": "https://h/whip"}
     with respx.mock(base_url=BASE, assert_all_called=True) as api:
         lookup = api.get(KEYS_URL).mock(return_value=ok({"channel": CHANNEL, "uid": "11"}))
@@ -471,7 +480,8 @@ def test_a_whip_stream_is_cut_with_one_lookup_of_the_key_even_if_the_scout_fails
         api.get(STREAMS_URL).mock(side_effect=[ok([whip]), ok([])])
         cut = api.delete(sid_url("W1")).mock(return_value=ok())
         api.get(sid_url("W1")).mock(return_value=ok([]))
-        report, records = run(tmp_path)
+        report, records = run(tmp_path, check_apps=True)
+    assert scouting == ["run"]
     assert report.exit_code == 0
     assert lookup.call_count == 1  # the scout's GET is the pair's lookup, or the pair's own
     assert cut.call_count == 1

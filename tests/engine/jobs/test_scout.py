@@ -1,12 +1,14 @@
 """The scout: keys of keyless (WHIP) live streams found ahead of the pass and moved to the front.
 
-The scout's GETs are replaced by a fake that answers when the test says so: no
-clock, no HTTP; the order of what the feed hands out is the behaviour under test.
+The scout's GETs are replaced by a fake that answers at once or when the test says
+so: no clock, no HTTP; what the feed hands out, in which order, is the behaviour
+under test.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,8 +18,8 @@ from revoker.engine.jobs import scout as scout_module
 from revoker.engine.jobs.disconnect_records import Listing
 from revoker.engine.jobs.scout import Scout, keyless_streams
 from revoker.engine.matching import parse_push_url
-from revoker.engine.sched.pool import Halt
-from revoker.models import Outcome, Task, TaskResult
+from revoker.engine.sched.pool import Halt, TaskFeed
+from revoker.models import Attempt, Outcome, Task, TaskResult
 
 APP = "app1"
 REGIONS = ("na", "eu")
@@ -54,28 +56,61 @@ class FakeGets:
         self.sent.append(task)
         if self.hold:
             await self.release.wait()
+        attempts = [Attempt(f"req-{len(self.sent)}", "h", 200)]
         if task.key in self.failing:
-            return TaskResult(task, Outcome.FAILED, message="HTTP 503")
-        return TaskResult(task, Outcome.PRESENT, data=identity_of(task.key))
+            return TaskResult(task, Outcome.FAILED, attempts, message="HTTP 503")
+        return TaskResult(task, Outcome.PRESENT, attempts, data=identity_of(task.key))
+
+
+class Lines:
+    """Stands in for the audit log: the non-task lines written."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def event(self, event: str, **fields: Any) -> None:
+        self.events.append({"event": event, **fields})
+
+
+class Counted:
+    """An input that counts how many tasks were read from it."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self._tasks = iter(tasks)
+        self.read = 0
+
+    def __iter__(self) -> Iterator[Task]:
+        return self
+
+    def __next__(self) -> Task:
+        task = next(self._tasks)
+        self.read += 1
+        return task
 
 
 def make_scout(
     monkeypatch: pytest.MonkeyPatch,
-    tasks: list[Task],
     listings: dict[tuple[str, str], Listing],
     *,
     gets: FakeGets | None = None,
     streamed: frozenset[tuple[str, str]] = frozenset(),
     lookahead: int = 64,
-) -> tuple[Scout, FakeGets]:
+) -> tuple[Scout, FakeGets, Lines]:
     gets = gets or FakeGets()
     monkeypatch.setattr(scout_module, "query_task", gets)
-    ctx: Any = SimpleNamespace(listings=listings, halt=Halt())
-    scout = Scout(ctx, lambda: iter(tasks), streamed, concurrency=2, lookahead=lookahead)
-    return scout, gets
+    lines = Lines()
+    ctx: Any = SimpleNamespace(listings=listings, halt=Halt(), audit=lines)
+    scout = Scout(ctx, streamed, concurrency=2, lookahead=lookahead)
+    return scout, gets, lines
 
 
-async def drain(feed: Any) -> list[Task]:
+async def settle() -> None:
+    """Let every ready coroutine run (the fake GETs answer without a clock)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def drain(feed: TaskFeed) -> list[Task]:
     handed = []
     while (task := await feed.get()) is not None:
         handed.append(task)
@@ -102,14 +137,19 @@ def test_a_whip_key_last_in_the_input_is_handed_out_before_the_rest(
     async def go() -> None:
         keys = [f"k{i}" for i in range(10)]
         tasks = plan(keys)
-        scout, gets = make_scout(monkeypatch, tasks, {(APP, "eu"): listing(whip("ch9", "9"))})
-        await scout.run()
-        handed = await drain(scout.feed(iter(tasks)))
-        assert handed[:2] == [Task(APP, "na", "k9"), Task(APP, "eu", "k9")]
+        scout, gets, _ = make_scout(monkeypatch, {(APP, "eu"): listing(whip("ch9", "9"))})
+        feed = scout.feed(scout.source(iter(tasks)))
+        running = asyncio.ensure_future(scout.run())
+        await settle()
+        handed = await drain(feed)
+        scout.stop()
+        await running
+        assert handed[:2] == [tasks[-2], tasks[-1]]  # k9 in na and eu
         assert sorted(handed, key=tasks.index) == tasks  # every pair once, none twice
+        assert all(a is b for a, b in zip(sorted(handed, key=tasks.index), tasks, strict=True))
         assert scout.moved_keys == 1
         # One GET per key, in the region with the keyless stream; then the scout stopped.
-        assert gets.sent == [Task(APP, "eu", k) for k in keys]
+        assert gets.sent == [t for t in tasks if t.region == "eu"]
 
     asyncio.run(go())
 
@@ -119,32 +159,40 @@ def test_the_scouts_answer_is_the_pairs_lookup_and_is_taken_once(
 ) -> None:
     async def go() -> None:
         tasks = plan(["k1", "k2"])
-        scout, _ = make_scout(monkeypatch, tasks, {(APP, "na"): listing(whip("ch2", "2"))})
-        await scout.run()
-        answer = scout.take(Task(APP, "na", "k2"))
+        scout, _, _ = make_scout(monkeypatch, {(APP, "na"): listing(whip("ch2", "2"))})
+        scout.source(iter(tasks))
+        running = asyncio.ensure_future(scout.run())
+        await settle()
+        answer = scout.take(tasks[2])  # k2 in na
         assert answer is not None
         lookup = await answer
         assert lookup is not None
         assert lookup.data == identity_of("k2")
-        assert scout.take(Task(APP, "na", "k2")) is None  # the pass GETs nothing twice
-        assert scout.take(Task(APP, "eu", "k2")) is None  # not scouted there: the pass GETs it
+        assert scout.take(tasks[2]) is None  # the pass GETs nothing twice
+        assert scout.take(tasks[3]) is None  # not scouted in eu: the pass GETs it there
+        scout.stop()
+        await running
 
     asyncio.run(go())
 
 
-def test_a_failed_scouting_get_is_not_kept_so_the_pair_sends_its_own(
+def test_a_failed_scouting_get_is_the_pairs_lookup_as_it_is(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def go() -> None:
         tasks = plan(["k1", "k2"])
         gets = FakeGets(failing=frozenset({"k1"}))
-        scout, _ = make_scout(
-            monkeypatch, tasks, {(APP, "na"): listing(whip("ch2", "2"))}, gets=gets
-        )
-        await scout.run()
-        answer = scout.take(Task(APP, "na", "k1"))
+        scout, _, _ = make_scout(monkeypatch, {(APP, "na"): listing(whip("ch2", "2"))}, gets=gets)
+        scout.source(iter(tasks))
+        running = asyncio.ensure_future(scout.run())
+        await settle()
+        answer = scout.take(tasks[0])
         assert answer is not None
-        assert await answer is None
+        lookup = await answer
+        assert lookup is not None
+        assert lookup.outcome is Outcome.FAILED  # recorded with the pair, not sent again
+        scout.stop()
+        await running
 
     asyncio.run(go())
 
@@ -153,24 +201,37 @@ def test_pairs_the_feed_handed_out_already_are_neither_scouted_nor_handed_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def go() -> None:
-        keys = ["k0", "k1", "k2", "k3"]
-        tasks = plan(keys)
-        gets = FakeGets(hold=True)
-        scout, _ = make_scout(
-            monkeypatch, tasks, {(APP, "na"): listing(whip("ch1", "1"))}, gets=gets
-        )
-        feed = scout.feed(iter(tasks))
+        tasks = plan(["k0", "k1", "k2", "k3"])
+        scout, gets, _ = make_scout(monkeypatch, {(APP, "na"): listing(whip("ch1", "1"))})
+        feed = scout.feed(scout.source(iter(tasks)))
         # The pass takes k0 in both regions and k1 in na before the scout gets going.
         early = [await feed.get() for _ in range(3)]
-        assert early == tasks[:3]
         running = asyncio.ensure_future(scout.run())
-        await asyncio.sleep(0)
-        gets.release.set()
-        await running
-        assert Task(APP, "na", "k0") not in gets.sent
-        assert Task(APP, "na", "k1") not in gets.sent
+        await settle()
         rest = await drain(feed)
-        assert early + rest == tasks  # k1's eu pair once, in its place: nothing moved twice
+        scout.stop()
+        await running
+        assert early + rest == tasks  # k1's eu pair once, in its place
+        assert gets.sent == [tasks[4], tasks[6]]  # k2 and k3 in na only
+
+    asyncio.run(go())
+
+
+def test_a_key_moved_while_the_pass_is_on_it_sends_only_its_regions_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def go() -> None:
+        tasks = plan(["k0", "k1"])
+        scout, _, _ = make_scout(monkeypatch, {(APP, "eu"): listing(whip("ch0", "0"))})
+        feed = scout.feed(scout.source(iter(tasks)))
+        first = await feed.get()  # k0 in na, before the scout found k0
+        running = asyncio.ensure_future(scout.run())
+        await settle()
+        rest = await drain(feed)
+        scout.stop()
+        await running
+        assert [first, *rest] == tasks
+        assert scout.moved_keys == 1
 
     asyncio.run(go())
 
@@ -180,53 +241,79 @@ def test_keys_whose_url_streams_put_them_first_already_are_not_scouted(
 ) -> None:
     async def go() -> None:
         tasks = plan(["k1", "k2"])
-        scout, gets = make_scout(
-            monkeypatch,
-            tasks,
-            {(APP, "na"): listing(whip("ch9", "9"))},
-            streamed=frozenset({(APP, "k1")}),
+        scout, gets, _ = make_scout(
+            monkeypatch, {(APP, "na"): listing(whip("ch9", "9"))}, streamed=frozenset({(APP, "k1")})
         )
-        await scout.run()
-        assert gets.sent == [Task(APP, "na", "k2")]
+        scout.source(iter(tasks))
+        running = asyncio.ensure_future(scout.run())
+        await settle()
+        scout.stop()
+        await running
+        assert gets.sent == [tasks[2]]
 
     asyncio.run(go())
 
 
-def test_the_scout_holds_at_most_its_lookahead_of_answers(
+def test_the_scout_reads_at_most_its_lookahead_ahead_of_the_feed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def go() -> None:
-        keys = [f"k{i}" for i in range(10)]
-        tasks = plan(keys)
-        scout, gets = make_scout(
-            monkeypatch, tasks, {(APP, "na"): listing(whip("ch99", "99"))}, lookahead=3
+        source = Counted(plan([f"k{i}" for i in range(10)]))
+        scout, _, _ = make_scout(
+            monkeypatch, {(APP, "na"): listing(whip("ch99", "99"))}, lookahead=4
         )
+        feed = scout.feed(scout.source(source))
         running = asyncio.ensure_future(scout.run())
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert len(gets.sent) == 3  # waiting for the pass to take an answer
-        assert scout.take(Task(APP, "na", "k0")) is not None
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert len(gets.sent) == 4
-        running.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await running
+        await settle()
+        assert source.read == 4
+        for _ in range(2):
+            await feed.get()
+        await settle()
+        assert source.read == 6
+        scout.stop()
+        await running
 
     asyncio.run(go())
 
 
-def test_no_keyless_stream_means_no_scouting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_answer_whose_pair_never_ran_gets_a_lookup_line_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def go() -> None:
+        tasks = plan(["k1", "k2"])
+        scout, _, lines = make_scout(monkeypatch, {(APP, "na"): listing(whip("ch9", "9"))})
+        scout.source(iter(tasks))
+        running = asyncio.ensure_future(scout.run())
+        await settle()
+        assert scout.take(tasks[0]) is not None  # k1's pair ran and took its answer
+        scout.stop()  # the run halted before k2's pair
+        await running
+        (line,) = lines.events
+        assert line["event"] == "lookup"
+        assert (line["region"], line["key_id"]) == ("na", tasks[2].key_id)
+        assert line["request_id"] == "req-2"
+        assert line["outcome"] == "present"
+
+    asyncio.run(go())
+
+
+def test_stopping_waits_for_the_gets_under_way_and_records_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async def go() -> None:
         tasks = plan(["k1"])
-        streams = {
-            (APP, "na"): listing(
-                {"sid": "S", "channel": "c", "uid": "1", "url": "rtmp://h/live/k1"}
-            )
-        }
-        scout, gets = make_scout(monkeypatch, tasks, streams)
-        assert not scout.active
-        await scout.run()
-        assert gets.sent == []
+        gets = FakeGets(hold=True)
+        scout, _, lines = make_scout(
+            monkeypatch, {(APP, "na"): listing(whip("ch9", "9"))}, gets=gets
+        )
+        scout.source(iter(tasks))
+        running = asyncio.ensure_future(scout.run())
+        await settle()
+        scout.stop()
+        await settle()
+        assert not running.done()  # its GET is still out
+        gets.release.set()
+        await running
+        assert [line["request_id"] for line in lines.events] == ["req-1"]
 
     asyncio.run(go())
