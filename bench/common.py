@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import secrets
@@ -48,6 +49,13 @@ def write_seed_csv(path: Path, rows: Iterator[tuple[str, str]]) -> Path:
         for key, app in rows:
             handle.write(f"{key},{app}\n")
     return path
+
+
+def compile_revoker() -> None:
+    """Write revoker's bytecode once, as installing it does (pip compiles what it
+    installs): where PYTHONDONTWRITEBYTECODE is set, every revoker child would
+    otherwise compile each of its modules again at start-up."""
+    compileall.compile_dir(ROOT / "revoker", quiet=1)
 
 
 def client_env(base_url: str) -> dict[str, str]:

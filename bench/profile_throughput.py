@@ -21,6 +21,7 @@ from bench.common import (
     DATA,
     REVOKER,
     client_env,
+    compile_revoker,
     make_keys,
     revoke_argv,
     run_child,
@@ -63,6 +64,7 @@ def layer_of(path: str, caller: str) -> str:
 def main() -> None:
     from pyinstrument.session import Session
 
+    compile_revoker()
     keys = make_keys(1000, "prof")
     seed = write_seed_csv(DATA / "prof-seed.csv", ((k, "prof") for k in keys))
     keys_file = write_text_keys(DATA / "prof-keys.txt", keys)

@@ -38,6 +38,7 @@ from bench.common import (
     REVOKER,
     ChildResult,
     client_env,
+    compile_revoker,
     iter_keys,
     journal_time,
     make_keys,
@@ -852,6 +853,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
 def main(argv: list[str]) -> int:
     wanted = argv or list(SECTIONS)
     DATA.mkdir(exist_ok=True)
+    compile_revoker()
     started = time.perf_counter()
     machine = f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
     print(f"revoker benchmarks on {machine}, Python {platform.python_version()}", flush=True)

@@ -8,9 +8,22 @@ import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Protocol, TextIO
 
-import structlog
-
 from revoker.redact import redact as blank_secrets
+
+# structlog imports rich, when it is installed, for tracebacks that revoker never
+# draws: exceptions reach a line as text (format_exc_info), before any renderer.
+# rich is a large part of a run's start-up; the progress bars load it themselves.
+# So structlog is loaded with rich hidden, and every module logs through ``log``.
+_HIDE_RICH = "rich" not in sys.modules and "structlog" not in sys.modules
+if _HIDE_RICH:
+    sys.modules["rich"] = None  # type: ignore[assignment]  # "import rich" fails
+try:
+    import structlog
+finally:
+    if _HIDE_RICH:
+        del sys.modules["rich"]
+
+log = structlog.get_logger("revoker")
 
 _SECRETS: set[str] = set()
 _COLOR_OFF = False

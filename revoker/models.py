@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from revoker.errors import UsageError
@@ -85,6 +86,7 @@ def is_problem(event: str, outcome: str | None) -> bool:
     return outcome not in ok_outcomes(event)
 
 
+@lru_cache(maxsize=1024)  # a key's pairs (one per region) are recorded close together
 def key_id(key: str) -> str:
     """Stable, non-reversible identifier of a key for logs: ``sha256:`` + 32 hex."""
     return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]

@@ -271,8 +271,10 @@ def server_data(value: Any, secrets: Iterable[str]) -> Any:
     Only secrets are blanked: stream URLs keep their exact text, the key in them
     is what matching looks for. Walked without recursion, however deep the JSON.
     """
+    if value is None or isinstance(value, int | float):
+        return value
     secrets = tuple(s for s in secrets if s)
-    if not secrets or value is None or isinstance(value, int | float):
+    if not secrets:
         return value
     root: list[Any] = [value]
     stack: list[tuple[list[Any] | dict[Any, Any], Any]] = [(root, 0)]

@@ -113,7 +113,10 @@ class Totals:
     def add(self, result: TaskResult) -> None:
         outcome = str(result.outcome)
         self.counts[outcome] += 1
-        self.per_region.setdefault(result.task.region, Counter())[outcome] += 1
+        region = self.per_region.get(result.task.region)
+        if region is None:  # not setdefault: that builds a Counter for every result
+            region = self.per_region[result.task.region] = Counter()
+        region[outcome] += 1
         if result.outcome is Outcome.FAILED and len(self.failures) < self.MAX_FAILURES:
             self.failures.append(
                 {

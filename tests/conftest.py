@@ -79,10 +79,12 @@ class EchoingTransport(httpx.AsyncHTTPTransport):
         return response
 
 
-def mock_transport(limits: httpx.Limits | None = None) -> httpx.AsyncBaseTransport:
+def mock_transport(
+    limits: httpx.Limits | None = None, *, tls: bool = True
+) -> httpx.AsyncBaseTransport:
     """The transport respx intercepts (production sends over aiohttp's); see
     :class:`EchoingTransport`. Pass it as ``transport=`` wherever the code under
-    test takes one.
+    test takes one. ``tls`` is the production factory's, and changes nothing here.
     """
     if limits is None:
         return EchoingTransport(trust_env=False)

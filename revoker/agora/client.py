@@ -11,9 +11,10 @@ httpx errors never leave this module: they become
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -124,6 +125,8 @@ class ApiResponse:
 def json_media_type(content_type: str | None) -> bool:
     """``application/json`` or a ``+json`` type (any parameters, any case): the API
     answers in JSON, and a JSON body under ``text/html`` is some other server's page."""
+    if content_type == "application/json":  # the API's own: no need to take it apart
+        return True
     if not content_type:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
@@ -144,6 +147,22 @@ def _host_header(url: httpx.URL) -> str:
     raw = url.raw_host.decode("ascii")
     host = raw if ":" not in raw else f"[{raw}]"
     return host if url.port in (None, default) else f"{host}:{url.port}"
+
+
+# The bits a version 4 UUID (RFC 4122 variant) fixes, and where they go.
+_UUID4_CLEAR = ~((0xF << 76) | (0xC << 60))
+_UUID4_SET = (0x4 << 76) | (0x8 << 60)
+
+
+def request_ids() -> Iterator[str]:
+    """Fresh X-Request-IDs: random version 4 UUIDs, written as ``str(uuid.uuid4())``
+    writes them, from os.urandom as uuid4 takes them, read 256 at a time (one
+    system call each, and no UUID object per request)."""
+    while True:
+        block = os.urandom(16 * 256)
+        for at in range(0, len(block), 16):
+            h = f"{int.from_bytes(block[at : at + 16]) & _UUID4_CLEAR | _UUID4_SET:032x}"
+            yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 USER_AGENT = f"revoker/{__version__}"
@@ -188,12 +207,14 @@ class AgoraClient:
         self._basic_raw = (b"Authorization", self._basic.encode("ascii"))
         self._hmac = settings.auth == "hmac"
         self._active = 0
+        self._request_ids = request_ids()
         limits = httpx.Limits(
             max_connections=max(settings.concurrency, 1),
             max_keepalive_connections=max(settings.concurrency, 1),
         )
         if transport is None:
-            transport = _transport.make_transport(limits)
+            tls = any(base.url.scheme == "https" for base in self._bases)
+            transport = _transport.make_transport(limits, tls=tls)
         # Requests go straight to the transport, as httpx.AsyncClient would send them
         # with follow_redirects=False, no cookie jar and trust_env=False, but without
         # the client's per-request work (URL merging, auth and redirect wrappers,
@@ -237,7 +258,7 @@ class AgoraClient:
         # path and query are percent-encoded already (segment, quote): httpx keeps them as is.
         url = self._bases[index].join(path, query)
         host = self._hosts[index]
-        request_id = str(uuid.uuid4())
+        request_id = next(self._request_ids)
         headers = [*self._head[index], (b"X-Request-ID", request_id.encode("ascii"))]
         if self._hmac:
             raw_path = url.raw_path.decode("ascii")
@@ -266,7 +287,8 @@ class AgoraClient:
                 extensions=self._extensions,
             )
             response = await self._transport.handle_async_request(request)
-            content = await _read(response)
+            fields = _answer_headers(response.headers)
+            content = await _read(response, fields)
         except httpx.HTTPError as exc:  # transport errors, and a body that cannot be decoded
             ms = int((time.perf_counter() - started) * 1000)
             connect = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
@@ -276,7 +298,7 @@ class AgoraClient:
         ms = int((time.perf_counter() - started) * 1000)
         keys = None if echoes else self._keys
         return _to_api_response(
-            response, content, request_id, host, ms, self._secrets, echoes, keys
+            response, content, request_id, host, ms, self._secrets, echoes, keys, fields
         )
 
     async def delete_key(self, region: str, app_id: str, key: str | StreamKey) -> ApiResponse:
@@ -311,16 +333,35 @@ class AgoraClient:
         return await self.request("DELETE", streams_path(region, app_id, sid))
 
 
-async def _read(response: httpx.Response) -> bytes:
-    """The answer's body, the response closed.
+# The answer's headers revoker reads, by lower-case name.
+_ANSWER_HEADERS = frozenset({b"x-request-id", b"retry-after", b"content-type", b"content-encoding"})
+
+
+def _answer_headers(headers: httpx.Headers) -> dict[bytes, str]:
+    """The headers of :data:`_ANSWER_HEADERS` present, as ``headers.get`` gives them
+    (repeats joined with ", "), found in one pass instead of one per name."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers.raw:
+        key = name.lower()
+        if key in _ANSWER_HEADERS:
+            found[key] = found[key] + b", " + value if key in found else value
+    try:
+        # ASCII decodes alike in each encoding httpx may pick for the whole set.
+        return {key: value.decode("ascii") for key, value in found.items()}
+    except UnicodeDecodeError:
+        return {key: headers[key.decode("ascii")] for key in found}
+
+
+async def _read(response: httpx.Response, fields: dict[bytes, str]) -> bytes:
+    """The answer's body, the response closed; ``fields``: its :func:`_answer_headers`.
 
     Bytes in hand with no ``Content-Encoding`` left on them (the production
     transport decodes under its cap, and says so) are taken as they are: what
     httpx's identity decoder would give, with nothing to release.
     """
     stream = response.stream
-    if isinstance(stream, httpx.ByteStream) and "Content-Encoding" not in response.headers:
-        return b"".join([part async for part in stream])
+    if isinstance(stream, httpx.ByteStream) and b"content-encoding" not in fields:
+        return b"".join(stream)
     try:
         return await response.aread()
     finally:
@@ -336,13 +377,17 @@ def _to_api_response(
     secrets: tuple[str, ...],
     echoes: tuple[str, ...] = (),
     keys: KeyDigests | None = None,
+    fields: dict[bytes, str] | None = None,
 ) -> ApiResponse:
     """The answer reduced; every string from the server passes the redactor.
+    ``fields``: its :func:`_answer_headers`, if read already.
 
     ``data`` keeps the key's forms (``echoes``): matching and rotate decide on its
     exact text, and the audit log masks them where it records data. The message and
     request ID are recorded as they are, so both lose them here.
     """
+    if fields is None:
+        fields = _answer_headers(response.headers)
     blanked = echoes + secrets
     body: Any = None
     try:
@@ -361,7 +406,7 @@ def _to_api_response(
         # As httpx's Response.text decodes it (charset, else UTF-8; bad bytes replaced).
         text = content.decode(response.encoding or "utf-8", errors="replace").strip()
         message = text if text else response.reason_phrase or None
-    echoed = response.headers.get("X-Request-ID")
+    echoed = fields.get(b"x-request-id")
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
@@ -375,13 +420,13 @@ def _to_api_response(
         # of the whole would have blanked.
         message=None if message is None else server_text(message, blanked, limit, keys),
         data=data,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        retry_after=parse_retry_after(fields.get(b"retry-after")),
         # The API echoes the X-Request-ID it was sent; a front proxy, a catch-all
         # page or another service under a wrong base path does not answer in this shape.
         api_answer=(
             isinstance(body, dict)
             and body.get("status") == ("success" if response.status_code == 200 else "error")
             and echoed == request_id
-            and json_media_type(response.headers.get("Content-Type"))
+            and json_media_type(fields.get(b"content-type"))
         ),
     )

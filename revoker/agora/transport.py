@@ -44,8 +44,22 @@ class DeadlineExceeded(httpx.TimeoutException):
 # Percent-encoded segments (``segment``) and a query of encoded names and values, which
 # httpx's parse keeps exactly as they are: no dot segment, no character it would quote.
 _CHAR = r"(?:[A-Za-z0-9_.~-]|%[0-9A-Fa-f]{2})"
-_PLAIN_PATH = re.compile(rf"(?:/(?!\.\.?(?:/|$)){_CHAR}*)+")
 _PLAIN_QUERY = re.compile(rf"(?:{_CHAR}|[=&])*")
+# A plain path in three quick checks (one pattern with a look-ahead per segment costs
+# more than the rest of the join): its characters, its escapes, no "." or ".." segment.
+_PATH_CHARS = re.compile(r"/[A-Za-z0-9_.~%/-]*")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
+
+
+def _plain_path(path: str) -> bool:
+    """Whether ``path`` is ``/`` + segments of unreserved characters and ``%XX``
+    escapes (empty segments too), none of them ``.`` or ``..``."""
+    return (
+        _PATH_CHARS.fullmatch(path) is not None
+        and ("%" not in path or _BAD_ESCAPE.search(path) is None)
+        and ("/." not in path or _DOT_SEGMENT.search(path) is None)
+    )
 
 
 class BaseURL:
@@ -73,7 +87,7 @@ class BaseURL:
         """``base + path [+ "?" + query]``, both already percent-encoded."""
         if (
             self._parsed is not None
-            and _PLAIN_PATH.fullmatch(path)
+            and _plain_path(path)
             and (not query or _PLAIN_QUERY.fullmatch(query))
         ):
             url = httpx.URL.__new__(httpx.URL)
@@ -160,13 +174,14 @@ class _Deadlines:
             self._timer = loop.call_at(heap[0][0], self._expire)
 
 
-def make_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+def make_transport(limits: httpx.Limits, *, tls: bool = True) -> httpx.AsyncBaseTransport:
     """The production transport, for every run size: aiohttp's pool under httpx's types.
 
     httpcore's pool slows down as concurrency rises (README, Benchmarks); one
-    transport also means one parser decides what a malformed answer is.
+    transport also means one parser decides what a malformed answer is. ``tls``:
+    whether any request may go to an https URL (see :class:`AiohttpTransport`).
     """
-    return AiohttpTransport(limits)
+    return AiohttpTransport(limits, tls=tls)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -187,10 +202,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
       its answer a byte at a time cannot hold a request (or a stopping run) forever.
     - The body is capped at MAX_BODY, compressed and decompressed (a gzip bomb is
       a failed attempt, not a gigabyte of memory).
+
+    Certificates are checked against httpx's CA bundle (certifi), loaded when the
+    session opens; built with ``tls=False`` (every base URL plain http, on loopback)
+    it is not loaded at all, and an https URL would be checked against the system's
+    CAs (aiohttp's default context).
     """
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, *, tls: bool = True) -> None:
         self._limits = limits
+        self._tls = tls
         self._session: Any = None
         self._timeouts: dict[float | None, Any] = {}
         self._deadlines = _Deadlines()
@@ -206,7 +227,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         connector = aiohttp.TCPConnector(
             limit=self._limits.max_connections or 0,
             keepalive_timeout=self._limits.keepalive_expiry,
-            ssl=httpx.create_ssl_context(trust_env=False),
+            ssl=httpx.create_ssl_context(trust_env=False) if self._tls else True,
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -341,9 +362,22 @@ async def _read_capped(response: Any) -> bytes:
     return b"".join(parts)
 
 
+# Header names as text: the same few names on every request.
+_NAMES: dict[bytes, str] = {}
+
+
 def _str_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
     """The headers as sent, names in their original case."""
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers.raw]
+    names = _NAMES
+    out = []
+    for name, value in headers.raw:
+        text = names.get(name)
+        if text is None:
+            text = name.decode("latin-1")
+            if len(names) < 256:
+                names[name] = text
+        out.append((text, value.decode("latin-1")))
+    return out
 
 
 def _map_aiohttp_error(exc: BaseException) -> httpx.TransportError:

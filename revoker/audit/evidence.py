@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from revoker.audit.log import iter_records
 DELETING_EVENTS = ("revoke", "rotate")
 
 
+@lru_cache(maxsize=1024)  # a key's pairs (one per region) are told to the ledger in a row
 def key_digest(app_id: str, key_id: str) -> int:
     """A 64-bit digest of one (app ID, key ID): what per-key bookkeeping holds."""
     data = f"{app_id}\x00{key_id}".encode()

@@ -19,23 +19,19 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
-
-import structlog
 
 from revoker import __version__
 from revoker.audit.chain import line_hash, tail_head
 from revoker.errors import AuditLogError, AuditWriteError
 from revoker.jsontext import loads
+from revoker.logs import log
 from revoker.models import DONE_OUTCOMES, TaskResult, done_digest
 from revoker.redact import key_forms, redact, server_data
 
 if TYPE_CHECKING:  # cryptography is imported only when a run signs
     from revoker.audit.signing import Signer
-
-log = structlog.get_logger("revoker")
 
 # Fields of GET data worth keeping (never streamKey: the key is masked).
 DATA_FIELDS = {
@@ -46,8 +42,25 @@ DATA_FIELDS = {
 }
 
 
+# The current second and its text, in one tuple: a line written from another thread
+# never pairs one second with the text of another.
+_STAMP: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now in UTC to the millisecond, as ``datetime.isoformat`` writes it, with ``Z``:
+    ``2026-12-03T16:50:06.123Z``. The text up to the second is made once per second."""
+    global _STAMP
+    second, milli = divmod(time.time_ns() // 1_000_000, 1000)
+    stamp = _STAMP
+    if stamp[0] != second:
+        t = time.gmtime(second)
+        text = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        )
+        stamp = _STAMP = (second, text)
+    return f"{stamp[1]}{milli:03d}Z"
 
 
 class AuditLog:
@@ -229,8 +242,12 @@ class AuditLog:
             os.close(fd)
 
 
+# json.dumps with these options, without building an encoder per line.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _encode(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(record).encode("utf-8")
 
 
 def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) -> Path | None:
@@ -269,14 +286,15 @@ def save_unrecorded(log_path: Path, run_id: str, records: list[dict[str, Any]]) 
 
 def answer_fields(result: TaskResult) -> dict[str, Any]:
     """What a line says of a request's answer: outcome, status, request IDs, attempts."""
-    last = result.last
+    attempts = result.attempts
+    last = attempts[-1] if attempts else None
     return {
         "outcome": str(result.outcome),
-        "http_status": result.http_status,
-        "request_id": result.request_id,
-        "server_request_id": result.server_request_id,
+        "http_status": last.status if last else None,
+        "request_id": last.request_id if last else None,
+        "server_request_id": last.server_request_id if last else None,
         "host": last.host if last else None,
-        "attempts": [a.to_record() for a in result.attempts],
+        "attempts": [a.to_record() for a in attempts],
         "duration_ms": result.duration_ms,
         "message": result.message,
     }
@@ -300,11 +318,13 @@ def task_record(
         record["key"] = task.key
     record.update(answer_fields(result))
     echoed: dict[str, Any] = {}
-    if isinstance(result.data, dict):
+    data = result.data
+    if isinstance(data, dict):
         for name, field in DATA_FIELDS.items():
-            if name in result.data:
-                echoed[field] = result.data[name]
-    echoed.update(extra)
+            if name in data:
+                echoed[field] = data[name]
+    if extra:
+        echoed.update(extra)
     # What the server said (a GET's channel or uid, a stream's fields) may echo the key.
     if echoed:
         record.update(echoed if reveal_keys else _masked(echoed, key_forms(task.key)))

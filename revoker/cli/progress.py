@@ -14,28 +14,20 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import structlog
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TaskID,
-    TextColumn,
-)
-from rich.progress import Task as BarTask
-from rich.text import Text
-
-from revoker.logs import QuietStream, color_allowed, verbosity
+from revoker.logs import QuietStream, color_allowed, log, verbosity
 from revoker.models import REGIONS, Outcome, TaskResult, is_problem
 from revoker.redact import printable_lines
 
-log = structlog.get_logger("revoker")
+if TYPE_CHECKING:  # rich is imported only when bars are drawn (revoker.cli.bars)
+    from rich.console import Console
+    from rich.progress import TaskID
+    from rich.text import Text
+
+    from revoker.cli.bars import Bars
 
 # What each pass is called on screen: the label says what its requests do.
 LABELS = {
@@ -47,13 +39,6 @@ LABELS = {
 }
 # Seconds of results before the observed rate is trusted over the paced one for the ETA.
 _WARM_UP = 2.0
-
-
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "-:--:--"
-    whole = int(seconds + 0.5)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 @dataclass
@@ -92,8 +77,12 @@ class PassCounts:
         self.done += 1
         self.per_region[result.task.region] += 1
         self.outcomes[str(result.outcome)] += 1
-        self.retries += max(0, len(result.attempts) - 1)
-        self.throttled += sum(1 for attempt in result.attempts if attempt.status == 429)
+        attempts = result.attempts
+        if len(attempts) > 1:
+            self.retries += len(attempts) - 1
+            self.throttled += sum(1 for attempt in attempts if attempt.status == 429)
+        elif attempts and attempts[0].status == 429:
+            self.throttled += 1
         if is_problem(self.event, str(result.outcome)):
             self.problems += 1
         self.last = self.clock()
@@ -176,58 +165,6 @@ class PassCounts:
         }
 
 
-class _RateColumn(ProgressColumn):
-    def __init__(self, passes: dict[TaskID, PassCounts]) -> None:
-        super().__init__()
-        self.passes = passes
-
-    def render(self, task: BarTask) -> Text:
-        counts = self.passes.get(task.id)
-        rate = counts.rate() if counts else None
-        return Text(f"{rate:6.1f}/s" if rate else "     -/s")
-
-
-class _TimeColumn(ProgressColumn):
-    """Elapsed time and the ETA at the paced rate."""
-
-    def __init__(self, passes: dict[TaskID, PassCounts]) -> None:
-        super().__init__()
-        self.passes = passes
-
-    def render(self, task: BarTask) -> Text:
-        counts = self.passes.get(task.id)
-        if counts is None:
-            return Text("")
-        elapsed = _clock(counts.elapsed(counts.last if task.finished else None))
-        if counts.total is None:
-            return Text(f"elapsed {elapsed}")
-        eta = "done" if task.finished else f"ETA {_clock(counts.eta())}"
-        return Text(f"elapsed {elapsed} {eta}")
-
-
-class _Bars(Progress):
-    """Rich's Progress, with each pass's counts under the bars."""
-
-    def __init__(self, passes: dict[TaskID, PassCounts], console: Console) -> None:
-        self.passes = passes
-        super().__init__(
-            TextColumn("{task.description:<6}"),
-            BarColumn(bar_width=30),
-            MofNCompleteColumn(),
-            _RateColumn(passes),
-            _TimeColumn(passes),
-            console=console,
-            redirect_stdout=False,  # the summary goes to stdout, after the bars
-            redirect_stderr=True,  # log lines are printed above the bars
-            refresh_per_second=4,
-        )
-
-    def get_renderables(self) -> Iterable[RenderableType]:
-        yield self.make_tasks_table(self.tasks)
-        for counts in self.passes.values():
-            yield Text("  " + counts.detail(), style="dim")
-
-
 class RunDisplay:
     """A :class:`~revoker.engine.sched.observe.RunObserver` that shows the run on stderr.
 
@@ -241,7 +178,7 @@ class RunDisplay:
         self.interval = interval if interval and interval > 0 else None
         self.stream = stream or sys.stderr
         self.passes: dict[str, PassCounts] = {}
-        self._progress: _Bars | None = None
+        self._progress: Bars | None = None
         self._by_bar: dict[TaskID, PassCounts] = {}
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
@@ -305,7 +242,9 @@ class RunDisplay:
         if self.bars:
             progress = self._progress
             if progress is None:
-                progress = self._progress = _Bars(self._by_bar, self._console())
+                from revoker.cli.bars import Bars
+
+                progress = self._progress = Bars(self._by_bar, self._console())
                 progress.start()
             counts.bar = progress.add_task(counts.label, total=counts.total)
             self._by_bar[counts.bar] = counts
@@ -314,6 +253,8 @@ class RunDisplay:
             self._ticker.start()
 
     def _console(self) -> Console:
+        from rich.console import Console
+
         # Writes that fail (the terminal went away) are dropped: drawing never stops a run.
         return Console(
             file=QuietStream(self.stream),  # type: ignore[arg-type]
@@ -324,6 +265,8 @@ class RunDisplay:
         )
 
     def _failure_line(self, counts: PassCounts, result: TaskResult) -> Text:
+        from rich.text import Text
+
         task = result.task
         status = f"HTTP {result.http_status} " if result.http_status else ""
         reason = printable_lines(result.message or str(result.outcome))

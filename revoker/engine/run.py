@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from typing import IO
 
 import httpx
-import structlog
 
 from revoker.agora.client import AgoraClient
 from revoker.audit.log import AuditLog, load_done, save_unrecorded
@@ -39,11 +38,10 @@ from revoker.engine.sched.pool import Halt, RunContext, TaskFeed, TaskRunner, ru
 from revoker.engine.sched.retry import RetryPolicy
 from revoker.engine.sched.signals import stop_on_signals
 from revoker.errors import EXIT_FAILED, AuditLogError, AuditWriteError
+from revoker.logs import log
 from revoker.models import Outcome, Task, TaskResult
 from revoker.results import HaltReason, PlanStats, RunReport, Totals, exit_code_for
 from revoker.settings import RunSettings
-
-log = structlog.get_logger("revoker")
 
 STREAMS_NOTE = (
     "Deleting a key does not stop a stream already running with it: "
@@ -326,8 +324,10 @@ class _Sweeper:
             front = sweep.front(self.ctx, self.check.streamed_keys())
         if front is not None and isinstance(tasks, Iterator):
             tasks = front.source(tasks)
-        if sweep.budget is not None and isinstance(tasks, Iterator):
-            tasks = AppFairFeed(tasks, self.ctx.limits[sweep.budget])
+        limits = self.ctx.limits[sweep.budget] if sweep.budget is not None else None
+        # Without a cap every app is free alike: the feed would hand out the plan's order.
+        if limits is not None and limits.rate > 0 and isinstance(tasks, Iterator):
+            tasks = AppFairFeed(tasks, limits)
         if front is not None:
             tasks = front.feed(tasks)
         planned = self.plan.region_counts(include_done=sweep.include_done)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from email.utils import formatdate
 from urllib.parse import unquote
@@ -8,9 +9,20 @@ from urllib.parse import unquote
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
+import revoker.agora.transport
 from revoker.agora.auth import hmac_headers
-from revoker.agora.client import AgoraClient, ApiResponse, key_path, parse_retry_after, segment
+from revoker.agora.client import (
+    AgoraClient,
+    ApiResponse,
+    _answer_headers,
+    key_path,
+    parse_retry_after,
+    request_ids,
+    segment,
+)
 from revoker.credentials import Credentials
 from revoker.errors import TransportFailure, UsageError
 from revoker.settings import ClientSettings, check_base_url, default_fallback
@@ -251,3 +263,53 @@ def test_an_answer_nested_100000_deep_is_not_the_apis_and_does_not_crash() -> No
     assert response.status == 404
     assert not response.api_answer
     assert not response.not_found  # never "absent" on an answer that is not the API's
+
+
+@pytest.mark.parametrize(
+    ("base", "fallback", "tls"),
+    [
+        ("http://127.0.0.1:8080", None, False),
+        ("https://api.agora.io", "https://api.sd-rtn.com", True),
+        ("http://127.0.0.1:8080", "https://api.agora.io", True),
+    ],
+)
+def test_the_production_transport_is_asked_for_tls_only_when_a_base_url_is_https(
+    base: str, fallback: str | None, tls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[bool] = []
+
+    def make_transport(limits: httpx.Limits, *, tls: bool = True) -> httpx.AsyncBaseTransport:
+        asked.append(tls)
+        return mock_transport(limits)
+
+    monkeypatch.setattr(revoker.agora.transport, "make_transport", make_transport)
+    AgoraClient(ClientSettings(base_url=base, fallback_url=fallback), Credentials("i", "s"))
+    assert asked == [tls]
+
+
+_NAMES = st.sampled_from(
+    [b"X-Request-ID", b"x-request-id", b"Retry-After", b"Content-Type", b"CONTENT-ENCODING",
+     b"Date", b"Server"]
+)  # fmt: skip
+_VALUES = st.binary(max_size=12).filter(lambda v: b"\r" not in v and b"\n" not in v)
+
+
+@given(st.lists(st.tuples(_NAMES, _VALUES), max_size=8))
+def test_the_answer_headers_read_in_one_pass_are_what_headers_get_gives(
+    raw: list[tuple[bytes, bytes]],
+) -> None:
+    headers = httpx.Headers(raw)
+    expected = {
+        name.lower().encode("ascii"): headers.get(name)
+        for name in ("X-Request-ID", "Retry-After", "Content-Type", "Content-Encoding")
+        if name in headers
+    }
+    assert _answer_headers(headers) == expected
+
+
+def test_request_ids_are_distinct_version_4_uuids_as_uuid_writes_them() -> None:
+    ids = list(itertools.islice(request_ids(), 600))  # more than one block of randomness
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert (str(parsed), parsed.version, parsed.variant) == (value, 4, uuid.RFC_4122)

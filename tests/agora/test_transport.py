@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -13,7 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revoker.agora.client import key_path
-from revoker.agora.transport import AiohttpTransport, BaseURL, DeadlineExceeded, make_transport
+from revoker.agora.transport import (
+    AiohttpTransport,
+    BaseURL,
+    DeadlineExceeded,
+    _plain_path,
+    make_transport,
+)
 
 LIMITS = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 TIMEOUT = {"timeout": httpx.Timeout(5.0).as_dict()}
@@ -48,6 +57,28 @@ def _url(server: asyncio.Server, path: str) -> str:
 
 def test_the_production_transport_is_aiohttps() -> None:
     assert isinstance(make_transport(LIMITS), AiohttpTransport)
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_the_ca_bundle_is_loaded_only_for_a_transport_that_may_send_over_https(
+    tls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: list[bool] = []
+    real = httpx.create_ssl_context
+
+    def create_ssl_context(**kwargs: Any) -> ssl.SSLContext:
+        loaded.append(True)
+        return real(**kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", create_ssl_context)
+
+    async def go() -> None:
+        transport = AiohttpTransport(LIMITS, tls=tls)
+        transport._open()
+        await transport.aclose()
+
+    asyncio.run(go())
+    assert loaded == ([True] if tls else [])
 
 
 def test_aiohttp_still_has_the_private_switch_against_silent_resends() -> None:
@@ -146,6 +177,27 @@ def test_a_joined_url_is_the_url_httpx_parses_from_the_whole_string(
         whole.raw_path,
         whole.raw_host,
     )
+
+
+# Paths of the characters that matter to a plain path: dots, escapes, separators.
+_PATHS = st.text(alphabet="/.%aZ09fF-_~+ ?#", max_size=24).map(lambda p: "/" + p)
+
+
+@settings(max_examples=500, deadline=None)
+@given(base=st.sampled_from(BASES), path=_PATHS)
+def test_any_path_joins_to_the_url_httpx_parses_from_the_whole_string(base: str, path: str) -> None:
+    joined, whole = BaseURL(base).join(path), httpx.URL(base + path)
+    assert (str(joined), joined.raw_path) == (str(whole), whole.raw_path)
+
+
+@settings(max_examples=500, deadline=None)
+@given(path=_PATHS | st.text(alphabet="/.%aF9", max_size=12))
+def test_a_plain_path_is_slash_separated_segments_of_plain_characters_none_a_dot(
+    path: str,
+) -> None:
+    char = r"(?:[A-Za-z0-9_.~-]|%[0-9A-Fa-f]{2})"
+    spec = re.compile(rf"(?:/(?!\.\.?(?:/|$)){char}*)+")
+    assert _plain_path(path) == (spec.fullmatch(path) is not None)
 
 
 def test_a_path_that_is_not_plain_segments_is_parsed_by_httpx() -> None:

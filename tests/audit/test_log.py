@@ -4,6 +4,8 @@ import errno
 import json
 import os
 import stat
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -11,7 +13,14 @@ import pytest
 import respx
 from click.testing import CliRunner
 
-from revoker.audit.log import AuditLog, ReadStats, iter_records, load_done, task_record
+from revoker.audit.log import (
+    AuditLog,
+    ReadStats,
+    iter_records,
+    load_done,
+    now_rfc3339,
+    task_record,
+)
 from revoker.cli import main
 from revoker.errors import AuditLogError, AuditWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult, done_digest, key_id
@@ -251,3 +260,24 @@ def test_a_line_cut_short_by_a_full_disk_is_undone_so_the_next_line_is_whole(
     outcomes = [r["outcome"] for r in iter_records(path, stats)]
     assert outcomes == ["revoked", "absent"]
     assert stats.torn == 0, "no half line left for the next one to be glued to"
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [
+        1_764_780_606_123_456_789,  # 2025-12-03T16:50:06.123
+        1_764_780_606_999_999_999,  # the last nanosecond of a second
+        1_764_780_607_000_000_000,  # the next second: its text made again
+        1_764_780_607_000_999_999,
+        946_684_799_999_000_000,  # 1999-12-31T23:59:59.999
+        4_102_444_800_000_000_000,  # 2100-01-01
+    ],
+)
+def test_line_timestamps_are_written_as_isoformat_writes_them(
+    ns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "time_ns", lambda: ns)
+    when = datetime.fromtimestamp(ns // 10**9, UTC).replace(microsecond=ns // 1000 % 10**6)
+    expected = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert now_rfc3339() == expected
+    assert now_rfc3339() == expected  # the second's text, kept

@@ -10,6 +10,7 @@ import pty
 import re
 import struct
 import subprocess
+import sys
 import termios
 from pathlib import Path
 
@@ -158,6 +159,32 @@ def test_off_a_terminal_a_progress_line_is_logged_every_interval(tmp_path: Path)
     assert set(last) >= {"rate_per_s", "elapsed_s", "eta_s", "per_region", "retries"}
     assert set(last["per_region"]) <= {"na", "eu", "ap", "cn"}
     assert "\r" not in result.stderr  # no bar drawn off a terminal
+
+
+# A run, then the top-level packages of those it never needed that were loaded.
+LOADED_PROBE = """
+import runpy, sys
+sys.argv = ["revoker", *sys.argv[1:]]
+try:
+    runpy.run_module("revoker", run_name="__main__")
+except SystemExit:
+    pass
+print("LOADED", sorted({name.split(".")[0] for name in sys.modules} & {"rich", "pygments"}))
+"""
+
+
+@pytest.mark.integration
+def test_off_a_terminal_a_run_never_loads_rich(tmp_path: Path) -> None:
+    keys_csv = write_keys_csv(tmp_path / "keys.csv", make_keys(3))
+    with EmulatorProcess("--seed-keys", str(keys_csv)) as emulator:
+        result = subprocess.run(
+            [sys.executable, "-c", LOADED_PROBE, "revoke", str(keys_csv),
+             "--audit-log", str(tmp_path / "audit.jsonl"), "--max-rps", "0"],
+            env=revoker_env(emulator.client_env()), capture_output=True, text=True,
+            timeout=60, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+    assert "revoked" in result.stdout, result.stderr
+    assert result.stdout.splitlines()[-1] == "LOADED []"
 
 
 def _result(outcome: Outcome = Outcome.REVOKED) -> TaskResult:

@@ -93,10 +93,13 @@ class KeyLedger:
     def settle(self, audit_log: Path, run_id: str) -> KeyVerdicts:
         """The verdicts, once every pair is recorded: keys found nowhere are looked up
         in the audit log, where an earlier run may have deleted them."""
-        evidence = deleted_keys(audit_log, set(self._nowhere), skip_run=run_id)
-        for digest in evidence.deleted:
-            self._state[digest] |= _DELETED
-            del self._nowhere[digest]
+        unfinished = 0
+        if self._nowhere:  # else the log has nothing to say: not read (it may be large)
+            evidence = deleted_keys(audit_log, set(self._nowhere), skip_run=run_id)
+            for digest in evidence.deleted:
+                self._state[digest] |= _DELETED
+                del self._nowhere[digest]
+            unfinished = evidence.unfinished_runs
         verdicts = KeyVerdicts(
             absent_ok=self.absent_ok,
             live_streams=self.live_streams,
@@ -119,5 +122,5 @@ class KeyLedger:
             (app, n) for app, n in per_app.items() if n == self._keys_per_app[app]
         )
         if self._nowhere:
-            verdicts.unfinished_runs = evidence.unfinished_runs
+            verdicts.unfinished_runs = unfinished
         return verdicts

@@ -33,18 +33,15 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator
 
-import structlog
-
 from revoker.audit.log import answer_fields
 from revoker.engine.jobs.disconnect_records import Listing, key_identity
 from revoker.engine.matching import channel_uid
 from revoker.engine.sched.calls import query_task
 from revoker.engine.sched.pool import RunContext, TaskFeed
 from revoker.errors import AuditWriteError
+from revoker.logs import log
 from revoker.models import Task, TaskResult
 from revoker.results import HaltReason
-
-log = structlog.get_logger("revoker")
 
 # Tasks the scout reads ahead of the pass's feed, and answers waiting for their pair.
 LOOKAHEAD = 4096

@@ -14,19 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result
 
 from revoker.agora.client import NOT_THE_API, ApiResponse, StreamKey
 from revoker.engine.sched.pacing import Pacer
 from revoker.engine.sched.pool import Halted, RunContext
 from revoker.errors import TransportFailure
-from revoker.logs import verbosity
+from revoker.logs import log, verbosity
 from revoker.models import Attempt, Outcome, Task, TaskResult
 from revoker.redact import key_forms, server_request_id, server_text
 from revoker.results import HaltReason
-
-log = structlog.get_logger("revoker")
 
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 # Answers that say the request was turned away before anything was done.

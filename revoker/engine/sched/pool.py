@@ -17,18 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import structlog
-
 from revoker.agora.client import AgoraClient
 from revoker.audit.log import AuditLog, task_record
 from revoker.engine.sched.pacing import RateLimits
 from revoker.engine.sched.retry import RetryPolicy
 from revoker.errors import AuditWriteError
-from revoker.logs import verbosity
+from revoker.logs import log, verbosity
 from revoker.models import FollowUp, Outcome, Task, TaskResult, is_problem
 from revoker.results import HaltReason, Totals
-
-log = structlog.get_logger("revoker")
 
 # The one line recording, by count, the tasks of a pass a halt kept from starting.
 NOT_STARTED = "not_started"

@@ -7,12 +7,9 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
-import structlog
-
 from revoker.engine.sched.pool import Halt
+from revoker.logs import log
 from revoker.results import HaltReason
-
-log = structlog.get_logger("revoker")
 
 # SIGHUP too: a closed terminal or a dropped ssh session must stop a run as
 # gracefully as SIGTERM, not kill it with DELETEs unrecorded.

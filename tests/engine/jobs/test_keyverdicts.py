@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from revoker.engine.jobs import keyverdicts
 from revoker.engine.jobs.keyverdicts import KeyLedger
 from revoker.models import Outcome, Task, TaskResult, key_hint, key_id
 
@@ -135,3 +138,18 @@ def test_live_streams_named_by_url_are_counted_once_per_key_and_region(tmp_path:
     ledger.add(result("leaked-key-000", "na", Outcome.REVOKED))
     ledger.add(result("leaked-key-000", "eu", Outcome.ABSENT))
     assert ledger.settle(tmp_path / "none.jsonl", "run").live_streams == 2
+
+
+def test_the_audit_log_is_not_read_when_every_key_was_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read(*_: object, **__: object) -> None:
+        raise AssertionError("the audit log was read")
+
+    monkeypatch.setattr(keyverdicts, "deleted_keys", read)
+    log = log_with(tmp_path / "audit.jsonl", {"event": "run_started", "run_id": "killed"})
+    ledger = KeyLedger("revoke")
+    ledger.add(result("key-one-000000", "na", Outcome.REVOKED))
+    ledger.add(result("key-two-000000", "na", Outcome.FAILED))
+    verdicts = ledger.settle(log, "now")
+    assert (verdicts.revoked, verdicts.unsettled, verdicts.unfinished_runs) == (1, 1, 0)
