@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import re
 import string
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 MASK = "***"
 REQUEST_ID_MAX = 128
@@ -85,17 +87,23 @@ def _mask_partial_tail(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def clip(text: str, limit: int | None, secrets: Iterable[str]) -> str:
+def clip(
+    text: str, limit: int | None, secrets: Iterable[str], keys: KeyDigests | None = None
+) -> str:
     """``text`` redacted, then cut to ``limit`` characters, then any secret's start left
-    at the end masked: a cut never splits a secret into a recorded half."""
+    at the end masked: a cut never splits a secret into a recorded half. With ``keys``,
+    every key of theirs the kept part holds is masked too, before the cut."""
     secrets = tuple(s for s in secrets if s)
     text = redact(text, secrets)
+    if keys is not None:
+        text = keys.mask(text, limit)
     if limit is not None:
         text = text[:limit]
     return _mask_partial_tail(text, secrets)
 
 
 _URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+_NOT_URL_SAFE = re.compile(r"[^A-Za-z0-9_.~-]")
 
 
 def key_forms(key: str) -> tuple[str, ...]:
@@ -107,6 +115,100 @@ def key_forms(key: str) -> tuple[str, ...]:
         return (key,)
     forms = {key, quote(key, safe="")}
     return tuple(sorted(forms, key=len, reverse=True))
+
+
+class KeyDigests:
+    """The run's keys as one 8-byte digest each (not the keys), to find them in a text.
+
+    A request that names no key (a listing) cannot be redacted of the keys the
+    usual way, by their forms: the run streams its inputs and holds no key list.
+    :meth:`mask` looks at every substring as long as a key (or its percent-encoded
+    form, in either hex case) and masks those whose digest is a key's. The
+    digest is Python's own salted string hash: it lives only in this process,
+    and a false match only masks a few characters too many.
+    """
+
+    # Digests are sorted in runs of this many, as they come: a sort of them all at once
+    # would hold every one as a Python int for a moment, many times their array's size.
+    RUN = 1 << 16
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self._digests: array[int] = array("q")
+        self._unsorted = False  # whether the last run (shorter than RUN) is out of order
+        self._lengths: set[int] = set()  # of the keys as they are
+        self._encoded: set[int] = set()  # of the percent-encoded forms that differ
+        for key in keys:
+            self.add(key)
+
+    def add(self, key: str) -> None:
+        """One key of the run (one too short for :func:`key_forms` is never masked)."""
+        if len(key) < 6:
+            return
+        digests = self._digests
+        digests.append(hash(key))
+        self._lengths.add(len(key))
+        if _NOT_URL_SAFE.search(key):  # cheaper than a fullmatch of the safe characters
+            self._encoded.add(len(quote(key, safe="")))
+        self._unsorted = True
+        if len(digests) % self.RUN == 0:
+            self._sort_last_run()
+
+    def __len__(self) -> int:
+        """How many digests are held (a key under two app IDs is there twice)."""
+        return len(self._digests)
+
+    def _sort_last_run(self) -> None:
+        """Sort the run the last digest is in (runs start at multiples of RUN)."""
+        digests = self._digests
+        start = (len(digests) - 1) // self.RUN * self.RUN if digests else 0
+        digests[start:] = array("q", sorted(digests[start:]))
+        self._unsorted = False
+
+    def _known(self, text: str) -> bool:
+        digests = self._digests
+        if self._unsorted:
+            self._sort_last_run()
+        digest = hash(text)
+        size, run = len(digests), self.RUN
+        for low in range(0, size, run):
+            high = min(low + run, size)
+            at = bisect_left(digests, digest, low, high)
+            if at < high and digests[at] == digest:
+                return True
+        return False
+
+    def holds(self, text: str) -> bool:
+        """Whether ``text`` is one of the keys, as it is or percent-encoded."""
+        if len(text) in self._lengths and self._known(text):
+            return True
+        return "%" in text and len(text) in self._encoded and self._known(unquote(text))
+
+    def mask(self, text: str, limit: int | None = None) -> str:
+        """``text`` with each key in it masked (the longest first where they overlap).
+
+        With ``limit``, only the start that can still be kept after a cut at ``limit``
+        characters is looked at: a server's long body costs no more than a short one.
+        """
+        if not self._digests:
+            return text
+        lengths = sorted(self._lengths | self._encoded, reverse=True)
+        out: list[str] = []
+        kept = 0
+        at = 0
+        end = len(text)
+        while at < end and (limit is None or kept < limit):
+            for length in lengths:
+                if at + length <= end and self.holds(text[at : at + length]):
+                    out.append(MASK)
+                    kept += len(MASK)
+                    at += length
+                    break
+            else:
+                out.append(text[at])
+                kept += 1
+                at += 1
+        out.append(text[at:])
+        return "".join(out)
 
 
 def secret_forms(secret: str) -> tuple[str, ...]:
@@ -152,9 +254,15 @@ def markdown_cell(value: object) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def server_text(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
-    """A server's message: secrets blanked, cut to ``limit``, control characters escaped."""
-    return printable(clip(text, limit, secrets))
+def server_text(
+    text: str,
+    secrets: Iterable[str],
+    limit: int | None = None,
+    keys: KeyDigests | None = None,
+) -> str:
+    """A server's message: secrets (and ``keys``) blanked, cut to ``limit``, control
+    characters escaped."""
+    return printable(clip(text, limit, secrets, keys))
 
 
 def server_data(value: Any, secrets: Iterable[str]) -> Any:
@@ -186,7 +294,9 @@ def server_data(value: Any, secrets: Iterable[str]) -> Any:
     return root[0]
 
 
-def server_request_id(value: str | None, secrets: Iterable[str]) -> str | None:
+def server_request_id(
+    value: str | None, secrets: Iterable[str], keys: KeyDigests | None = None
+) -> str | None:
     """An echoed request ID if it is short and made of safe characters and holds no secret.
 
     Anything else is replaced (``***`` if it held a secret, ``(invalid)`` otherwise),
@@ -196,4 +306,6 @@ def server_request_id(value: str | None, secrets: Iterable[str]) -> str | None:
         return value
     if redact(value, secrets) != value:
         return MASK
-    return value if _REQUEST_ID.fullmatch(value) else INVALID_REQUEST_ID
+    if not _REQUEST_ID.fullmatch(value):
+        return INVALID_REQUEST_ID  # nothing of it kept: no need to look for keys
+    return MASK if keys is not None and keys.mask(value) != value else value

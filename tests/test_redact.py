@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from revoker.redact import (
+    KeyDigests,
     clip,
     key_forms,
     markdown_cell,
@@ -126,3 +127,43 @@ def test_the_longest_end_of_a_text_that_starts_a_secret_is_masked() -> None:
     # goes on as the secret does.
     assert clip("zz abcdefghZ abcdefghX", None, [secret]) == "zz abcdefghZ ***"
     assert clip("zz abcdefghXabcdefgh", None, [secret]) == "zz ***"
+
+
+def test_key_digests_mask_each_key_as_it_is_or_percent_encoded_in_either_case() -> None:
+    keys = KeyDigests(["stream-key-0000-abcdef", "a/b+c=d0000", "short"])
+    text = "x stream-key-0000-abcdef, a%2fb%2Bc%3Dd0000 a/b+c=d0000 short stream-key-0000-abcdeg"
+    assert keys.mask(text) == "x ***, *** *** short stream-key-0000-abcdeg"
+    assert keys.holds("a%2Fb%2Bc%3Dd0000")
+    assert not keys.holds("a%2Fb")
+    assert len(keys) == 2  # a key too short to blank is not kept
+
+
+def test_no_key_digests_mask_nothing() -> None:
+    assert KeyDigests().mask("stream-key-0000-abcdef") == "stream-key-0000-abcdef"
+
+
+def test_a_cut_message_never_keeps_half_of_a_key_it_holds() -> None:
+    key = "stream-key-0000-abcdef"
+    keys = KeyDigests([key])
+    text = "x" * 490 + key + "y" * 10_000
+    assert clip(text, 500, [], keys) == "x" * 490 + "***" + "y" * 7
+    assert server_text(f"{key} {key}", [], 20, keys) == "*** ***"
+
+
+def test_a_request_id_holding_a_key_is_masked() -> None:
+    keys = KeyDigests(["stream-key-0000-abcdef"])
+    assert server_request_id("stream-key-0000-abcdef", [], keys) == "***"
+    assert server_request_id("req-stream-key-0000-abcdef-1", [], keys) == "***"
+    assert server_request_id("req-1234", [], keys) == "req-1234"
+
+
+def test_key_digests_find_keys_across_sorted_runs_added_before_and_after_a_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(KeyDigests, "RUN", 4)
+    keys = KeyDigests(f"stream-key-{n:04d}" for n in range(10))
+    assert keys.holds("stream-key-0009")
+    for n in range(10, 23):
+        keys.add(f"stream-key-{n:04d}")
+    assert all(keys.holds(f"stream-key-{n:04d}") for n in range(23))
+    assert not keys.holds("stream-key-0023")

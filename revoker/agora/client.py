@@ -28,7 +28,7 @@ from revoker.agora.auth import basic_header, hmac_headers
 from revoker.credentials import Credentials
 from revoker.errors import TransportFailure, UsageError
 from revoker.jsontext import loads
-from revoker.redact import key_forms, server_data, server_request_id, server_text
+from revoker.redact import KeyDigests, key_forms, server_data, server_request_id, server_text
 from revoker.settings import ClientSettings
 
 NOT_THE_API = "not an answer of the Media Gateway API (check --base-url)"
@@ -180,7 +180,9 @@ class AgoraClient:
         credentials: Credentials,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        keys: KeyDigests | None = None,
     ) -> None:
+        """``keys``: the run's keys, masked in what is said to a request that names none."""
         if settings.auth not in ("basic", "hmac"):
             raise UsageError(f"unknown auth scheme {settings.auth!r} (basic or hmac)")
         self.settings = settings
@@ -188,6 +190,7 @@ class AgoraClient:
         self._basic = basic_header(credentials)
         # What a server must not get echoed into a record.
         self._secrets = credentials.secrets
+        self._keys = keys
         self._bases = [_transport.BaseURL(base) for base in settings.base_urls]
         self._hosts = [_host_header(base.url) for base in self._bases]
         # Each request's headers but its X-Request-ID (and HMAC's), encoded once.
@@ -248,7 +251,9 @@ class AgoraClient:
         echoes: tuple[str, ...] = (),
     ) -> ApiResponse:
         """One attempt of ``method path`` on the active host; ``echoes``: the key's forms,
-        blanked (as the credentials are) in the message and request ID the server sends."""
+        blanked (as the credentials are) in the message and request ID the server sends.
+        A request without ``echoes`` (a listing, a create) has the run's keys blanked
+        there instead: a server that echoes a key it was never sent is not trusted either."""
         index = self._active
         # path and query are percent-encoded already (segment, quote): httpx keeps them as is.
         url = self._bases[index].join(path, query)
@@ -291,8 +296,9 @@ class AgoraClient:
                 self._note_connect_failure(index)
             raise TransportFailure(_error_kind(exc), host, connect, request_id, ms) from None
         ms = int((time.perf_counter() - started) * 1000)
+        keys = None if echoes else self._keys
         return _to_api_response(
-            response, content, request_id, host, ms, self._secrets, echoes, fields
+            response, content, request_id, host, ms, self._secrets, echoes, keys, fields
         )
 
     async def delete_key(self, region: str, app_id: str, key: str | StreamKey) -> ApiResponse:
@@ -370,6 +376,7 @@ def _to_api_response(
     ms: int,
     secrets: tuple[str, ...],
     echoes: tuple[str, ...] = (),
+    keys: KeyDigests | None = None,
     fields: dict[bytes, str] | None = None,
 ) -> ApiResponse:
     """The answer reduced; every string from the server passes the redactor.
@@ -403,12 +410,15 @@ def _to_api_response(
     return ApiResponse(
         status=response.status_code,
         request_id=request_id,
-        server_request_id=server_request_id(echoed, blanked),
+        # Our own request ID echoed (the usual answer) is no key: no scan for one.
+        server_request_id=server_request_id(
+            echoed, blanked, None if echoed == request_id else keys
+        ),
         host=host,
         ms=ms,
         # Redacted before it is cut: a cut must not keep half a secret that redaction
         # of the whole would have blanked.
-        message=None if message is None else server_text(message, blanked, limit),
+        message=None if message is None else server_text(message, blanked, limit, keys),
         data=data,
         retry_after=parse_retry_after(fields.get(b"retry-after")),
         # The API echoes the X-Request-ID it was sent; a front proxy, a catch-all

@@ -131,7 +131,7 @@ def streams(show_all: bool, output: str, **opts: Any) -> int:
     # Shards share the app's GET budget as the bulk commands do (RunSettings.rps_for).
     settings = RunSettings(inputs=input_settings(opts), max_rps=opts["max_rps"])
     credentials = load_credentials(credentials_file=opts["credentials_file"])
-    plan = prepare(settings, sys.stdin)
+    plan = prepare(settings, sys.stdin, keep_keys=False)  # check_streams keeps its own
     skipped_rows(plan.stats.invalid)
     try:
         report = check_streams(

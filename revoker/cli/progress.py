@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
@@ -42,12 +43,22 @@ _WARM_UP = 2.0
 
 @dataclass
 class PassCounts:
-    """What one pass has done so far, for the bar and the periodic line."""
+    """What one pass has done so far, for the bar and the periodic line.
+
+    A pass that runs behind another (``lead``: verify behind the DELETEs) gets its
+    tasks only as the lead ends them, ``delay`` s later: its pace is the lead's, so
+    it cannot end before the lead's ETA plus the delay, and its own rate is measured
+    from its first result, not through the delay in which nothing was due yet.
+    """
 
     event: str
     total: int | None
     rate_cap: float | None
+    clock: Callable[[], float] = time.monotonic
     started: float = field(default_factory=time.monotonic)
+    lead: PassCounts | None = None
+    delay: float = 0.0
+    first: float | None = None  # when the first result came in
     done: int = 0
     per_region: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -74,28 +85,58 @@ class PassCounts:
             self.throttled += 1
         if is_problem(self.event, str(result.outcome)):
             self.problems += 1
-        self.last = time.monotonic()
+        self.last = self.clock()
+        if self.first is None:
+            self.first = self.last
 
     def elapsed(self, now: float | None = None) -> float:
-        return (now if now is not None else time.monotonic()) - self.started
+        return (now if now is not None else self.clock()) - self.started
+
+    def _since(self) -> tuple[float, int]:
+        """Where the observed rate is measured from, and the results since then."""
+        if self.lead is not None and self.first is not None:
+            return self.first, self.done - 1
+        return self.started, self.done
 
     def rate(self) -> float | None:
         """Results per second so far (None before any)."""
-        span = self.last - self.started
-        return self.done / span if self.done and span > 0 else None
+        since, done = self._since()
+        span = self.last - since
+        return done / span if done > 0 and span > 0 else None
 
     def eta(self) -> float | None:
-        """Seconds left at the observed rate once warmed up, else at the paced rate."""
+        """Seconds left at the observed rate once warmed up, else at the paced rate;
+        behind a lead, never less than the lead's ETA plus the delay."""
         if self.total is None:
             return None
         left = max(0, self.total - self.done)
         if not left:
             return 0.0
-        rate = self.rate() if self.last - self.started >= _WARM_UP else None
+        rate = self.rate() if self.last - self._since()[0] >= _WARM_UP else None
         if rate is not None and self.rate_cap:
             rate = min(rate, self.rate_cap)
         rate = rate or self.rate_cap
-        return left / rate if rate else None
+        own = left / rate if rate else None
+        follows = self._lead_eta()
+        if follows is None:
+            return own
+        return follows if own is None else max(own, follows)
+
+    def _lead_eta(self) -> float | None:
+        """When the lead's last task comes due here (None: no lead, or no ETA of it)."""
+        lead = self.lead
+        if lead is None or lead.total is None:
+            return None
+        if lead.done < lead.total:
+            lead_eta = lead.eta()
+            return None if lead_eta is None else lead_eta + self.delay
+        return max(0.0, lead.last + self.delay - self.clock())
+
+    @property
+    def following(self) -> bool:
+        """Whether the lead is still running (the ETA is then the lead's plus the delay)."""
+        lead = self.lead
+        return lead is not None and lead.total is not None and lead.done < lead.total
 
     def detail(self) -> str:
         regions = " ".join(f"{r} {self.per_region[r]}" for r in REGIONS if r in self.per_region)
@@ -120,6 +161,7 @@ class PassCounts:
             "retries": self.retries,
             "throttled_429": self.throttled,
             "problems": self.problems,
+            **({"behind": self.lead.label} if self.lead is not None else {}),
         }
 
 
@@ -144,11 +186,20 @@ class RunDisplay:
 
     # RunObserver -------------------------------------------------------------
 
-    def pass_started(self, event: str, total: int, rate: float | None) -> None:
+    def pass_started(
+        self,
+        event: str,
+        total: int,
+        rate: float | None,
+        *,
+        behind: str | None = None,
+        delay: float = 0.0,
+    ) -> None:
         with self._lock:
             counts = self.passes.get(event)
             if counts is None:
-                counts = self.passes[event] = PassCounts(event, total, rate)
+                lead = self.passes.get(behind) if behind is not None else None
+                counts = self.passes[event] = PassCounts(event, total, rate, lead=lead, delay=delay)
             self._show(counts)
 
     def recorded(self, event: str, result: TaskResult) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from revoker.engine.sched.pacing import PASS_BUDGETS
 from revoker.engine.sched.pool import RunContext, TaskFeed, TaskRunner
 from revoker.models import Task
 
@@ -58,9 +59,13 @@ class Pass:
     # Called once the audit log is open and locked, before the run's first line: creates
     # what the pass writes besides the audit log, so a run refused the lock leaves none.
     start: Callable[[], None] | None = None
-    # The method whose per-app budget paces the pass: its tasks are then handed out
-    # app by app as each budget frees a slot (engine.sched.fairfeed), not in input order.
-    budget: str | None = None
     # Given the context and the (app ID, key) handed out first already (keys live
     # streams push with), a lane that runs beside the workers; None: no lane.
     front: Callable[[RunContext, frozenset[tuple[str, str]]], FrontLane | None] | None = None
+
+    @property
+    def budget(self) -> str | None:
+        """The method whose per-app budget paces the pass (``PASS_BUDGETS``): its tasks
+        are handed out app by app as each budget frees a slot (engine.sched.fairfeed),
+        not in input order, unless they come from the pass before (``delay``)."""
+        return PASS_BUDGETS.get(self.event)

@@ -32,7 +32,7 @@ from revoker.engine.sched.calls import query_task, revoke_task
 from revoker.engine.sched.delayqueue import DelayQueue
 from revoker.engine.sched.estimate import paced_estimate
 from revoker.engine.sched.fairfeed import AppFairFeed
-from revoker.engine.sched.observe import PASS_METHODS, RunObserver
+from revoker.engine.sched.observe import RunObserver
 from revoker.engine.sched.pacing import RateLimits
 from revoker.engine.sched.pool import Halt, RunContext, TaskFeed, TaskRunner, run_tasks
 from revoker.engine.sched.retry import RetryPolicy
@@ -55,16 +55,21 @@ LEDGER_COMMANDS = (*KEY_VERDICT_COMMANDS, "verify")
 
 
 def prepare(
-    settings: RunSettings, stdin: IO[str] | None = None, *, resume_events: tuple[str, ...] = ()
+    settings: RunSettings,
+    stdin: IO[str] | None = None,
+    *,
+    resume_events: tuple[str, ...] = (),
+    keep_keys: bool = True,
 ) -> Plan:
-    """Read and validate every input row (raises InputErrors: exit 2, nothing sent)."""
+    """Read and validate every input row (raises InputErrors: exit 2, nothing sent);
+    ``keep_keys``: see :func:`~revoker.engine.input.planner.build_plan`."""
     done = None
     if settings.resume and resume_events:
         done = load_done(settings.audit_log, resume_events)
     inputs = settings.inputs
     sources = open_sources(inputs.sources, inputs.keys, stdin, inputs.scanner, inputs.rules)
     try:
-        return build_plan(sources, settings.inputs, done)
+        return build_plan(sources, settings.inputs, done, keep_keys=keep_keys)
     except BaseException:
         for source in sources:
             source.close()
@@ -224,7 +229,9 @@ async def _run_passes(
         client_settings = replace(client_settings, concurrency=connections)
     try:
         with stop_on_signals(halt, install=install_signal_handlers):
-            async with AgoraClient(client_settings, credentials, transport=transport) as client:
+            async with AgoraClient(
+                client_settings, credentials, transport=transport, keys=plan.keys
+            ) as client:
                 ctx = RunContext(client, retry, limits, halt, audit=audit)
                 check = None
                 if ledger is not None and ledger.event in KEY_VERDICT_COMMANDS:
@@ -304,7 +311,10 @@ class _Sweeper:
         tasks: Iterator[Task] | TaskFeed,
         runner: TaskRunner,
         on_result: Callable[[TaskResult], None] | None,
+        *,
+        behind: tuple[Pass, float] | None = None,
     ) -> Totals:
+        """Run one pass; ``behind``: the pass it follows and how long after (its ETA's)."""
         if self.ledger is not None and sweep.event == self.ledger.event:
             on_result = _also(self.ledger.add, on_result)
         if self.check is not None and self.check.refused and sweep.event in KEY_VERDICT_COMMANDS:
@@ -323,7 +333,14 @@ class _Sweeper:
         planned = self.plan.region_counts(include_done=sweep.include_done)
         observe = None
         if self.observer is not None:
-            self.observer.pass_started(sweep.event, sum(planned.values()), self._rate(sweep))
+            lead, delay = behind if behind is not None else (None, 0.0)
+            self.observer.pass_started(
+                sweep.event,
+                sum(planned.values()),
+                self._rate(sweep),
+                behind=lead.event if lead is not None else None,
+                delay=delay,
+            )
             observe = self.observer.recorded
         async with _beside(front):
             return await run_tasks(
@@ -341,8 +358,7 @@ class _Sweeper:
 
     def _rate(self, sweep: Pass) -> float | None:
         """The pass's paced requests/s over all its app IDs (each has its own budget)."""
-        method = sweep.budget or PASS_METHODS.get(sweep.event)
-        limits = self.ctx.limits.get(method or "")
+        limits = self.ctx.limits.get(sweep.budget or "")
         if limits is None or not limits.rate:
             return None
         apps = {app for app, _ in self.plan.stats.per_app_region} or {""}
@@ -455,7 +471,7 @@ async def _sweep_with_follower(
             queue.close()
 
     lead_totals, follower_totals = await asyncio.gather(
-        run_lead(), sweeper.run(follower, queue, counted, on_result)
+        run_lead(), sweeper.run(follower, queue, counted, on_result, behind=(lead, delay))
     )
     lead_totals.extra["throttled_429"] = ctx.throttled - throttled_before - follower_429
     follower_totals.extra["throttled_429"] = follower_429
@@ -466,9 +482,7 @@ def revoke_passes(settings: RunSettings, plan: Plan) -> list[Pass]:
     """The passes of ``revoke``: DELETE every pair and (with --verify), behind the
     DELETEs, GET every pair ``verify_delay`` seconds after its DELETE ended (pairs
     done in an earlier run at once)."""
-    passes = [
-        Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t), budget="DELETE")
-    ]
+    passes = [Pass("revoke", plan.tasks, lambda ctx: lambda t: revoke_task(ctx, t))]
     if settings.disconnect:
         passes = [disconnect_pass(settings, plan)]
     if settings.verify:
@@ -485,7 +499,6 @@ def disconnect_pass(settings: RunSettings, plan: Plan) -> Pass:
         cuts.tasks,
         lambda ctx: cuts.sweep(ctx).run,
         done_before=cuts.done_before,
-        budget="DELETE",
         front=cuts.scout,
         notes=cuts.notes,
     )
@@ -511,7 +524,6 @@ def verify_pass(plan: Plan, *, include_done: bool = False, behind: float | None 
         lambda: plan.tasks(include_done=include_done),
         runner,
         include_done=include_done,
-        budget="GET",
     )
 
 
@@ -534,7 +546,9 @@ def run_command(
     ``settings.dry_run`` with credentials (prune) still sends what the passes send
     and marks the report as a dry run.
     """
-    plan = prepare(settings, stdin, resume_events=resume_events)
+    # Only revoke and rotate send requests that name no key (listings, cuts, creates).
+    lists = credentials is not None and command in KEY_VERDICT_COMMANDS
+    plan = prepare(settings, stdin, resume_events=resume_events, keep_keys=lists)
     if on_plan is not None:
         on_plan(plan.stats)
     if credentials is None:

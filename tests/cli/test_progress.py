@@ -17,7 +17,7 @@ from pathlib import Path
 import pyte
 import pytest
 
-from revoker.cli.progress import PassCounts
+from revoker.cli.progress import PassCounts, RunDisplay
 from revoker.emulator.process import EmulatorProcess
 from revoker.models import Outcome, Task, TaskResult
 from tests.reliability.helpers import (
@@ -215,3 +215,46 @@ def test_problems_count_each_pair_once() -> None:
     counts.add(_result(Outcome.ABSENT))
     assert counts.problems == 1
     assert counts.fields()["outcomes"] == {"absent": 1, "present": 1}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_pass_behind_the_deletes_has_their_eta_plus_the_delay_not_its_own() -> None:
+    clock = Clock()
+    # 1000 DELETEs at 50/s (20 s); each verified 10 s after its DELETE, GETs at 100/s.
+    lead = PassCounts("revoke", total=1000, rate_cap=50.0, clock=clock, started=0.0)
+    verify = PassCounts(
+        "verify", total=1000, rate_cap=100.0, clock=clock, started=0.0, lead=lead, delay=10.0
+    )
+    assert verify.eta() == pytest.approx(30.0)  # not 1000 / 100: the DELETEs come first
+    for tick in range(1, 601):  # 12 s of DELETEs
+        clock.now = tick / 50
+        lead.add(_result())
+        if clock.now > 10.0:
+            verify.add(_result(Outcome.ABSENT))
+    # Results came for 2 s after 10 s with none due: the rate is the lead's 50/s, not
+    # 100 / 12 s (that gave an ETA of about 108 s).
+    assert verify.rate() == pytest.approx(50.0)
+    assert verify.eta() == pytest.approx(30.0 - clock.now, rel=0.02)
+    assert verify.following
+    assert verify.fields()["behind"] == "delete"
+    for tick in range(601, 1001):  # the last DELETE at 20 s
+        clock.now = tick / 50
+        lead.add(_result())
+    clock.now = 21.0
+    assert not verify.following
+    assert verify.eta() == pytest.approx(9.0)  # the last verification is due at 30 s
+
+
+def test_the_display_links_a_pass_to_the_one_it_runs_behind() -> None:
+    display = RunDisplay(bars=False, interval=None)
+    display.pass_started("revoke", 10, 50.0)
+    display.pass_started("verify", 10, 100.0, behind="revoke", delay=2.0)
+    assert display.passes["verify"].lead is display.passes["revoke"]
+    assert display.passes["verify"].delay == 2.0

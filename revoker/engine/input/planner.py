@@ -4,7 +4,9 @@ Planning streams: the sources are read once to validate and count
 (:func:`build_plan`), then again to yield tasks (:meth:`Plan.tasks`). Only a
 16-byte digest per distinct (app ID, key) is held for deduplication, and an
 8-byte digest per row of what was validated, so a row that changed in between
-is caught by its content and never sent.
+is caught by its content and never sent. The plan keeps an 8-byte digest per
+distinct key (:class:`~revoker.redact.KeyDigests`), so what a server says to a
+request that names no key (a listing) can still be redacted of the run's keys.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 from revoker.engine.input.sources import KeyRow, Source, iter_rows
 from revoker.errors import InputError, InputErrors, UsageError
 from revoker.models import REGIONS, Task, done_digest, key_id
+from revoker.redact import KeyDigests
 from revoker.results import PlanStats
 from revoker.settings import InputSettings, Shard
 
@@ -100,12 +103,15 @@ class Plan:
         stats: PlanStats,
         done: DoneSet | None,
         rows: array[int] | None = None,
+        keys: KeyDigests | None = None,
     ) -> None:
         self.sources = sources
         self.settings = settings
         self.stats = stats
         self.done = done
         self.rows: array[int] = rows if rows is not None else array("q")
+        # Every key planned, to find it in what a server says.
+        self.keys = keys if keys is not None else KeyDigests()
         self.changed: str | None = None
 
     def tasks(self, *, include_done: bool = False) -> Iterator[Task]:
@@ -209,10 +215,21 @@ def _iter_tasks(
         on_end(seen)
 
 
-def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | None = None) -> Plan:
-    """Validate every row and count the plan. Raises InputErrors unless skip_invalid."""
+def build_plan(
+    sources: list[Source],
+    settings: InputSettings,
+    done: DoneSet | None = None,
+    *,
+    keep_keys: bool = True,
+) -> Plan:
+    """Validate every row and count the plan. Raises InputErrors unless skip_invalid.
+
+    ``keep_keys``: keep a digest of each key (:attr:`Plan.keys`); a run that sends no
+    request naming no key (a dry run, verify) has no use for them.
+    """
     stats = PlanStats()
     rows: array[int] = array("q")
+    keys = KeyDigests()
 
     def validated(row: KeyRow | InputError) -> bool:
         rows.append(row_digest(row))
@@ -225,6 +242,8 @@ def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | N
                 stats.invalid.append(row)
             return
         stats.rows += 1
+        if keep_keys and status == "new":
+            keys.add(row.key)
         stats.already_done += len(skipped)
         stats.already_done_per_region.update(skipped)
         if status == "out_of_shard":
@@ -258,4 +277,4 @@ def build_plan(sources: list[Source], settings: InputSettings, done: DoneSet | N
         raise UsageError("no stream keys given: pass files, '-' for stdin, or --key")
     if not (stats.tasks or stats.already_done or stats.out_of_shard):
         raise UsageError("nothing to do: no key is planned in the selected regions")
-    return Plan(sources, settings, stats, done, rows)
+    return Plan(sources, settings, stats, done, rows, keys)

@@ -74,6 +74,7 @@ from revoker.engine.sched.calls import call_task, classifier, classify_get, quer
 from revoker.engine.sched.pool import RunContext
 from revoker.errors import AuditWriteError
 from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult, done_digest
+from revoker.redact import KeyDigests
 from revoker.results import HaltReason
 from revoker.settings import RunSettings
 
@@ -114,8 +115,12 @@ class StreamSweep:
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
         resumed: Mapping[int, KeyIdentity | None] | None = None,
         unconfirmed: dict[tuple[str, str, str], list[dict[str, Any]]] | None = None,
+        keys: KeyDigests | None = None,
     ) -> None:
         self.ctx = ctx
+        # The run's keys: a listing is a request that names none, so what its streams
+        # say is recorded with every key of the run masked, not only the owner's.
+        self.keys = keys
         self.confirm_timeout = confirm_timeout
         self.resumed = resumed or {}
         # Earlier runs' cuts never confirmed, by (app ID, region, key ID).
@@ -256,7 +261,7 @@ class StreamSweep:
             second = await self._list(task, "streams started during the DELETEs")
             lines += await self._cut_matches(scope, task, second, scope.deleted, "after")
             if scope.first is not None:
-                lines += _left_running(scope, await scope.first, second)
+                lines += _left_running(scope, await scope.first, second, self.keys)
         return lines
 
     def _confirm_earlier(self, task: Task, listing: Listing) -> list[FollowUp]:
@@ -313,9 +318,9 @@ class StreamSweep:
             owner, match = found
             sid = stream.get("sid")
             fields = {
-                "sid": sid if usable_sid(sid) else None,
-                "channel": stream.get("channel"),
-                "stream_uid": stream.get("uid"),
+                "sid": _listed(self.keys, stream, "sid") if usable_sid(sid) else None,
+                "channel": _listed(self.keys, stream, "channel"),
+                "stream_uid": _listed(self.keys, stream, "uid"),
                 "match": match.kind,
                 "protocol": match.protocol,
                 "listing": which,
@@ -327,7 +332,8 @@ class StreamSweep:
                 if marker in scope.claimed:
                     continue
                 scope.claimed.add(marker)
-                bad = TaskResult(owner, Outcome.FAILED, message=f"unusable stream SID {sid!r}")
+                shown = _listed(self.keys, stream, "sid")
+                bad = TaskResult(owner, Outcome.FAILED, message=f"unusable stream SID {shown!r}")
                 jobs.append(_ready(FollowUp(DISCONNECT, bad, fields)))
                 continue
             assert isinstance(sid, str)
@@ -406,7 +412,15 @@ class StreamSweep:
         )
 
 
-def _left_running(scope: _Scope, listing: Listing, second: Listing) -> list[FollowUp]:
+def _listed(keys: KeyDigests | None, stream: dict[str, Any], name: str) -> Any:
+    """A listed stream's field as a line records it: the run's keys masked."""
+    value = stream.get(name)
+    return keys.mask(value) if keys is not None and isinstance(value, str) else value
+
+
+def _left_running(
+    scope: _Scope, listing: Listing, second: Listing, keys: KeyDigests | None
+) -> list[FollowUp]:
     """A ``failed`` line per live stream that has the channel and uid of a key deleted
     here which no stream matched, while the stream's URL names a key that is no
     deleted one: it is not cut (it may be another key's), but never left unsaid.
@@ -438,9 +452,9 @@ def _left_running(scope: _Scope, listing: Listing, second: Listing) -> list[Foll
                 "hand if it is this key's"
             )
             fields = {
-                "sid": sid if usable_sid(sid) else None,
-                "channel": stream.get("channel"),
-                "stream_uid": stream.get("uid"),
+                "sid": _listed(keys, stream, "sid") if usable_sid(sid) else None,
+                "channel": _listed(keys, stream, "channel"),
+                "stream_uid": _listed(keys, stream, "uid"),
                 "match": None,
                 "protocol": push.protocol,
                 "listing": "before",
@@ -545,4 +559,5 @@ class DisconnectPlan:
             confirm_timeout=self.settings.disconnect_timeout,
             resumed=done,
             unconfirmed=unconfirmed_cuts(self.settings.audit_log),
+            keys=self.plan.keys,
         )

@@ -122,7 +122,7 @@ class Pruner:
         def runner(ctx: RunContext) -> TaskRunner:
             return lambda task: self.run(ctx, task)
 
-        return [Pass("query", plan.tasks, runner, budget="GET")]
+        return [Pass("query", plan.tasks, runner)]
 
     def notes(self) -> list[str]:
         total = sum(self.matched.values())

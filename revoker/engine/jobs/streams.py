@@ -23,7 +23,7 @@ from revoker.engine.sched.pacing import RateLimits
 from revoker.engine.sched.pool import Halt, RunContext
 from revoker.engine.sched.retry import RetryPolicy
 from revoker.models import Outcome, Task, TaskResult
-from revoker.redact import key_forms, server_data
+from revoker.redact import KeyDigests, key_forms, server_data
 from revoker.results import StreamRow, StreamsReport
 from revoker.settings import ClientSettings, RetrySettings
 
@@ -91,7 +91,11 @@ def check_streams(
         report = StreamsReport()
         limits = {"GET": RateLimits(get_rps), "DELETE": RateLimits(0)}
         gate = asyncio.Semaphore(max(1, client_settings.concurrency))
-        async with AgoraClient(client_settings, credentials, transport=transport) as client:
+        # A failed listing's message is redacted of every key given, not only its group's.
+        keys = KeyDigests(task.key for group in groups.values() for task in group)
+        async with AgoraClient(
+            client_settings, credentials, transport=transport, keys=keys
+        ) as client:
             ctx = RunContext(client, RetryPolicy.from_settings(retry), limits, halt)
 
             async def lookup(task: Task) -> Any:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from revoker.engine.sched.pacing import PASS_BUDGETS
 from revoker.results import PlanStats
 from revoker.settings import RunSettings
-
-# The budget whose cap bounds each command: one DELETE per pair (rotate too), or one GET.
-_METHOD = {"revoke": "DELETE", "rotate": "DELETE", "verify": "GET", "prune": "GET"}
 
 
 def duration(seconds: float) -> str:
@@ -25,8 +23,9 @@ def duration(seconds: float) -> str:
 
 def paced_estimate(command: str, settings: RunSettings, stats: PlanStats) -> str | None:
     """One sentence: how long the real run's requests take at the cap (each app ID has
-    its own budget, so the app ID with the most pairs sets the time)."""
-    method = _METHOD.get(command)
+    its own budget, so the app ID with the most pairs sets the time); ``command`` is
+    also the name of its first pass (prune, which sends in a dry run, gets none)."""
+    method = PASS_BUDGETS.get(command)
     if method is None or not stats.tasks:
         return None
     per_app: Counter[str] = Counter()

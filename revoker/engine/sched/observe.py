@@ -14,12 +14,20 @@ from revoker.models import TaskResult
 class RunObserver(Protocol):
     """Told when each pass starts and each audit line of a task is written."""
 
-    def pass_started(self, event: str, total: int, rate: float | None) -> None:
-        """A pass of ``total`` tasks starts; ``rate`` is its paced requests/s (None: no cap)."""
+    def pass_started(
+        self,
+        event: str,
+        total: int,
+        rate: float | None,
+        *,
+        behind: str | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """A pass of ``total`` tasks starts; ``rate`` is its paced requests/s (None: no cap).
+
+        ``behind``: the pass it runs behind (its tasks come ``delay`` s after that pass
+        ends them), so its pace is that pass's, not its own budget's.
+        """
 
     def recorded(self, event: str, result: TaskResult) -> None:
         """A task line of ``event`` was written (follow-up lines such as cuts included)."""
-
-
-# The budget each pass's own requests are paced on (its ETA's rate).
-PASS_METHODS = {"revoke": "DELETE", "rotate": "DELETE", "verify": "GET", "query": "GET"}

@@ -28,6 +28,12 @@ Clock = Callable[[], float]
 # our rate: supporting evidence only, as the docs reword messages between versions.
 QUOTA_MESSAGES = ("resources quota limit exceeded", "no available resources")
 
+# The budget (HTTP method) whose per-app cap bounds each pass, by the pass's event (and
+# a bulk command by its first pass): the fair feed hands a pass's tasks out by it, its
+# ETA and the dry run's estimate take its rate. A rotate's DELETE and create each have
+# a budget of that rate, one of each per pair; its GET budget is twice as large.
+PASS_BUDGETS = {"revoke": "DELETE", "rotate": "DELETE", "verify": "GET", "query": "GET"}
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:

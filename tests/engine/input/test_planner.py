@@ -47,6 +47,21 @@ def test_same_key_under_two_apps_is_two_keys(tmp_path: Path) -> None:
     assert plan.stats.tasks == 3
 
 
+def test_the_plan_finds_its_keys_in_a_text_by_their_digests(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keys.csv"
+    path.write_text(
+        "stream_key,app_id,regions\n"
+        "key-aaaa-0001,a,na\nkey-aaaa-0001,b,eu\nkey-bbbb-0002,a,na\nkey-aaaa-0001,a,eu\n"
+    )
+    opts = InputSettings(sources=(str(path),))
+    plan = build_plan(open_sources(opts.sources, ()), opts)
+    assert len(plan.keys) == 3  # one per distinct (app ID, key)
+    text = "x key-bbbb-0002 key-aaaa-0001 key-cccc-0003"
+    assert plan.keys.mask(text) == "x *** *** key-cccc-0003"
+
+
 def test_plan_counts_per_app_and_region(tmp_path: Path) -> None:
     path = tmp_path / "keys.txt"
     path.write_text("k1\nk2\nk2\n")

@@ -43,10 +43,11 @@ def run(
     timeout: float = 2.0,
     resume: bool = False,
     max_rps: float = 0,
+    keys: tuple[str, ...] = (KEY,),
     check_apps: bool = False,
 ) -> tuple[RunReport, list[dict[str, Any]]]:
     settings = RunSettings(
-        inputs=InputSettings(keys=(KEY,), app_id=APP, regions=("na",)),
+        inputs=InputSettings(keys=keys, app_id=APP, regions=("na",)),
         client=ClientSettings(base_url=BASE, concurrency=2),
         retry=RetrySettings(max_attempts=max_attempts),
         max_rps=max_rps,
@@ -124,6 +125,24 @@ def test_lists_once_deletes_then_cuts_only_the_keys_streams_and_confirms(tmp_pat
     assert disconnect["key_id"].startswith("sha256:")
     assert KEY not in json.dumps(records)  # never the plain key without --reveal-keys
     assert records[-1]["disconnect"]["counts"] == {"disconnected": 1}
+
+
+def test_a_listed_streams_fields_are_recorded_with_every_key_of_the_run_masked(
+    tmp_path: Path,
+) -> None:
+    # The listing names no key: a stream of KEY whose channel, uid and SID are OTHER (a
+    # key of this run too) must not put OTHER in the line of KEY's cut.
+    listed = {"sid": f"S-{OTHER}", "channel": OTHER, "uid": OTHER, "url": f"rtmp://x/live/{KEY}"}
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.get(url__regex=r".*/streamkeys/.+").mock(side_effect=api_not_found)
+        api.delete(url__regex=r".*/streamkeys/.+").mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([listed]))
+        api.delete(sid_url(f"S-{OTHER}")).mock(return_value=ok())
+        api.get(sid_url(f"S-{OTHER}")).mock(return_value=ok([]))
+        _, records = run(tmp_path, keys=(KEY, OTHER))
+    [cut] = [r for r in records if r["event"] == "disconnect"]
+    assert (cut["sid"], cut["channel"], cut["stream_uid"]) == ("S-***", "***", "***")
+    assert OTHER not in json.dumps(records)
 
 
 def test_a_foreign_404_on_the_key_is_failed_and_no_stream_is_touched(tmp_path: Path) -> None:

@@ -114,3 +114,38 @@ def test_a_pair_refused_at_the_listing_names_the_listings_request_id(
     # The pair sent nothing: the request Agora support can look up is the listing's.
     assert listing["request_id"]
     assert listing["request_id"] in summary["revoke"]["failures"][0]["message"]
+
+
+def test_a_failed_listing_echoing_the_runs_keys_records_none_of_them(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    # The listing sends no key, yet a server may echo the run's keys, as they are or
+    # percent-encoded (in either hex case), in its message and its X-Request-ID.
+    keys = tmp_path / "keys.txt"
+    keys.write_text("stream-key-0000-abcdef\nother/key+0000=xyz\n")
+    message = (
+        "upstream stream-key-0000-abcdef failed; also other%2fkey%2B0000%3Dxyz "
+        "and other/key+0000=xyz"
+    )
+    api.get(LISTING).mock(
+        return_value=httpx.Response(
+            503,
+            json={"status": "error", "message": message},
+            headers={"X-Request-ID": "stream-key-0000-abcdef"},
+        )
+    )
+    api.delete(url__regex=".*").mock(return_value=httpx.Response(200, json={"status": "success"}))
+    result = CliRunner().invoke(
+        main,
+        ["revoke", str(keys), "--app-id", APP, "--regions", "na", "--base-url", BASE,
+         "--audit-log", str(tmp_path / "a.jsonl"), "--max-rps", "0", "--max-attempts", "1",
+         "--output", "json"],
+    )  # fmt: skip
+    assert json.loads(result.stdout)["exit_code"] == 0
+    text = (tmp_path / "a.jsonl").read_text()
+    for form in ("stream-key-0000-abcdef", "other/key+0000=xyz", "other%2fkey%2B0000%3Dxyz"):
+        assert form not in text
+        assert form not in result.stdout + result.stderr
+    [listing] = [r for r in map(json.loads, text.splitlines()) if r["event"] == "listing"]
+    assert listing["message"].startswith("upstream *** failed; also *** and ***")
+    assert listing["attempts"][0]["server_request_id"] == "***"

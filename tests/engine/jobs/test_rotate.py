@@ -602,3 +602,46 @@ def test_append_to_a_new_keys_file_with_a_torn_last_row_exits_2_and_sends_nothin
     assert "new.csv:2: the last row is torn" in done.output
     assert len(api.calls) == 0
     assert path.read_text().endswith(torn)
+
+
+def test_apps_grouped_in_the_input_rotate_side_by_side_each_in_its_key_order(
+    tmp_path: Path, api: respx.MockRouter
+) -> None:
+    # Each app ID has its own budgets: with two workers and the input sorted by app,
+    # the second app's keys start before the first app's are done, yet each app's
+    # keys go in input order.
+    apps = ("appAAAA", "appBBBB")
+    keys = {app: [f"{app}-leaked-key-{n:04d}" for n in range(6)] for app in apps}
+    csv = tmp_path / "keys.csv"
+    csv.write_text(
+        "stream_key,app_id,regions\n"
+        + "".join(f"{key},{app},na\n" for app in apps for key in keys[app])
+    )
+    deleted: list[tuple[str, str]] = []
+    made = iter(range(1000))
+
+    def delete(request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.split("/")
+        deleted.append((parts[4], parts[-1]))
+        return httpx.Response(200, json={"status": "success"})
+
+    api.get(url__regex=r".*/online-streams$").respond(200, json={"status": "success", "data": []})
+    api.get(url__regex=r".*/streamkeys/.+").respond(200, json={"status": "success", "data": DATA})
+    api.delete(url__regex=r".*/streamkeys/.+").mock(side_effect=delete)
+    api.post(url__regex=r".*/streamkeys$").mock(
+        side_effect=lambda _: created(f"NEWKEY-very-secret-{next(made):04d}")
+    )
+    result = CliRunner().invoke(
+        main,
+        ["rotate", str(csv), "--base-url", BASE, "--audit-log", str(tmp_path / "audit.jsonl"),
+         "--new-keys-file", str(tmp_path / "new.csv"), "--max-rps", "20", "--concurrency", "2",
+         "--output", "json"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert json.loads(result.stdout)["exit_code"] == 0, result.stdout
+    assert len(deleted) == 12
+    first_b = next(i for i, (app, _) in enumerate(deleted) if app == "appBBBB")
+    last_a = max(i for i, (app, _) in enumerate(deleted) if app == "appAAAA")
+    assert first_b < 4 < last_a  # in input order, appBBBB would start only after appAAAA
+    for app in apps:
+        assert [key for owner, key in deleted if owner == app] == keys[app]

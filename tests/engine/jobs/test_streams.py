@@ -137,3 +137,13 @@ def test_a_key_echoed_as_a_streams_channel_or_uid_is_masked_in_the_output(
         assert KEY not in result.output
     (row,) = json.loads(invoke("--key", KEY, "--output", "json").output)["streams"]
     assert row["channel"] == "room-***"
+
+
+def test_a_failed_listing_echoing_any_given_key_shows_it_masked(api: respx.MockRouter) -> None:
+    other = "leaked-key-0000002"
+    api.get(STREAMS).respond(503, json={"status": "error", "message": f"busy: {KEY} {other}"})
+    api.get(url__regex=r".*/streamkeys/.+").mock(side_effect=api_not_found)
+    result = invoke("--key", KEY, "--key", other, "--output", "json")
+    assert other not in result.output
+    [failure] = [f for f in json.loads(result.output)["failures"] if f["what"] == "listing"]
+    assert failure["message"].startswith("busy: *** ***")
