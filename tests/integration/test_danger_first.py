@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,23 @@ def seed_files(tmp_path: Path, keys: list[str], streamed: list[str]) -> tuple[Pa
     return seed, live
 
 
+def revoke_on_emulator(
+    tmp_path: Path, keys: list[str], seed: Path, live: Path, *extra: str
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """``revoke`` of ``keys`` (one worker, JSON) against an emulator seeded with ``seed``
+    and ``live``: the finished process, the emulator's state after, its key requests."""
+    journal = tmp_path / "journal.jsonl"
+    keys_csv = write_keys_csv(tmp_path / "keys.csv", keys, APP)
+    args = ["revoke", str(keys_csv), "--audit-log", str(tmp_path / "audit.jsonl")]
+    args += ["--concurrency", "1", "--output", "json", *extra]
+    with EmulatorProcess(
+        "--seed-keys", str(seed), "--live-streams", str(live), "--journal", str(journal)
+    ) as emu:
+        result = run_revoker(*args, env=revoker_env(emu.client_env()))
+        left = emu.state()
+    return result, left, key_requests(read_journal(journal))
+
+
 @pytest.mark.parametrize("disconnect", [False, True], ids=["plain", "disconnect"])
 def test_streamed_keys_at_the_end_of_the_input_are_deleted_first(
     tmp_path: Path, disconnect: bool
@@ -46,20 +64,11 @@ def test_streamed_keys_at_the_end_of_the_input_are_deleted_first(
     keys = make_keys(30, "dngr")
     streamed = keys[-3:]
     seed, live = seed_files(tmp_path, keys, streamed)
-    journal = tmp_path / "journal.jsonl"
-    keys_csv = write_keys_csv(tmp_path / "keys.csv", keys, APP)
-    args = ["revoke", str(keys_csv), "--audit-log", str(tmp_path / "audit.jsonl")]
-    args += ["--concurrency", "1", "--output", "json"]
-    if disconnect:
-        args.append("--disconnect")
-    with EmulatorProcess(
-        "--seed-keys", str(seed), "--live-streams", str(live), "--journal", str(journal)
-    ) as emu:
-        result = run_revoker(*args, env=revoker_env(emu.client_env()))
-        left = emu.state()
+    extra = ["--disconnect"] if disconnect else []
+    result, left, requests = revoke_on_emulator(tmp_path, keys, seed, live, *extra)
     assert result.returncode == 0, result.stderr[-2000:]
     assert left["keys"] == []
-    deletes = [e["key"] for e in key_requests(read_journal(journal)) if e["method"] == "DELETE"]
+    deletes = [e["key"] for e in requests if e["method"] == "DELETE"]
     first = deletes[: len(streamed) * len(REGIONS)]
     assert set(first) == set(streamed)
     if disconnect:
@@ -91,19 +100,10 @@ def test_keys_of_whip_streams_at_the_end_of_the_input_are_found_and_deleted_earl
         ),
         encoding="utf-8",
     )
-    journal = tmp_path / "journal.jsonl"
-    keys_csv = write_keys_csv(tmp_path / "keys.csv", keys, APP)
-    args = ["revoke", str(keys_csv), "--audit-log", str(tmp_path / "audit.jsonl")]
-    args += ["--concurrency", "1", "--output", "json", "--disconnect"]
-    with EmulatorProcess(
-        "--seed-keys", str(seed), "--live-streams", str(live), "--journal", str(journal)
-    ) as emu:
-        result = run_revoker(*args, env=revoker_env(emu.client_env()))
-        left = emu.state()
+    result, left, requests = revoke_on_emulator(tmp_path, keys, seed, live, "--disconnect")
     assert result.returncode == 0, result.stderr[-2000:]
     assert left["keys"] == []
     assert left["streams"] == []
-    requests = key_requests(read_journal(journal))
     deletes = [e["key"] for e in requests if e["method"] == "DELETE"]
     # Both WHIP keys are gone in every region before the first half of the input is.
     last_whip = max(i for i, key in enumerate(deletes) if key in whip)
