@@ -194,7 +194,7 @@ class AuditLog:
             self._broken = True
 
     def event(self, event: str, **fields: Any) -> None:
-        self.write({"event": event, "ts": now_rfc3339(), "run_id": self.run_id, **fields})
+        self.write(event_record(event, self.run_id, **fields))
 
     def run_started(self, command: str, options: dict[str, Any], counts: dict[str, Any]) -> None:
         self.event(
@@ -298,6 +298,12 @@ def answer_fields(result: TaskResult) -> dict[str, Any]:
         "duration_ms": result.duration_ms,
         "message": result.message,
     }
+
+
+def event_record(event: str, run_id: str, **fields: Any) -> dict[str, Any]:
+    """The JSON object of a line that is not a task's (:meth:`AuditLog.event`): for the
+    fallback file, the line the log refused as it would have been written."""
+    return {"event": event, "ts": now_rfc3339(), "run_id": run_id, **fields}
 
 
 def task_record(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from revoker.engine.sched.pacing import PASS_BUDGETS
 from revoker.engine.sched.pool import RunContext, TaskFeed, TaskRunner
-from revoker.models import Task
+from revoker.models import Task, TaskResult
 
 
 class FrontLane(Protocol):
@@ -33,6 +33,12 @@ class FrontLane(Protocol):
 
     def stop(self) -> None:
         """The pass has ended: start nothing new; :meth:`run` returns once its work does."""
+        ...
+
+    def unrecorded(self) -> list[tuple[TaskResult, dict[str, Any]]]:
+        """The results of the lane's requests whose audit line the log refused, each with
+        that line (keys masked), once :meth:`run` has returned: the pass's fallback file
+        keeps them."""
         ...
 
 

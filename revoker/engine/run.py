@@ -343,7 +343,7 @@ class _Sweeper:
             )
             observe = self.observer.recorded
         async with _beside(front):
-            return await run_tasks(
+            totals = await run_tasks(
                 tasks,
                 runner,
                 ctx=self.ctx,
@@ -355,6 +355,12 @@ class _Sweeper:
                 done_before=sweep.done_before,
                 observe=observe,
             )
+        if front is not None:
+            # The lane's requests the log has no line of are the pass's to save.
+            for result, record in front.unrecorded():
+                totals.unrecorded.append(result)
+                totals.unrecorded_records.append(record)
+        return totals
 
     def _rate(self, sweep: Pass) -> float | None:
         """The pass's paced requests/s over all its app IDs (each has its own budget)."""

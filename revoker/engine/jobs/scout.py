@@ -17,8 +17,8 @@ shift anything. Every answer the scout gets is its pair's own lookup: the pass
 takes it (:meth:`Scout.take`) instead of sending a GET, so scouting sends no request
 the run would not send anyway, only earlier. An answer whose pair never runs (the
 run halted) gets a ``lookup`` line of its own when the scout stops, so every request
-is in the audit log. Keys whose URL-named streams put them first already are not
-scouted.
+is in the audit log (or, if the log refuses the line, in the pass's fallback file).
+Keys whose URL-named streams put them first already are not scouted.
 
 Bounded: at most :data:`LOOKAHEAD` tasks read ahead of the pass's feed and as many
 answers waiting for their pair; the scout stops once every keyless stream has a
@@ -32,8 +32,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from revoker.audit.log import answer_fields
+from revoker.audit.log import answer_fields, event_record
 from revoker.engine.jobs.disconnect_records import Listing, key_identity
 from revoker.engine.matching import channel_uid
 from revoker.engine.sched.calls import query_task
@@ -111,6 +112,7 @@ class Scout:
         self._stopped = asyncio.Event()
         self._jobs: set[asyncio.Task[None]] = set()
         self.moved_keys = 0
+        self._unrecorded: list[tuple[TaskResult, dict[str, Any]]] = []
 
     @property
     def active(self) -> bool:
@@ -272,28 +274,40 @@ class Scout:
                 self._lane.append(task)
 
     def _record_untaken(self) -> None:
-        """A ``lookup`` line for each GET sent whose pair never ran (the run halted)."""
+        """A ``lookup`` line for each GET sent whose pair never ran (the run halted). Once
+        the audit log has refused a line, the lines are kept for the fallback file
+        instead (:meth:`unrecorded`), as the pass's own are."""
         audit = self.ctx.audit
+        if audit is None:
+            return
         for key, future in list(self._answers.items()):
             lookup = future.result() if future.done() and not future.cancelled() else None
-            if lookup is None or not lookup.attempts or audit is None:
+            if lookup is None or not lookup.attempts:
                 continue
-            task = lookup.task
-            try:
-                audit.event(
-                    LOOKUP,
-                    purpose="looked up ahead of its DELETE to find keyless streams; "
-                    "the pair did not run",
-                    app_id=task.app_id,
-                    region=task.region,
-                    key_id=task.key_id,
-                    key_hint=task.key_hint,
-                    **answer_fields(lookup),
-                )
-            except AuditWriteError:
-                self.ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
-                return
             del self._answers[key]
+            task = lookup.task
+            fields = {
+                "purpose": "looked up ahead of its DELETE to find keyless streams; "
+                "the pair did not run",
+                "app_id": task.app_id,
+                "region": task.region,
+                "key_id": task.key_id,
+                "key_hint": task.key_hint,
+                **answer_fields(lookup),
+            }
+            if self.ctx.halt.reason != HaltReason.AUDIT_WRITE_FAILED:
+                try:
+                    audit.event(LOOKUP, **fields)
+                    continue
+                except AuditWriteError as exc:
+                    log.error("audit log write failed; stopping", error=str(exc))
+                    self.ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
+            self._unrecorded.append((lookup, event_record(LOOKUP, audit.run_id, **fields)))
+
+    def unrecorded(self) -> list[tuple[TaskResult, dict[str, Any]]]:
+        """The lookups whose line the audit log refused, each with that line (no key in
+        it, as in every line of the fallback file); complete once :meth:`run` returned."""
+        return list(self._unrecorded)
 
 
 class _Source:

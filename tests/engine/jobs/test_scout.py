@@ -8,18 +8,33 @@ under test.
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
+import respx
 
+import revoker.audit.log
+from revoker.credentials import Credentials
 from revoker.engine.jobs import scout as scout_module
 from revoker.engine.jobs.disconnect_records import Listing
+from revoker.engine.jobs.keyverdicts import KeyLedger
 from revoker.engine.jobs.scout import Scout, keyless_streams
 from revoker.engine.matching import parse_push_url
+from revoker.engine.run import execute, prepare, revoke_passes
 from revoker.engine.sched.pool import Halt, TaskFeed
+from revoker.engine.sched.retry import Backoff, RetryPolicy
+from revoker.errors import AuditWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult
+from revoker.results import HaltReason
+from revoker.settings import ClientSettings, InputSettings, RunSettings
+from tests.conftest import mock_transport
 
 APP = "app1"
 REGIONS = ("na", "eu")
@@ -63,12 +78,17 @@ class FakeGets:
 
 
 class Lines:
-    """Stands in for the audit log: the non-task lines written."""
+    """Stands in for the audit log: the non-task lines written (none once ``full``)."""
+
+    run_id = "run-1"
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.full = False
 
     def event(self, event: str, **fields: Any) -> None:
+        if self.full:
+            raise AuditWriteError("disk full")
         self.events.append({"event": event, **fields})
 
 
@@ -317,3 +337,117 @@ def test_stopping_waits_for_the_gets_under_way_and_records_them(
         assert [line["request_id"] for line in lines.events] == ["req-1"]
 
     asyncio.run(go())
+
+
+def test_every_lookup_line_the_audit_log_refuses_is_kept_with_its_line_and_halts_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def go() -> None:
+        tasks = plan(["k1", "k2", "k3"])
+        scout, _, lines = make_scout(monkeypatch, {(APP, "na"): listing(whip("ch9", "9"))})
+        scout.source(iter(tasks))
+        running = asyncio.ensure_future(scout.run())
+        await settle()
+        lines.full = True  # the disk filled up; the run halted before any pair ran
+        scout.stop()
+        await running
+        assert lines.events == []
+        assert scout.ctx.halt.reason == HaltReason.AUDIT_WRITE_FAILED
+        kept = scout.unrecorded()
+        assert [result.task for result, _ in kept] == [tasks[0], tasks[2], tasks[4]]
+        assert [record["request_id"] for _, record in kept] == ["req-1", "req-2", "req-3"]
+        for (result, record), task in zip(kept, (tasks[0], tasks[2], tasks[4]), strict=True):
+            assert (record["event"], record["run_id"]) == ("lookup", "run-1")
+            assert (record["key_id"], record["key_hint"]) == (task.key_id, task.key_hint)
+            assert record["outcome"] == str(result.outcome) == "present"
+            assert task.key not in json.dumps(record)
+
+    asyncio.run(go())
+
+
+class _LogFillsUp:
+    """Stands in for ``os`` inside revoker.audit.log: once a ``revoke`` line is written,
+    every write to the audit log fails with ENOSPC (other files, such as the fallback
+    file, are written as usual)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.full = False
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        if self.full or b'"event":"revoke"' in bytes(data):
+            held, log = os.fstat(fd), os.stat(self.log)
+            if (held.st_dev, held.st_ino) == (log.st_dev, log.st_ino):
+                self.full = True
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+def test_lookup_lines_the_full_audit_log_refuses_are_saved_to_the_fallback_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = "app1"
+    keys = [f"leakedKey-{i}-AAAA-1111" for i in range(4)]
+    audit = tmp_path / "audit.jsonl"
+    monkeypatch.setattr(revoker.audit.log, "os", _LogFillsUp(audit))
+    # The keyless stream is no key's: the scout GETs every key the two workers have not
+    # taken yet. The DELETEs answer once every key has been looked up, so the first
+    # DELETE's line is refused (the run halts) with the scout's answers for the last
+    # two keys still waiting for their pairs.
+    whip_stream = {"sid": "W1", "channel": "room", "uid": "99", "url": "https://h/whip"}
+    looked_up: dict[str, str] = {}
+    all_looked_up = asyncio.Event()
+
+    def lookup(request: httpx.Request) -> httpx.Response:
+        key = request.url.path.rsplit("/", 1)[-1]
+        looked_up[key] = request.headers["X-Request-ID"]
+        if len(looked_up) == len(keys):
+            all_looked_up.set()
+        return httpx.Response(200, json={"status": "success", "data": {"uid": "1"}})
+
+    async def delete(request: httpx.Request) -> httpx.Response:
+        await all_looked_up.wait()
+        return httpx.Response(200, json={"status": "success"})
+
+    settings = RunSettings(
+        inputs=InputSettings(keys=tuple(keys), app_id=app, regions=("na",)),
+        client=ClientSettings(base_url="https://agora.test", concurrency=2),
+        max_rps=0,
+        audit_log=audit,
+        disconnect=True,
+    )
+    plan = prepare(settings, resume_events=("revoke",))
+    with respx.mock(base_url="https://agora.test", assert_all_called=False) as api:
+        api.get(url__regex=r"/streamkeys/[^/]+$").mock(side_effect=lookup)
+        api.delete(url__regex=r"/streamkeys/[^/]+$").mock(side_effect=delete)
+        api.get(url__regex=r"/online-streams$").mock(
+            return_value=httpx.Response(200, json={"status": "success", "data": [whip_stream]})
+        )
+        report = execute(
+            "revoke",
+            settings,
+            plan,
+            Credentials("cid", "secret"),
+            revoke_passes(settings, plan),
+            transport=mock_transport(),
+            install_signal_handlers=False,
+            retry=RetryPolicy(1, Backoff(0.001, 0.01)),
+            ledger=KeyLedger("revoke"),  # the listings before the first DELETE: the scout
+        )
+    assert report.halt_reason == HaltReason.AUDIT_WRITE_FAILED
+    assert report.unrecorded_file is not None
+    text = report.unrecorded_file.read_text()
+    saved = [json.loads(line) for line in text.splitlines()]
+    scouted = {key: looked_up[key] for key in keys[2:]}  # the pairs that never ran
+    lookups = [r for r in saved if r["event"] == "lookup"]
+    assert sorted(r["request_id"] for r in lookups) == sorted(scouted.values())
+    for line in lookups:
+        assert line["run_id"] == report.run_id
+        assert line["outcome"] == "present"
+        assert line["purpose"].startswith("looked up ahead of its DELETE")
+    assert not any(key in text for key in keys)  # masked like every fallback line
+    printed = {rid for r in report.unrecorded for rid in r.request_ids}
+    assert set(scouted.values()) <= printed  # and in the summary's unrecorded list
