@@ -48,7 +48,10 @@ class PassCounts:
     A pass that runs behind another (``lead``: verify behind the DELETEs) gets its
     tasks only as the lead ends them, ``delay`` s later: its pace is the lead's, so
     it cannot end before the lead's ETA plus the delay, and its own rate is measured
-    from its first result, not through the delay in which nothing was due yet.
+    from its first result, not through the delay in which nothing was due yet. With
+    ``--resume`` its first results are the pairs an earlier run did, due at once:
+    once the lead's first task has come due here, the rate is measured from the
+    first result after that, so the time with nothing due is left out there too.
     """
 
     event: str
@@ -59,6 +62,9 @@ class PassCounts:
     lead: PassCounts | None = None
     delay: float = 0.0
     first: float | None = None  # when the first result came in
+    # Behind a lead: when the first result came in once the lead's first task was due
+    # here, and the results before it.
+    fed: tuple[float, int] | None = None
     done: int = 0
     per_region: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -88,12 +94,23 @@ class PassCounts:
         self.last = self.clock()
         if self.first is None:
             self.first = self.last
+        lead = self.lead
+        if (
+            self.fed is None
+            and lead is not None
+            and lead.first is not None
+            and self.last >= lead.first + self.delay
+        ):
+            self.fed = (self.last, self.done - 1)
 
     def elapsed(self, now: float | None = None) -> float:
         return (now if now is not None else self.clock()) - self.started
 
     def _since(self) -> tuple[float, int]:
         """Where the observed rate is measured from, and the results since then."""
+        if self.lead is not None and self.fed is not None:
+            since, before = self.fed
+            return since, self.done - before - 1
         if self.lead is not None and self.first is not None:
             return self.first, self.done - 1
         return self.started, self.done

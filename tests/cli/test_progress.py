@@ -252,6 +252,35 @@ def test_a_pass_behind_the_deletes_has_their_eta_plus_the_delay_not_its_own() ->
     assert verify.eta() == pytest.approx(9.0)  # the last verification is due at 30 s
 
 
+def test_a_resumed_verify_measures_its_rate_from_the_first_pair_the_deletes_sent_it() -> None:
+    clock = Clock()
+    # --resume: 100 pairs deleted in the earlier run are verified at once (100/s, done
+    # within 1 s), then 1000 DELETEs at 50/s (20 s), each verified 10 s after it.
+    lead = PassCounts("revoke", total=1000, rate_cap=50.0, clock=clock, started=0.0)
+    verify = PassCounts(
+        "verify", total=1100, rate_cap=100.0, clock=clock, started=0.0, lead=lead, delay=10.0
+    )
+    for tick in range(1, 101):
+        clock.now = tick / 100
+        verify.add(_result(Outcome.ABSENT))
+    assert verify.rate() == pytest.approx(100.0, rel=0.02)  # the earlier run's pairs
+    for tick in range(1, 601):  # 12 s of DELETEs
+        clock.now = tick / 50
+        lead.add(_result())
+        if clock.now > 10.0:
+            verify.add(_result(Outcome.ABSENT))
+    # The verifications of the DELETEs run at their 50/s since 10 s; the 9 s before,
+    # with nothing due, are not in the rate (199 results over 12 s: 16.6/s, an ETA of 54 s).
+    assert verify.rate() == pytest.approx(50.0, rel=0.02)
+    assert verify.eta() == pytest.approx(30.0 - clock.now, rel=0.02)
+    for tick in range(601, 1001):  # the last DELETE at 20 s
+        clock.now = tick / 50
+        lead.add(_result())
+        verify.add(_result(Outcome.ABSENT))
+    assert not verify.following
+    assert verify.eta() == pytest.approx(10.0, rel=0.02)  # the last verification is due at 30 s
+
+
 def test_the_display_links_a_pass_to_the_one_it_runs_behind() -> None:
     display = RunDisplay(bars=False, interval=None)
     display.pass_started("revoke", 10, 50.0)
