@@ -329,17 +329,26 @@ def baseline(
     concurrency: int,
     *extra: str,
     expect: str = "200",
-) -> tuple[float, float]:
-    """(requests/s, CPU ms per request) of one baseline loop."""
+) -> tuple[float, float, float]:
+    """(requests/s from the first request, CPU ms per request, requests/s over the whole
+    process) of one baseline loop."""
     argv = [PY, str(BENCH / script), base_url, app, str(keys_file), str(concurrency), *extra]
     result = run_child(argv)
     if result.code != 0:
         BROKEN.append(f"{script} exit {result.code}: {result.stderr[-300:]}")
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     data = result.json()
     if data["statuses"] != {expect: data["requests"]}:
         BROKEN.append(f"{script}: statuses {data['statuses']}")
-    return float(data["rps"]), 1000 * result.cpu / data["requests"]
+    return float(data["rps"]), 1000 * result.cpu / data["requests"], data["requests"] / result.wall
+
+
+def request_span(audit: Path, event: str = "revoke") -> float:
+    """Seconds from the start of a run's first request to the answer of its last, read
+    from its audit lines: what the loop's own timer measures (no start-up, no summary)."""
+    records = [r for r in read_journal(audit) if r["event"] == event]
+    first = min(journal_time(r) - r["duration_ms"] / 1000 for r in records)
+    return float(max(journal_time(r) for r in records) - first)
 
 
 def throughput() -> None:
@@ -356,7 +365,7 @@ def throughput() -> None:
     one_file = write_text_keys(DATA / "thr-keys-one.txt", keys[:1])
     args = ("--latency-ms", "20", "--delete-rps", "0", "--get-rps", "0")
     runs: list[ChildResult] = []
-    aio: list[tuple[float, float]] = []
+    aio: list[tuple[float, float, float]] = []
     with emulator("--seed-keys", str(seed), *args) as emu:
         for n in ("1", "2"):  # interleaved, best of 2 each: the machine is shared
             aio.append(baseline("baseline_aiohttp.py", emu.base_url, f"thr-aio{n}", keys_file, 64))
@@ -383,7 +392,10 @@ def throughput() -> None:
         curl = curl_run(emu.base_url, "thr-curl", small, 32)
     best = min(runs, key=lambda r: r.wall)
     rps = 4000 / best.wall
-    aio_rps, aio_cpu = max(aio)
+    aio_rps, aio_cpu, _ = max(aio)
+    aio_whole = max(whole for _, _, whole in aio)
+    best_n = "1" if best is runs[0] else "2"
+    steady = 4000 / request_span(DATA / f"thr-rev{best_n}.jsonl")
     ideal = concurrency / latency
     row(
         "2",
@@ -394,6 +406,7 @@ def throughput() -> None:
         None,
         f"{rps / ideal:.0%} of ideal",
     )
+    row("2", "revoker, first request to last (its audit lines)", steady, "req/s", "", None)
     row("2", "revoker: CPU per request", 1000 * best.cpu / 4000, "ms", "", None)
     row("2", "baseline asyncio+aiohttp loop (best of 2)", aio_rps, "req/s", "", None)
     row("2", "baseline asyncio+aiohttp loop: CPU per request", aio_cpu, "ms", "", None)
@@ -402,8 +415,34 @@ def throughput() -> None:
     row("2", "baseline asyncio+httpx loop (1,000 pairs)", hx[0], "req/s", "", None)
     row("2", "baseline xargs -P 32 curl (1,000 pairs)", curl, "req/s", "", None)
     row("2", "ideal bound concurrency/latency", ideal, "req/s", "", None)
-    row("2", "revoker / aiohttp loop", 100 * rps / aio_rps, "%", ">= 70%", rps >= 0.7 * aio_rps)
-    cpu, aio_best_cpu = 1000 * best.cpu / 4000, min(c for _, c in aio)
+    # The loop's rate is timed by its own clock from its first request; revoker's here
+    # by the process's wall time, start-up and summary included (the older floor).
+    row(
+        "2",
+        "revoker / aiohttp loop (revoker's start-up counted, the loop's not)",
+        100 * rps / aio_rps,
+        "%",
+        ">= 70%",
+        rps >= 0.7 * aio_rps,
+    )
+    # Timed alike: both as whole processes, and both from the first request to the last.
+    row(
+        "2",
+        "revoker / aiohttp loop, both as whole processes",
+        100 * rps / aio_whole,
+        "%",
+        ">= 85%",
+        rps >= 0.85 * aio_whole,
+    )
+    row(
+        "2",
+        "revoker / aiohttp loop, both from first request to last",
+        100 * steady / aio_rps,
+        "%",
+        ">= 85%",
+        steady >= 0.85 * aio_rps,
+    )
+    cpu, aio_best_cpu = 1000 * best.cpu / 4000, min(c for _, c, _ in aio)
     row(
         "2",
         "revoker / aiohttp loop: CPU per request",
@@ -433,7 +472,7 @@ def throughput() -> None:
     row("2", "revoker / httpx loop", rps / hx[0], "x", "", None)
     row("2", "revoker / httpx-over-aiohttp loop", 100 * rps / hxaio[0], "%", "", None)
     with emulator("--delete-rps", "0", "--get-rps", "0") as emu:
-        ceiling, _ = baseline(
+        ceiling, _, _ = baseline(
             "baseline_aiohttp.py", emu.base_url, "thr-ceiling", keys_file, 64, expect="404"
         )
     row("2", "emulator ceiling (aiohttp loop, 0 ms latency, 404s)", ceiling, "req/s", "", None)
