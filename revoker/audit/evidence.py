@@ -9,7 +9,7 @@ the run's summary and ``revoker report`` both ask these functions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,19 +47,25 @@ def record_deleted_key(record: dict[str, Any]) -> bool:
 
 @dataclass
 class LogEvidence:
-    """What an audit log says about some keys: which were deleted, and whether any
-    run in it never finished (killed between a DELETE's answer and its line?)."""
+    """What an audit log says about some keys: which were deleted (digest to app ID),
+    and whether any run in it never finished (killed between a DELETE's answer and
+    its line?)."""
 
-    deleted: set[int]
+    deleted: dict[int, str]
     unfinished_runs: int
 
 
 def deleted_keys(
-    path: Path, wanted: Collection[int], *, skip_run: str | None = None
+    path: Path,
+    wanted: Container[int],
+    *,
+    skip_run: str | None = None,
+    own_line: Callable[[dict[str, Any]], None] | None = None,
 ) -> LogEvidence:
     """Of the ``wanted`` key digests (:func:`key_digest`), those some line of the log at
-    ``path`` shows deleted; and how many runs other than ``skip_run`` never finished."""
-    deleted: set[int] = set()
+    ``path`` shows deleted; and how many runs other than ``skip_run`` never finished.
+    ``own_line`` is shown every line of ``skip_run`` on the way (read once for both)."""
+    deleted: dict[int, str] = {}
     started: set[str] = set()
     finished: set[str] = set()
     if not path.exists():
@@ -70,9 +76,13 @@ def deleted_keys(
             started.add(str(record.get("run_id")))
         elif event == "run_finished":
             finished.add(str(record.get("run_id")))
-        elif event in DELETING_EVENTS and wanted and record_deleted_key(record):
-            digest = key_digest(str(record.get("app_id")), str(record.get("key_id")))
-            if digest in wanted:
-                deleted.add(digest)
+        else:
+            if own_line is not None and skip_run is not None and record.get("run_id") == skip_run:
+                own_line(record)
+            if event in DELETING_EVENTS and record_deleted_key(record):
+                app_id = str(record.get("app_id"))
+                digest = key_digest(app_id, str(record.get("key_id")))
+                if digest in wanted:
+                    deleted[digest] = app_id
     started.discard(str(skip_run))
     return LogEvidence(deleted, len(started - finished))

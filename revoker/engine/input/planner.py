@@ -2,9 +2,10 @@
 
 Planning streams: the sources are read once to validate and count
 (:func:`build_plan`), then again to yield tasks (:meth:`Plan.tasks`). Only a
-16-byte digest per distinct (app ID, key) is held for deduplication, and an
-8-byte digest per row of what was validated, so a row that changed in between
-is caught by its content and never sent. The plan keeps an 8-byte digest per
+16-byte digest per distinct (app ID, key) is held for deduplication (in a
+:class:`~revoker.digestflags.DigestFlags`), and an 8-byte digest per row of what
+was validated, so a row that changed in between is caught by its content and
+never sent. The plan keeps an 8-byte digest per
 distinct key (:class:`~revoker.redact.KeyDigests`), so what a server says to a
 request that names no key (a listing) can still be redacted of the run's keys.
 """
@@ -16,6 +17,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 
+from revoker.digestflags import DigestFlags
 from revoker.engine.input.sources import KeyRow, Source, iter_rows
 from revoker.errors import InputError, InputErrors, UsageError
 from revoker.models import REGIONS, Task, done_digest, key_id
@@ -165,7 +167,7 @@ def _iter_tasks(
     settings: InputSettings,
     done: DoneSet | None,
     on_row: RowHook | None = None,
-    on_end: Callable[[dict[int, int]], None] | None = None,
+    on_end: Callable[[DigestFlags], None] | None = None,
     check: Callable[[KeyRow | InputError], bool] | None = None,
 ) -> Iterator[Task | InputError]:
     """Core loop shared by both passes.
@@ -175,7 +177,7 @@ def _iter_tasks(
     ``invalid``, ``out_of_shard``, ``duplicate``, ``new`` or ``more_regions``.
     ``on_end`` is given, after the last row, each distinct key's region bits.
     """
-    seen: dict[int, int] = {}
+    seen = DigestFlags(bits=128)
     wanted = 0
     for region in settings.regions:
         wanted |= _REGION_BIT[region]
@@ -197,9 +199,9 @@ def _iter_tasks(
             mask |= _REGION_BIT[region]
         mask &= wanted
         digest = _pair_digest(row.app_id, row.key)
-        previous = seen.get(digest, 0)
+        known = seen.update(digest, mask)
+        previous = known or 0
         new = mask & ~previous
-        seen[digest] = previous | mask
         skipped: list[str] = []
         kid = key_id(row.key) if done else ""
         for region in REGIONS:
@@ -253,7 +255,7 @@ def build_plan(
         elif status == "new":
             stats.keys += 1
 
-    def on_end(seen: dict[int, int]) -> None:
+    def on_end(seen: DigestFlags) -> None:
         wanted = sum(_REGION_BIT[region] for region in settings.regions)
         stats.partial_keys = sum(1 for mask in seen.values() if mask and mask != wanted)
 

@@ -153,3 +153,40 @@ def test_the_audit_log_is_not_read_when_every_key_was_found(
     ledger.add(result("key-two-000000", "na", Outcome.FAILED))
     verdicts = ledger.settle(log, "now")
     assert (verdicts.revoked, verdicts.unsettled, verdicts.unfinished_runs) == (1, 1, 0)
+
+
+def test_samples_beyond_the_keys_held_are_read_back_from_the_runs_own_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keyverdicts, "DETAILS_HELD", 1)
+    keys = ["first-key-0000", "redone-key-000", "typo-key-00000"]
+    lines: list[dict[str, object]] = [
+        {"event": "revoke", "run_id": "r1", "app_id": APP, "region": "na",
+         "key_id": key_id("redone-key-000"), "outcome": "revoked"},
+    ]  # fmt: skip
+    ledger = KeyLedger("revoke")
+    for key in keys:
+        for region in ("na", "eu"):
+            ledger.add(result(key, region, Outcome.ABSENT))
+            lines.append(
+                {"event": "revoke", "run_id": "r2", "app_id": APP, "region": region,
+                 "key_id": key_id(key), "key_hint": key_hint(key), "outcome": "absent"}
+            )  # fmt: skip
+    verdicts = ledger.settle(log_with(tmp_path / "audit.jsonl", *lines), "r2")
+    assert (verdicts.revoked, verdicts.not_found) == (1, 2)
+    assert [(s.key_id, s.key_hint, s.regions) for s in verdicts.samples] == [
+        (key_id("first-key-0000"), key_hint("first-key-0000"), ["na", "eu"]),
+        (key_id("typo-key-00000"), key_hint("typo-key-00000"), ["na", "eu"]),
+    ]
+
+
+def test_a_key_absent_then_deleted_later_in_the_run_is_revoked_not_a_sample(
+    tmp_path: Path,
+) -> None:
+    ledger = KeyLedger("revoke")
+    ledger.add(result("late-key-00000", "na", Outcome.ABSENT))
+    ledger.add(result("late-key-00000", "eu", Outcome.REVOKED))
+    ledger.add(result("typo-key-00000", "na", Outcome.ABSENT))
+    verdicts = ledger.settle(tmp_path / "none.jsonl", "run")
+    assert (verdicts.revoked, verdicts.not_found) == (1, 1)
+    assert [s.key_id for s in verdicts.samples] == [key_id("typo-key-00000")]
