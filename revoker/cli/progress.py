@@ -144,7 +144,7 @@ class PassCounts:
         lead = self.lead
         if lead is None or lead.total is None:
             return None
-        if lead.done < lead.total:
+        if self.following:
             lead_eta = lead.eta()
             return None if lead_eta is None else lead_eta + self.delay
         return max(0.0, lead.last + self.delay - self.clock())

@@ -72,10 +72,8 @@ from revoker.engine.matching import (
 )
 from revoker.engine.sched.calls import call_task, classifier, classify_get, query_task, revoke_task
 from revoker.engine.sched.pool import RunContext
-from revoker.errors import AuditWriteError
 from revoker.models import DONE_OUTCOMES, FollowUp, Outcome, Task, TaskResult, done_digest
 from revoker.redact import KeyDigests
-from revoker.results import HaltReason
 from revoker.settings import RunSettings
 
 DEFAULT_CONFIRM_TIMEOUT = 10.0
@@ -294,10 +292,10 @@ class StreamSweep:
 
     async def _list(self, task: Task, purpose: str = "live streams to cut") -> Listing:
         listing = await list_streams(self.ctx, task)
-        try:
-            record_listing(self.ctx.audit, listing, task.app_id, task.region, purpose)
-        except AuditWriteError:
-            self.ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
+        audit = self.ctx.audit
+        self.ctx.write_audit(
+            lambda: record_listing(audit, listing, task.app_id, task.region, purpose)
+        )
         return listing
 
     async def _cut_matches(

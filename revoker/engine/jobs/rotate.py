@@ -44,7 +44,7 @@ from revoker.engine.jobs.rotate_resume import ROTATE, KeySettings, Pair, Prior, 
 from revoker.engine.matching import KeyIdentity
 from revoker.engine.sched.calls import call_task, query_task, revoke_task
 from revoker.engine.sched.pool import RunContext, TaskRunner
-from revoker.errors import AuditWriteError, NewKeysWriteError
+from revoker.errors import NewKeysWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult, key_hint, key_id
 from revoker.results import HaltReason
 from revoker.settings import RunSettings
@@ -339,15 +339,13 @@ class Rotation:
         """
         if ctx.audit is None:
             raise RuntimeError("rotate needs the audit log in its context")
-        try:
-            ctx.audit.task(
-                ROTATE, TaskResult(task, outcome, message=why), phase=phase, **new.fields()
-            )
-            ctx.audit.sync()
-        except AuditWriteError:
-            ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
-            return False
-        return True
+        audit = ctx.audit
+
+        def write() -> None:
+            audit.task(ROTATE, TaskResult(task, outcome, message=why), phase=phase, **new.fields())
+            audit.sync()
+
+        return ctx.write_audit(write)
 
     @staticmethod
     def _end(

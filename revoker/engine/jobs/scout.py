@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from revoker.audit.log import answer_fields, event_record
@@ -39,7 +40,6 @@ from revoker.engine.jobs.disconnect_records import Listing, key_identity
 from revoker.engine.matching import channel_uid
 from revoker.engine.sched.calls import query_task
 from revoker.engine.sched.pool import RunContext, TaskFeed
-from revoker.errors import AuditWriteError
 from revoker.logs import log
 from revoker.models import Task, TaskResult
 from revoker.results import HaltReason
@@ -295,13 +295,9 @@ class Scout:
                 "key_hint": task.key_hint,
                 **answer_fields(lookup),
             }
-            if self.ctx.halt.reason != HaltReason.AUDIT_WRITE_FAILED:
-                try:
-                    audit.event(LOOKUP, **fields)
-                    continue
-                except AuditWriteError as exc:
-                    log.error("audit log write failed; stopping", error=str(exc))
-                    self.ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
+            line = partial(audit.event, LOOKUP, **fields)
+            if self.ctx.halt.reason != HaltReason.AUDIT_WRITE_FAILED and self.ctx.write_audit(line):
+                continue
             self._unrecorded.append((lookup, event_record(LOOKUP, audit.run_id, **fields)))
 
     def unrecorded(self) -> list[tuple[TaskResult, dict[str, Any]]]:

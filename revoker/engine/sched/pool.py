@@ -14,6 +14,7 @@ import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -73,6 +74,17 @@ class RunContext:
     # Live-stream listings made before the first DELETE, by (app ID, region): the
     # first listing ``--disconnect`` cuts from (engine.jobs.preflight).
     listings: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def write_audit(self, write: Callable[[], object]) -> bool:
+        """Run ``write`` (an audit line); if the log refuses it, halt the run, since
+        nothing may be done that cannot be recorded. True when it was written."""
+        try:
+            write()
+        except AuditWriteError as exc:
+            log.error("audit log write failed; stopping", error=str(exc))
+            self.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
+            return False
+        return True
 
 
 def _where(exc: BaseException) -> str:
@@ -143,13 +155,10 @@ async def run_tasks(
         units += [(note.event, note.result, note.fields) for note in notes]
         written = 0
         if ctx.halt.reason != HaltReason.AUDIT_WRITE_FAILED:
-            try:
-                for name, unit, fields in units:
-                    audit.task(name, unit, **fields)
-                    written += 1
-            except AuditWriteError as exc:
-                log.error("audit log write failed; stopping", error=str(exc))
-                ctx.halt.trip(HaltReason.AUDIT_WRITE_FAILED)
+            for name, unit, fields in units:
+                if not ctx.write_audit(partial(audit.task, name, unit, **fields)):
+                    break
+                written += 1
         for index, (name, unit, fields) in enumerate(units):
             if index >= written:
                 totals.unrecorded.append(unit)

@@ -13,7 +13,6 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ from revoker.engine.jobs.keyverdicts import KeyLedger
 from revoker.engine.jobs.scout import Scout, keyless_streams
 from revoker.engine.matching import parse_push_url
 from revoker.engine.run import execute, prepare, revoke_passes
-from revoker.engine.sched.pool import Halt, TaskFeed
+from revoker.engine.sched.pool import Halt, RunContext, TaskFeed
 from revoker.engine.sched.retry import Backoff, RetryPolicy
 from revoker.errors import AuditWriteError
 from revoker.models import Attempt, Outcome, Task, TaskResult
@@ -119,7 +118,9 @@ def make_scout(
     gets = gets or FakeGets()
     monkeypatch.setattr(scout_module, "query_task", gets)
     lines = Lines()
-    ctx: Any = SimpleNamespace(listings=listings, halt=Halt(), audit=lines)
+    # Not a client nor a retry policy: the scout's GETs are faked; the halt and the
+    # audit writes are RunContext's own.
+    ctx: Any = RunContext(None, None, {}, Halt(), audit=lines, listings=listings)  # type: ignore[arg-type]
     scout = Scout(ctx, streamed, concurrency=2, lookahead=lookahead)
     return scout, gets, lines
 

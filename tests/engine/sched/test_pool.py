@@ -529,3 +529,26 @@ def test_a_halted_pass_neither_counts_nor_records_the_pairs_an_earlier_run_finis
     recorded = len(lines) + sum(e["tasks"] for e in events if e["event"] == "not_started")
     assert recorded == 2
     assert totals.counts == {"not_attempted": 2}
+
+
+def test_write_audit_halts_the_run_and_says_so_when_the_log_refuses_the_line() -> None:
+    from revoker.engine.sched.pool import RunContext
+    from revoker.errors import AuditWriteError
+
+    def refuse() -> None:
+        raise AuditWriteError("disk full")
+
+    ctx = RunContext(None, RetryPolicy(), {}, Halt())  # type: ignore[arg-type]
+    assert ctx.write_audit(refuse) is False
+    assert ctx.halt.reason == HaltReason.AUDIT_WRITE_FAILED
+    assert ctx.halt.is_set
+
+
+def test_write_audit_writes_the_line_and_leaves_the_run_going_when_the_log_takes_it() -> None:
+    from revoker.engine.sched.pool import RunContext
+
+    lines: list[str] = []
+    ctx = RunContext(None, RetryPolicy(), {}, Halt())  # type: ignore[arg-type]
+    assert ctx.write_audit(lambda: lines.append("revoke")) is True
+    assert lines == ["revoke"]
+    assert ctx.halt.reason is None
