@@ -487,3 +487,29 @@ def test_a_whip_stream_is_cut_with_one_lookup_of_the_key_even_if_the_scout_fails
     assert cut.call_count == 1
     (line,) = (r for r in records if r["event"] == "disconnect")
     assert (line["outcome"], line["match"]) == ("disconnected", "channel_uid")
+
+
+def test_a_listing_line_the_audit_log_refuses_halts_the_run_and_cuts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from revoker.audit.log import AuditLog
+    from revoker.errors import AuditWriteError
+    from revoker.results import HaltReason
+
+    real = AuditLog.event
+
+    def refuse_listings(self: AuditLog, event: str, **fields: Any) -> None:
+        if event == "listing":
+            raise AuditWriteError("disk full")
+        real(self, event, **fields)
+
+    monkeypatch.setattr(AuditLog, "event", refuse_listings)
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.get(KEYS_URL).mock(return_value=ok({"streamKey": KEY, "channel": CHANNEL, "uid": "11"}))
+        api.delete(KEYS_URL).mock(return_value=ok())
+        api.get(STREAMS_URL).mock(return_value=ok([stream("S1", KEY)]))
+        cut = api.delete(sid_url("S1")).mock(return_value=ok())
+        report, _ = run(tmp_path)
+    assert cut.call_count == 0
+    assert report.halt_reason == HaltReason.AUDIT_WRITE_FAILED
+    assert report.exit_code != 0

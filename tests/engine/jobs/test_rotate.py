@@ -645,3 +645,27 @@ def test_apps_grouped_in_the_input_rotate_side_by_side_each_in_its_key_order(
     assert first_b < 4 < last_a  # in input order, appBBBB would start only after appAAAA
     for app in apps:
         assert [key for owner, key in deleted if owner == app] == keys[app]
+
+
+def test_a_refused_intent_line_sends_no_delete_and_no_create_and_halts_the_run(
+    tmp_path: Path, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from revoker.errors import AuditWriteError
+
+    present(api)
+    create = api.post(CREATE_URL).mock(return_value=created())
+    real = AuditLog.task
+
+    def refuse_intents(self: AuditLog, event: str, result: Any, **extra: Any) -> None:
+        if extra.get("phase") in ("delete", "create"):
+            raise AuditWriteError("disk full")
+        real(self, event, result, **extra)
+
+    monkeypatch.setattr(AuditLog, "task", refuse_intents)
+    done = rotate(tmp_path)
+    assert done.exit_code == 1, done.output
+    assert not [call for call in api.calls if call.request.method == "DELETE"]
+    assert create.call_count == 0
+    assert "audit log write failed" in done.output
+    summary = json.loads(done.stdout)
+    assert summary["halt_reason"] == "audit_write_failed"
