@@ -60,16 +60,17 @@ def prepare(
     *,
     resume_events: tuple[str, ...] = (),
     keep_keys: bool = True,
+    keep_rows: bool = True,
 ) -> Plan:
     """Read and validate every input row (raises InputErrors: exit 2, nothing sent);
-    ``keep_keys``: see :func:`~revoker.engine.input.planner.build_plan`."""
+    ``keep_keys``, ``keep_rows``: see :func:`~revoker.engine.input.planner.build_plan`."""
     done = None
     if settings.resume and resume_events:
         done = load_done(settings.audit_log, resume_events)
     inputs = settings.inputs
     sources = open_sources(inputs.sources, inputs.keys, stdin, inputs.scanner, inputs.rules)
     try:
-        return build_plan(sources, settings.inputs, done, keep_keys=keep_keys)
+        return build_plan(sources, settings.inputs, done, keep_keys=keep_keys, keep_rows=keep_rows)
     except BaseException:
         for source in sources:
             source.close()
@@ -554,7 +555,13 @@ def run_command(
     """
     # Only revoke and rotate send requests that name no key (listings, cuts, creates).
     lists = credentials is not None and command in KEY_VERDICT_COMMANDS
-    plan = prepare(settings, stdin, resume_events=resume_events, keep_keys=lists)
+    plan = prepare(
+        settings,
+        stdin,
+        resume_events=resume_events,
+        keep_keys=lists,
+        keep_rows=credentials is not None,
+    )
     if on_plan is not None:
         on_plan(plan.stats)
     if credentials is None:

@@ -111,7 +111,8 @@ class Plan:
         self.settings = settings
         self.stats = stats
         self.done = done
-        self.rows: array[int] = rows if rows is not None else array("q")
+        # None: built to be counted only (build_plan's keep_rows).
+        self.rows: array[int] | None = rows
         # Every key planned, to find it in what a server says.
         self.keys = keys if keys is not None else KeyDigests()
         self.changed: str | None = None
@@ -123,6 +124,8 @@ class Plan:
         row validated at its place: a row that changed in between (a file edited
         during the run) is not sent, and ``self.changed`` names its file and line.
         """
+        if self.rows is None:
+            raise RuntimeError("a plan built without its row digests gives no tasks")
         done = None if include_done else self.done
         check = RowCheck(self.rows)
         for item in _iter_tasks(self.sources, self.settings, done, check=check):
@@ -169,6 +172,7 @@ def _iter_tasks(
     on_row: RowHook | None = None,
     on_end: Callable[[DigestFlags], None] | None = None,
     check: Callable[[KeyRow | InputError], bool] | None = None,
+    on_planned: Callable[[KeyRow, int], None] | None = None,
 ) -> Iterator[Task | InputError]:
     """Core loop shared by both passes.
 
@@ -176,6 +180,8 @@ def _iter_tasks(
     ``on_row(row, status, regions_done)`` sees every row; status is one of
     ``invalid``, ``out_of_shard``, ``duplicate``, ``new`` or ``more_regions``.
     ``on_end`` is given, after the last row, each distinct key's region bits.
+    ``on_planned(row, bits)``: the row's planned regions as bits instead of a Task per
+    region (the validation pass only counts them; a Task per pair is its main cost).
     """
     seen = DigestFlags(bits=128)
     wanted = 0
@@ -203,13 +209,21 @@ def _iter_tasks(
         previous = known or 0
         new = mask & ~previous
         skipped: list[str] = []
-        kid = key_id(row.key) if done else ""
-        for region in REGIONS:
-            if new & _REGION_BIT[region]:
-                if done and done_digest(row.app_id, region, kid) in done:
+        planned = new
+        if done and new:
+            kid = key_id(row.key)
+            for region in REGIONS:
+                bit = _REGION_BIT[region]
+                if new & bit and done_digest(row.app_id, region, kid) in done:
                     skipped.append(region)
-                    continue
-                yield Task(row.app_id, region, row.key)
+                    planned &= ~bit
+        if on_planned is not None:
+            if planned:
+                on_planned(row, planned)
+        else:
+            for region in REGIONS:
+                if planned & _REGION_BIT[region]:
+                    yield Task(row.app_id, region, row.key)
         if on_row:
             status = "new" if not previous else "more_regions" if new else "duplicate"
             on_row(row, status, skipped)
@@ -223,11 +237,14 @@ def build_plan(
     done: DoneSet | None = None,
     *,
     keep_keys: bool = True,
+    keep_rows: bool = True,
 ) -> Plan:
     """Validate every row and count the plan. Raises InputErrors unless skip_invalid.
 
     ``keep_keys``: keep a digest of each key (:attr:`Plan.keys`); a run that sends no
-    request naming no key (a dry run, verify) has no use for them.
+    request naming no key (a dry run, verify) has no use for them. ``keep_rows``:
+    keep a digest of each row, which :meth:`Plan.tasks` checks the input against; a
+    plan without them (a dry run, which only counts) cannot give its tasks.
     """
     stats = PlanStats()
     rows: array[int] = array("q")
@@ -246,8 +263,9 @@ def build_plan(
         stats.rows += 1
         if keep_keys and status == "new":
             keys.add(row.key)
-        stats.already_done += len(skipped)
-        stats.already_done_per_region.update(skipped)
+        if skipped:
+            stats.already_done += len(skipped)
+            stats.already_done_per_region.update(skipped)
         if status == "out_of_shard":
             stats.out_of_shard += 1
         elif status == "duplicate":
@@ -259,12 +277,26 @@ def build_plan(
         wanted = sum(_REGION_BIT[region] for region in settings.regions)
         stats.partial_keys = sum(1 for mask in seen.values() if mask and mask != wanted)
 
-    for item in _iter_tasks(sources, settings, done, on_row, on_end, check=validated):
-        if isinstance(item, Task):
-            stats.tasks += 1
-            stats.per_app_region[(item.app_id, item.region)] += 1
-            if len(stats.sample) < SAMPLE_SIZE:
-                stats.sample.append(item)
+    # Rows counted by (app ID, region bits): one count per row, not one per pair.
+    per_app_bits: Counter[tuple[str, int]] = Counter()
+
+    def on_planned(row: KeyRow, bits: int) -> None:
+        per_app_bits[(row.app_id, bits)] += 1
+        if len(stats.sample) < SAMPLE_SIZE:
+            for region in REGIONS:
+                if bits & _REGION_BIT[region] and len(stats.sample) < SAMPLE_SIZE:
+                    stats.sample.append(Task(row.app_id, region, row.key))
+
+    check = validated if keep_rows else None
+    for _ in _iter_tasks(
+        sources, settings, done, on_row, on_end, check=check, on_planned=on_planned
+    ):
+        pass  # only InputErrors come out: on_row has counted them
+    for (app_id, bits), count in per_app_bits.items():
+        for region in REGIONS:
+            if bits & _REGION_BIT[region]:
+                stats.tasks += count
+                stats.per_app_region[(app_id, region)] += count
     if stats.invalid_count and not settings.skip_invalid:
         raise InputErrors(stats.invalid, stats.invalid_count - len(stats.invalid))
     if not stats.rows:
@@ -279,4 +311,4 @@ def build_plan(
         raise UsageError("no stream keys given: pass files, '-' for stdin, or --key")
     if not (stats.tasks or stats.already_done or stats.out_of_shard):
         raise UsageError("nothing to do: no key is planned in the selected regions")
-    return Plan(sources, settings, stats, done, rows, keys)
+    return Plan(sources, settings, stats, done, rows if keep_rows else None, keys)

@@ -265,6 +265,9 @@ _PLACEHOLDER = re.compile(r"[\[(<{*]*redacted[\])>}*]*", re.I)
 _MASKED = re.compile(r"\*{3,}")
 # How revoker itself prints a key (models.key_hint): 4 characters, "...", 3 characters.
 _HINT = re.compile(r".{4}\.\.\..{3}", re.S)
+# Nothing any shape below looks for ("://", "/", "?", "&", "#", "=", "*", "..."):
+# the usual key is this, and only the bare word "redacted" among them is a shape.
+_PLAIN = re.compile(r"[A-Za-z0-9_~-]+")
 
 
 def _named(found: str | None) -> str:
@@ -289,6 +292,8 @@ def check_shape(value: str) -> str | None:
     tools put where a key was (``REDACTED``, ``***``, a value cut off with ``...``):
     each would be answered "not found" while the real key stays live.
     """
+    if _PLAIN.fullmatch(value) and value.lower() != "redacted":
+        return None
     text = value.strip()
     scheme = _SCHEME.match(text)
     if scheme:

@@ -259,3 +259,22 @@ def test_deletes_are_sent_in_plan_order_with_many_in_flight(tmp_path: Path) -> N
     regions = [path.split("/")[1] for path in sent]
     assert keys == [f"key-{i:03d}" for i in range(20) for _ in range(4)]
     assert regions == ["na", "eu", "ap", "cn"] * 20
+
+
+def test_a_counted_only_plan_counts_what_the_full_plan_sends_and_gives_no_tasks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_text("k1\nk2\nk1\nk3\n")
+    opts = InputSettings(sources=(str(path),), app_id="a")
+    done = {done_digest("a", "na", key_id("k1"))}
+    full = build_plan(open_sources(opts.sources, ()), opts, done)
+    counted = build_plan(open_sources(opts.sources, ()), opts, done, keep_rows=False)
+    tasks = list(full.tasks())
+    assert counted.stats.tasks == full.stats.tasks == len(tasks) == 11
+    assert counted.stats.per_app_region == full.stats.per_app_region
+    assert counted.stats.per_app_region[("a", "na")] == sum(t.region == "na" for t in tasks)
+    assert counted.stats.sample == full.stats.sample == tasks[: len(full.stats.sample)]
+    assert counted.stats.already_done == 1
+    with pytest.raises(RuntimeError):
+        next(counted.tasks())
