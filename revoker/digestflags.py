@@ -98,16 +98,13 @@ class DigestFlags:
                     high[at] = old_high[slot]
                 flags[at] = state
 
-    def _entries(self) -> Iterator[tuple[int, int, int]]:
+    def items(self) -> Iterator[tuple[int, int]]:
+        """Every (digest, flags), in no particular order."""
         low, high, wide = self._low, self._high, self._wide
         for at, state in enumerate(self._flags):
             if state:
-                yield low[at], high[at] if wide else 0, state
-
-    def items(self) -> Iterator[tuple[int, int]]:
-        """Every (digest, flags), in no particular order."""
-        for word, top, state in self._entries():
-            yield (top << 64) | word, state & _FLAGS
+                top = high[at] if wide else 0
+                yield (top << 64) | low[at], state & _FLAGS
 
     def values(self) -> Iterator[int]:
         """The flags of every digest, in no particular order."""

@@ -28,6 +28,11 @@ from revoker.settings import InputSettings, Shard
 MAX_ERRORS_SHOWN = 20
 SAMPLE_SIZE = 5
 _REGION_BIT = {region: 1 << i for i, region in enumerate(REGIONS)}
+# The regions of each set of region bits, in REGIONS order.
+_REGIONS_OF = tuple(
+    tuple(region for region in REGIONS if bits & _REGION_BIT[region])
+    for bits in range(1 << len(REGIONS))
+)
 
 # models.done_digest of the tasks already done, from an audit log.
 DoneSet = set[int]
@@ -212,18 +217,16 @@ def _iter_tasks(
         planned = new
         if done and new:
             kid = key_id(row.key)
-            for region in REGIONS:
-                bit = _REGION_BIT[region]
-                if new & bit and done_digest(row.app_id, region, kid) in done:
+            for region in _REGIONS_OF[new]:
+                if done_digest(row.app_id, region, kid) in done:
                     skipped.append(region)
-                    planned &= ~bit
+                    planned &= ~_REGION_BIT[region]
         if on_planned is not None:
             if planned:
                 on_planned(row, planned)
         else:
-            for region in REGIONS:
-                if planned & _REGION_BIT[region]:
-                    yield Task(row.app_id, region, row.key)
+            for region in _REGIONS_OF[planned]:
+                yield Task(row.app_id, region, row.key)
         if on_row:
             status = "new" if not previous else "more_regions" if new else "duplicate"
             on_row(row, status, skipped)
@@ -282,10 +285,9 @@ def build_plan(
 
     def on_planned(row: KeyRow, bits: int) -> None:
         per_app_bits[(row.app_id, bits)] += 1
-        if len(stats.sample) < SAMPLE_SIZE:
-            for region in REGIONS:
-                if bits & _REGION_BIT[region] and len(stats.sample) < SAMPLE_SIZE:
-                    stats.sample.append(Task(row.app_id, region, row.key))
+        room = SAMPLE_SIZE - len(stats.sample)
+        if room > 0:
+            stats.sample.extend(Task(row.app_id, r, row.key) for r in _REGIONS_OF[bits][:room])
 
     check = validated if keep_rows else None
     for _ in _iter_tasks(
@@ -293,10 +295,9 @@ def build_plan(
     ):
         pass  # only InputErrors come out: on_row has counted them
     for (app_id, bits), count in per_app_bits.items():
-        for region in REGIONS:
-            if bits & _REGION_BIT[region]:
-                stats.tasks += count
-                stats.per_app_region[(app_id, region)] += count
+        stats.tasks += count * len(_REGIONS_OF[bits])
+        for region in _REGIONS_OF[bits]:
+            stats.per_app_region[(app_id, region)] += count
     if stats.invalid_count and not settings.skip_invalid:
         raise InputErrors(stats.invalid, stats.invalid_count - len(stats.invalid))
     if not stats.rows:
