@@ -358,7 +358,9 @@ def throughput() -> None:
     keys = make_keys(1000, "thr")
     small = keys[:250]  # the slow baselines send 1,000 pairs, not 4,000 (bounded time)
     # thr-rev0 and thr-aio0 get one key each: the start-up's CPU, told apart from the requests'.
-    apps = ["thr-rev1", "thr-rev2", "thr-aio1", "thr-aio2", "thr-hxaio", "thr-httpx", "thr-curl"]
+    rounds = ("1", "2", "3")
+    apps = [f"thr-{side}{n}" for n in rounds for side in ("rev", "aio")]
+    apps += ["thr-hxaio", "thr-httpx", "thr-curl"]
     apps += ["thr-rev0", "thr-aio0"]
     seed = write_seed_csv(DATA / "thr-seed.csv", ((k, a) for a in apps for k in keys))
     keys_file = write_text_keys(DATA / "thr-keys.txt", keys)
@@ -368,7 +370,9 @@ def throughput() -> None:
     runs: list[ChildResult] = []
     aio: list[tuple[float, float, float]] = []
     with emulator("--seed-keys", str(seed), *args) as emu:
-        for n in ("1", "2"):  # interleaved, best of 2 each: the machine is shared
+        # Interleaved rounds, the best of each side: CPU time on this VM moves by a
+        # fifth from one run to the next, for revoker and the loop alike.
+        for n in rounds:
             aio.append(baseline("baseline_aiohttp.py", emu.base_url, f"thr-aio{n}", keys_file, 64))
             result = revoke(
                 emu.base_url,
@@ -392,15 +396,16 @@ def throughput() -> None:
         hx = baseline("baseline_httpx.py", emu.base_url, "thr-httpx", small_file, concurrency)
         curl = curl_run(emu.base_url, "thr-curl", small, 32)
     best = min(runs, key=lambda r: r.wall)
+    least_cpu = min(r.cpu for r in runs)
     rps = 4000 / best.wall
-    aio_rps, aio_cpu, _ = max(aio)
+    aio_rps = max(r for r, _, _ in aio)
     aio_whole = max(whole for _, _, whole in aio)
-    best_n = "1" if best is runs[0] else "2"
+    best_n = rounds[runs.index(best)]
     steady = 4000 / request_span(DATA / f"thr-rev{best_n}.jsonl")
     ideal = concurrency / latency
     row(
         "2",
-        "revoker (best of 2, 4,000 pairs)",
+        f"revoker (best of {len(rounds)}, 4,000 pairs)",
         rps,
         "req/s",
         "",
@@ -408,9 +413,17 @@ def throughput() -> None:
         f"{rps / ideal:.0%} of ideal",
     )
     row("2", "revoker, first request to last (its audit lines)", steady, "req/s", "", None)
-    row("2", "revoker: CPU per request", 1000 * best.cpu / 4000, "ms", "", None)
-    row("2", "baseline asyncio+aiohttp loop (best of 2)", aio_rps, "req/s", "", None)
-    row("2", "baseline asyncio+aiohttp loop: CPU per request", aio_cpu, "ms", "", None)
+    least = 1000 * least_cpu / 4000
+    row("2", "revoker: CPU per request (least of the rounds)", least, "ms", "", None)
+    row("2", f"baseline asyncio+aiohttp loop (best of {len(rounds)})", aio_rps, "req/s", "", None)
+    row(
+        "2",
+        "baseline asyncio+aiohttp loop: CPU per request (least of the rounds)",
+        min(c for _, c, _ in aio),
+        "ms",
+        "",
+        None,
+    )
     row("2", "baseline asyncio+httpx over httpx-aiohttp", hxaio[0], "req/s", "", None)
     row("2", "baseline httpx over httpx-aiohttp: CPU per request", hxaio[1], "ms", "", None)
     row("2", "baseline asyncio+httpx loop (1,000 pairs)", hx[0], "req/s", "", None)
@@ -443,7 +456,7 @@ def throughput() -> None:
         ">= 85%",
         steady >= 0.85 * aio_rps,
     )
-    cpu, aio_best_cpu = 1000 * best.cpu / 4000, min(c for _, c, _ in aio)
+    cpu, aio_best_cpu = 1000 * least_cpu / 4000, min(c for _, c, _ in aio)
     row(
         "2",
         "revoker / aiohttp loop: CPU per request",
@@ -453,7 +466,7 @@ def throughput() -> None:
         cpu <= 1.6 * aio_best_cpu,
     )
     # Start-up (imports, TLS contexts, the listings) apart: what each request costs.
-    net = 1000 * (best.cpu - start.cpu) / (4000 - len(REGIONS))
+    net = 1000 * (least_cpu - start.cpu) / (4000 - len(REGIONS))
     aio_net = (4000 * aio_best_cpu - len(REGIONS) * aio_start[1]) / (4000 - len(REGIONS))
     row("2", "revoker: start-up CPU (1 key)", start.cpu, "s", "", None)
     row(

@@ -29,6 +29,7 @@ from revoker.engine.jobs.keyverdicts import KeyLedger
 from revoker.engine.jobs.preflight import AppCheck, check_apps
 from revoker.engine.jobs.scout import scout_concurrency
 from revoker.engine.sched.calls import query_task, revoke_task
+from revoker.engine.sched.collector import run_heap
 from revoker.engine.sched.delayqueue import DelayQueue
 from revoker.engine.sched.estimate import paced_estimate
 from revoker.engine.sched.fairfeed import AppFairFeed
@@ -125,22 +126,23 @@ def execute(
             )
         except AuditWriteError as exc:
             raise AuditLogError(str(exc)) from None
-        asyncio.run(
-            _run_passes(
-                settings,
-                plan,
-                credentials,
-                passes,
-                audit,
-                report,
-                transport,
-                on_result,
-                install_signal_handlers,
-                retry or RetryPolicy.from_settings(settings.retry),
-                ledger,
-                observer,
+        with run_heap():
+            asyncio.run(
+                _run_passes(
+                    settings,
+                    plan,
+                    credentials,
+                    passes,
+                    audit,
+                    report,
+                    transport,
+                    on_result,
+                    install_signal_handlers,
+                    retry or RetryPolicy.from_settings(settings.retry),
+                    ledger,
+                    observer,
+                )
             )
-        )
         if ledger is not None:
             if settings.resume and ledger.event in KEY_VERDICT_COMMANDS:
                 ledger.add_earlier(plan.done_tasks())

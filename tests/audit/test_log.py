@@ -281,3 +281,19 @@ def test_line_timestamps_are_written_as_isoformat_writes_them(
     expected = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert now_rfc3339() == expected
     assert now_rfc3339() == expected  # the second's text, kept
+
+
+def test_lines_are_written_as_json_dumps_writes_them_non_ascii_kept(tmp_path: Path) -> None:
+    # A reader (jq, a SIEM) sees the same bytes whichever encoder path wrote them.
+    audit = AuditLog.open(tmp_path / "audit.jsonl", "run-1")
+    record = {
+        "event": "note",
+        "text": 'ü "quoted"\n\u2028 tab\t \x00 😀',
+        "nested": {"list": [1, 1.5, None, True, -(10**30)], "empty": {}},
+        "nan": float("nan"),
+    }
+    audit.write(record)
+    audit.close()
+    line = (tmp_path / "audit.jsonl").read_bytes().rstrip(b"\n")
+    expected = {**record, "prev": "0" * 64}
+    assert line == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
