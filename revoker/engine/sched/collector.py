@@ -30,7 +30,8 @@ def run_heap() -> Iterator[None]:
     thresholds = gc.get_threshold()
     frozen_before = gc.get_freeze_count()
     gc.freeze()
-    gc.set_threshold(max(thresholds[0], YOUNG_THRESHOLD), *thresholds[1:])
+    if thresholds[0]:  # 0 turns automatic collection off: the embedding process's choice
+        gc.set_threshold(max(thresholds[0], YOUNG_THRESHOLD), *thresholds[1:])
     try:
         yield
     finally:

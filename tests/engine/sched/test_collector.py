@@ -42,3 +42,14 @@ def test_a_run_that_fails_still_restores_the_collector() -> None:
         pass
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_process_that_turned_automatic_collection_off_keeps_it_off() -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(0, *before[1:])
+    try:
+        with run_heap():
+            assert gc.get_threshold()[0] == 0
+        assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
