@@ -246,7 +246,9 @@ class AuditLog:
 # json.dumps with these options, without building an encoder per line.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # The C encoder behind it, made once: JSONEncoder.encode makes a new one per call. No
-# circular check: a record is a tree built for the line (server data parsed from JSON).
+# circular check (a markers dict shared across calls would keep stale entries after a
+# failed line): a record is a tree built for the line from server data parsed from
+# JSON, so a cycle cannot occur; one would raise RecursionError, not ValueError.
 _make_c_encoder = getattr(_json_encoder, "c_make_encoder", None)  # None: no C speedups
 _C_ENCODER: Callable[[Any, int], Iterable[str]] | None = (
     _make_c_encoder(

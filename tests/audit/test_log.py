@@ -297,3 +297,12 @@ def test_lines_are_written_as_json_dumps_writes_them_non_ascii_kept(tmp_path: Pa
     line = (tmp_path / "audit.jsonl").read_bytes().rstrip(b"\n")
     expected = {**record, "prev": "0" * 64}
     assert line == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_a_record_json_cannot_write_is_refused_not_written_partly(tmp_path: Path) -> None:
+    # A key json.dumps refuses is refused here too (never silently skipped).
+    audit = AuditLog.open(tmp_path / "audit.jsonl", "run-1")
+    with pytest.raises(TypeError):
+        audit.write({"event": "note", ("not", "a", "str"): 1})
+    audit.close()
+    assert b"note" not in (tmp_path / "audit.jsonl").read_bytes()

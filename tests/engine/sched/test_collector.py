@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+import respx
+
+from revoker.credentials import Credentials
+from revoker.engine.run import execute, prepare, revoke_passes
 from revoker.engine.sched.collector import YOUNG_THRESHOLD, run_heap
+from revoker.engine.sched.retry import Backoff, RetryPolicy
+from revoker.models import TaskResult
+from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
+from tests.conftest import APP, BASE, api_not_found, mock_transport
+
+DEFAULTS = (700, 10, 10)
 
 
 class _Node:
@@ -13,43 +26,103 @@ class _Node:
         self.other: _Node | None = None
 
 
-def test_reference_cycles_made_during_a_run_are_still_freed() -> None:
+@pytest.fixture(autouse=True)
+def known_collector() -> Iterator[None]:
+    """Each test starts from CPython's defaults and nothing frozen, whatever ran before."""
+    before = gc.get_threshold()
+    gc.set_threshold(*DEFAULTS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def _cycle() -> weakref.ref[_Node]:
+    first, second = _Node(), _Node()
+    first.other, second.other = second, first
+    return weakref.ref(first)
+
+
+def test_reference_cycles_made_during_a_run_are_freed_without_an_explicit_collect() -> None:
     with run_heap():
-        first, second = _Node(), _Node()
-        first.other, second.other = second, first
-        gone = weakref.ref(first)
-        del first, second
-        gc.collect()
+        gone = _cycle()
+        assert gc.isenabled()
+        # More container allocations than the young threshold: a collection must run.
+        kept = [[] for _ in range(3 * YOUNG_THRESHOLD)]  # type: ignore[var-annotated]
         assert gone() is None
+        del kept
 
 
 def test_a_run_leaves_the_thresholds_and_the_frozen_objects_as_it_found_them() -> None:
-    before = gc.get_threshold()
-    assert gc.get_freeze_count() == 0
     with run_heap():
-        assert gc.get_threshold()[0] >= YOUNG_THRESHOLD
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
         assert gc.get_freeze_count() > 0  # the imports are out of the scans
-    assert gc.get_threshold() == before
+    assert gc.get_threshold() == DEFAULTS
     assert gc.get_freeze_count() == 0
 
 
 def test_a_run_that_fails_still_restores_the_collector() -> None:
-    before = gc.get_threshold()
-    try:
-        with run_heap():
-            raise RuntimeError("boom")
-    except RuntimeError:
-        pass
-    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), run_heap():
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == DEFAULTS
     assert gc.get_freeze_count() == 0
 
 
+def test_overlapping_runs_restore_the_collector_when_the_last_one_ends() -> None:
+    first, second = run_heap(), run_heap()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first to start ends first: not nested
+    assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == DEFAULTS
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_process_that_froze_its_heap_keeps_its_freeze_and_new_cycles_stay_collectable() -> None:
+    gc.freeze()
+    theirs = gc.get_freeze_count()
+    gone = _cycle()  # made after their freeze: garbage, and must stay collectable
+    with run_heap():
+        assert gc.get_freeze_count() <= theirs  # nothing more frozen (some may have died)
+    assert 0 < gc.get_freeze_count() <= theirs
+    gc.collect()
+    assert gone() is None
+
+
 def test_a_process_that_turned_automatic_collection_off_keeps_it_off() -> None:
-    before = gc.get_threshold()
-    gc.set_threshold(0, *before[1:])
-    try:
-        with run_heap():
-            assert gc.get_threshold()[0] == 0
+    gc.set_threshold(0, 10, 10)
+    with run_heap():
         assert gc.get_threshold()[0] == 0
-    finally:
-        gc.set_threshold(*before)
+    assert gc.get_threshold()[0] == 0
+
+
+def test_a_run_executes_its_passes_with_the_run_settings(tmp_path: Path) -> None:
+    settings = RunSettings(
+        inputs=InputSettings(keys=("stream-key-0000-abcdef",), app_id=APP, regions=("na",)),
+        client=ClientSettings(base_url=BASE, concurrency=1),
+        retry=RetrySettings(max_attempts=1),
+        audit_log=tmp_path / "audit.jsonl",
+    )
+    plan = prepare(settings, resume_events=("revoke",))
+    seen: list[int] = []
+
+    def on_result(result: TaskResult) -> None:
+        seen.append(gc.get_threshold()[0])
+
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.route().mock(side_effect=api_not_found)
+        execute(
+            "revoke",
+            settings,
+            plan,
+            Credentials("cid", "secret"),
+            revoke_passes(settings, plan),
+            transport=mock_transport(),
+            install_signal_handlers=False,
+            retry=RetryPolicy(1, Backoff(0.001, 0.01)),
+            on_result=on_result,
+        )
+    assert seen == [YOUNG_THRESHOLD]
+    assert gc.get_threshold() == DEFAULTS
