@@ -5,18 +5,10 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import respx
 
-from revoker.credentials import Credentials
-from revoker.engine.run import execute, prepare, revoke_passes
 from revoker.engine.sched.collector import YOUNG_THRESHOLD, run_heap
-from revoker.engine.sched.retry import Backoff, RetryPolicy
-from revoker.models import TaskResult
-from revoker.settings import ClientSettings, InputSettings, RetrySettings, RunSettings
-from tests.conftest import APP, BASE, api_not_found, mock_transport
 
 DEFAULTS = (700, 10, 10)
 
@@ -96,33 +88,3 @@ def test_a_process_that_turned_automatic_collection_off_keeps_it_off() -> None:
     with run_heap():
         assert gc.get_threshold()[0] == 0
     assert gc.get_threshold()[0] == 0
-
-
-def test_a_run_executes_its_passes_with_the_run_settings(tmp_path: Path) -> None:
-    settings = RunSettings(
-        inputs=InputSettings(keys=("stream-key-0000-abcdef",), app_id=APP, regions=("na",)),
-        client=ClientSettings(base_url=BASE, concurrency=1),
-        retry=RetrySettings(max_attempts=1),
-        audit_log=tmp_path / "audit.jsonl",
-    )
-    plan = prepare(settings, resume_events=("revoke",))
-    seen: list[int] = []
-
-    def on_result(result: TaskResult) -> None:
-        seen.append(gc.get_threshold()[0])
-
-    with respx.mock(base_url=BASE, assert_all_called=False) as api:
-        api.route().mock(side_effect=api_not_found)
-        execute(
-            "revoke",
-            settings,
-            plan,
-            Credentials("cid", "secret"),
-            revoke_passes(settings, plan),
-            transport=mock_transport(),
-            install_signal_handlers=False,
-            retry=RetryPolicy(1, Backoff(0.001, 0.01)),
-            on_result=on_result,
-        )
-    assert seen == [YOUNG_THRESHOLD]
-    assert gc.get_threshold() == DEFAULTS
